@@ -1,0 +1,321 @@
+// Package grantspec is the one definition of the Custom::KmsGrant resource's
+// properties: the construct writes them with Properties.CfnProperties, the
+// handler reads them back with Decode. Both sides use this package, so the
+// names and the rules cannot drift apart.
+package grantspec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
+)
+
+// ResourceType is the CloudFormation type of the grant custom resource.
+const ResourceType = "Custom::KmsGrant"
+
+// Property names, as they appear in the template and in the event.
+const (
+	PropKeyArn                  = "KeyArn"
+	PropGranteePrincipal        = "GranteePrincipal"
+	PropOperations              = "Operations"
+	PropRetiringPrincipal       = "RetiringPrincipal"
+	PropEncryptionContextEquals = "EncryptionContextEquals"
+	PropEncryptionContextSubset = "EncryptionContextSubset"
+	PropName                    = "Name"
+	PropRetireOnDelete          = "RetireOnDelete"
+	PropVerifyToken             = "VerifyToken"
+)
+
+// Attribute names (the Data of every response, Update included).
+const (
+	AttrGrantId = "GrantId"
+	AttrKeyArn  = "KeyArn"
+)
+
+// Operations KMS accepts in a grant.
+var Operations = []string{
+	"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+	"ReEncryptFrom", "ReEncryptTo", "Sign", "Verify", "GetPublicKey",
+	"CreateGrant", "RetireGrant", "DescribeKey", "GenerateDataKeyPair",
+	"GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac", "DeriveSharedSecret",
+}
+
+// AutoScalingOperations are the operations the Auto Scaling service-linked
+// role needs to launch instances from an AMI encrypted with another account's
+// key (the AWS knowledge-center article this library implements).
+var AutoScalingOperations = []string{
+	"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+	"ReEncryptFrom", "ReEncryptTo", "CreateGrant", "DescribeKey",
+}
+
+var nameRe = regexp.MustCompile(`^[a-zA-Z0-9:/_-]{1,256}$`)
+
+// Properties defines one grant. The zero value of an optional field means
+// "not set".
+type Properties struct {
+	KeyArn                  string
+	GranteePrincipal        string
+	Operations              []string
+	RetiringPrincipal       string
+	EncryptionContextEquals map[string]string
+	EncryptionContextSubset map[string]string
+	// Name is the grant name. Empty means: the handler derives it from the
+	// stack id and logical id, so a retried Create returns the same grant.
+	Name string
+	// RetireOnDelete retires the grant (as the retiring principal) instead of
+	// revoking it on delete.
+	RetireOnDelete bool
+	// VerifyToken does not define the grant. Changing it makes the next
+	// Update check that the grant still exists and recreate it if it does not.
+	VerifyToken string
+}
+
+// Validate checks every field and names the property and value at fault.
+// Values still unresolved at synth time are never passed here; the handler
+// validates them at deploy time.
+func (p Properties) Validate() error {
+	var errs []error
+	if _, err := awsid.ParseKeyARN(p.KeyArn); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %v", PropKeyArn, err))
+	}
+	if err := awsid.ValidatePrincipalARN(p.GranteePrincipal); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %v", PropGranteePrincipal, err))
+	}
+	if err := ValidateOperations(p.Operations); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %v", PropOperations, err))
+	}
+	if p.RetiringPrincipal != "" {
+		if err := awsid.ValidatePrincipalARN(p.RetiringPrincipal); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", PropRetiringPrincipal, err))
+		}
+	}
+	if p.RetireOnDelete && p.RetiringPrincipal == "" {
+		errs = append(errs, fmt.Errorf("%s: true needs %s to be set (the principal that retires the grant)", PropRetireOnDelete, PropRetiringPrincipal))
+	}
+	if len(p.EncryptionContextEquals) > 0 && len(p.EncryptionContextSubset) > 0 {
+		errs = append(errs, fmt.Errorf("%s and %s: KMS accepts only one of the two grant constraints, got both", PropEncryptionContextEquals, PropEncryptionContextSubset))
+	}
+	if p.Name != "" && !nameRe.MatchString(p.Name) {
+		errs = append(errs, fmt.Errorf("%s: %q is not a valid grant name (expected 1 to 256 of a-z A-Z 0-9 : / _ -)", PropName, p.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateOperations checks a grant's operations: not empty, each known to
+// KMS, none repeated.
+func ValidateOperations(ops []string) error {
+	if len(ops) == 0 {
+		return errors.New("at least one grant operation is required, got none")
+	}
+	seen := map[string]bool{}
+	for _, op := range ops {
+		if !slices.Contains(Operations, op) {
+			return fmt.Errorf("unknown grant operation %q (expected one of %s)", op, strings.Join(Operations, ", "))
+		}
+		if seen[op] {
+			return fmt.Errorf("grant operation %q is listed twice", op)
+		}
+		seen[op] = true
+	}
+	return nil
+}
+
+// SameGrant reports whether a and b define the same grant, so an Update
+// between them can keep the grant. VerifyToken and RetireOnDelete do not
+// define a grant; the order of operations does not matter.
+func SameGrant(a, b Properties) bool {
+	return a.KeyArn == b.KeyArn &&
+		a.GranteePrincipal == b.GranteePrincipal &&
+		a.RetiringPrincipal == b.RetiringPrincipal &&
+		a.Name == b.Name &&
+		sameSet(a.Operations, b.Operations) &&
+		maps.Equal(a.EncryptionContextEquals, b.EncryptionContextEquals) &&
+		maps.Equal(a.EncryptionContextSubset, b.EncryptionContextSubset)
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+// CfnProperties renders p as custom resource properties. Optional fields
+// that are not set are left out, so the template shows only what was asked.
+// Values may be CDK tokens (strings that resolve at deploy time).
+func (p Properties) CfnProperties() map[string]interface{} {
+	out := map[string]interface{}{
+		PropKeyArn:           p.KeyArn,
+		PropGranteePrincipal: p.GranteePrincipal,
+		PropOperations:       slices.Clone(p.Operations),
+	}
+	if p.RetiringPrincipal != "" {
+		out[PropRetiringPrincipal] = p.RetiringPrincipal
+	}
+	if len(p.EncryptionContextEquals) > 0 {
+		out[PropEncryptionContextEquals] = maps.Clone(p.EncryptionContextEquals)
+	}
+	if len(p.EncryptionContextSubset) > 0 {
+		out[PropEncryptionContextSubset] = maps.Clone(p.EncryptionContextSubset)
+	}
+	if p.Name != "" {
+		out[PropName] = p.Name
+	}
+	if p.RetireOnDelete {
+		out[PropRetireOnDelete] = "true"
+	}
+	if p.VerifyToken != "" {
+		out[PropVerifyToken] = p.VerifyToken
+	}
+	return out
+}
+
+// Decode reads the properties of a CloudFormation event (every scalar
+// arrives as a string) into Properties and validates them. The ServiceToken
+// and unknown keys are ignored so that an older handler tolerates a newer
+// template; every known key is checked.
+func Decode(raw map[string]interface{}) (Properties, error) {
+	var p Properties
+	var errs []error
+	str := func(key string) string {
+		v, ok := raw[key]
+		if !ok || v == nil {
+			return ""
+		}
+		s, ok := v.(string)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: expected a string, got %s", key, show(v)))
+		}
+		return s
+	}
+	p.KeyArn = str(PropKeyArn)
+	p.GranteePrincipal = str(PropGranteePrincipal)
+	p.RetiringPrincipal = str(PropRetiringPrincipal)
+	p.Name = str(PropName)
+	p.VerifyToken = str(PropVerifyToken)
+	if s := str(PropRetireOnDelete); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: expected true or false, got %q", PropRetireOnDelete, s))
+		}
+		p.RetireOnDelete = b
+	}
+	if v, ok := raw[PropOperations]; ok && v != nil {
+		list, ok := v.([]interface{})
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: expected a list of strings, got %s", PropOperations, show(v)))
+		}
+		for _, item := range list {
+			s, ok := item.(string)
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: expected a list of strings, got the item %s", PropOperations, show(item)))
+				continue
+			}
+			p.Operations = append(p.Operations, s)
+		}
+	}
+	p.EncryptionContextEquals = stringMap(raw, PropEncryptionContextEquals, &errs)
+	p.EncryptionContextSubset = stringMap(raw, PropEncryptionContextSubset, &errs)
+	if err := errors.Join(errs...); err != nil {
+		return Properties{}, err
+	}
+	if err := p.Validate(); err != nil {
+		return Properties{}, err
+	}
+	return p, nil
+}
+
+func stringMap(raw map[string]interface{}, key string, errs *[]error) map[string]string {
+	v, ok := raw[key]
+	if !ok || v == nil {
+		return nil
+	}
+	m, ok := v.(map[string]interface{})
+	if !ok {
+		*errs = append(*errs, fmt.Errorf("%s: expected a map of strings, got %s", key, show(v)))
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, item := range m {
+		s, ok := item.(string)
+		if !ok {
+			*errs = append(*errs, fmt.Errorf("%s: value of %q must be a string, got %s", key, k, show(item)))
+			continue
+		}
+		out[k] = s
+	}
+	return out
+}
+
+func show(v interface{}) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	return string(b)
+}
+
+// PhysicalID identifies one grant: the key ARN and the grant id, joined by
+// the last colon (grant ids never contain one), like Terraform's aws_kms_grant.
+type PhysicalID struct {
+	KeyArn  string
+	GrantId string
+}
+
+func (id PhysicalID) String() string { return id.KeyArn + ":" + id.GrantId }
+
+var grantIDRe = regexp.MustCompile(`^[0-9a-fA-F]{1,128}$`)
+
+// ParsePhysicalID reads a physical id written by String. ok is false for
+// anything else, such as the request id CloudFormation keeps after a failed
+// Create: a Delete of such an id has no grant to remove.
+func ParsePhysicalID(s string) (id PhysicalID, ok bool) {
+	i := strings.LastIndex(s, ":")
+	if i < 0 {
+		return PhysicalID{}, false
+	}
+	key, grant := s[:i], s[i+1:]
+	if _, err := awsid.ParseKeyARN(key); err != nil || !grantIDRe.MatchString(grant) {
+		return PhysicalID{}, false
+	}
+	return PhysicalID{KeyArn: key, GrantId: grant}, true
+}
+
+// DefaultName derives a grant name from the stack and the logical id: the
+// same for every retry of one resource, different for every stack instance
+// (the stack id ends in a UUID). KMS returns the existing grant when a
+// CreateGrant repeats a Name with the same parameters.
+func DefaultName(stackID, logicalID string) string {
+	stackName, uuid := stackID, ""
+	if a, err := awsid.ParseARN(stackID); err == nil {
+		parts := strings.Split(a.Resource, "/") // stack/<name>/<uuid>
+		if len(parts) == 3 {
+			stackName, uuid = parts[1], parts[2]
+		}
+	}
+	name := sanitize(stackName) + "/" + sanitize(logicalID)
+	if uuid != "" {
+		name += "/" + sanitize(uuid)
+	}
+	if len(name) > 256 {
+		name = name[len(name)-256:]
+	}
+	return name
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 128 && (r == ':' || r == '/' || r == '_' || r == '-' ||
+			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')) {
+			return r
+		}
+		return '-'
+	}, s)
+}
