@@ -1,0 +1,4 @@
+// Command broken does not compile: handlerbuild must fail loudly.
+package main
+
+func main() { undefinedFunction() }

@@ -1,0 +1,5 @@
+//go:build !hostile
+
+package main
+
+const tagged = "untagged"
