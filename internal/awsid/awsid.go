@@ -171,3 +171,23 @@ func RoleARN(partition, account, path, name string) string {
 func AccountRootARN(partition, account string) string {
 	return "arn:" + partition + ":iam::" + account + ":root"
 }
+
+// PartitionOfRegion returns the partition a region belongs to.
+func PartitionOfRegion(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	case strings.HasPrefix(region, "us-iso-"):
+		return "aws-iso"
+	case strings.HasPrefix(region, "us-isob-"):
+		return "aws-iso-b"
+	case strings.HasPrefix(region, "eu-isoe-"):
+		return "aws-iso-e"
+	case strings.HasPrefix(region, "us-isof-"):
+		return "aws-iso-f"
+	default:
+		return "aws"
+	}
+}

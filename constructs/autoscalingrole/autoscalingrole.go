@@ -1,0 +1,78 @@
+// Package autoscalingrole provides AutoScalingServiceLinkedRole: it makes sure
+// an account's Auto Scaling service-linked role exists, creating it if it
+// does not, and never deletes it.
+//
+// A fresh account has no AWSServiceRoleForAutoScaling until its first Auto
+// Scaling group, and a KMS grant for a role that does not exist fails.
+// AWS::IAM::ServiceLinkedRole cannot be used instead: it fails when the role
+// already exists and deletes the role on stack delete, which would break
+// every other Auto Scaling group of the account.
+package autoscalingrole
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
+	"github.com/crossaccountami/crossaccountami/internal/slrspec"
+)
+
+// AutoScalingServiceLinkedRoleProps configures the role.
+type AutoScalingServiceLinkedRoleProps struct {
+	// The suffix of a custom-suffix role, AWSServiceRoleForAutoScaling_<suffix>.
+	// Default: - the account's default role, AWSServiceRoleForAutoScaling.
+	CustomSuffix *string `field:"optional"`
+}
+
+// AutoScalingServiceLinkedRole is the Auto Scaling service-linked role of the
+// stack's account, ensured to exist.
+type AutoScalingServiceLinkedRole interface {
+	constructs.Construct
+	// The role's ARN, available once the role exists.
+	RoleArn() *string
+	// The custom resource; depend on it to order a grant after the role.
+	Resource() awscdk.CustomResource
+}
+
+type autoScalingServiceLinkedRole struct {
+	constructs.Construct
+	resource awscdk.CustomResource
+}
+
+func (r *autoScalingServiceLinkedRole) RoleArn() *string {
+	return r.resource.GetAttString(jsii.String(slrspec.AttrRoleArn))
+}
+func (r *autoScalingServiceLinkedRole) Resource() awscdk.CustomResource { return r.resource }
+
+// NewAutoScalingServiceLinkedRole ensures the role exists. It panics with an
+// error naming the construct path, the prop and the value when the suffix
+// is invalid.
+func NewAutoScalingServiceLinkedRole(scope constructs.Construct, id *string, props *AutoScalingServiceLinkedRoleProps) AutoScalingServiceLinkedRole {
+	var spec slrspec.Properties
+	if props != nil && props.CustomSuffix != nil {
+		spec.CustomSuffix = *props.CustomSuffix
+	}
+	if !tokens.IsUnresolved(&spec.CustomSuffix) {
+		if err := spec.Validate(); err != nil {
+			panic(fmt.Errorf("autoscalingrole.NewAutoScalingServiceLinkedRole %s/%s: %w", *scope.Node().Path(), *id, err))
+		}
+	}
+	c := constructs.NewConstruct(scope, id)
+	p := provider.Of(c)
+	p.AllowCreateAutoScalingSLR()
+	cfnProps := spec.CfnProperties()
+	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
+		ResourceType:   jsii.String(slrspec.ResourceType),
+		ServiceToken:   p.Function.FunctionArn(),
+		ServiceTimeout: provider.ServiceTimeout(),
+		Properties:     &cfnProps,
+		// The role serves every Auto Scaling group of the account: it stays
+		// when the stack goes (the handler never deletes it either).
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	return &autoScalingServiceLinkedRole{Construct: c, resource: resource}
+}

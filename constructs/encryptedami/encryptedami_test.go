@@ -1,0 +1,140 @@
+package encryptedami_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+)
+
+const importedKeyArn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+func env(account, region string) *awscdk.Environment {
+	return &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}
+}
+
+// catch runs f and returns the message of the panic it raised, or "" if none.
+func catch(f func()) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
+		}
+	}()
+	f()
+	return ""
+}
+
+func TestImportedKeyWarnsAndReturnsStatements(t *testing.T) {
+	// GIVEN a destination stack and a key imported by ARN
+	app := awscdk.NewApp(nil)
+	dest := awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+	key := awskms.Key_FromKeyArn(dest, jsii.String("Key"), jsii.String(importedKeyArn))
+
+	// WHEN the construct uses it
+	ami := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
+		Key: key, ImageId: jsii.String("ami-0123456789abcdef0"),
+	})
+
+	// THEN it cannot manage the key policy, says so at synth, and returns the statements
+	if *ami.KeyPolicyManaged() {
+		t.Error("KeyPolicyManaged() = true for an imported key")
+	}
+	if n := len(*ami.KeyPolicyStatements()); n != 3 {
+		t.Errorf("KeyPolicyStatements() has %d statements, want 3", n)
+	}
+	if js := *ami.KeyPolicyStatementsJson(); !strings.Contains(js, "kms:CreateGrant") || !strings.Contains(js, "AWSServiceRoleForAutoScaling") {
+		t.Errorf("KeyPolicyStatementsJson() = %s", js)
+	}
+	annotations := assertions.Annotations_FromStack(dest)
+	annotations.HasWarning(jsii.String("/Dest/SharedAmi"), assertions.Match_StringLikeRegexp(jsii.String(
+		"The key "+strings.ReplaceAll(importedKeyArn, "/", ".")+" is imported.*account 111111111111.*kms:CreateGrant")))
+
+	// AND the grant still targets the imported key
+	tmpl := assertions.Template_FromStack(dest, nil)
+	tmpl.HasResourceProperties(jsii.String("Custom::KmsGrant"), &map[string]interface{}{
+		"KeyArn": importedKeyArn,
+	})
+}
+
+func TestBadProps(t *testing.T) {
+	validKey := func(stack awscdk.Stack) awskms.IKey {
+		return awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(importedKeyArn))
+	}
+	cases := []struct {
+		name    string
+		destEnv *awscdk.Environment
+		props   func(stack awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps
+		want    []string // substrings of the error
+	}{
+		{"nil props", env("222222222222", "us-east-1"),
+			func(awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps { return nil },
+			[]string{"/D/Ami", "props: required, got nil"}},
+		{"nil key", env("222222222222", "us-east-1"),
+			func(awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{ImageId: jsii.String("ami-0123456789abcdef0")}
+			}, []string{"Key: required, got nil"}},
+		{"nil image", env("222222222222", "us-east-1"),
+			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s)}
+			}, []string{"ImageId: required, got nil"}},
+		{"image id shape", env("222222222222", "us-east-1"),
+			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("ami-XYZ")}
+			}, []string{"ImageId", `"ami-XYZ"`, "8 or 17"}},
+		{"empty image id", env("222222222222", "us-east-1"),
+			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("")}
+			}, []string{"ImageId", `""`}},
+		{"alias arn", env("222222222222", "us-east-1"),
+			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{
+					Key:     awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String("arn:aws:kms:us-east-1:111111111111:alias/ami")),
+					ImageId: jsii.String("ami-0123456789abcdef0")}
+			}, []string{"Key:", "alias ARN", "arn:aws:kms:us-east-1:111111111111:alias/ami"}},
+		{"region mismatch", env("222222222222", "eu-west-1"),
+			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("ami-0123456789abcdef0")}
+			}, []string{"Key:", `"us-east-1"`, `"eu-west-1"`}},
+		{"bad slr suffix", env("222222222222", "us-east-1"),
+			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("ami-0123456789abcdef0"),
+					ServiceLinkedRoleSuffix: jsii.String("bad suffix!")}
+			}, []string{"ServiceLinkedRoleSuffix", `"bad suffix!"`}},
+		{"unknown policy style", env("222222222222", "us-east-1"),
+			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("ami-0123456789abcdef0"),
+					KeyPolicyStyle: "LOOSE"}
+			}, []string{"KeyPolicyStyle", `"LOOSE"`}},
+		{"environment-agnostic destination", nil,
+			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("ami-0123456789abcdef0")}
+			}, []string{"concrete account and region"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			app := awscdk.NewApp(nil)
+			stack := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: tc.destEnv})
+			msg := catch(func() {
+				encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), tc.props(stack))
+			})
+			if msg == "" {
+				t.Fatal("no error")
+			}
+			for _, w := range append(tc.want, "/D/Ami") {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+			// Nothing half-written: the construct was not added to the tree.
+			if stack.Node().TryFindChild(jsii.String("Ami")) != nil {
+				t.Error("the construct was added despite the error")
+			}
+		})
+	}
+}

@@ -1,0 +1,227 @@
+// Package kmsgrant provides KmsGrant, the AWS::KMS::Grant that CloudFormation
+// lacks: a custom resource that creates a KMS grant, keeps it right on
+// update, and revokes it on delete.
+//
+// One Lambda function per stack serves every grant of that stack. Its role
+// may manage grants only on the keys that the stack's grants name.
+package kmsgrant
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
+	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+)
+
+// KmsGrantProps configures a grant.
+type KmsGrantProps struct {
+	// The key the grant is on: a key of this app (any stack or account) or an
+	// imported one (awskms.Key_FromKeyArn). An alias is not accepted: KMS
+	// grants need the key itself.
+	Key awskms.IKey `field:"required"`
+	// The principal that receives the permissions, such as a role or the
+	// Auto Scaling service-linked role (awsiam.NewArnPrincipal). It must
+	// stand for exactly one IAM ARN.
+	Grantee awsiam.IPrincipal `field:"required"`
+	// The operations the grant allows, e.g. "Decrypt", "CreateGrant". At
+	// least one; each must be a KMS grant operation.
+	Operations *[]*string `field:"required"`
+	// A principal that may retire the grant.
+	// Default: - none.
+	RetiringPrincipal awsiam.IPrincipal `field:"optional"`
+	// Retire the grant (as RetiringPrincipal) instead of revoking it on delete.
+	// Needs RetiringPrincipal to be the handler role.
+	// Default: false - the grant is revoked.
+	RetireOnDelete *bool `field:"optional"`
+	// Grant constraint: cryptographic operations are allowed only with
+	// exactly this encryption context. Not together with EncryptionContextSubset.
+	// Default: - no constraint.
+	EncryptionContextEquals *map[string]*string `field:"optional"`
+	// Grant constraint: cryptographic operations are allowed only when the
+	// encryption context includes these pairs.
+	// Default: - no constraint.
+	EncryptionContextSubset *map[string]*string `field:"optional"`
+	// The grant name. KMS returns the existing grant when a CreateGrant repeats
+	// a name with the same parameters, so a name lets you adopt a grant that
+	// already exists.
+	// Default: - derived from the stack id and the logical id, unique per stack instance.
+	GrantName *string `field:"optional"`
+	// Change this value to make the next deploy check that the grant still
+	// exists and recreate it if someone revoked it. It does not define the
+	// grant: updating it alone makes one ListGrants call, no new grant.
+	// Default: - not set; an update that changes nothing that defines the grant makes no KMS call.
+	VerifyToken *string `field:"optional"`
+}
+
+// KmsGrant is one KMS grant managed by CloudFormation.
+type KmsGrant interface {
+	constructs.Construct
+	// The grant id, as KMS returned it.
+	GrantId() *string
+	// The ARN of the key the grant is on.
+	KeyArn() *string
+	// The CloudFormation custom resource; depend on it to order a resource
+	// (such as an Auto Scaling group) after the grant.
+	Resource() awscdk.CustomResource
+}
+
+type kmsGrant struct {
+	constructs.Construct
+	resource awscdk.CustomResource
+	keyArn   *string
+}
+
+func (g *kmsGrant) GrantId() *string {
+	return g.resource.GetAttString(jsii.String(grantspec.AttrGrantId))
+}
+func (g *kmsGrant) KeyArn() *string                 { return g.keyArn }
+func (g *kmsGrant) Resource() awscdk.CustomResource { return g.resource }
+
+// NewKmsGrant creates a grant on props.Key for props.Grantee. It panics with
+// an error naming the construct path, the prop and the value when a prop is
+// invalid; values that are unresolved tokens are checked by the handler at
+// deploy time instead.
+func NewKmsGrant(scope constructs.Construct, id *string, props *KmsGrantProps) KmsGrant {
+	path := *scope.Node().Path() + "/" + *id
+	spec, err := specFromProps(props)
+	if err != nil {
+		panic(fmt.Errorf("kmsgrant.NewKmsGrant %s: %w", path, err))
+	}
+	c := constructs.NewConstruct(scope, id)
+	p := provider.Of(c)
+	p.AllowGrantsOn(props.Key.KeyArn())
+	cfnProps := spec.CfnProperties()
+	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
+		ResourceType:   jsii.String(grantspec.ResourceType),
+		ServiceToken:   p.Function.FunctionArn(),
+		ServiceTimeout: provider.ServiceTimeout(),
+		Properties:     &cfnProps,
+	})
+	return &kmsGrant{Construct: c, resource: resource, keyArn: props.Key.KeyArn()}
+}
+
+// specFromProps turns props into the handler's properties, checking every
+// value that is known at synth time.
+func specFromProps(props *KmsGrantProps) (grantspec.Properties, error) {
+	if props == nil {
+		return grantspec.Properties{}, fmt.Errorf("props: required, got nil")
+	}
+	if props.Key == nil {
+		return grantspec.Properties{}, fmt.Errorf("Key: required, got nil")
+	}
+	if props.Grantee == nil {
+		return grantspec.Properties{}, fmt.Errorf("Grantee: required, got nil")
+	}
+	if props.Operations == nil {
+		return grantspec.Properties{}, fmt.Errorf("Operations: required, got nil")
+	}
+	grantee, err := PrincipalArn(props.Grantee)
+	if err != nil {
+		return grantspec.Properties{}, fmt.Errorf("Grantee: %w", err)
+	}
+	spec := grantspec.Properties{
+		KeyArn:                  *props.Key.KeyArn(),
+		GranteePrincipal:        grantee,
+		Operations:              derefAll(*props.Operations),
+		EncryptionContextEquals: derefMap(props.EncryptionContextEquals),
+		EncryptionContextSubset: derefMap(props.EncryptionContextSubset),
+		RetireOnDelete:          props.RetireOnDelete != nil && *props.RetireOnDelete,
+	}
+	if props.RetiringPrincipal != nil {
+		if spec.RetiringPrincipal, err = PrincipalArn(props.RetiringPrincipal); err != nil {
+			return grantspec.Properties{}, fmt.Errorf("RetiringPrincipal: %w", err)
+		}
+	}
+	if props.GrantName != nil {
+		spec.Name = *props.GrantName
+	}
+	if props.VerifyToken != nil {
+		spec.VerifyToken = *props.VerifyToken
+	}
+	if err := validateKnown(spec); err != nil {
+		return grantspec.Properties{}, err
+	}
+	return spec, nil
+}
+
+// validateKnown applies grantspec's rules to the fields that are not tokens.
+// A token stays unchecked here and is checked by the handler when it resolves.
+func validateKnown(spec grantspec.Properties) error {
+	probe := spec
+	// Stand-ins that pass validation for the fields still unresolved.
+	if isToken(probe.KeyArn) {
+		probe.KeyArn = "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-0000-0000-000000000000"
+	}
+	if isToken(probe.GranteePrincipal) {
+		probe.GranteePrincipal = "arn:aws:iam::111111111111:root"
+	}
+	if isToken(probe.RetiringPrincipal) {
+		probe.RetiringPrincipal = "arn:aws:iam::111111111111:root"
+	}
+	if isToken(probe.Name) {
+		probe.Name = "token"
+	}
+	if slices.ContainsFunc(probe.Operations, isToken) {
+		probe.Operations = grantspec.AutoScalingOperations
+	}
+	return probe.Validate()
+}
+
+func isToken(s string) bool { return tokens.IsUnresolved(&s) }
+
+// PrincipalArn returns the single IAM ARN that principal stands for, such as
+// a role's ARN or the ARN of an awsiam.NewArnPrincipal.
+func PrincipalArn(principal awsiam.IPrincipal) (string, error) {
+	fragment := principal.PolicyFragment().PrincipalJson()
+	if fragment == nil {
+		return "", fmt.Errorf("expected a principal with one IAM ARN, got none")
+	}
+	arns := (*fragment)["AWS"]
+	if arns == nil || len(*arns) != 1 || len(*fragment) != 1 {
+		return "", fmt.Errorf("expected a principal with exactly one IAM ARN (a role, user or awsiam.NewArnPrincipal), got %v", show(*fragment))
+	}
+	return *(*arns)[0], nil
+}
+
+func show(m map[string]*[]*string) string {
+	out := map[string][]string{}
+	for k, v := range m {
+		if v != nil {
+			out[k] = derefAll(*v)
+		}
+	}
+	return fmt.Sprint(out)
+}
+
+func derefAll(in []*string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if s != nil {
+			out = append(out, *s)
+		} else {
+			out = append(out, "")
+		}
+	}
+	return out
+}
+
+func derefMap(in *map[string]*string) map[string]string {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]string, len(*in))
+	for k, v := range *in {
+		if v != nil {
+			out[k] = *v
+		}
+	}
+	return out
+}

@@ -1,0 +1,145 @@
+// Package amipolicy writes the source key policy statements that let one
+// destination account's Auto Scaling groups launch an AMI encrypted with the
+// key. It is plain Go: the constructs turn the statements into CDK policy
+// statements, and a source-side handler can merge them into a key it does
+// not own.
+package amipolicy
+
+import (
+	"fmt"
+
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+)
+
+// Style selects how tightly the statements are scoped.
+type Style string
+
+const (
+	// Scoped (the default) names the destination account as principal and
+	// pins the exact roles with aws:PrincipalArn, so the policy is valid
+	// before those roles exist; CreateGrant is allowed only for the
+	// service-linked role as grantee and only with the Auto Scaling operations.
+	Scoped Style = "SCOPED"
+	// SeedArticle reproduces the AWS knowledge-center article's statements:
+	// the roles themselves as principals, CreateGrant/ListGrants/RevokeGrant
+	// without conditions. KMS rejects such a policy while a named role does
+	// not exist yet, so the destination must be deployed first.
+	SeedArticle Style = "SEED_ARTICLE"
+)
+
+// UseActions let the service-linked role use the key (the article's
+// "Allow use of the key").
+var UseActions = []string{"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"}
+
+// Destination is one account whose Auto Scaling groups launch the AMI.
+type Destination struct {
+	Partition string
+	Account   string
+	// SLRSuffix selects AWSServiceRoleForAutoScaling_<suffix>; empty for the default role.
+	SLRSuffix string
+	// GrantCreatorArn is the role that creates the grant (the handler's role).
+	GrantCreatorArn string
+}
+
+// SLRArn is the destination's Auto Scaling service-linked role.
+func (d Destination) SLRArn() string {
+	return awsid.AutoScalingSLRARN(d.Partition, d.Account, d.SLRSuffix)
+}
+
+// Validate checks the destination's fields.
+func (d Destination) Validate() error {
+	if err := awsid.ValidateAccount(d.Account); err != nil {
+		return fmt.Errorf("destination account: %v", err)
+	}
+	if d.SLRSuffix != "" {
+		if err := awsid.ValidateSLRSuffix(d.SLRSuffix); err != nil {
+			return fmt.Errorf("service-linked role suffix: %v", err)
+		}
+	}
+	if err := awsid.ValidatePrincipalARN(d.GrantCreatorArn); err != nil {
+		return fmt.Errorf("grant creator: %v", err)
+	}
+	return nil
+}
+
+// Statement is one key policy statement, shaped as it appears in JSON.
+type Statement struct {
+	Sid       string                            `json:"Sid"`
+	Effect    string                            `json:"Effect"`
+	Principal map[string]interface{}            `json:"Principal"`
+	Action    []string                          `json:"Action"`
+	Resource  string                            `json:"Resource"`
+	Condition map[string]map[string]interface{} `json:"Condition,omitempty"`
+}
+
+// JSON returns the statement as a generic map, as policy documents take it.
+func (s Statement) JSON() map[string]interface{} {
+	out := map[string]interface{}{
+		"Sid":       s.Sid,
+		"Effect":    s.Effect,
+		"Principal": s.Principal,
+		"Action":    s.Action,
+		"Resource":  s.Resource,
+	}
+	if len(s.Condition) > 0 {
+		cond := map[string]interface{}{}
+		for k, v := range s.Condition {
+			cond[k] = v
+		}
+		out["Condition"] = cond
+	}
+	return out
+}
+
+// Statements returns the statements for one destination. Their Sids name
+// the account and the roles, so several destinations, and several stacks of
+// one destination, can share a key without a Sid clash.
+func Statements(d Destination, style Style) []Statement {
+	slr := d.SLRArn()
+	slrName := awsid.AutoScalingSLRName(d.SLRSuffix)
+	creator := d.GrantCreatorArn
+	useSid := fmt.Sprintf("Allow use of the key by %s of %s", slrName, d.Account)
+	attachSid := fmt.Sprintf("Allow attachment of persistent resources by %s", creator)
+	if style == SeedArticle {
+		return []Statement{
+			{Sid: useSid, Effect: "Allow", Principal: aws(slr), Action: UseActions, Resource: "*"},
+			// No kms:GrantIsForAWSResource: that condition forbids a grant to the service-linked role.
+			{Sid: attachSid, Effect: "Allow", Principal: aws(creator),
+				Action: []string{"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"}, Resource: "*"},
+		}
+	}
+	root := aws(awsid.AccountRootARN(d.Partition, d.Account))
+	return []Statement{
+		{
+			Sid: useSid, Effect: "Allow", Principal: root, Action: UseActions, Resource: "*",
+			Condition: map[string]map[string]interface{}{
+				"StringEquals": {"aws:PrincipalArn": slr},
+			},
+		},
+		{
+			// CreateGrant only by the grant creator, only for the
+			// service-linked role, only with the operations Auto Scaling
+			// needs. No kms:GrantIsForAWSResource: that condition forbids a
+			// grant to the service-linked role; the three conditions here
+			// replace it.
+			Sid: attachSid, Effect: "Allow", Principal: root, Action: []string{"kms:CreateGrant"}, Resource: "*",
+			Condition: map[string]map[string]interface{}{
+				"StringEquals":              {"aws:PrincipalArn": creator, "kms:GranteePrincipal": slr},
+				"ForAllValues:StringEquals": {"kms:GrantOperations": grantspec.AutoScalingOperations},
+			},
+		},
+		{
+			// ListGrants, RevokeGrant and RetireGrant carry no grantee or
+			// operations in the request, so the conditions above would make
+			// them fail: they get a statement of their own.
+			Sid: fmt.Sprintf("Allow grant management by %s", creator), Effect: "Allow", Principal: root,
+			Action: []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"}, Resource: "*",
+			Condition: map[string]map[string]interface{}{
+				"StringEquals": {"aws:PrincipalArn": creator},
+			},
+		},
+	}
+}
+
+func aws(arn string) map[string]interface{} { return map[string]interface{}{"AWS": arn} }

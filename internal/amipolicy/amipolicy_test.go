@@ -1,0 +1,70 @@
+package amipolicy
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+var dest = Destination{Partition: "aws", Account: "222222222222",
+	GrantCreatorArn: "arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-D-0123456789"}
+
+func TestScopedStatements(t *testing.T) {
+	stmts := Statements(dest, Scoped)
+	if len(stmts) != 3 {
+		t.Fatalf("got %d statements, want 3", len(stmts))
+	}
+	body, _ := json.Marshal(stmts)
+	for _, s := range stmts {
+		if s.Principal["AWS"] != "arn:aws:iam::222222222222:root" {
+			t.Errorf("%s: principal %v, want the account (valid before its roles exist)", s.Sid, s.Principal)
+		}
+		if s.Condition["StringEquals"]["aws:PrincipalArn"] == nil {
+			t.Errorf("%s: no aws:PrincipalArn condition", s.Sid)
+		}
+	}
+	if strings.Contains(string(body), "GrantIsForAWSResource") {
+		t.Error("statements contain kms:GrantIsForAWSResource")
+	}
+	if strings.Contains(string(body), `"kms:*"`) {
+		t.Error("statements allow kms:*")
+	}
+	create := stmts[1]
+	if create.Condition["StringEquals"]["kms:GranteePrincipal"] != dest.SLRArn() {
+		t.Errorf("CreateGrant grantee condition = %v", create.Condition["StringEquals"]["kms:GranteePrincipal"])
+	}
+}
+
+func TestSidsUniquePerDestination(t *testing.T) {
+	other := dest
+	other.Account = "333333333333"
+	other.GrantCreatorArn = strings.Replace(dest.GrantCreatorArn, "222222222222", "333333333333", 1)
+	suffixed := dest
+	suffixed.SLRSuffix = "team"
+	suffixed.GrantCreatorArn += "x"
+	seen := map[string]bool{}
+	for _, d := range []Destination{dest, other, suffixed} {
+		for _, style := range []Style{Scoped, SeedArticle} {
+			for _, s := range Statements(d, style) {
+				key := string(style) + s.Sid
+				if seen[key] {
+					t.Errorf("Sid %q repeats", s.Sid)
+				}
+				seen[key] = true
+			}
+		}
+	}
+}
+
+func TestSeedArticleStatements(t *testing.T) {
+	stmts := Statements(dest, SeedArticle)
+	if len(stmts) != 2 {
+		t.Fatalf("got %d statements, want the article's 2", len(stmts))
+	}
+	if stmts[0].Principal["AWS"] != dest.SLRArn() || stmts[1].Principal["AWS"] != dest.GrantCreatorArn {
+		t.Errorf("principals = %v, %v", stmts[0].Principal, stmts[1].Principal)
+	}
+	if got := strings.Join(stmts[1].Action, ","); got != "kms:CreateGrant,kms:ListGrants,kms:RevokeGrant" {
+		t.Errorf("attachment actions = %s", got)
+	}
+}

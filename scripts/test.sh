@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: static checks, then every Go test (unit, emulator,
+# synth, golden, cfn-lint). This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go') )
+if [[ -n $unformatted ]]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 45m ./...

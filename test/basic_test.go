@@ -1,0 +1,189 @@
+package test
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
+	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+)
+
+var (
+	basicOnce sync.Once
+	basic     *Assembly
+	basicErr  error
+)
+
+// basicAssembly synthesizes examples/basic once for every test of this file.
+func basicAssembly(t *testing.T) *Assembly {
+	t.Helper()
+	basicOnce.Do(func() { basic, basicErr = synthExample(t, "basic", nil) })
+	if basicErr != nil {
+		t.Fatal(basicErr)
+	}
+	return basic
+}
+
+const (
+	slrArn = "arn:aws:iam::222222222222:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+)
+
+func keyPolicyStatements(t *testing.T, tmpl map[string]interface{}) []map[string]interface{} {
+	t.Helper()
+	_, key := only(t, tmpl, "AWS::KMS::Key")
+	var out []map[string]interface{}
+	for _, s := range key["Properties"].(map[string]interface{})["KeyPolicy"].(map[string]interface{})["Statement"].([]interface{}) {
+		out = append(out, s.(map[string]interface{}))
+	}
+	return out
+}
+
+func statementBySid(t *testing.T, stmts []map[string]interface{}, prefix string) map[string]interface{} {
+	t.Helper()
+	for _, s := range stmts {
+		if sid, _ := s["Sid"].(string); strings.HasPrefix(sid, prefix) {
+			return s
+		}
+	}
+	t.Fatalf("no statement with Sid %q... in %v", prefix, stmts)
+	return nil
+}
+
+func strs(v interface{}) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []interface{}:
+		out := []string{}
+		for _, x := range v {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+func TestBasicSourceKeyPolicy(t *testing.T) {
+	// GIVEN the example app on its default accounts
+	a := basicAssembly(t)
+	// WHEN we read the source key's policy
+	stmts := keyPolicyStatements(t, a.Templates["AmiSource"])
+
+	// THEN the destination's service-linked role may use the key, named
+	// through the account principal and aws:PrincipalArn
+	use := statementBySid(t, stmts, "Allow use of the key by AWSServiceRoleForAutoScaling of 222222222222")
+	if got := strs(use["Action"]); !slices.Equal(got, amipolicy.UseActions) {
+		t.Errorf("use actions = %v, want %v", got, amipolicy.UseActions)
+	}
+	if got := use["Principal"].(map[string]interface{})["AWS"]; got != "arn:aws:iam::222222222222:root" {
+		t.Errorf("use principal = %v", got)
+	}
+	if got := use["Condition"].(map[string]interface{})["StringEquals"].(map[string]interface{})["aws:PrincipalArn"]; got != slrArn {
+		t.Errorf("use aws:PrincipalArn = %v, want %s", got, slrArn)
+	}
+
+	// AND the grant creator may create grants only for that role with the Auto Scaling operations
+	attach := statementBySid(t, stmts, "Allow attachment of persistent resources by arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-AmiDestination-")
+	if got := strs(attach["Action"]); !slices.Equal(got, []string{"kms:CreateGrant"}) {
+		t.Errorf("attach actions = %v", got)
+	}
+	cond := attach["Condition"].(map[string]interface{})
+	if got := cond["StringEquals"].(map[string]interface{})["kms:GranteePrincipal"]; got != slrArn {
+		t.Errorf("kms:GranteePrincipal = %v", got)
+	}
+	if got := strs(cond["ForAllValues:StringEquals"].(map[string]interface{})["kms:GrantOperations"]); !slices.Equal(got, grantspec.AutoScalingOperations) {
+		t.Errorf("kms:GrantOperations = %v", got)
+	}
+	manage := statementBySid(t, stmts, "Allow grant management by arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-AmiDestination-")
+	if got := strs(manage["Action"]); !slices.Equal(got, []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"}) {
+		t.Errorf("manage actions = %v", got)
+	}
+
+	// AND nothing carries kms:GrantIsForAWSResource, which would forbid a grant to the role
+	body, _ := json.Marshal(a.Templates["AmiSource"])
+	if strings.Contains(string(body), "GrantIsForAWSResource") {
+		t.Error("the source template contains kms:GrantIsForAWSResource")
+	}
+}
+
+func TestBasicDestinationGrant(t *testing.T) {
+	// GIVEN the example app
+	a := basicAssembly(t)
+	tmpl := a.Templates["AmiDestination"]
+
+	// THEN one grant custom resource for the service-linked role with the Auto Scaling operations
+	grantID, grant := only(t, tmpl, grantspec.ResourceType)
+	props := grant["Properties"].(map[string]interface{})
+	if props[grantspec.PropGranteePrincipal] != slrArn {
+		t.Errorf("grantee = %v", props[grantspec.PropGranteePrincipal])
+	}
+	if got := strs(props[grantspec.PropOperations]); !slices.Equal(got, grantspec.AutoScalingOperations) {
+		t.Errorf("operations = %v", got)
+	}
+	// AND the key ARN crosses the account boundary as a stack output lookup
+	if _, ok := props[grantspec.PropKeyArn].(map[string]interface{}); !ok {
+		t.Errorf("KeyArn = %v, want a cross-stack reference", props[grantspec.PropKeyArn])
+	}
+
+	// AND it is ordered after the service-linked role resource
+	slrID, _ := only(t, tmpl, "Custom::AutoScalingServiceLinkedRole")
+	if deps := strs(grant["DependsOn"]); !slices.Contains(deps, slrID) {
+		t.Errorf("grant %s DependsOn = %v, want %s", grantID, deps, slrID)
+	}
+
+	// AND one Go handler on provided.al2023 / arm64
+	_, fn := only(t, tmpl, "AWS::Lambda::Function")
+	fp := fn["Properties"].(map[string]interface{})
+	if fp["Runtime"] != "provided.al2023" || !reflect.DeepEqual(fp["Architectures"], []interface{}{"arm64"}) || fp["Handler"] != "bootstrap" {
+		t.Errorf("function runtime/arch/handler = %v %v %v", fp["Runtime"], fp["Architectures"], fp["Handler"])
+	}
+
+	// AND its role may manage grants on that key's ARN only
+	var kmsResources []interface{}
+	for _, p := range Resources(tmpl, "AWS::IAM::Policy") {
+		for _, s := range p["Properties"].(map[string]interface{})["PolicyDocument"].(map[string]interface{})["Statement"].([]interface{}) {
+			s := s.(map[string]interface{})
+			for _, act := range strs(s["Action"]) {
+				if strings.HasPrefix(act, "kms:") {
+					kmsResources = append(kmsResources, s["Resource"])
+				}
+			}
+		}
+	}
+	if len(kmsResources) == 0 {
+		t.Fatal("no kms statement in the handler role's policy")
+	}
+	for _, r := range kmsResources {
+		if r == "*" {
+			t.Errorf("a kms action is allowed on every key")
+		}
+		if !reflect.DeepEqual(r, props[grantspec.PropKeyArn]) {
+			t.Errorf("kms resource = %v, want the key ARN %v", r, props[grantspec.PropKeyArn])
+		}
+	}
+}
+
+func TestBasicDeployOrder(t *testing.T) {
+	// GIVEN the example app
+	a := basicAssembly(t)
+	// THEN the destination stack depends on the source stack, so cdk deploy --all deploys the key policy first
+	dest := a.Manifest["artifacts"].(map[string]interface{})["AmiDestination"].(map[string]interface{})
+	if deps := strs(dest["dependencies"]); !slices.Contains(deps, "AmiSource") {
+		t.Errorf("AmiDestination dependencies = %v, want AmiSource", deps)
+	}
+}
+
+func TestBasicGolden(t *testing.T) {
+	a := basicAssembly(t)
+	for _, stack := range []string{"AmiSource", "AmiDestination"} {
+		t.Run(stack, func(t *testing.T) { golden(t, "basic/"+stack+".template.json", a.Templates[stack]) })
+	}
+}
+
+func TestBasicCfnLint(t *testing.T) {
+	cfnLint(t, basicAssembly(t))
+}

@@ -1,0 +1,212 @@
+// Package test holds the tests that span packages: the example apps
+// synthesized as users synthesize them, golden templates, cfn-lint over every
+// template, and a consumer module that depends on this library.
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden templates in testdata/")
+
+// repoRoot is the module root (this package lives in <root>/test).
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+var (
+	binsMu sync.Mutex
+	bins   = map[string]string{}
+)
+
+// exampleBinary builds ./examples/<name> once per test process.
+func exampleBinary(t testing.TB, name string) string {
+	t.Helper()
+	binsMu.Lock()
+	defer binsMu.Unlock()
+	if bin, ok := bins[name]; ok {
+		return bin
+	}
+	dir, err := os.MkdirTemp("", "example-"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, "./examples/"+name)
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building examples/%s: %v\n%s", name, err, out)
+	}
+	bins[name] = bin
+	return bin
+}
+
+// Assembly is a synthesized cloud assembly, read as plain JSON.
+type Assembly struct {
+	Dir       string
+	Manifest  map[string]interface{}
+	Templates map[string]map[string]interface{} // by stack name
+}
+
+// synthExample runs an example app the way the CDK CLI does (CDK_OUTDIR,
+// CDK_CONTEXT_JSON) and reads the assembly it writes. extraEnv is added to
+// the environment (e.g. a cache dir).
+func synthExample(t testing.TB, name string, context map[string]string, extraEnv ...string) (*Assembly, error) {
+	t.Helper()
+	out := t.TempDir()
+	ctxJSON, _ := json.Marshal(context)
+	cmd := exec.Command(exampleBinary(t, name))
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "CDK_OUTDIR="+out, "CDK_CONTEXT_JSON="+string(ctxJSON),
+		"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
+	cmd.Env = append(cmd.Env, extraEnv...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	if err := cmd.Run(); err != nil {
+		return &Assembly{Dir: out}, &synthError{err: err, output: stderr.String()}
+	}
+	a := &Assembly{Dir: out, Templates: map[string]map[string]interface{}{}}
+	readJSON(t, filepath.Join(out, "manifest.json"), &a.Manifest)
+	for id, art := range a.Manifest["artifacts"].(map[string]interface{}) {
+		art := art.(map[string]interface{})
+		if art["type"] != "aws:cloudformation:stack" {
+			continue
+		}
+		props := art["properties"].(map[string]interface{})
+		var tmpl map[string]interface{}
+		readJSON(t, filepath.Join(out, props["templateFile"].(string)), &tmpl)
+		a.Templates[id] = tmpl
+	}
+	return a, nil
+}
+
+type synthError struct {
+	err    error
+	output string
+}
+
+func (e *synthError) Error() string { return e.err.Error() + "\n" + e.output }
+
+func readJSON(t testing.TB, path string, v interface{}) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// Resources returns the resources of one type in a template, by logical id.
+func Resources(tmpl map[string]interface{}, typ string) map[string]map[string]interface{} {
+	out := map[string]map[string]interface{}{}
+	for id, r := range tmpl["Resources"].(map[string]interface{}) {
+		r := r.(map[string]interface{})
+		if r["Type"] == typ {
+			out[id] = r
+		}
+	}
+	return out
+}
+
+// only returns the single resource of a type, failing otherwise.
+func only(t testing.TB, tmpl map[string]interface{}, typ string) (string, map[string]interface{}) {
+	t.Helper()
+	rs := Resources(tmpl, typ)
+	if len(rs) != 1 {
+		t.Fatalf("want exactly one %s, got %d", typ, len(rs))
+	}
+	for id, r := range rs {
+		return id, r
+	}
+	return "", nil
+}
+
+var assetHash = regexp.MustCompile(`[0-9a-f]{64}`)
+
+// golden compares a template with testdata/<name>, asset hashes blanked.
+// -update rewrites the file.
+func golden(t *testing.T, name string, tmpl map[string]interface{}) {
+	t.Helper()
+	got, err := json.MarshalIndent(tmpl, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = assetHash.ReplaceAll(got, []byte("<asset-hash>"))
+	got = append(got, '\n')
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./test -run %s -update to create it)", err, t.Name())
+	}
+	if !bytes.Equal(want, got) {
+		t.Errorf("%s differs from the synthesized template; review the change, then run go test ./test -run %s -update\n%s", path, t.Name(), firstDiff(string(want), string(got)))
+	}
+}
+
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return "line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl
+		}
+	}
+	return ""
+}
+
+// cfnLint runs cfn-lint over every template of an assembly and fails on
+// errors. A missing cfn-lint is a failure, not a skip.
+func cfnLint(t *testing.T, a *Assembly) {
+	t.Helper()
+	if _, err := exec.LookPath("cfn-lint"); err != nil {
+		t.Fatal("cfn-lint is required (pip install cfn-lint==1.51.0): ", err)
+	}
+	files, _ := filepath.Glob(filepath.Join(a.Dir, "*.template.json"))
+	if len(files) == 0 {
+		t.Fatalf("no templates in %s", a.Dir)
+	}
+	args := append([]string{"--format", "parseable", "--"}, files...)
+	out, err := exec.Command("cfn-lint", args...).CombinedOutput()
+	if err != nil {
+		// cfn-lint exits 2 for errors, 4 for warnings, 8 for informational
+		// findings (bit flags). Errors fail; warnings are listed in the README.
+		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode()&2 == 0 && ee.ExitCode()&^(4|8) == 0 {
+			t.Logf("cfn-lint warnings/informational:\n%s", out)
+			return
+		}
+		t.Fatalf("cfn-lint: %v\n%s", err, out)
+	}
+}
