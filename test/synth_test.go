@@ -19,6 +19,21 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden templates in testdata/")
 
+// scratch holds what outlives one test: example binaries and assemblies
+// shared by several tests. TestMain removes it.
+var scratch string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	var err error
+	if scratch, err = os.MkdirTemp("", "crossaccountami-test"); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(scratch)
+	os.Exit(code)
+}
+
 // repoRoot is the module root (this package lives in <root>/test).
 func repoRoot(t testing.TB) string {
 	t.Helper()
@@ -42,11 +57,7 @@ func exampleBinary(t testing.TB, name string) string {
 	if bin, ok := bins[name]; ok {
 		return bin
 	}
-	dir, err := os.MkdirTemp("", "example-"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, name)
+	bin := filepath.Join(scratch, "bin", name)
 	cmd := exec.Command("go", "build", "-o", bin, "./examples/"+name)
 	cmd.Dir = repoRoot(t)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -68,7 +79,10 @@ type Assembly struct {
 // the environment (e.g. a cache dir).
 func synthExample(t testing.TB, name string, context map[string]string, extraEnv ...string) (*Assembly, error) {
 	t.Helper()
-	out := t.TempDir()
+	out, err := os.MkdirTemp(scratch, "cdk.out-"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctxJSON, _ := json.Marshal(context)
 	cmd := exec.Command(exampleBinary(t, name))
 	cmd.Dir = repoRoot(t)

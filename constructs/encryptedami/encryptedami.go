@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
@@ -48,6 +49,10 @@ const (
 	// knowledge-center article (the roles as principals, no conditions).
 	// KMS rejects it while the destination's roles do not exist yet.
 	KeyPolicyStyle_SEED_ARTICLE KeyPolicyStyle = KeyPolicyStyle(amipolicy.SeedArticle)
+	// KeyPolicyStyle_ORGANIZATION adds no statement for this destination:
+	// an OrganizationKeyAccess on the key's side covers every account of the
+	// organization with statements of constant size.
+	KeyPolicyStyle_ORGANIZATION KeyPolicyStyle = "ORGANIZATION"
 )
 
 // CrossAccountEncryptedAmiProps configures the construct.
@@ -71,6 +76,10 @@ type CrossAccountEncryptedAmiProps struct {
 	// How tightly the source key policy statements are scoped.
 	// Default: KeyPolicyStyle_SCOPED.
 	KeyPolicyStyle KeyPolicyStyle `field:"optional"`
+	// The AMI's root device name, used by NewLaunchTemplate to encrypt the
+	// root volume with the source key.
+	// Default: "/dev/xvda" (Amazon Linux).
+	RootDeviceName *string `field:"optional"`
 }
 
 // CrossAccountEncryptedAmi is a shared, encrypted AMI made launchable in this stack's account.
@@ -98,6 +107,15 @@ type CrossAccountEncryptedAmi interface {
 	// Whether the statements were added to the key's policy (false for an
 	// imported key, whose policy this app cannot edit).
 	KeyPolicyManaged() *bool
+	// NewLaunchTemplate creates a launch template that launches the AMI with
+	// its root volume encrypted by the source key. props may be nil; its
+	// MachineImage must be unset, and when its BlockDevices are unset the root
+	// volume mapping is added.
+	NewLaunchTemplate(scope constructs.Construct, id *string, props *awsec2.LaunchTemplateProps) awsec2.LaunchTemplate
+	// ConfigureAutoScalingGroup makes asg wait for the service-linked role
+	// and the grant, and sets its ServiceLinkedRoleARN when a custom-suffix
+	// role is used. asg must be in this construct's stack region.
+	ConfigureAutoScalingGroup(asg awsautoscaling.AutoScalingGroup)
 }
 
 type crossAccountEncryptedAmi struct {
@@ -124,11 +142,15 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	if err != nil {
 		fail(err)
 	}
-	style := amipolicy.Scoped
-	if props.KeyPolicyStyle != "" {
-		style = amipolicy.Style(props.KeyPolicyStyle)
+	var statements []amipolicy.Statement
+	switch props.KeyPolicyStyle {
+	case KeyPolicyStyle_ORGANIZATION:
+		// The organization's statements are placed once, on the key's side.
+	case "":
+		statements = amipolicy.Statements(dest, amipolicy.Scoped)
+	default:
+		statements = amipolicy.Statements(dest, amipolicy.Style(props.KeyPolicyStyle))
 	}
-	statements := amipolicy.Statements(dest, style)
 	if err := claimStatements(props.Key, statements); err != nil {
 		fail(err)
 	}
@@ -151,23 +173,40 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 		a.grant.Resource().Node().AddDependency(slr.Resource())
 	}
 
-	a.managed = true
-	for _, s := range a.cdkStatements() {
-		if !*props.Key.AddToResourcePolicy(s, jsii.Bool(true)).StatementAdded {
-			a.managed = false
-		}
-	}
+	a.managed = addToKeyPolicy(c, props.Key, a.statements)
 	keyStack := awscdk.Stack_Of(props.Key)
-	if a.managed && *keyStack.Node().Path() != *stack.Node().Path() {
+	if isOwned(props.Key) && *keyStack.Node().Path() != *stack.Node().Path() {
 		// The key policy must allow the grant before the grant is created.
-		stack.AddDependency(keyStack, jsii.String("the source key policy must allow the grant before the destination creates it"))
-	}
-	if !a.managed {
-		awscdk.Annotations_Of(c).AddWarningV2(jsii.String("crossaccountami:key-policy-not-managed"), jsii.String(fmt.Sprintf(
-			"The key %s is imported, so this app cannot edit its policy. Add these statements to that key's policy in account %s before deploying this stack (CrossAccountEncryptedAmi.KeyPolicyStatements() returns them): %s",
-			*props.Key.KeyArn(), *props.Key.Env().Account, *a.KeyPolicyStatementsJson())), nil)
+		stack.AddStackDependency(keyStack, jsii.String("the source key policy must allow the grant before the destination creates it"))
 	}
 	return a
+}
+
+// isOwned reports whether key is defined in this app (its policy is then
+// synthesized here), as opposed to imported by ARN.
+func isOwned(key awskms.IKey) bool {
+	return key.Node().DefaultChild() != nil
+}
+
+// addToKeyPolicy adds statements to key's policy. An imported key's policy
+// cannot be edited from this app: then a warning on scope says which
+// statements to apply to which key, and it returns false.
+func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, statements []amipolicy.Statement) bool {
+	if len(statements) == 0 {
+		return isOwned(key)
+	}
+	managed := true
+	for _, s := range toCDK(statements) {
+		if !*key.AddToResourcePolicy(s, jsii.Bool(true)).StatementAdded {
+			managed = false
+		}
+	}
+	if !managed {
+		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String("crossaccountami:key-policy-not-managed"), jsii.String(fmt.Sprintf(
+			"The key %s is imported, so this app cannot edit its policy. Add these statements to that key's policy in account %s before deploying this stack (KeyPolicyStatements() returns them): %s",
+			*key.KeyArn(), *key.Env().Account, compactJSON(statements))), nil)
+	}
+	return managed
 }
 
 // resolveDestination validates the props and works out the destination from
@@ -188,9 +227,9 @@ func resolveDestination(stack awscdk.Stack, props *CrossAccountEncryptedAmiProps
 		}
 	}
 	switch props.KeyPolicyStyle {
-	case "", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE:
+	case "", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION:
 	default:
-		return amipolicy.Destination{}, fmt.Errorf("KeyPolicyStyle: expected %s or %s, got %q", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, props.KeyPolicyStyle)
+		return amipolicy.Destination{}, fmt.Errorf("KeyPolicyStyle: expected %s, %s or %s, got %q", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION, props.KeyPolicyStyle)
 	}
 	if keyArn := props.Key.KeyArn(); !tokens.IsUnresolved(keyArn) {
 		if _, err := awsid.ParseKeyARN(*keyArn); err != nil {
@@ -222,28 +261,66 @@ func resolveDestination(stack awscdk.Stack, props *CrossAccountEncryptedAmiProps
 	return d, nil
 }
 
+// MaxKeyPolicyBytes is KMS's limit on the size of a key policy.
+const MaxKeyPolicyBytes = 32768
+
+// reservedPolicyBytes is room kept for the statements this library does not
+// write: CDK's default "Enable IAM User Permissions" statement and the
+// document's frame take about 200 bytes; the rest is margin for a few
+// statements of the key's owner.
+const reservedPolicyBytes = 2048
+
+type keyClaims struct {
+	bySid        map[string]string
+	bytes        int
+	destinations int
+}
+
 var (
 	claimsMu sync.Mutex
-	// claims records, per key, the statements already placed by Sid, so
-	// that two constructs for the same destination share identical
-	// statements and a clash of Sids with different content fails clearly.
-	claims = map[string]map[string]string{}
+	// claims records, per key, the statements this library placed, by Sid:
+	// two constructs for the same destination share identical statements,
+	// a clash of Sids with different content fails clearly, and the policy's
+	// size is checked before KMS would reject it at deploy time.
+	claims = map[string]*keyClaims{}
 )
 
 func claimStatements(key awskms.IKey, statements []amipolicy.Statement) error {
 	claimsMu.Lock()
 	defer claimsMu.Unlock()
 	addr := *key.Node().Addr()
-	if claims[addr] == nil {
-		claims[addr] = map[string]string{}
+	kc := claims[addr]
+	if kc == nil {
+		kc = &keyClaims{bySid: map[string]string{}}
+		claims[addr] = kc
+	}
+	added := 0
+	for _, s := range statements {
+		body, _ := json.Marshal(s)
+		if prev, ok := kc.bySid[s.Sid]; ok {
+			if prev != string(body) {
+				return fmt.Errorf("Key: another CrossAccountEncryptedAmi already placed a different statement %q on this key: %s", s.Sid, prev)
+			}
+			continue
+		}
+		added += len(body) + 1
+	}
+	if added == 0 {
+		return nil
+	}
+	total := kc.bytes + added + reservedPolicyBytes
+	if total > MaxKeyPolicyBytes {
+		perDestination := added
+		fit := (MaxKeyPolicyBytes - reservedPolicyBytes) / perDestination
+		return fmt.Errorf("Key: the key policy would grow to about %d bytes with this destination (%d destinations of about %d bytes each, plus %d bytes kept for the key's own statements); KMS rejects key policies over %d bytes, so about %d destinations fit. Use KeyPolicyStyle_ORGANIZATION with NewOrganizationKeyAccess: its statements keep a constant size for every account of an organization or OU",
+			total, kc.destinations+1, perDestination, reservedPolicyBytes, MaxKeyPolicyBytes, fit)
 	}
 	for _, s := range statements {
 		body, _ := json.Marshal(s)
-		if prev, ok := claims[addr][s.Sid]; ok && prev != string(body) {
-			return fmt.Errorf("Key: another CrossAccountEncryptedAmi already placed a different statement %q on this key: %s", s.Sid, prev)
-		}
-		claims[addr][s.Sid] = string(body)
+		kc.bySid[s.Sid] = string(body)
 	}
+	kc.bytes += added
+	kc.destinations++
 	return nil
 }
 
@@ -268,17 +345,56 @@ func (a *crossAccountEncryptedAmi) KeyPolicyStatements() *[]awsiam.PolicyStateme
 
 // cdkStatements converts the statements to CDK policy statements.
 func (a *crossAccountEncryptedAmi) cdkStatements() []awsiam.PolicyStatement {
-	out := make([]awsiam.PolicyStatement, 0, len(a.statements))
-	for _, s := range a.statements {
-		out = append(out, awsiam.PolicyStatement_FromJson(s.JSON()))
-	}
-	return out
+	return toCDK(a.statements)
 }
 
 func (a *crossAccountEncryptedAmi) KeyPolicyStatementsJson() *string {
-	body, err := json.MarshalIndent(a.statements, "", "  ")
-	if err != nil {
-		panic(err)
+	return statementsJSON(a.statements)
+}
+
+// DefaultRootDeviceName is the root device of Amazon Linux AMIs.
+const DefaultRootDeviceName = "/dev/xvda"
+
+func (a *crossAccountEncryptedAmi) NewLaunchTemplate(scope constructs.Construct, id *string, props *awsec2.LaunchTemplateProps) awsec2.LaunchTemplate {
+	var p awsec2.LaunchTemplateProps
+	if props != nil {
+		p = *props
 	}
-	return jsii.String(string(body))
+	if p.MachineImage != nil {
+		panic(fmt.Errorf("CrossAccountEncryptedAmi.NewLaunchTemplate %s/%s: MachineImage: must be unset, the launch template uses the shared AMI %s", *scope.Node().Path(), *id, *a.props.ImageId))
+	}
+	p.MachineImage = a.MachineImage()
+	lt := awsec2.NewLaunchTemplate(scope, id, &p)
+	if p.BlockDevices == nil {
+		// Through the L1 resource: the L2 BlockDevice needs a volume size,
+		// and the right size is the AMI's snapshot size, which only EC2
+		// knows. Without VolumeSize, EC2 uses the snapshot's size.
+		root := DefaultRootDeviceName
+		if a.props.RootDeviceName != nil {
+			root = *a.props.RootDeviceName
+		}
+		lt.Node().DefaultChild().(awsec2.CfnLaunchTemplate).AddPropertyOverride(jsii.String("LaunchTemplateData.BlockDeviceMappings"), []interface{}{
+			map[string]interface{}{
+				"DeviceName": root,
+				"Ebs": map[string]interface{}{
+					"Encrypted":  true,
+					"KmsKeyId":   a.props.Key.KeyArn(),
+					"VolumeType": "gp3",
+				},
+			},
+		})
+	}
+	return lt
+}
+
+func (a *crossAccountEncryptedAmi) ConfigureAutoScalingGroup(asg awsautoscaling.AutoScalingGroup) {
+	asgRegion := awscdk.Stack_Of(asg).Region()
+	if !tokens.IsUnresolved(asgRegion) && *asgRegion != a.region {
+		panic(fmt.Errorf("CrossAccountEncryptedAmi.ConfigureAutoScalingGroup %s: asg: the Auto Scaling group %s is in region %q, the AMI and its key in %q; they must share one region",
+			*a.Node().Path(), *asg.Node().Path(), *asgRegion, a.region))
+	}
+	asg.Node().AddDependency(a.Construct)
+	if a.props.ServiceLinkedRoleSuffix != nil {
+		asg.Node().DefaultChild().(awsautoscaling.CfnAutoScalingGroup).SetServiceLinkedRoleArn(jsii.String(a.slrArn))
+	}
 }

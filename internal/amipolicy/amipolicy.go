@@ -7,6 +7,8 @@ package amipolicy
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
@@ -143,3 +145,109 @@ func Statements(d Destination, style Style) []Statement {
 }
 
 func aws(arn string) map[string]interface{} { return map[string]interface{}{"AWS": arn} }
+
+// Organization selects the accounts of an AWS Organization, or of some of
+// its organizational units, as destinations.
+type Organization struct {
+	// ID is the organization id, o-xxxxxxxxxx.
+	ID string
+	// OUPaths narrows the destinations to these organizational units
+	// (aws:PrincipalOrgPaths, e.g. o-abc/r-ab12/ou-ab12-11111111/*).
+	// Empty: every account of the organization.
+	OUPaths []string
+	// SLRSuffixes lists the custom suffixes of service-linked roles in use;
+	// the default role is always included.
+	SLRSuffixes []string
+	// GrantCreatorPattern is an ArnLike pattern (account "*") that matches
+	// every grant creator role, e.g. arn:aws:iam::*:role/crossaccountami/*.
+	GrantCreatorPattern string
+	Partition           string
+}
+
+var (
+	orgIDRe   = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
+	orgPathRe = regexp.MustCompile(`^o-[a-z0-9]{10,32}/r-[a-z0-9]{4,32}(/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32})*/(\*)?$`)
+)
+
+// Validate checks the organization id and OU paths.
+func (o Organization) Validate() error {
+	if !orgIDRe.MatchString(o.ID) {
+		return fmt.Errorf("%q is not an organization id (expected o- followed by 10 to 32 lowercase letters or digits)", o.ID)
+	}
+	for _, p := range o.OUPaths {
+		if !orgPathRe.MatchString(p) || !strings.HasPrefix(p, o.ID+"/") {
+			return fmt.Errorf("%q is not an organizational unit path of %s (expected %s/r-xxxx/ou-xxxx-xxxxxxxx/ or ending in /*)", p, o.ID, o.ID)
+		}
+	}
+	for _, s := range o.SLRSuffixes {
+		if err := awsid.ValidateSLRSuffix(s); err != nil {
+			return fmt.Errorf("service-linked role suffix: %v", err)
+		}
+	}
+	return nil
+}
+
+// OrganizationStatements returns statements of constant size, however many
+// accounts of the organization launch the AMI: aws:PrincipalOrgID (or
+// aws:PrincipalOrgPaths) picks the accounts, ArnLike aws:PrincipalArn the
+// roles. A grant creator may create grants only for its own account's
+// service-linked role (the ${aws:PrincipalAccount} policy variable).
+func OrganizationStatements(o Organization) []Statement {
+	inOrg := map[string]map[string]interface{}{}
+	if len(o.OUPaths) > 0 {
+		inOrg["ForAnyValue:StringLike"] = map[string]interface{}{"aws:PrincipalOrgPaths": o.OUPaths}
+	} else {
+		inOrg["StringEquals"] = map[string]interface{}{"aws:PrincipalOrgID": o.ID}
+	}
+	with := func(extra map[string]map[string]interface{}) map[string]map[string]interface{} {
+		out := map[string]map[string]interface{}{}
+		for op, kv := range inOrg {
+			out[op] = map[string]interface{}{}
+			for k, v := range kv {
+				out[op][k] = v
+			}
+		}
+		for op, kv := range extra {
+			if out[op] == nil {
+				out[op] = map[string]interface{}{}
+			}
+			for k, v := range kv {
+				out[op][k] = v
+			}
+		}
+		return out
+	}
+	slrPatterns := func(account string) []string {
+		names := []string{awsid.AutoScalingSLRName("")}
+		for _, s := range o.SLRSuffixes {
+			names = append(names, awsid.AutoScalingSLRName(s))
+		}
+		out := []string{}
+		for _, n := range names {
+			out = append(out, awsid.RoleARN(o.Partition, account, "/aws-service-role/"+awsid.AutoScalingService+"/", n))
+		}
+		return out
+	}
+	everyone := map[string]interface{}{"AWS": "*"}
+	return []Statement{
+		{
+			Sid: "Allow use of the key by Auto Scaling service-linked roles of the organization", Effect: "Allow",
+			Principal: everyone, Action: UseActions, Resource: "*",
+			Condition: with(map[string]map[string]interface{}{"ArnLike": {"aws:PrincipalArn": slrPatterns("*")}}),
+		},
+		{
+			Sid: "Allow attachment of persistent resources by grant creators of the organization", Effect: "Allow",
+			Principal: everyone, Action: []string{"kms:CreateGrant"}, Resource: "*",
+			Condition: with(map[string]map[string]interface{}{
+				"ArnLike":                   {"aws:PrincipalArn": o.GrantCreatorPattern},
+				"StringEquals":              {"kms:GranteePrincipal": slrPatterns("${aws:PrincipalAccount}")},
+				"ForAllValues:StringEquals": {"kms:GrantOperations": grantspec.AutoScalingOperations},
+			}),
+		},
+		{
+			Sid: "Allow grant management by grant creators of the organization", Effect: "Allow",
+			Principal: everyone, Action: []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"}, Resource: "*",
+			Condition: with(map[string]map[string]interface{}{"ArnLike": {"aws:PrincipalArn": o.GrantCreatorPattern}}),
+		},
+	}
+}

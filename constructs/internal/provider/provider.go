@@ -11,12 +11,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -95,7 +99,7 @@ func newProvider(stack awscdk.Stack) *Provider {
 		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture: awslambda.Architecture_ARM_64(),
 		Handler:      jsii.String("bootstrap"),
-		Code:         awslambda.Code_FromAsset(jsii.String(handlerbuild.MustBuild(handlerbuild.Options{Package: handlerbuild.GrantHandler})), nil),
+		Code:         handlerCode(),
 		Role:         role,
 		Timeout:      awscdk.Duration_Minutes(jsii.Number(FunctionTimeout)),
 		MemorySize:   jsii.Number(256),
@@ -106,6 +110,36 @@ func newProvider(stack awscdk.Stack) *Provider {
 		RetryAttempts: jsii.Number(0),
 	})
 	return &Provider{Function: fn, Role: role, keyArns: map[string]bool{}}
+}
+
+var (
+	assetOnce sync.Once
+	assetDir  string
+	assetHash string
+)
+
+// handlerCode builds the handler once per process (handlerbuild caches it
+// across processes) and names the asset by the binary's SHA-256. The build
+// is reproducible, so the hash is the same on every machine; giving it to
+// CDK spares CDK from fingerprinting the binary again for every stack.
+func handlerCode() awslambda.Code {
+	assetOnce.Do(func() {
+		assetDir = handlerbuild.MustBuild(handlerbuild.Options{Package: handlerbuild.GrantHandler})
+		f, err := os.Open(filepath.Join(assetDir, handlerbuild.BinaryName))
+		if err != nil {
+			panic(fmt.Errorf("reading the built grant handler: %w", err))
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			panic(fmt.Errorf("hashing the built grant handler: %w", err))
+		}
+		assetHash = hex.EncodeToString(h.Sum(nil))
+	})
+	return awslambda.Code_FromAsset(jsii.String(assetDir), &awss3assets.AssetOptions{
+		AssetHash:     jsii.String(assetHash),
+		AssetHashType: awscdk.AssetHashType_CUSTOM,
+	})
 }
 
 // RoleName is the deterministic name of the handler role of stack. Role names

@@ -1,0 +1,134 @@
+package encryptedami
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
+	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
+)
+
+// OrganizationKeyAccessProps configures organization mode.
+type OrganizationKeyAccessProps struct {
+	// The source key.
+	Key awskms.IKey `field:"required"`
+	// The AWS Organization whose accounts may launch the AMI, o-xxxxxxxxxx.
+	OrganizationId *string `field:"required"`
+	// Narrow the destinations to these organizational units (aws:PrincipalOrgPaths),
+	// e.g. "o-abcdefghij/r-ab12/ou-ab12-11111111/".
+	// Default: - every account of the organization.
+	OrganizationalUnitPaths *[]*string `field:"optional"`
+	// Custom suffixes of Auto Scaling service-linked roles the destinations use.
+	// Default: - only the default role, AWSServiceRoleForAutoScaling.
+	ServiceLinkedRoleSuffixes *[]*string `field:"optional"`
+}
+
+// OrganizationKeyAccess lets every account of an organization (or of some of
+// its OUs) launch the AMI, with key policy statements of constant size.
+// Place it next to the key; in each destination, use CrossAccountEncryptedAmi
+// with KeyPolicyStyle_ORGANIZATION.
+type OrganizationKeyAccess interface {
+	constructs.Construct
+	// The statements placed on the key (or to place, for an imported key).
+	KeyPolicyStatements() *[]awsiam.PolicyStatement
+	// The same statements as JSON.
+	KeyPolicyStatementsJson() *string
+	// Whether the statements were added to the key's policy.
+	KeyPolicyManaged() *bool
+}
+
+type organizationKeyAccess struct {
+	constructs.Construct
+	statements []amipolicy.Statement
+	managed    bool
+}
+
+// NewOrganizationKeyAccess adds the organization's statements to props.Key.
+func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *OrganizationKeyAccessProps) OrganizationKeyAccess {
+	path := *scope.Node().Path() + "/" + *id
+	fail := func(err error) {
+		panic(fmt.Errorf("encryptedami.NewOrganizationKeyAccess %s: %w", path, err))
+	}
+	if props == nil || props.Key == nil || props.OrganizationId == nil {
+		fail(fmt.Errorf("Key and OrganizationId: required, got props %+v", props))
+	}
+	region := props.Key.Env().Region
+	partition := "aws"
+	if region != nil && !tokens.IsUnresolved(region) {
+		partition = awsid.PartitionOfRegion(*region)
+	}
+	org := amipolicy.Organization{
+		ID:                  *props.OrganizationId,
+		OUPaths:             derefAll(props.OrganizationalUnitPaths),
+		SLRSuffixes:         derefAll(props.ServiceLinkedRoleSuffixes),
+		GrantCreatorPattern: awsid.RoleARN(partition, "*", provider.RolePath, "*"),
+		Partition:           partition,
+	}
+	if err := org.Validate(); err != nil {
+		fail(fmt.Errorf("OrganizationId/OrganizationalUnitPaths/ServiceLinkedRoleSuffixes: %v", err))
+	}
+	statements := amipolicy.OrganizationStatements(org)
+	if err := claimStatements(props.Key, statements); err != nil {
+		fail(err)
+	}
+	c := constructs.NewConstruct(scope, id)
+	o := &organizationKeyAccess{Construct: c, statements: statements}
+	o.managed = addToKeyPolicy(c, props.Key, o.statements)
+	return o
+}
+
+func (o *organizationKeyAccess) cdkStatements() []awsiam.PolicyStatement {
+	return toCDK(o.statements)
+}
+func (o *organizationKeyAccess) KeyPolicyStatements() *[]awsiam.PolicyStatement {
+	out := o.cdkStatements()
+	return &out
+}
+func (o *organizationKeyAccess) KeyPolicyStatementsJson() *string {
+	return statementsJSON(o.statements)
+}
+func (o *organizationKeyAccess) KeyPolicyManaged() *bool { return jsii.Bool(o.managed) }
+
+func toCDK(statements []amipolicy.Statement) []awsiam.PolicyStatement {
+	out := make([]awsiam.PolicyStatement, 0, len(statements))
+	for _, s := range statements {
+		out = append(out, awsiam.PolicyStatement_FromJson(s.JSON()))
+	}
+	return out
+}
+
+func statementsJSON(statements []amipolicy.Statement) *string {
+	body, err := json.MarshalIndent(statements, "", "  ")
+	if err != nil {
+		panic(err)
+	}
+	return jsii.String(string(body))
+}
+
+func compactJSON(statements []amipolicy.Statement) string {
+	body, err := json.Marshal(statements)
+	if err != nil {
+		panic(err)
+	}
+	return string(body)
+}
+
+func derefAll(in *[]*string) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, 0, len(*in))
+	for _, s := range *in {
+		if s != nil {
+			out = append(out, *s)
+		}
+	}
+	return out
+}
