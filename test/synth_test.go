@@ -97,17 +97,28 @@ func synthExample(t testing.TB, name string, context map[string]string, extraEnv
 	}
 	a := &Assembly{Dir: out, Templates: map[string]map[string]interface{}{}}
 	readJSON(t, filepath.Join(out, "manifest.json"), &a.Manifest)
-	for id, art := range a.Manifest["artifacts"].(map[string]interface{}) {
-		art := art.(map[string]interface{})
-		if art["type"] != "aws:cloudformation:stack" {
-			continue
-		}
-		props := art["properties"].(map[string]interface{})
-		var tmpl map[string]interface{}
-		readJSON(t, filepath.Join(out, props["templateFile"].(string)), &tmpl)
-		a.Templates[id] = tmpl
-	}
+	a.readStacks(t, "", a.Manifest)
 	return a, nil
+}
+
+// readStacks loads the templates of a manifest and, recursively, of the
+// nested assemblies of its CDK Stages (keyed "<assembly dir>/<stack id>").
+func (a *Assembly) readStacks(t testing.TB, dir string, manifest map[string]interface{}) {
+	for id, art := range manifest["artifacts"].(map[string]interface{}) {
+		art := art.(map[string]interface{})
+		props, _ := art["properties"].(map[string]interface{})
+		switch art["type"] {
+		case "aws:cloudformation:stack":
+			var tmpl map[string]interface{}
+			readJSON(t, filepath.Join(a.Dir, dir, props["templateFile"].(string)), &tmpl)
+			a.Templates[filepath.Join(dir, id)] = tmpl
+		case "cdk:cloud-assembly":
+			nested := filepath.Join(dir, props["directoryName"].(string))
+			var m map[string]interface{}
+			readJSON(t, filepath.Join(a.Dir, nested, "manifest.json"), &m)
+			a.readStacks(t, nested, m)
+		}
+	}
 }
 
 type synthError struct {
@@ -208,7 +219,10 @@ func cfnLint(t *testing.T, a *Assembly) {
 	if _, err := exec.LookPath("cfn-lint"); err != nil {
 		t.Fatal("cfn-lint is required (pip install cfn-lint==1.51.0): ", err)
 	}
-	files, _ := filepath.Glob(filepath.Join(a.Dir, "*.template.json"))
+	var files []string
+	for stack := range a.Templates {
+		files = append(files, filepath.Join(a.Dir, filepath.Dir(stack), filepath.Base(stack)+".template.json"))
+	}
 	if len(files) == 0 {
 		t.Fatalf("no templates in %s", a.Dir)
 	}

@@ -175,8 +175,11 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 
 	a.managed = addToKeyPolicy(c, props.Key, a.statements)
 	keyStack := awscdk.Stack_Of(props.Key)
-	if isOwned(props.Key) && *keyStack.Node().Path() != *stack.Node().Path() {
+	sameStage := *awscdk.Stage_Of(keyStack).Node().Path() == *awscdk.Stage_Of(stack).Node().Path()
+	if isOwned(props.Key) && sameStage && *keyStack.Node().Path() != *stack.Node().Path() {
 		// The key policy must allow the grant before the grant is created.
+		// Across CDK Stages (a pipeline) no stack dependency can be drawn:
+		// the pipeline's order (the key's stage first) gives it instead.
 		stack.AddStackDependency(keyStack, jsii.String("the source key policy must allow the grant before the destination creates it"))
 	}
 	return a
