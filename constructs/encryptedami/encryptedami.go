@@ -17,7 +17,6 @@ package encryptedami
 import (
 	"encoding/json"
 	"fmt"
-	"sync"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
@@ -279,24 +279,18 @@ type keyClaims struct {
 	destinations int
 }
 
-var (
-	claimsMu sync.Mutex
-	// claims records, per key, the statements this library placed, by Sid:
-	// two constructs for the same destination share identical statements,
-	// a clash of Sids with different content fails clearly, and the policy's
-	// size is checked before KMS would reject it at deploy time.
-	claims = map[string]*keyClaims{}
-)
+// claimsFor returns the statements this library placed on key, by Sid: two
+// constructs for the same destination share identical statements, a clash of
+// Sids with different content fails clearly, and the policy's size is
+// checked before KMS would reject it at deploy time.
+func claimsFor(key awskms.IKey) *keyClaims {
+	return registry.Get(key, "key-policy:"+*key.Node().Path(), func() *keyClaims {
+		return &keyClaims{bySid: map[string]string{}}
+	})
+}
 
 func claimStatements(key awskms.IKey, statements []amipolicy.Statement) error {
-	claimsMu.Lock()
-	defer claimsMu.Unlock()
-	addr := *key.Node().Addr()
-	kc := claims[addr]
-	if kc == nil {
-		kc = &keyClaims{bySid: map[string]string{}}
-		claims[addr] = kc
-	}
+	kc := claimsFor(key)
 	added := 0
 	for _, s := range statements {
 		body, _ := json.Marshal(s)

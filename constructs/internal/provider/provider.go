@@ -24,6 +24,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
@@ -61,24 +62,10 @@ type Provider struct {
 	slrGrant bool
 }
 
-var (
-	mu        sync.Mutex
-	providers = map[string]*Provider{}
-)
-
 // Of returns the handler of scope's stack, creating it on first use. Every
 // grant in a stack shares it, however many there are.
 func Of(scope constructs.IConstruct) *Provider {
-	stack := awscdk.Stack_Of(scope)
-	addr := *stack.Node().Addr()
-	mu.Lock()
-	defer mu.Unlock()
-	if p, ok := providers[addr]; ok {
-		return p
-	}
-	p := newProvider(stack)
-	providers[addr] = p
-	return p
+	return registry.Get(scope, "provider", func() *Provider { return newProvider(awscdk.Stack_Of(scope)) })
 }
 
 func newProvider(stack awscdk.Stack) *Provider {

@@ -1,0 +1,134 @@
+package encryptedami_test
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+)
+
+// addDestinations adds n destination stacks (accounts 222222222222, +1, ...)
+// that share key, and returns the message of the first construct error, if any.
+func addDestinations(app awscdk.App, key awskms.IKey, n int, style encryptedami.KeyPolicyStyle) (added int, errMsg string) {
+	for i := 0; i < n; i++ {
+		account := fmt.Sprintf("%012d", 222222222222+i)
+		stack := awscdk.NewStack(app, jsii.String("Dest-"+account), &awscdk.StackProps{Env: env(account, "us-east-1")})
+		if msg := catch(func() {
+			encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{
+				Key: key, ImageId: jsii.String("ami-0123456789abcdef0"), KeyPolicyStyle: style,
+			})
+		}); msg != "" {
+			return i, msg
+		}
+	}
+	return n, ""
+}
+
+var fitRe = regexp.MustCompile(`about (\d+) destinations fit`)
+
+func TestKeyPolicySizeLimit(t *testing.T) {
+	for _, n := range []int{1, 10, 60} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			// GIVEN one source key
+			app := awscdk.NewApp(nil)
+			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+			key := awskms.NewKey(source, jsii.String("Key"), nil)
+			// WHEN n destinations use it
+			added, msg := addDestinations(app, key, n, "")
+			// THEN up to the limit they fit; past it, a clear error says how many fit and points to organization mode
+			if msg == "" {
+				t.Logf("N=%d: all destinations fit", n)
+				if n == 60 {
+					t.Fatal("60 destinations fit into one key policy: the 32 KB check did not fire")
+				}
+				return
+			}
+			if n <= 10 {
+				t.Fatalf("N=%d failed: %s", n, msg)
+			}
+			m := fitRe.FindStringSubmatch(msg)
+			if m == nil || !strings.Contains(msg, "32768") || !strings.Contains(msg, "KeyPolicyStyle_ORGANIZATION") {
+				t.Fatalf("error does not say how many fit, the limit and the way out: %s", msg)
+			}
+			fit, _ := strconv.Atoi(m[1])
+			if added != fit {
+				t.Errorf("the error says %d destinations fit, but it fired at destination %d", fit, added+1)
+			}
+			t.Logf("N=%d: failed at destination %d (about %d fit)", n, added+1, fit)
+		})
+	}
+}
+
+func TestOrganizationModeConstantSize(t *testing.T) {
+	// GIVEN a source key with organization access for two OUs
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+	key := awskms.NewKey(source, jsii.String("Key"), nil)
+	org := encryptedami.NewOrganizationKeyAccess(source, jsii.String("Org"), &encryptedami.OrganizationKeyAccessProps{
+		Key:                     key,
+		OrganizationId:          jsii.String("o-abcdefghij"),
+		OrganizationalUnitPaths: jsii.Strings("o-abcdefghij/r-ab12/ou-ab12-11111111/"),
+	})
+	if !*org.KeyPolicyManaged() {
+		t.Error("KeyPolicyManaged() = false for a key of this app")
+	}
+	// WHEN 70 destinations (more than fit one by one) use organization mode
+	if _, msg := addDestinations(app, key, 70, encryptedami.KeyPolicyStyle_ORGANIZATION); msg != "" {
+		t.Fatal(msg)
+	}
+	// THEN the key policy holds CDK's default statement plus the organization's three, no more
+	tmpl := assertions.Template_FromStack(source, nil)
+	policy := tmpl.FindResources(jsii.String("AWS::KMS::Key"), nil)
+	for _, r := range *policy {
+		stmts := (*r)["Properties"].(map[string]interface{})["KeyPolicy"].(map[string]interface{})["Statement"].([]interface{})
+		if len(stmts) != 4 {
+			t.Errorf("key policy has %d statements, want 4", len(stmts))
+		}
+	}
+	tmpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), &map[string]interface{}{
+		"KeyPolicy": map[string]interface{}{
+			"Statement": assertions.Match_ArrayWith(&[]interface{}{
+				assertions.Match_ObjectLike(&map[string]interface{}{
+					"Sid":    "Allow attachment of persistent resources by grant creators of the organization",
+					"Action": "kms:CreateGrant",
+					"Condition": map[string]interface{}{
+						"ForAnyValue:StringLike": map[string]interface{}{"aws:PrincipalOrgPaths": []interface{}{"o-abcdefghij/r-ab12/ou-ab12-11111111/"}},
+						"ArnLike":                map[string]interface{}{"aws:PrincipalArn": "arn:aws:iam::*:role/crossaccountami/*"},
+						"StringEquals": map[string]interface{}{"kms:GranteePrincipal": []interface{}{
+							"arn:aws:iam::${aws:PrincipalAccount}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"}},
+					},
+				}),
+			}),
+		},
+	})
+}
+
+func TestOrganizationBadProps(t *testing.T) {
+	cases := map[string]struct {
+		props encryptedami.OrganizationKeyAccessProps
+		want  string
+	}{
+		"bad org id":      {encryptedami.OrganizationKeyAccessProps{OrganizationId: jsii.String("org-1")}, `"org-1"`},
+		"ou of other org": {encryptedami.OrganizationKeyAccessProps{OrganizationId: jsii.String("o-abcdefghij"), OrganizationalUnitPaths: jsii.Strings("o-zzzzzzzzzz/r-ab12/ou-ab12-11111111/")}, `"o-zzzzzzzzzz/r-ab12/ou-ab12-11111111/"`},
+		"bad suffix":      {encryptedami.OrganizationKeyAccessProps{OrganizationId: jsii.String("o-abcdefghij"), ServiceLinkedRoleSuffixes: jsii.Strings("a b")}, `"a b"`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			app := awscdk.NewApp(nil)
+			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+			tc.props.Key = awskms.NewKey(source, jsii.String("Key"), nil)
+			msg := catch(func() { encryptedami.NewOrganizationKeyAccess(source, jsii.String("Org"), &tc.props) })
+			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "Source/Org") {
+				t.Errorf("error %q does not name the path and the value %s", msg, tc.want)
+			}
+		})
+	}
+}
