@@ -1,0 +1,103 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
+)
+
+// checkServiceLinkedRole: the group's service-linked role exists. The
+// role is the group's ServiceLinkedRoleARN with --asg, else
+// AWSServiceRoleForAutoScaling[_<suffix>]. It returns the role's ARN, which
+// the key policy and grant checks use whether the role exists or not.
+func checkServiceLinkedRole(ctx context.Context, iamAPI IAMAPI, asAPI AutoScalingAPI, in Input, who caller) (string, Result) {
+	slr := awsid.AutoScalingSLRARN(who.Partition, who.Account, in.SLRSuffix)
+	res := Result{Check: CheckServiceLinkedRole}
+	source := ""
+	if in.ASGName != "" {
+		out, err := asAPI.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{in.ASGName}})
+		switch {
+		case err != nil:
+			res.Status, res.Resource = Fail, slr
+			res.Detail = fmt.Sprintf("could not read the group %q: autoscaling DescribeAutoScalingGroups: %v (checked the default role %s instead)", in.ASGName, err, slr)
+			res.Fix = "check --asg and the region, or pass --slr-suffix instead"
+			return slr, res
+		case len(out.AutoScalingGroups) == 0:
+			res.Status, res.Resource = Fail, slr
+			res.Detail = fmt.Sprintf("no Auto Scaling group named %q in %s (checked the default role %s instead)", in.ASGName, in.Region, slr)
+			res.Fix = "check --asg and the region, or pass --slr-suffix instead"
+			return slr, res
+		}
+		if arn := aws.ToString(out.AutoScalingGroups[0].ServiceLinkedRoleARN); arn != "" {
+			slr = arn
+		}
+		source = fmt.Sprintf(", the service-linked role of group %q", in.ASGName)
+	}
+	res.Resource = slr
+	name := slr[strings.LastIndex(slr, "/")+1:]
+	createFix := "aws iam create-service-linked-role --aws-service-name " + awsid.AutoScalingService
+	if s := slrSuffixOf(slr); s != "" {
+		createFix += " --custom-suffix " + s
+	}
+	out, err := iamAPI.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+	var nse *iamtypes.NoSuchEntityException
+	switch {
+	case errors.As(err, &nse):
+		res.Status = Fail
+		res.Detail = fmt.Sprintf("%s does not exist in account %s%s", name, who.Account, source)
+		res.Fix = createFix + " (or let the CrossAccountEncryptedAmi construct create it); then the key policy and the grant must name it"
+		return slr, res
+	case err != nil && isAccessDenied(err):
+		res.Status = Skip
+		res.Detail = fmt.Sprintf("%s may not call iam GetRole on %s: %v", who.ARN, name, err)
+		res.Fix = "use credentials allowed iam:GetRole"
+		return slr, res
+	case err != nil:
+		res.Status = Fail
+		res.Detail = fmt.Sprintf("could not check: iam GetRole %s: %v", name, err)
+		return slr, res
+	}
+	if arn := aws.ToString(out.Role.Arn); arn != "" && arn != slr {
+		res.Status = Warn
+		res.Detail = fmt.Sprintf("role %s exists as %s, not at the expected ARN %s%s", name, arn, slr, source)
+		return arn, res
+	}
+	res.Status = Pass
+	res.Detail = fmt.Sprintf("%s exists%s", slr, source)
+	return slr, res
+}
+
+// grantCreators are the principals whose CreateGrant the key policy check
+// asks about: --grant-creator, or this library's grant handler roles in the
+// destination account. None found: the check asks about "some principal
+// of the account" and reports whom the policy allows.
+func grantCreators(ctx context.Context, api IAMAPI, flag string) ([]string, string) {
+	if flag != "" {
+		return []string{flag}, ""
+	}
+	var out []string
+	p := iam.NewListRolesPaginator(api, &iam.ListRolesInput{PathPrefix: aws.String(GrantCreatorPath)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Sprintf("could not list the grant handler roles under %s (%s)", GrantCreatorPath, errorCodeOr(err))
+		}
+		for _, r := range page.Roles {
+			if strings.HasPrefix(aws.ToString(r.RoleName), "GrantHandler-") {
+				out = append(out, aws.ToString(r.Arn))
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Sprintf("no grant handler role of this library (%sGrantHandler-*) in this account", GrantCreatorPath)
+	}
+	return out, ""
+}

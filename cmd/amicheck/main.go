@@ -1,0 +1,203 @@
+// Command amicheck diagnoses why an Auto Scaling group cannot launch an AMI
+// encrypted with a KMS key of another account, the failure that shows as
+// "Client.InternalError: Client error on launch".
+//
+// Run it with the destination account's credentials (the account of the
+// group):
+//
+//	go run github.com/crossaccountami/crossaccountami/cmd/amicheck@latest \
+//	    --image-id ami-0123456789abcdef0 --asg my-group [--source-profile source]
+//
+// It checks, in order: the AMI is visible; its snapshots are encrypted, and
+// with which key; the key is customer-managed, enabled and in the group's
+// region; the Auto Scaling service-linked role exists; the key policy lets
+// the role use the key and the grant creator create its grant (read with
+// the source profile); a grant gives the role every operation it needs. It
+// reports every check it can make, one line each (PASS, FAIL, WARN, SKIP)
+// with the fix, or a JSON document with --json.
+//
+// Exit status: 0 when no check failed, 1 when one did, 2 on a usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/crossaccountami/crossaccountami/cmd/amicheck/internal/check"
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
+)
+
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the command line.
+type options struct {
+	in            check.Input
+	profile       string
+	sourceProfile string
+	region        string
+	json          bool
+	timeout       time.Duration
+}
+
+func parse(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("amicheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.in.ImageID, "image-id", "", "the AMI the Auto Scaling group launches (required)")
+	fs.StringVar(&o.in.ASGName, "asg", "", "the Auto Scaling group, to use its service-linked role")
+	fs.StringVar(&o.in.SLRSuffix, "slr-suffix", "", "the suffix of the service-linked role AWSServiceRoleForAutoScaling_<suffix> (instead of --asg; default: the default role)")
+	fs.StringVar(&o.sourceProfile, "source-profile", "", "a profile of the account that owns the AMI and the key, to read what the destination cannot (snapshots, key policy, grants)")
+	fs.StringVar(&o.profile, "profile", "", "the destination account's profile (default: the SDK's default chain, AWS_PROFILE)")
+	fs.StringVar(&o.region, "region", "", "the group's region (default: the SDK's default chain, AWS_REGION)")
+	fs.StringVar(&o.in.KeyARN, "key-arn", "", "the key that encrypts the AMI, when its snapshots are not visible to the destination")
+	fs.StringVar(&o.in.GrantCreator, "grant-creator", "", "the principal that creates the grant (default: this library's grant handler roles, path "+check.GrantCreatorPath+")")
+	fs.BoolVar(&o.json, "json", false, "write a JSON document: {\"ok\": bool, \"checks\": [{\"check\", \"status\", \"resource\", \"detail\", \"fix\"}]}")
+	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: amicheck --image-id ami-... [--asg NAME | --slr-suffix SUFFIX] [--source-profile PROFILE] [flags]\n\n"+
+			"Diagnoses \"Client.InternalError: Client error on launch\" of an Auto Scaling group launching an AMI\n"+
+			"encrypted with a KMS key of another account. Run it with the group's account's credentials.\n"+
+			"Exit status: 0 no check failed, 1 a check failed, 2 usage error.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if o.in.ImageID == "" {
+		errs = append(errs, errors.New("--image-id is required"))
+	} else if err := awsid.ValidateImageID(o.in.ImageID); err != nil {
+		errs = append(errs, fmt.Errorf("--image-id: %v", err))
+	}
+	if o.in.ASGName != "" && o.in.SLRSuffix != "" {
+		errs = append(errs, fmt.Errorf("--asg %q and --slr-suffix %q: give one (the group names its own service-linked role)", o.in.ASGName, o.in.SLRSuffix))
+	}
+	if o.in.SLRSuffix != "" {
+		if err := awsid.ValidateSLRSuffix(o.in.SLRSuffix); err != nil {
+			errs = append(errs, fmt.Errorf("--slr-suffix: %v", err))
+		}
+	}
+	if o.in.KeyARN != "" {
+		if _, err := awsid.ParseKeyARN(o.in.KeyARN); err != nil {
+			errs = append(errs, fmt.Errorf("--key-arn: %v", err))
+		}
+	}
+	if o.in.GrantCreator != "" {
+		if err := awsid.ValidatePrincipalARN(o.in.GrantCreator); err != nil {
+			errs = append(errs, fmt.Errorf("--grant-creator: %v", err))
+		}
+	}
+	if o.region != "" {
+		if err := awsid.ValidateRegion(o.region); err != nil {
+			errs = append(errs, fmt.Errorf("--region: %v", err))
+		}
+	}
+	if o.timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout: must be positive, got %s", o.timeout))
+	}
+	return o, errors.Join(errs...)
+}
+
+// run is the whole command; main only supplies the process's arguments,
+// output and signals.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parse(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "amicheck: %s\n", line)
+		}
+		fmt.Fprintln(stderr, "amicheck: see amicheck -h")
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+
+	clients, region, err := newClients(ctx, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "amicheck: %v\n", err)
+		return exitUsage
+	}
+	o.in.Region = region
+	report := check.NewReport(check.Run(ctx, clients, o.in))
+	if o.json {
+		err = report.WriteJSON(stdout)
+	} else {
+		err = report.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "amicheck: writing the report: %v\n", err)
+		return exitFail
+	}
+	return report.ExitCode()
+}
+
+// newClients loads the SDK's default configuration (environment, shared
+// config and credentials files, AWS_ENDPOINT_URL_*) for the destination
+// and, with --source-profile, for the source account in the same region.
+func newClients(ctx context.Context, o options) (check.Clients, string, error) {
+	load := func(profile, region string) (aws.Config, error) {
+		var opts []func(*config.LoadOptions) error
+		if profile != "" {
+			opts = append(opts, config.WithSharedConfigProfile(profile))
+		}
+		if region != "" {
+			opts = append(opts, config.WithRegion(region))
+		}
+		return config.LoadDefaultConfig(ctx, opts...)
+	}
+	cfg, err := load(o.profile, o.region)
+	if err != nil {
+		return check.Clients{}, "", fmt.Errorf("loading the destination configuration (profile %q): %v", o.profile, err)
+	}
+	if cfg.Region == "" {
+		return check.Clients{}, "", errors.New("no region: set --region, AWS_REGION, or a region in the profile")
+	}
+	c := check.Clients{
+		STS:         sts.NewFromConfig(cfg),
+		EC2:         ec2.NewFromConfig(cfg),
+		KMS:         kms.NewFromConfig(cfg),
+		IAM:         iam.NewFromConfig(cfg),
+		AutoScaling: autoscaling.NewFromConfig(cfg),
+	}
+	if o.sourceProfile != "" {
+		src, err := load(o.sourceProfile, cfg.Region)
+		if err != nil {
+			return check.Clients{}, "", fmt.Errorf("loading --source-profile %q: %v", o.sourceProfile, err)
+		}
+		c.SourceEC2 = ec2.NewFromConfig(src)
+		c.SourceKMS = kms.NewFromConfig(src)
+	}
+	return c, cfg.Region, nil
+}
