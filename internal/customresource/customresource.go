@@ -1,0 +1,453 @@
+// Package customresource is the plumbing every CloudFormation custom
+// resource handler of this library shares: a Router that sends each event to
+// the Handler of its ResourceType, an internal deadline that answers well
+// before Lambda stops the function, reasons cut to what CloudFormation
+// accepts, and one structured log line per event.
+//
+// The response protocol itself (the PUT to the pre-signed URL) is
+// github.com/aws/aws-lambda-go/cfn.LambdaWrap: it answers FAILED when the
+// function panics, and when a handler fails without a physical id it falls
+// back to the RequestId on Create (so the Delete that follows a failed Create
+// is recognisable) and to the old physical id on Update and Delete (so a
+// failed Update never looks like a replacement).
+package customresource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/cfn"
+
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
+)
+
+const (
+	// FunctionTimeout is the Lambda timeout the constructs give the handler
+	// function. CloudFormation waits up to an hour for a custom resource, but
+	// a handler should answer long before: the slowest legitimate wait is a
+	// new IAM principal (such as a service-linked role created a moment ago)
+	// becoming visible to KMS, which takes seconds and rarely minutes.
+	// Ten minutes leave room for that and still fail a stuck deployment
+	// quickly.
+	FunctionTimeout = 10 * time.Minute
+
+	// SafetyMargin is kept free before the Lambda deadline: the handler gives
+	// up at deadline minus SafetyMargin and still has time to send its
+	// FAILED answer (one PUT) and log. Without an answer CloudFormation
+	// would wait the full hour.
+	SafetyMargin = 20 * time.Second
+
+	// MaxResponseBytes is CloudFormation's limit on a custom resource
+	// response body. Reasons are cut so that the body stays below it.
+	MaxResponseBytes = 4096
+
+	// MaxPhysicalIDBytes is CloudFormation's limit on a physical resource id.
+	MaxPhysicalIDBytes = 1024
+)
+
+// Request is one CloudFormation event, as a Handler sees it. Properties are
+// raw (every scalar a string, as CloudFormation sends them); a handler
+// decodes them once with its spec package.
+type Request struct {
+	RequestType        cfn.RequestType
+	ResourceType       string
+	StackID            string
+	RequestID          string
+	LogicalResourceID  string
+	PhysicalResourceID string // empty on Create
+	Properties         map[string]interface{}
+	OldProperties      map[string]interface{} // Update only
+}
+
+// StackARN parses the StackId (arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<uuid>).
+func (r Request) StackARN() (awsid.ARN, error) {
+	a, err := awsid.ParseARN(r.StackID)
+	if err != nil {
+		return awsid.ARN{}, fmt.Errorf("StackId: %v", err)
+	}
+	if a.Service != "cloudformation" || awsid.ValidateAccount(a.Account) != nil {
+		return awsid.ARN{}, fmt.Errorf("StackId: expected arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<id>, got %q", r.StackID)
+	}
+	return a, nil
+}
+
+// Result is what a successful Create or Update answers.
+type Result struct {
+	PhysicalResourceID string
+	Data               map[string]interface{}
+}
+
+// Handler implements the lifecycle of one resource type. An error becomes a
+// FAILED answer whose Reason is the error text, so it should say what was
+// being done, with which values, and what a person can do about it.
+type Handler interface {
+	Create(ctx context.Context, req Request) (Result, error)
+	Update(ctx context.Context, req Request) (Result, error)
+	// Delete keeps the physical id; it has nothing else to answer.
+	Delete(ctx context.Context, req Request) error
+}
+
+// Router sends each event to the Handler registered for its ResourceType.
+type Router struct {
+	handlers map[string]Handler
+	// Logger receives one JSON line per event (and the handlers' warnings).
+	Logger *slog.Logger
+	// SafetyMargin overrides the package constant of the same name (tests
+	// use a short function deadline).
+	SafetyMargin time.Duration
+}
+
+// NewRouter returns a Router that logs JSON to stdout, where Lambda
+// collects it.
+func NewRouter() *Router {
+	return &Router{
+		handlers: map[string]Handler{},
+		Logger:   slog.New(slog.NewJSONHandler(os.Stdout, nil)),
+	}
+}
+
+// Handle registers h for resourceType. Adding a resource type is one call.
+func (r *Router) Handle(resourceType string, h Handler) {
+	if _, dup := r.handlers[resourceType]; dup {
+		panic("customresource: a handler for " + resourceType + " is already registered")
+	}
+	r.handlers[resourceType] = h
+}
+
+// ResourceTypes lists the registered types, sorted.
+func (r *Router) ResourceTypes() []string {
+	var out []string
+	for t := range r.handlers {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// LambdaHandler returns the function to pass to lambda.Start. It decodes
+// the event itself so that an event whose fields have unexpected types
+// still gets a FAILED answer when its ResponseURL can be read, instead of
+// leaving CloudFormation waiting for an hour.
+func (r *Router) LambdaHandler() func(context.Context, json.RawMessage) (string, error) {
+	return func(ctx context.Context, raw json.RawMessage) (string, error) {
+		ev, err := decodeEvent(raw)
+		serve := r.Serve
+		if err != nil {
+			serve = func(context.Context, cfn.Event) (string, map[string]interface{}, error) {
+				r.logger().Error("malformed event", "error", err.Error(), "requestId", ev.RequestID, "logicalResourceId", ev.LogicalResourceID)
+				return "", nil, errors.New(fitReason(ev, err.Error()))
+			}
+		}
+		return cfn.LambdaWrap(serve)(ctx, ev)
+	}
+}
+
+// decodeEvent reads a CloudFormation event. When the event does not match
+// the expected shape it still returns what it could read of the fields the
+// answer needs (ResponseURL, StackId, RequestId, LogicalResourceId, ...).
+func decodeEvent(raw json.RawMessage) (cfn.Event, error) {
+	var ev cfn.Event
+	err := json.Unmarshal(raw, &ev)
+	if err == nil {
+		return ev, nil
+	}
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &fields)
+	str := func(key string) string {
+		var s string
+		_ = json.Unmarshal(fields[key], &s)
+		return s
+	}
+	ev = cfn.Event{
+		RequestType:        cfn.RequestType(str("RequestType")),
+		RequestID:          str("RequestId"),
+		ResponseURL:        str("ResponseURL"),
+		ResourceType:       str("ResourceType"),
+		PhysicalResourceID: str("PhysicalResourceId"),
+		LogicalResourceID:  str("LogicalResourceId"),
+		StackID:            str("StackId"),
+	}
+	return ev, fmt.Errorf("malformed CloudFormation event: %v", err)
+}
+
+// Serve handles one event; it has the signature of cfn.CustomResourceFunction.
+// The handler runs in its own goroutine under a deadline SafetyMargin before
+// the Lambda deadline; when that deadline passes Serve answers FAILED
+// "timed out waiting for <what>" even if the handler ignores its context.
+func (r *Router) Serve(ctx context.Context, ev cfn.Event) (physicalID string, data map[string]interface{}, err error) {
+	start := time.Now()
+	req := Request{
+		RequestType:        ev.RequestType,
+		ResourceType:       ev.ResourceType,
+		StackID:            ev.StackID,
+		RequestID:          ev.RequestID,
+		LogicalResourceID:  ev.LogicalResourceID,
+		PhysicalResourceID: ev.PhysicalResourceID,
+		Properties:         ev.ResourceProperties,
+		OldProperties:      ev.OldResourceProperties,
+	}
+	log := r.logger().With(
+		"requestType", string(ev.RequestType),
+		"resourceType", ev.ResourceType,
+		"logicalResourceId", ev.LogicalResourceID,
+		"requestId", ev.RequestID,
+		"stackId", ev.StackID,
+	)
+	log.Info("request", "physicalResourceId", ev.PhysicalResourceID, "properties", ev.ResourceProperties, "oldProperties", ev.OldResourceProperties)
+
+	res, err := r.run(ctx, req, log)
+	if err == nil {
+		physicalID, data = res.PhysicalResourceID, res.Data
+		if ev.RequestType == cfn.RequestDelete {
+			physicalID, data = ev.PhysicalResourceID, nil
+		}
+		err = checkAnswer(ev, physicalID, data)
+	}
+	if err != nil {
+		reason := fitReason(ev, err.Error())
+		log.Error("answer", "outcome", string(cfn.StatusFailed), "physicalResourceId", fallbackID(ev), "reason", err.Error(), "durationMs", time.Since(start).Milliseconds())
+		return "", nil, errors.New(reason)
+	}
+	log.Info("answer", "outcome", string(cfn.StatusSuccess), "physicalResourceId", physicalID, "data", data, "durationMs", time.Since(start).Milliseconds())
+	return physicalID, data, nil
+}
+
+type outcome struct {
+	res      Result
+	err      error
+	panicked interface{}
+	stack    []byte
+}
+
+func (r *Router) run(ctx context.Context, req Request, log *slog.Logger) (Result, error) {
+	h, ok := r.handlers[req.ResourceType]
+	if !ok {
+		return Result{}, fmt.Errorf("ResourceType: this handler serves %s, got %q", strings.Join(r.ResourceTypes(), " and "), req.ResourceType)
+	}
+	var call func(context.Context) (Result, error)
+	switch req.RequestType {
+	case cfn.RequestCreate:
+		call = func(ctx context.Context) (Result, error) { return h.Create(ctx, req) }
+	case cfn.RequestUpdate:
+		call = func(ctx context.Context) (Result, error) { return h.Update(ctx, req) }
+	case cfn.RequestDelete:
+		call = func(ctx context.Context) (Result, error) { return Result{}, h.Delete(ctx, req) }
+	default:
+		return Result{}, fmt.Errorf("RequestType: expected Create, Update or Delete, got %q", req.RequestType)
+	}
+
+	ctx, cancel := r.withDeadline(ctx)
+	defer cancel()
+	p := &progress{}
+	ctx = context.WithValue(ctx, progressKey{}, p)
+	ctx = withLogger(ctx, log)
+
+	// The buffer lets a handler that outlives the deadline finish (or panic)
+	// without blocking and without a second answer.
+	done := make(chan outcome, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				done <- outcome{panicked: v, stack: debug.Stack()}
+			}
+		}()
+		res, err := call(ctx)
+		done <- outcome{res: res, err: err}
+	}()
+
+	var o outcome
+	select {
+	case o = <-done:
+	case <-ctx.Done():
+		select {
+		case o = <-done: // finished at the same moment: keep its answer
+		default:
+			return Result{}, errors.New(p.timeoutReason(req))
+		}
+	}
+	if o.panicked != nil {
+		log.Error("handler panicked", "panic", fmt.Sprint(o.panicked), "stack", string(o.stack))
+		// Re-panic on this goroutine: cfn.LambdaWrap answers FAILED (once)
+		// and the Lambda runtime reports the panic and restarts the process.
+		panic(o.panicked)
+	}
+	if o.err != nil && ctx.Err() != nil {
+		// The handler honoured the deadline; its error is usually a bare
+		// "context deadline exceeded". Say what it was waiting for.
+		return Result{}, fmt.Errorf("%s (%v)", p.timeoutReason(req), o.err)
+	}
+	return o.res, o.err
+}
+
+// withDeadline derives the internal deadline: the Lambda deadline minus the
+// safety margin, or half the remaining time when less than twice the margin
+// is left.
+func (r *Router) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := r.SafetyMargin
+	if margin <= 0 {
+		margin = SafetyMargin
+	}
+	if remaining := time.Until(deadline); remaining < 2*margin {
+		margin = remaining / 2
+	}
+	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
+
+func (r *Router) logger() *slog.Logger {
+	if r.Logger == nil {
+		return slog.Default()
+	}
+	return r.Logger
+}
+
+func fallbackID(ev cfn.Event) string {
+	if ev.RequestType == cfn.RequestCreate {
+		return ev.RequestID
+	}
+	return ev.PhysicalResourceID
+}
+
+func checkAnswer(ev cfn.Event, physicalID string, data map[string]interface{}) error {
+	if physicalID == "" {
+		return fmt.Errorf("internal error: the %s handler answered no physical resource id", ev.ResourceType)
+	}
+	if len(physicalID) > MaxPhysicalIDBytes {
+		return fmt.Errorf("internal error: the physical resource id is %d bytes long, CloudFormation accepts at most %d: %.100s...", len(physicalID), MaxPhysicalIDBytes, physicalID)
+	}
+	resp := cfn.NewResponse(&ev)
+	resp.Status, resp.PhysicalResourceID, resp.Data = cfn.StatusSuccess, physicalID, data
+	body, err := json.Marshal(resp)
+	if err != nil {
+		return fmt.Errorf("internal error: encoding the response Data: %v", err)
+	}
+	if len(body) >= MaxResponseBytes {
+		return fmt.Errorf("internal error: the response would be %d bytes, CloudFormation accepts less than %d", len(body), MaxResponseBytes)
+	}
+	return nil
+}
+
+const truncated = " [cut to fit the response; the full text is in the log]"
+
+// fitReason cuts reason so that the FAILED response body (with the
+// physical id LambdaWrap will fill in) stays below MaxResponseBytes.
+func fitReason(ev cfn.Event, reason string) string {
+	resp := cfn.NewResponse(&ev)
+	resp.Status = cfn.StatusFailed
+	resp.PhysicalResourceID = fallbackID(ev)
+	base, _ := json.Marshal(resp) // Reason is omitted while empty
+	budget := MaxResponseBytes - 1 - len(base) - len(`,"Reason":""`)
+	if jsonLen(reason) <= budget {
+		return reason
+	}
+	budget -= jsonLen(truncated)
+	var b strings.Builder
+	used := 0
+	for _, c := range reason {
+		n := jsonLen(string(c))
+		if used+n > budget {
+			break
+		}
+		used += n
+		b.WriteRune(c)
+	}
+	return b.String() + truncated
+}
+
+// jsonLen is the length of s inside a JSON string, quotes excluded.
+func jsonLen(s string) int {
+	if !utf8.ValidString(s) || strings.ContainsAny(s, "\"\\<>&\u2028\u2029") || hasControl(s) {
+		b, _ := json.Marshal(s)
+		return len(b) - 2
+	}
+	return len(s)
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// progress records what the handler is waiting for, so that a timeout can
+// name it.
+type progress struct {
+	mu      sync.Mutex
+	what    string
+	explain func(error) string
+	last    error
+}
+
+type progressKey struct{}
+
+// Waiting tells the router what the handler is about to wait for (such as
+// "KMS CreateGrant on <key> for <grantee>"). If the deadline passes before
+// the next call to Waiting, the FAILED reason is "timed out waiting for
+// <what>", followed by the last error recorded with RecordRetry, passed
+// through explain when explain is not nil.
+func Waiting(ctx context.Context, what string, explain func(error) string) {
+	if p, ok := ctx.Value(progressKey{}).(*progress); ok {
+		p.mu.Lock()
+		p.what, p.explain, p.last = what, explain, nil
+		p.mu.Unlock()
+	}
+}
+
+// RecordRetry notes an error that is being retried (awsretry calls it for
+// every retried attempt), so that a timeout can show it.
+func RecordRetry(ctx context.Context, err error) {
+	if p, ok := ctx.Value(progressKey{}).(*progress); ok {
+		p.mu.Lock()
+		p.last = err
+		p.mu.Unlock()
+	}
+}
+
+func (p *progress) timeoutReason(req Request) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	what := p.what
+	if what == "" {
+		what = fmt.Sprintf("the %s %s handler", req.ResourceType, req.RequestType)
+	}
+	msg := "timed out waiting for " + what
+	if p.last == nil {
+		return msg + " (no answer before the handler's deadline)"
+	}
+	last := p.last.Error()
+	if p.explain != nil {
+		last = p.explain(p.last)
+	}
+	return msg + ": last error: " + last
+}
+
+type loggerKey struct{}
+
+func withLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+// Logger returns the logger of the event being handled (with its request
+// type, resource type and logical id), or slog.Default outside the router.
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
