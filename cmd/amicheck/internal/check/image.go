@@ -155,7 +155,7 @@ func checkSnapshots(ctx context.Context, dest, source EC2API, image *ec2types.Im
 		res.Fix = fmt.Sprintf("run again with --source-profile <a profile of account %s, which owns the AMI>, or with --key-arn <the key's ARN>", aws.ToString(image.OwnerId))
 	case encrypted == 0 && in.KeyARN != "":
 		res.Status = Warn
-		res.Detail += "; the snapshots are not encrypted, checking the key given with --key-arn anyway"
+		res.Detail += "; checking the key given with --key-arn anyway"
 		keys = append(keys, in.KeyARN)
 	case encrypted == 0:
 		res.Status = Pass

@@ -155,6 +155,9 @@ type outcome struct {
 	who []string
 	// by lists the statements that decided.
 	by []string
+	// broad: the statement matched the principal's whole account (or
+	// everyone), not the principal itself.
+	broad bool
 }
 
 func (o *outcome) note(format string, args ...interface{}) {
@@ -219,10 +222,7 @@ func (s statement) matches(r request) outcome {
 		o.notes, o.who = nil, nil
 		return o
 	}
-	if wholeAccount && !pinned && len(o.who) == 0 && r.exactPrincipal {
-		o.v = min(o.v, maybe)
-		o.note("statement %s allows account %s as a whole, so IAM policies in that account decide; a service-linked role's policy is AWS-managed and cannot be extended: name the role (or pin it with aws:PrincipalArn) as the AWS article does", s.label(), r.account)
-	}
+	o.broad = wholeAccount && !pinned && len(o.who) == 0
 	return o
 }
 
@@ -263,6 +263,10 @@ func (d policyDoc) evaluate(r request) outcome {
 		if m.v == no {
 			best.notes = append(best.notes, m.notes...)
 			continue
+		}
+		if m.broad && r.exactPrincipal {
+			m.v = min(m.v, maybe)
+			m.note("statement %s allows account %s as a whole, so IAM policies in that account decide; a service-linked role's policy is AWS-managed and cannot be extended: name the role (or pin it with aws:PrincipalArn) as the AWS article does", s.label(), r.account)
 		}
 		switch {
 		case m.v > best.v:
