@@ -5,15 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -28,6 +23,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/moto"
 )
 
 func TestRunUsageErrors(t *testing.T) {
@@ -60,61 +56,6 @@ func TestRunUsageErrors(t *testing.T) {
 	}
 }
 
-// startMoto starts moto_server on a free port of 127.0.0.1 and stops it
-// when the test ends. A missing moto_server fails the test.
-//
-// TODO: switch to internal/testenv's moto helper once it exists.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Fatalf("moto_server is not on PATH (install moto[server] 5.2.1): %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto_server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			out := logs.String()
-			if len(out) > 4000 {
-				out = "..." + out[len(out)-4000:]
-			}
-			t.Logf("moto_server output:\n%s", out)
-		}
-	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(url + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer on %s within 60s: %v\n%s", url, err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 type jsonReport struct {
 	OK     bool           `json:"ok"`
 	Checks []check.Result `json:"checks"`
@@ -132,17 +73,19 @@ func statuses(r jsonReport) map[string]check.Status {
 // moto_server, configured only through the environment, in one account
 // (moto's KMS grants do not work across accounts).
 func TestAgainstMoto(t *testing.T) {
-	url := startMoto(t)
+	server := moto.Start(t)
+	server.SetEnv(t)
 	dir := t.TempDir()
 	// A profile for --source-profile; in moto it is the same account.
 	cfgFile := filepath.Join(dir, "config")
 	if err := os.WriteFile(cfgFile, []byte("[profile source]\naws_access_key_id = testing\naws_secret_access_key = testing\nregion = us-east-1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The helper points KMS, IAM and STS at moto; this command also uses
+	// EC2 and Auto Scaling.
 	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-		"AWS_REGION": "us-east-1", "AWS_CONFIG_FILE": cfgFile, "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
-		"AWS_PROFILE": "", "AWS_SESSION_TOKEN": "", "AWS_EC2_METADATA_DISABLED": "true",
+		"AWS_ENDPOINT_URL_EC2": server.URL, "AWS_ENDPOINT_URL_AUTO_SCALING": server.URL,
+		"AWS_CONFIG_FILE": cfgFile, "AWS_PROFILE": "", "AWS_EC2_METADATA_DISABLED": "true",
 	} {
 		t.Setenv(k, v)
 	}
