@@ -246,6 +246,7 @@ func (s statement) matchesAction(action string) bool {
 // evaluate asks the whole policy: an explicit Deny wins, then the best Allow.
 func (d policyDoc) evaluate(r request) outcome {
 	best := outcome{}
+	denyMaybe := false
 	for _, s := range d.Statement {
 		m := s.matches(r)
 		if strings.EqualFold(s.Effect, "Deny") {
@@ -253,6 +254,7 @@ func (d policyDoc) evaluate(r request) outcome {
 			case yes:
 				return outcome{v: no, by: []string{s.label()}, notes: []string{fmt.Sprintf("statement %s denies %s", s.label(), r.action)}}
 			case maybe:
+				denyMaybe = true
 				best.note("the Deny statement %s may apply to %s", s.label(), r.action)
 			}
 			continue
@@ -285,7 +287,12 @@ func (d policyDoc) evaluate(r request) outcome {
 		}
 	}
 	if best.v == yes {
-		best.notes = slices.DeleteFunc(best.notes, func(n string) bool { return !strings.Contains(n, "deleted IAM principal") })
+		best.notes = slices.DeleteFunc(best.notes, func(n string) bool {
+			return !strings.Contains(n, "deleted IAM principal") && !strings.Contains(n, "Deny statement")
+		})
+		if denyMaybe {
+			best.v = maybe
+		}
 	}
 	return best
 }

@@ -69,6 +69,8 @@ func TestEvaluate(t *testing.T) {
 		{"a deleted role's unique id", `{"Effect":"Allow","Principal":{"AWS":"AROAEXAMPLEID123"},"Action":"kms:Decrypt"}`, no, "deleted IAM principal"},
 		{"unconditional Deny", `{"Effect":"Deny","Principal":"*","Action":"kms:*"}`, no, "denies kms:Decrypt"},
 		{"a single statement, not a list", ``, yes, ""},
+		{"Allow, and a Deny that may apply", `{"Effect":"Allow","Principal":{"AWS":"` + slrARN + `"},"Action":"kms:Decrypt"},
+			{"Sid":"Outside the org","Effect":"Deny","Principal":"*","Action":"kms:*","Condition":{"StringNotEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}}`, maybe, "Deny statement \"Outside the org\" may apply"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
