@@ -16,7 +16,8 @@ import (
 // Answer is one recorded PUT.
 type Answer struct {
 	Method string
-	Path   string
+	Path   string // as sent, escaped
+	Query  string // as sent
 	Body   []byte
 	// Decoded body.
 	Status             string
@@ -42,7 +43,7 @@ func Start(t testing.TB) *Server {
 	s := &Server{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		a := Answer{Method: r.Method, Path: r.URL.Path, Body: body}
+		a := Answer{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Body: body}
 		_ = json.Unmarshal(body, &a)
 		s.mu.Lock()
 		s.answers = append(s.answers, a)

@@ -7,11 +7,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -100,11 +105,15 @@ func (s *Server) Log() string { return s.out.String() }
 
 // Env is the environment that points the AWS SDK at this server, with fake
 // credentials and region us-east-1.
-func (s *Server) Env() map[string]string {
+func (s *Server) Env() map[string]string { return Env(s.URL) }
+
+// Env is the environment that points the AWS SDK's KMS, IAM and STS clients
+// at endpoint, with fake credentials and region us-east-1.
+func Env(endpoint string) map[string]string {
 	return map[string]string{
-		"AWS_ENDPOINT_URL_KMS":        s.URL,
-		"AWS_ENDPOINT_URL_IAM":        s.URL,
-		"AWS_ENDPOINT_URL_STS":        s.URL,
+		"AWS_ENDPOINT_URL_KMS":        endpoint,
+		"AWS_ENDPOINT_URL_IAM":        endpoint,
+		"AWS_ENDPOINT_URL_STS":        endpoint,
 		"AWS_ACCESS_KEY_ID":           "testing",
 		"AWS_SECRET_ACCESS_KEY":       "testing",
 		"AWS_SESSION_TOKEN":           "testing",
@@ -116,10 +125,75 @@ func (s *Server) Env() map[string]string {
 }
 
 // SetEnv sets Env for the rest of the test.
-func (s *Server) SetEnv(t testing.TB) {
-	for k, v := range s.Env() {
+func (s *Server) SetEnv(t testing.TB) { SetEnv(t, s.URL) }
+
+// SetEnv sets Env(endpoint) for the rest of the test.
+func SetEnv(t testing.TB, endpoint string) {
+	for k, v := range Env(endpoint) {
 		t.Setenv(k, v)
 	}
+}
+
+// Proxy forwards requests to a server and records the API operations it
+// sees, as "KMS.CreateGrant" (JSON protocols, from X-Amz-Target) or
+// "IAM.CreateServiceLinkedRole" (query protocol, from the Action).
+type Proxy struct {
+	URL string
+
+	mu    sync.Mutex
+	calls []string
+}
+
+// CountingProxy starts a Proxy in front of s until the test ends.
+func (s *Server) CountingProxy(t testing.TB) *Proxy {
+	target, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.record(r)
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	p.URL = hs.URL
+	return p
+}
+
+var targetServices = map[string]string{"TrentService": "KMS"}
+
+func (p *Proxy) record(r *http.Request) {
+	op := "?"
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		svc, name, _ := strings.Cut(target, ".")
+		if s, ok := targetServices[svc]; ok {
+			svc = s
+		}
+		op = svc + "." + name
+	} else if body, err := io.ReadAll(r.Body); err == nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Action") != "" {
+			op = "IAM." + form.Get("Action")
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, op)
+}
+
+// Calls returns the operations forwarded since the last Reset.
+func (p *Proxy) Calls() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.calls...)
+}
+
+// Reset forgets the operations recorded so far.
+func (p *Proxy) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = nil
 }
 
 // FreePort asks the kernel for a free TCP port on 127.0.0.1.

@@ -1,0 +1,376 @@
+package granthandler_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/crossaccountami/crossaccountami/internal/granthandler"
+	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/cfnresponse"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/moto"
+)
+
+// rieFunctionTimeout is the Lambda timeout under the emulator. The real
+// bootstrap keeps customresource.SafetyMargin (20 s), or half the time when
+// less than 40 s are left, so a call that never succeeds fails after 12 s.
+const rieFunctionTimeout = 24 * time.Second
+
+// In process the router's margin is shortened: a call that never succeeds
+// fails after 4 s.
+const (
+	inProcessTimeout = 6 * time.Second
+	inProcessMargin  = 2 * time.Second
+)
+
+const (
+	motoAccount = "123456789012"
+	slrARN      = "arn:aws:iam::123456789012:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+)
+
+// event is a CloudFormation event read from testdata.
+type event map[string]interface{}
+
+func loadEvent(t testing.TB, name string) event {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return ev
+}
+
+func (e event) with(kv ...interface{}) event {
+	out := event{}
+	for k, v := range e {
+		out[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		out[kv[i].(string)] = kv[i+1]
+	}
+	return out
+}
+
+// props returns a copy of the event's ResourceProperties (or
+// OldResourceProperties) with kv set.
+func (e event) props(key string, kv ...interface{}) map[string]interface{} {
+	out := map[string]interface{}{}
+	if m, ok := e[key].(map[string]interface{}); ok {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	for i := 0; i < len(kv); i += 2 {
+		out[kv[i].(string)] = kv[i+1]
+	}
+	return out
+}
+
+func (e event) str(key string) string { s, _ := e[key].(string); return s }
+
+// invoker runs one event through a handler (in process, or the real
+// bootstrap under the Runtime Interface Emulator) and returns the raw
+// invocation result.
+type invoker func(t *testing.T, payload []byte) []byte
+
+// harness drives events and checks every answer.
+type harness struct {
+	invoke invoker
+	cfn    *cfnresponse.Server
+	proxy  *moto.Proxy // counts the handler's AWS calls
+	kms    *kms.Client // the test's own client, straight to moto
+	seq    int
+}
+
+// send runs ev with a fresh RequestId and the loopback response URL, checks
+// that exactly one well-formed answer arrived, and returns it with the AWS
+// calls the handler made.
+func (h *harness) send(t *testing.T, ev event) (cfnresponse.Answer, []string) {
+	t.Helper()
+	h.seq++
+	requestID := fmt.Sprintf("00000000-0000-4000-8000-%012d", h.seq)
+	u, err := url.Parse(ev.str("ResponseURL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev = ev.with("RequestId", requestID, "ResponseURL", h.cfn.URL+u.EscapedPath()+"?"+u.RawQuery)
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cfn.Reset()
+	h.proxy.Reset()
+	h.invoke(t, payload)
+	answers := h.cfn.Answers()
+	if err := cfnresponse.Check(answers, cfnresponse.Request{StackId: ev.str("StackId"), RequestId: requestID, LogicalResourceId: ev.str("LogicalResourceId")}); err != nil {
+		t.Fatalf("%s %s: %v", ev.str("RequestType"), ev.str("ResourceType"), err)
+	}
+	if answers[0].Path != u.EscapedPath() || answers[0].Query != u.RawQuery {
+		t.Errorf("answer sent to %q?%q, want the pre-signed URL's %q?%q unchanged", answers[0].Path, answers[0].Query, u.EscapedPath(), u.RawQuery)
+	}
+	return answers[0], h.proxy.Calls()
+}
+
+func (h *harness) grants(t *testing.T, keyARN string) []string {
+	t.Helper()
+	out, err := h.kms.ListGrants(context.Background(), &kms.ListGrantsInput{KeyId: aws.String(keyARN)})
+	if err != nil {
+		t.Fatalf("ListGrants: %v", err)
+	}
+	var ids []string
+	for _, g := range out.Grants {
+		ids = append(ids, aws.ToString(g.GrantId))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func newKey(t *testing.T, c *kms.Client) string {
+	t.Helper()
+	out, err := c.CreateKey(context.Background(), &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	return aws.ToString(out.KeyMetadata.Arn)
+}
+
+func motoKMS(m *moto.Server) *kms.Client {
+	return kms.New(kms.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(m.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+	})
+}
+
+// inProcess serves events with the router Main serves, over clients that
+// LoadConfig makes from the environment (pointed at the counting proxy).
+func inProcess(t *testing.T, endpoint string) invoker {
+	moto.SetEnv(t, endpoint)
+	cfg, err := granthandler.LoadConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := granthandler.NewRouter(cfg)
+	router.SafetyMargin = inProcessMargin
+	handle := router.LambdaHandler()
+	return func(t *testing.T, payload []byte) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), inProcessTimeout)
+		defer cancel()
+		out, err := handle(ctx, payload)
+		if err != nil {
+			t.Fatalf("invocation failed: %v", err)
+		}
+		b, _ := json.Marshal(out)
+		return b
+	}
+}
+
+func wantIDs(ids ...string) []string {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return out
+}
+
+func grantOf(t *testing.T, a cfnresponse.Answer) grantspec.PhysicalID {
+	t.Helper()
+	id, ok := grantspec.ParsePhysicalID(a.PhysicalResourceId)
+	if !ok {
+		t.Fatalf("physical id %q is not a grant id", a.PhysicalResourceId)
+	}
+	if a.Data[grantspec.AttrGrantId] != id.GrantId || a.Data[grantspec.AttrKeyArn] != id.KeyArn || len(a.Data) != 2 {
+		t.Errorf("Data %v, want GrantId %s and KeyArn %s", a.Data, id.GrantId, id.KeyArn)
+	}
+	return id
+}
+
+func expect(t *testing.T, step string, a cfnresponse.Answer, status string, calls, wantCalls []string) {
+	t.Helper()
+	if a.Status != status {
+		t.Errorf("%s: %s, want %s: %s", step, a.Status, status, a.Body)
+	}
+	if wantCalls != nil && !slices.Equal(calls, wantCalls) {
+		t.Errorf("%s: AWS calls %v, want %v", step, calls, wantCalls)
+	}
+}
+
+// grantSequence is the lifecycle a stack goes through, checked against
+// moto's grants after every step.
+func grantSequence(t *testing.T, h *harness) {
+	key := newKey(t, h.kms)
+	create := loadEvent(t, "grant-create.json")
+	create = create.with("ResourceProperties", create.props("ResourceProperties", "KeyArn", key))
+	p1 := create.props("ResourceProperties")
+	p2 := create.props("ResourceProperties", "Operations", []interface{}{"Decrypt", "DescribeKey", "CreateGrant"})
+	update := loadEvent(t, "grant-update.json")
+	del := loadEvent(t, "grant-delete.json")
+
+	// Create: one CreateGrant.
+	a, calls := h.send(t, create)
+	expect(t, "create", a, "SUCCESS", calls, []string{"KMS.CreateGrant"})
+	g1 := grantOf(t, a)
+	if g1.KeyArn != key || len(g1.GrantId) != 8 { // moto's grant ids have 8 hex digits
+		t.Errorf("create: grant %+v", g1)
+	}
+	if got := h.grants(t, key); !slices.Equal(got, wantIDs(g1.GrantId)) {
+		t.Errorf("after create: grants %v, want %v", got, []string{g1.GrantId})
+	}
+
+	// Identical update: no KMS call, same id, same Data keys.
+	a, calls = h.send(t, update.with("PhysicalResourceId", g1.String(), "ResourceProperties", p1, "OldResourceProperties", p1))
+	expect(t, "identical update", a, "SUCCESS", calls, []string{})
+	if grantOf(t, a) != g1 {
+		t.Errorf("identical update: physical id %s, want %s", a.PhysicalResourceId, g1)
+	}
+	if got := h.grants(t, key); !slices.Equal(got, wantIDs(g1.GrantId)) {
+		t.Errorf("after identical update: grants %v", got)
+	}
+
+	// Replacing update: a new grant, the old one untouched.
+	a, calls = h.send(t, update.with("PhysicalResourceId", g1.String(), "ResourceProperties", p2, "OldResourceProperties", p1))
+	expect(t, "replacing update", a, "SUCCESS", calls, []string{"KMS.CreateGrant"})
+	g2 := grantOf(t, a)
+	if g2 == g1 {
+		t.Errorf("replacing update kept the physical id %s", g1)
+	}
+	if got := h.grants(t, key); !slices.Equal(got, wantIDs(g1.GrantId, g2.GrantId)) {
+		t.Errorf("after replacing update: grants %v, want %v", got, wantIDs(g1.GrantId, g2.GrantId))
+	}
+
+	// Someone revokes the new grant; a VerifyToken change recreates it.
+	if _, err := h.kms.RevokeGrant(context.Background(), &kms.RevokeGrantInput{KeyId: aws.String(key), GrantId: aws.String(g2.GrantId)}); err != nil {
+		t.Fatal(err)
+	}
+	p2v := create.props("ResourceProperties", "Operations", p2["Operations"], "VerifyToken", "2026-11-28")
+	a, calls = h.send(t, update.with("PhysicalResourceId", g2.String(), "ResourceProperties", p2v, "OldResourceProperties", p2))
+	expect(t, "verify update", a, "SUCCESS", calls, []string{"KMS.ListGrants", "KMS.CreateGrant"})
+	g3 := grantOf(t, a)
+	if got := h.grants(t, key); g3 == g2 || !slices.Equal(got, wantIDs(g1.GrantId, g3.GrantId)) {
+		t.Errorf("after verify update: grant %s, grants %v", g3, got)
+	}
+	// The same check while the grant exists keeps it.
+	p2w := create.props("ResourceProperties", "Operations", p2["Operations"], "VerifyToken", "2026-11-29")
+	a, calls = h.send(t, update.with("PhysicalResourceId", g3.String(), "ResourceProperties", p2w, "OldResourceProperties", p2v))
+	expect(t, "verify update, grant present", a, "SUCCESS", calls, []string{"KMS.ListGrants"})
+	if grantOf(t, a) != g3 {
+		t.Errorf("verify update with the grant present: %s, want %s", a.PhysicalResourceId, g3)
+	}
+
+	// CloudFormation deletes the old grant after the update.
+	a, calls = h.send(t, del.with("PhysicalResourceId", g1.String(), "ResourceProperties", p1))
+	expect(t, "delete old", a, "SUCCESS", calls, []string{"KMS.RevokeGrant"})
+	if got := h.grants(t, key); !slices.Equal(got, wantIDs(g3.GrantId)) {
+		t.Errorf("after delete old: grants %v, want %v", got, []string{g3.GrantId})
+	}
+
+	// Stack deletion.
+	a, calls = h.send(t, del.with("PhysicalResourceId", g3.String(), "ResourceProperties", p2w))
+	expect(t, "delete new", a, "SUCCESS", calls, []string{"KMS.RevokeGrant"})
+	if a.PhysicalResourceId != g3.String() {
+		t.Errorf("delete answered physical id %q, want %q", a.PhysicalResourceId, g3)
+	}
+	if got := h.grants(t, key); len(got) != 0 {
+		t.Errorf("after delete new: grants %v, want none", got)
+	}
+
+	// The same delete again (CloudFormation retries a delete): success.
+	a, calls = h.send(t, del.with("PhysicalResourceId", g3.String(), "ResourceProperties", p2w))
+	expect(t, "delete again", a, "SUCCESS", calls, []string{"KMS.RevokeGrant"})
+
+	// Create on a key that does not exist: FAILED, naming the key. moto
+	// answers HTTP 500 (real KMS: NotFoundException, not retried), which is
+	// retried until the handler's deadline.
+	missing := "arn:aws:kms:us-east-1:" + motoAccount + ":key/0987dcba-09fe-87dc-65ba-ab0987654321"
+	a, calls = h.send(t, create.with("ResourceProperties", create.props("ResourceProperties", "KeyArn", missing)))
+	expect(t, "create on a missing key", a, "FAILED", nil, nil)
+	if !strings.Contains(a.Reason, "KMS CreateGrant on "+missing+" for "+slrARN) || a.PhysicalResourceId != a.RequestId {
+		t.Errorf("create on a missing key: Reason %q, PhysicalResourceId %q (want the RequestId)", a.Reason, a.PhysicalResourceId)
+	}
+	if len(calls) == 0 || calls[0] != "KMS.CreateGrant" {
+		t.Errorf("create on a missing key: calls %v", calls)
+	}
+
+	// CloudFormation then deletes the failed resource: no call.
+	a, calls = h.send(t, del.with("PhysicalResourceId", a.PhysicalResourceId, "ResourceProperties", create.props("ResourceProperties", "KeyArn", missing)))
+	expect(t, "delete after failed create", a, "SUCCESS", calls, []string{})
+
+	// A physical id that never was a grant: no call.
+	a, calls = h.send(t, del.with("PhysicalResourceId", "dest-AmiGrant-1RT6Q7Y0G4M2K"))
+	expect(t, "delete of a non-grant id", a, "SUCCESS", calls, []string{})
+
+	// Invalid properties are FAILED naming the property and value, with no call.
+	for _, bad := range []struct{ prop, value, want string }{
+		{"KeyArn", "arn:aws:kms:us-east-1:123456789012:alias/ami", `KeyArn: expected a KMS key ARN, got the alias ARN "arn:aws:kms:us-east-1:123456789012:alias/ami"`},
+		{"KeyArn", "1234abcd", `KeyArn: expected a KMS key ARN`},
+		{"GranteePrincipal", "arn:aws:s3:::bucket", `GranteePrincipal: "arn:aws:s3:::bucket" is not an IAM principal ARN`},
+	} {
+		a, calls = h.send(t, create.with("ResourceProperties", create.props("ResourceProperties", bad.prop, bad.value)))
+		expect(t, "invalid "+bad.prop, a, "FAILED", calls, []string{})
+		if !strings.Contains(a.Reason, bad.want) {
+			t.Errorf("invalid %s: Reason %q, want it to contain %q", bad.prop, a.Reason, bad.want)
+		}
+	}
+	a, calls = h.send(t, create.with("ResourceProperties", create.props("ResourceProperties", "Operations", []interface{}{"Decrypt", "Launch"})))
+	expect(t, "unknown operation", a, "FAILED", calls, []string{})
+	if !strings.Contains(a.Reason, `Operations: unknown grant operation "Launch"`) {
+		t.Errorf("unknown operation: Reason %q", a.Reason)
+	}
+}
+
+func slrSequence(t *testing.T, h *harness) {
+	create := loadEvent(t, "slr-create.json")
+	for i, step := range []event{
+		create,
+		create.with("RequestType", "Update", "PhysicalResourceId", slrARN, "OldResourceProperties", create.props("ResourceProperties")),
+	} {
+		a, calls := h.send(t, step)
+		expect(t, fmt.Sprintf("slr step %d", i), a, "SUCCESS", calls, []string{"IAM.CreateServiceLinkedRole"})
+		if a.PhysicalResourceId != slrARN || a.Data["RoleArn"] != slrARN {
+			t.Errorf("slr step %d: %s", i, a.Body)
+		}
+	}
+	a, calls := h.send(t, create.with("RequestType", "Delete", "PhysicalResourceId", slrARN))
+	expect(t, "slr delete", a, "SUCCESS", calls, []string{})
+
+	a, calls = h.send(t, create.with("ResourceProperties", create.props("ResourceProperties", "CustomSuffix", "has space")))
+	expect(t, "slr bad suffix", a, "FAILED", calls, []string{})
+	if !strings.Contains(a.Reason, `CustomSuffix: "has space"`) {
+		t.Errorf("slr bad suffix: %q", a.Reason)
+	}
+}
+
+func malformed(t *testing.T, h *harness) {
+	a, calls := h.send(t, loadEvent(t, "malformed-properties.json"))
+	expect(t, "malformed", a, "FAILED", calls, []string{})
+	if !strings.Contains(a.Reason, "malformed CloudFormation event") {
+		t.Errorf("malformed: %q", a.Reason)
+	}
+	a, _ = h.send(t, loadEvent(t, "grant-create.json").with("ResourceType", "Custom::Unknown"))
+	expect(t, "unknown type", a, "FAILED", nil, nil)
+	if !strings.Contains(a.Reason, `ResourceType: this handler serves Custom::AutoScalingServiceLinkedRole and Custom::KmsGrant, got "Custom::Unknown"`) {
+		t.Errorf("unknown type: %q", a.Reason)
+	}
+}
+
+func TestInProcessAgainstMoto(t *testing.T) {
+	m := moto.Start(t)
+	proxy := m.CountingProxy(t)
+	h := &harness{invoke: inProcess(t, proxy.URL), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m)}
+
+	t.Run("grant", func(t *testing.T) { grantSequence(t, h) })
+	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
+	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
+}

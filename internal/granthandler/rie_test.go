@@ -1,0 +1,91 @@
+package granthandler_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/cfnresponse"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/fakekms"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/moto"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/rie"
+)
+
+// hostBootstrap builds the real bootstrap for the host's architecture (the
+// emulator runs it here; the deployed one is arm64).
+func hostBootstrap(t *testing.T) string {
+	t.Helper()
+	dir, err := handlerbuild.Build(context.Background(), handlerbuild.Options{Package: handlerbuild.GrantHandler, GOARCH: runtime.GOARCH})
+	if err != nil {
+		t.Fatalf("building the bootstrap: %v", err)
+	}
+	return filepath.Join(dir, handlerbuild.BinaryName)
+}
+
+func underRIE(e *rie.Emulator) invoker {
+	return func(t *testing.T, payload []byte) []byte {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), rieFunctionTimeout+10*time.Second)
+		defer cancel()
+		out, err := e.Invoke(ctx, payload)
+		if err != nil {
+			t.Fatalf("invoke: %v\n%s", err, e.Log())
+		}
+		var fnErr struct{ ErrorMessage, ErrorType string }
+		if json.Unmarshal(out, &fnErr) == nil && fnErr.ErrorType != "" {
+			t.Fatalf("the function failed: %s: %s\n%s", fnErr.ErrorType, fnErr.ErrorMessage, e.Log())
+		}
+		return out
+	}
+}
+
+// TestBootstrapUnderRIE runs the same event sequences as the in-process
+// test through the real bootstrap binary under the Lambda Runtime Interface
+// Emulator, with KMS and IAM pointed at moto through the environment.
+func TestBootstrapUnderRIE(t *testing.T) {
+	bootstrap := hostBootstrap(t)
+	m := moto.Start(t)
+	proxy := m.CountingProxy(t)
+	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: moto.Env(proxy.URL), FunctionTimeout: rieFunctionTimeout})
+	h := &harness{invoke: underRIE(e), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m)}
+
+	t.Run("grant", func(t *testing.T) { grantSequence(t, h) })
+	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
+	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
+	if t.Failed() {
+		t.Logf("emulator and function output:\n%s", e.Log())
+	}
+}
+
+// TestBootstrapAnswersBeforeTheLambdaTimeout points KMS at an endpoint that
+// never answers: the bootstrap must still answer FAILED, once, before the
+// emulator's function timeout.
+func TestBootstrapAnswersBeforeTheLambdaTimeout(t *testing.T) {
+	bootstrap := hostBootstrap(t)
+	kmsSrv := fakekms.Start(t)
+	kmsSrv.Inject("CreateGrant", fakekms.Fault{Hang: true})
+	env := moto.Env(kmsSrv.URL)
+	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: env, FunctionTimeout: rieFunctionTimeout})
+	proxy := &moto.Proxy{} // no AWS call is counted here
+	h := &harness{invoke: underRIE(e), cfn: cfnresponse.Start(t), proxy: proxy}
+	key := "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	kmsSrv.AddKey(key, fakekms.Enabled)
+
+	a, _ := h.send(t, loadEvent(t, "grant-create.json"))
+
+	want := "timed out waiting for KMS CreateGrant on " + key + " for " + slrARN
+	if a.Status != "FAILED" || !strings.HasPrefix(a.Reason, want) || a.PhysicalResourceId != a.RequestId {
+		t.Errorf("answer %s, want FAILED %q...", a.Body, want)
+	}
+	if calls := kmsSrv.Calls(); len(calls) == 0 || calls[0] != "CreateGrant" {
+		t.Errorf("KMS calls %v", calls)
+	}
+	if t.Failed() {
+		t.Logf("emulator and function output:\n%s", e.Log())
+	}
+}

@@ -1,0 +1,173 @@
+// Package rie runs a Lambda bootstrap binary under the AWS Lambda Runtime
+// Interface Emulator (aws-lambda-rie, a Go tool dependency of this module)
+// on 127.0.0.1, for one test, and stops it by its process id when the test
+// ends.
+package rie
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Tool is the tool name in go.mod's tool directive.
+const Tool = "aws-lambda-rie"
+
+var (
+	toolOnce sync.Once
+	toolPath string
+	toolErr  error
+)
+
+// Path builds the emulator (once per test binary; the go build cache makes
+// later builds cheap) and returns its path. It needs the module's go.mod
+// (go tool -n) and the Go toolchain.
+func Path(t testing.TB) string {
+	t.Helper()
+	toolOnce.Do(func() {
+		out, err := exec.Command("go", "tool", "-n", Tool).CombinedOutput()
+		if err != nil {
+			toolErr = fmt.Errorf("go tool -n %s: %v\n%s", Tool, err, out)
+			return
+		}
+		toolPath = strings.TrimSpace(string(out))
+	})
+	if toolErr != nil {
+		t.Fatal(toolErr)
+	}
+	return toolPath
+}
+
+// Options of an emulator.
+type Options struct {
+	// Bootstrap is the absolute path of the function binary.
+	Bootstrap string
+	// Env is added to the emulator's environment, which the emulator passes
+	// on to the function.
+	Env map[string]string
+	// FunctionTimeout is AWS_LAMBDA_FUNCTION_TIMEOUT (whole seconds).
+	FunctionTimeout time.Duration
+}
+
+// Emulator is a running aws-lambda-rie.
+type Emulator struct {
+	URL string
+	out *lockedBuffer
+}
+
+// Start runs the emulator until the test ends.
+func Start(t testing.TB, o Options) *Emulator {
+	t.Helper()
+	bin := Path(t)
+	invokePort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtimePort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Emulator{URL: "http://127.0.0.1:" + strconv.Itoa(invokePort), out: &lockedBuffer{}}
+	cmd := exec.Command(bin,
+		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(invokePort),
+		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(runtimePort),
+		o.Bootstrap)
+	cmd.Env = os.Environ()
+	for k, v := range o.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if o.FunctionTimeout > 0 {
+		cmd.Env = append(cmd.Env, "AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(int(o.FunctionTimeout/time.Second)))
+	}
+	cmd.Stdout, cmd.Stderr = e.out, e.out
+	// Its own process group: stopping it stops the bootstrap it started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("aws-lambda-rie exited before listening (%v):\n%s", err, e.out)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(invokePort), time.Second); err == nil {
+			c.Close()
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aws-lambda-rie did not listen within 30s:\n%s", e.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Invoke sends one event and returns the function's answer (the emulator
+// reports a function error as HTTP 200 with errorMessage/errorType).
+func (e *Emulator) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL+"/2015-03-31/functions/function/invocations", bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return body, fmt.Errorf("invoke: HTTP %d: %s", resp.StatusCode, body)
+	}
+	return body, nil
+}
+
+// Log returns what the emulator and the function printed so far.
+func (e *Emulator) Log() string { return e.out.String() }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
