@@ -105,6 +105,13 @@ func (s *Server) Inject(op string, f Fault) {
 	s.faults[op] = append(s.faults[op], &f)
 }
 
+// ClearFaults removes every queued fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = map[string][]*Fault{}
+}
+
 // Grants returns the grants of a key.
 func (s *Server) Grants(keyARN string) []Grant {
 	s.mu.Lock()
