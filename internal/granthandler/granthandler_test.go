@@ -140,7 +140,7 @@ func (h *harness) grants(t *testing.T, keyARN string) []string {
 	return ids
 }
 
-func newKey(t *testing.T, c *kms.Client) string {
+func newKey(t testing.TB, c *kms.Client) string {
 	t.Helper()
 	out, err := c.CreateKey(context.Background(), &kms.CreateKeyInput{})
 	if err != nil {
@@ -160,7 +160,7 @@ func motoKMS(m *moto.Server) *kms.Client {
 // LoadConfig makes from the environment (pointed at the counting proxy).
 func inProcess(t *testing.T, endpoint string) invoker {
 	moto.SetEnv(t, endpoint)
-	cfg, err := granthandler.LoadConfig(context.Background())
+	cfg, err := granthandler.LoadConfig()
 	if err != nil {
 		t.Fatal(err)
 	}

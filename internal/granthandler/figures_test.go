@@ -1,0 +1,144 @@
+package granthandler_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/flate"
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/crossaccountami/crossaccountami/internal/granthandler"
+	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/cfnresponse"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/moto"
+)
+
+// maxZipBytes is the budget for the deployed function's zip.
+const maxZipBytes = 3_500_000
+
+// TestBootstrapZipSize builds the bootstrap as deployed (linux/arm64,
+// handlerbuild's flags) and zips it as a Lambda asset.
+func TestBootstrapZipSize(t *testing.T) {
+	dir, err := handlerbuild.Build(context.Background(), handlerbuild.Options{Package: handlerbuild.GrantHandler, GOARCH: "arm64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(filepath.Join(dir, handlerbuild.BinaryName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) { return flate.NewWriter(w, flate.BestCompression) })
+	hdr := &zip.FileHeader{Name: handlerbuild.BinaryName, Method: zip.Deflate}
+	hdr.SetMode(0o755)
+	w, err := zw.CreateHeader(hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bootstrap linux/arm64: binary %d bytes, zip %d bytes (budget %d)", len(bin), buf.Len(), maxZipBytes)
+	if buf.Len() > maxZipBytes {
+		t.Errorf("the zipped bootstrap is %d bytes, over the %d budget: check its dependencies (go list -deps ./internal/granthandler/bootstrap)", buf.Len(), maxZipBytes)
+	}
+}
+
+// BenchmarkEventsAgainstMoto measures, for each lifecycle event, the AWS
+// calls the handler makes (counted at the HTTP layer, as calls/op) and the
+// warm in-process latency (median-ms), with moto_server standing in for KMS:
+//
+//	go test -run '^$' -bench EventsAgainstMoto -benchtime 50x ./internal/granthandler/
+func BenchmarkEventsAgainstMoto(b *testing.B) {
+	m := moto.Start(b)
+	proxy := m.CountingProxy(b)
+	moto.SetEnv(b, proxy.URL)
+	cfg, err := granthandler.LoadConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	router := granthandler.NewRouter(cfg)
+	router.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	log.SetOutput(io.Discard) // cfn.LambdaWrap logs failures with the standard logger
+	defer log.SetOutput(os.Stderr)
+	handle := router.LambdaHandler()
+	cfn := cfnresponse.Start(b)
+	kc := motoKMS(m)
+	key := newKey(b, kc)
+
+	create := loadEvent(b, "grant-create.json")
+	p1 := create.props("ResourceProperties", "KeyArn", key)
+	p2 := create.props("ResourceProperties", "KeyArn", key, "Operations", []interface{}{"Decrypt"})
+	p1v := create.props("ResourceProperties", "KeyArn", key, "VerifyToken", "v2")
+	create = create.with("ResourceProperties", p1, "ResponseURL", cfn.URL+"/r")
+	update := loadEvent(b, "grant-update.json").with("ResponseURL", cfn.URL+"/r")
+	del := loadEvent(b, "grant-delete.json").with("ResponseURL", cfn.URL+"/r", "ResourceProperties", p1)
+
+	// grant makes a grant with the test's own client (not counted).
+	grant := func() string {
+		out, err := kc.CreateGrant(context.Background(), &kms.CreateGrantInput{
+			KeyId: aws.String(key), GranteePrincipal: aws.String(slrARN),
+			Operations: []types.GrantOperation{types.GrantOperationDecrypt},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return grantspec.PhysicalID{KeyArn: key, GrantId: aws.ToString(out.GrantId)}.String()
+	}
+	for _, bc := range []struct {
+		name  string
+		event func() event
+	}{
+		{"Create", func() event { return create }},
+		{"Update/no-op", func() event {
+			return update.with("PhysicalResourceId", grant(), "ResourceProperties", p1, "OldResourceProperties", p1)
+		}},
+		{"Update/VerifyToken", func() event {
+			return update.with("PhysicalResourceId", grant(), "ResourceProperties", p1v, "OldResourceProperties", p1)
+		}},
+		{"Update/replacing", func() event {
+			return update.with("PhysicalResourceId", grant(), "ResourceProperties", p2, "OldResourceProperties", p1)
+		}},
+		{"Delete", func() event { return del.with("PhysicalResourceId", grant()) }},
+		{"Delete/not-a-grant", func() event { return del.with("PhysicalResourceId", "6a1a3f5e-3b5b-4b8a-9f0c-1d2e3f4a5b6c") }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var ds []time.Duration
+			calls := 0
+			for b.Loop() {
+				payload, _ := json.Marshal(bc.event())
+				cfn.Reset()
+				proxy.Reset()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				start := time.Now()
+				_, err := handle(ctx, payload)
+				ds = append(ds, time.Since(start))
+				cancel()
+				if a := cfn.Answers(); err != nil || len(a) != 1 || a[0].Status != "SUCCESS" {
+					b.Fatalf("%v %q", err, a)
+				}
+				calls += len(proxy.Calls())
+			}
+			slices.Sort(ds)
+			b.ReportMetric(float64(calls)/float64(len(ds)), "calls/op")
+			b.ReportMetric(float64(ds[len(ds)/2].Microseconds())/1000, "median-ms")
+		})
+	}
+}
