@@ -2,14 +2,17 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestConsumerModule builds and synthesizes test/consumer, a CDK app in a
@@ -150,12 +153,21 @@ func readConsumerJSON(t *testing.T, path string, v any) {
 	}
 }
 
+// runConsumer runs a command of the consumer test. A command that hangs
+// (a deadlocked synth) fails the test after three minutes with its output,
+// instead of the whole test binary panicking at go test's timeout.
 func runConsumer(t *testing.T, dir string, env []string, name string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", err, ctx.Err())
+	}
 	if err != nil {
 		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
 	}
