@@ -133,12 +133,11 @@ type crossAccountEncryptedAmi struct {
 // when a prop is invalid; values that are unresolved tokens are checked by
 // the handler at deploy time instead.
 func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *CrossAccountEncryptedAmiProps) CrossAccountEncryptedAmi {
-	path := *scope.Node().Path() + "/" + *id
+	env := provider.EnvOf(scope)
 	fail := func(err error) {
-		panic(fmt.Errorf("encryptedami.NewCrossAccountEncryptedAmi %s: %w", path, err))
+		panic(fmt.Errorf("encryptedami.NewCrossAccountEncryptedAmi %s/%s: %w", *scope.Node().Path(), *id, err))
 	}
-	stack := awscdk.Stack_Of(scope)
-	dest, err := resolveDestination(stack, props)
+	dest, err := resolveDestination(env, props)
 	if err != nil {
 		fail(err)
 	}
@@ -156,7 +155,7 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	}
 
 	c := constructs.NewConstruct(scope, id)
-	a := &crossAccountEncryptedAmi{Construct: c, props: props, region: *stack.Region(), slrArn: dest.SLRArn(), statements: statements}
+	a := &crossAccountEncryptedAmi{Construct: c, props: props, region: env.Region, slrArn: dest.SLRArn(), statements: statements}
 
 	var slr autoscalingrole.AutoScalingServiceLinkedRole
 	if props.CreateServiceLinkedRole == nil || *props.CreateServiceLinkedRole {
@@ -174,47 +173,46 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	}
 
 	a.managed = addToKeyPolicy(c, props.Key, a.statements)
-	keyStack := awscdk.Stack_Of(props.Key)
-	sameStage := *awscdk.Stage_Of(keyStack).Node().Path() == *awscdk.Stage_Of(stack).Node().Path()
-	if isOwned(props.Key) && sameStage && *keyStack.Node().Path() != *stack.Node().Path() {
+	if a.managed {
 		// The key policy must allow the grant before the grant is created.
 		// Across CDK Stages (a pipeline) no stack dependency can be drawn:
 		// the pipeline's order (the key's stage first) gives it instead.
-		stack.AddStackDependency(keyStack, jsii.String("the source key policy must allow the grant before the destination creates it"))
+		keyStack := awscdk.Stack_Of(props.Key)
+		if keyStack != env.Stack && awscdk.Stage_Of(keyStack) == awscdk.Stage_Of(env.Stack) {
+			env.Stack.AddStackDependency(keyStack, jsii.String("the source key policy must allow the grant before the destination creates it"))
+		}
 	}
 	return a
 }
 
-// isOwned reports whether key is defined in this app (its policy is then
-// synthesized here), as opposed to imported by ARN.
-func isOwned(key awskms.IKey) bool {
-	return key.Node().DefaultChild() != nil
-}
-
-// addToKeyPolicy adds statements to key's policy. An imported key's policy
-// cannot be edited from this app: then a warning on scope says which
-// statements to apply to which key, and it returns false.
+// addToKeyPolicy adds statements to key's policy. The policy of a key
+// imported by ARN cannot be edited from this app: then a warning on scope
+// says which statements to apply to which key, and it returns false.
+// Statements are added in one call to the policy document: every jsii call
+// counts when an app has hundreds of destinations.
 func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, statements []amipolicy.Statement) bool {
-	if len(statements) == 0 {
-		return isOwned(key)
-	}
-	managed := true
-	for _, s := range toCDK(statements) {
-		if !*key.AddToResourcePolicy(s, jsii.Bool(true)).StatementAdded {
-			managed = false
+	owned, ok := key.(awskms.Key)
+	if ok && len(statements) > 0 {
+		if policy := owned.Policy(); policy != nil {
+			cdk := toCDK(statements)
+			policy.AddStatements(cdk...)
+			return true
 		}
 	}
-	if !managed {
+	if ok {
+		return true
+	}
+	if len(statements) > 0 {
 		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String("crossaccountami:key-policy-not-managed"), jsii.String(fmt.Sprintf(
 			"The key %s is imported, so this app cannot edit its policy. Add these statements to that key's policy in account %s before deploying this stack (KeyPolicyStatements() returns them): %s",
 			*key.KeyArn(), *key.Env().Account, compactJSON(statements))), nil)
 	}
-	return managed
+	return false
 }
 
 // resolveDestination validates the props and works out the destination from
 // the stack the construct is in.
-func resolveDestination(stack awscdk.Stack, props *CrossAccountEncryptedAmiProps) (amipolicy.Destination, error) {
+func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiProps) (amipolicy.Destination, error) {
 	if props == nil {
 		return amipolicy.Destination{}, fmt.Errorf("props: required, got nil")
 	}
@@ -234,24 +232,28 @@ func resolveDestination(stack awscdk.Stack, props *CrossAccountEncryptedAmiProps
 	default:
 		return amipolicy.Destination{}, fmt.Errorf("KeyPolicyStyle: expected %s, %s or %s, got %q", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION, props.KeyPolicyStyle)
 	}
-	if keyArn := props.Key.KeyArn(); !tokens.IsUnresolved(keyArn) {
-		if _, err := awsid.ParseKeyARN(*keyArn); err != nil {
+	keyArn := props.Key.KeyArn()
+	keyRegion := ""
+	if !tokens.IsUnresolved(keyArn) {
+		arn, err := awsid.ParseKeyARN(*keyArn)
+		if err != nil {
 			return amipolicy.Destination{}, fmt.Errorf("Key: %v", err)
 		}
+		keyRegion = arn.Region
+	} else if owner := provider.EnvOf(props.Key); owner.Concrete {
+		keyRegion = owner.Region
 	}
-	account, region := stack.Account(), stack.Region()
-	if tokens.IsUnresolved(account) || tokens.IsUnresolved(region) {
-		return amipolicy.Destination{}, fmt.Errorf("the destination stack %s needs a concrete account and region (env), got account %q and region %q: the source key policy names the destination account", *stack.StackName(), *account, *region)
+	if !env.Concrete {
+		return amipolicy.Destination{}, fmt.Errorf("the destination stack %s needs a concrete account and region (env), got account %q and region %q: the source key policy names the destination account", env.Name, env.Account, env.Region)
 	}
-	keyRegion := props.Key.Env().Region
-	if !tokens.IsUnresolved(keyRegion) && *keyRegion != *region {
-		return amipolicy.Destination{}, fmt.Errorf("Key: the key is in region %q but the destination stack %s is in %q; an Auto Scaling group can launch an AMI only with a key of its own region (copy the AMI and re-encrypt it with a key in %s)", *keyRegion, *stack.StackName(), *region, *region)
+	if keyRegion != "" && keyRegion != env.Region {
+		return amipolicy.Destination{}, fmt.Errorf("Key: the key is in region %q but the destination stack %s is in %q; an Auto Scaling group can launch an AMI only with a key of its own region (copy the AMI and re-encrypt it with a key in %s)", keyRegion, env.Name, env.Region, env.Region)
 	}
-	roleArn, err := provider.RoleArn(stack)
+	roleArn, err := env.RoleArn()
 	if err != nil {
 		return amipolicy.Destination{}, err
 	}
-	d := amipolicy.Destination{Partition: awsid.PartitionOfRegion(*region), Account: *account, GrantCreatorArn: roleArn}
+	d := amipolicy.Destination{Partition: env.Partition, Account: env.Account, GrantCreatorArn: roleArn}
 	if props.ServiceLinkedRoleSuffix != nil {
 		d.SLRSuffix = *props.ServiceLinkedRoleSuffix
 		if tokens.IsUnresolved(props.ServiceLinkedRoleSuffix) {
@@ -284,7 +286,7 @@ type keyClaims struct {
 // Sids with different content fails clearly, and the policy's size is
 // checked before KMS would reject it at deploy time.
 func claimsFor(key awskms.IKey) *keyClaims {
-	return registry.Get(key, "key-policy:"+*key.Node().Path(), func() *keyClaims {
+	return registry.Get(key, "key-policy:"+*key.Node().Path(), func(awscdk.Stack) *keyClaims {
 		return &keyClaims{bySid: map[string]string{}}
 	})
 }

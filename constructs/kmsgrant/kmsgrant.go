@@ -90,14 +90,14 @@ func (g *kmsGrant) Resource() awscdk.CustomResource { return g.resource }
 // invalid; values that are unresolved tokens are checked by the handler at
 // deploy time instead.
 func NewKmsGrant(scope constructs.Construct, id *string, props *KmsGrantProps) KmsGrant {
-	path := *scope.Node().Path() + "/" + *id
 	spec, err := specFromProps(props)
 	if err != nil {
-		panic(fmt.Errorf("kmsgrant.NewKmsGrant %s: %w", path, err))
+		panic(fmt.Errorf("kmsgrant.NewKmsGrant %s/%s: %w", *scope.Node().Path(), *id, err))
 	}
+	keyArn := props.Key.KeyArn()
 	c := constructs.NewConstruct(scope, id)
 	p := provider.Of(c)
-	p.AllowGrantsOn(props.Key.KeyArn())
+	p.AllowGrantsOn(keyArn)
 	cfnProps := spec.CfnProperties()
 	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
 		ResourceType:   jsii.String(grantspec.ResourceType),
@@ -105,7 +105,7 @@ func NewKmsGrant(scope constructs.Construct, id *string, props *KmsGrantProps) K
 		ServiceTimeout: provider.ServiceTimeout(),
 		Properties:     &cfnProps,
 	})
-	return &kmsGrant{Construct: c, resource: resource, keyArn: props.Key.KeyArn()}
+	return &kmsGrant{Construct: c, resource: resource, keyArn: keyArn}
 }
 
 // specFromProps turns props into the handler's properties, checking every

@@ -8,7 +8,9 @@
 // Context keys (all optional): sourceAccount (default 111111111111),
 // destinationAccount (default 222222222222), destinations (how many
 // destination accounts, default 1: destinationAccount, +1, +2, ...), region
-// (default us-east-1), imageId (default ami-0123456789abcdef0).
+// (default us-east-1), imageId (default ami-0123456789abcdef0),
+// organizationId (default none: per-destination statements; set it to use
+// organization mode, whose key policy statements keep a constant size).
 package main
 
 import (
@@ -47,6 +49,7 @@ func main() {
 type Config struct {
 	Region, SourceAccount, ImageId string
 	DestinationAccounts            []string
+	OrganizationId                 string
 }
 
 // ConfigFromContext reads the example's cdk context, with defaults.
@@ -80,6 +83,7 @@ func ConfigFromContext(scope constructs.Construct) Config {
 		SourceAccount:       ctx("sourceAccount", "111111111111"),
 		ImageId:             ctx("imageId", "ami-0123456789abcdef0"),
 		DestinationAccounts: accounts,
+		OrganizationId:      ctx("organizationId", ""),
 	}
 }
 
@@ -95,6 +99,12 @@ func NewExample(app awscdk.App, cfg Config) {
 		Description:       jsii.String("Encrypts the shared AMI's snapshots"),
 		EnableKeyRotation: jsii.Bool(true),
 	})
+	if cfg.OrganizationId != "" {
+		encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
+			Key:            key,
+			OrganizationId: jsii.String(cfg.OrganizationId),
+		})
+	}
 	for _, account := range cfg.DestinationAccounts {
 		name := "AmiDestination"
 		if len(cfg.DestinationAccounts) > 1 {
@@ -105,13 +115,18 @@ func NewExample(app awscdk.App, cfg Config) {
 }
 
 func newDestination(app awscdk.App, name, account string, key awskms.IKey, cfg Config) {
+	style := encryptedami.KeyPolicyStyle_SCOPED
+	if cfg.OrganizationId != "" {
+		style = encryptedami.KeyPolicyStyle_ORGANIZATION
+	}
 	destination := awscdk.NewStack(app, jsii.String(name), &awscdk.StackProps{
 		Env:         &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(cfg.Region)},
 		Description: jsii.String("crossaccountami example: an Auto Scaling group that launches the shared, encrypted AMI"),
 	})
 	ami := encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
-		Key:     key,
-		ImageId: jsii.String(cfg.ImageId),
+		Key:            key,
+		ImageId:        jsii.String(cfg.ImageId),
+		KeyPolicyStyle: style,
 	})
 
 	// A small Auto Scaling group that launches the shared AMI. The VPC names

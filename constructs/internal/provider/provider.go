@@ -57,6 +57,7 @@ type Provider struct {
 	Function awslambda.Function
 	Role     awsiam.Role
 
+	env      *StackEnv
 	mu       sync.Mutex
 	keyArns  map[string]bool
 	slrGrant bool
@@ -65,14 +66,14 @@ type Provider struct {
 // Of returns the handler of scope's stack, creating it on first use. Every
 // grant in a stack shares it, however many there are.
 func Of(scope constructs.IConstruct) *Provider {
-	return registry.Get(scope, "provider", func() *Provider { return newProvider(awscdk.Stack_Of(scope)) })
+	return registry.Get(scope, "provider", newProvider)
 }
 
 func newProvider(stack awscdk.Stack) *Provider {
+	env := EnvOf(stack)
 	scope := constructs.NewConstruct(stack, jsii.String(ID))
-	name := RoleName(stack)
 	role := awsiam.NewRole(scope, jsii.String("Role"), &awsiam.RoleProps{
-		RoleName:    jsii.String(name),
+		RoleName:    jsii.String(env.RoleName()),
 		Path:        jsii.String(RolePath),
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String("Creates and removes KMS grants for crossaccountami custom resources"),
@@ -96,7 +97,7 @@ func newProvider(stack awscdk.Stack) *Provider {
 		// answers every request itself, failures included.
 		RetryAttempts: jsii.Number(0),
 	})
-	return &Provider{Function: fn, Role: role, keyArns: map[string]bool{}}
+	return &Provider{Function: fn, Role: role, env: env, keyArns: map[string]bool{}}
 }
 
 var (
@@ -129,28 +130,51 @@ func handlerCode() awslambda.Code {
 	})
 }
 
-// RoleName is the deterministic name of the handler role of stack. Role names
-// are global in an account, so it depends on the stack name and region; the
-// hash keeps it unique when the stack name is truncated.
-func RoleName(stack awscdk.Stack) string {
-	stackName := *stack.StackName()
-	region := *stack.Region()
-	sum := sha256.Sum256([]byte(stackName + "\x00" + region))
-	short := stackName
+// StackEnv is what this library reads of a stack, read once per stack: each
+// read is a round trip to the jsii runtime.
+type StackEnv struct {
+	Stack                       awscdk.Stack
+	Path, Name, Account, Region string
+	Partition                   string
+	// Concrete is false when the account or the region is a token
+	// (an environment-agnostic stack).
+	Concrete bool
+}
+
+// EnvOf returns the StackEnv of scope's stack.
+func EnvOf(scope constructs.IConstruct) *StackEnv {
+	return registry.Get(scope, "env", func(stack awscdk.Stack) *StackEnv {
+		e := &StackEnv{Stack: stack, Path: *stack.Node().Path(), Name: *stack.StackName(),
+			Account: *stack.Account(), Region: *stack.Region()}
+		e.Concrete = !tokens.IsUnresolved(&e.Account) && !tokens.IsUnresolved(&e.Region)
+		if tokens.IsUnresolved(&e.Region) {
+			e.Partition = *stack.Partition()
+		} else {
+			e.Partition = awsid.PartitionOfRegion(e.Region)
+		}
+		return e
+	})
+}
+
+// RoleName is the deterministic name of the handler role of a stack. Role
+// names are global in an account, so it depends on the stack name and
+// region; the hash keeps it unique when the stack name is truncated.
+func (e *StackEnv) RoleName() string {
+	sum := sha256.Sum256([]byte(e.Name + "\x00" + e.Region))
+	short := e.Name
 	if len(short) > 36 {
 		short = short[:36]
 	}
 	return fmt.Sprintf("GrantHandler-%s-%s", short, hex.EncodeToString(sum[:])[:10])
 }
 
-// RoleArn is the ARN of the handler role of stack, known at synth time. It
-// needs a concrete account and region on the stack.
-func RoleArn(stack awscdk.Stack) (string, error) {
-	account, region := stack.Account(), stack.Region()
-	if tokens.IsUnresolved(account) || tokens.IsUnresolved(region) {
-		return "", fmt.Errorf("stack %s has no concrete account and region (got account %q, region %q): set env on the stack so the source key policy can name the grant handler's role", *stack.Node().Path(), *account, *region)
+// RoleArn is the ARN of the handler role of the stack, known at synth time.
+// It needs a concrete account and region on the stack.
+func (e *StackEnv) RoleArn() (string, error) {
+	if !e.Concrete {
+		return "", fmt.Errorf("stack %s has no concrete account and region (got account %q, region %q): set env on the stack so the source key policy can name the grant handler's role", e.Path, e.Account, e.Region)
 	}
-	return awsid.RoleARN(awsid.PartitionOfRegion(*region), *account, RolePath, RoleName(stack)), nil
+	return awsid.RoleARN(e.Partition, e.Account, RolePath, e.RoleName()), nil
 }
 
 // AllowGrantsOn lets the handler create, list, revoke (and retire) grants on
@@ -178,18 +202,20 @@ func (p *Provider) AllowCreateAutoScalingSLR() {
 		return
 	}
 	p.slrGrant = true
-	stack := awscdk.Stack_Of(p.Role)
 	p.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions: jsii.Strings("iam:CreateServiceLinkedRole"),
-		Resources: jsii.Strings(fmt.Sprintf("arn:%s:iam::%s:role/aws-service-role/%s/AWSServiceRoleForAutoScaling*",
-			*stack.Partition(), *stack.Account(), awsid.AutoScalingService)),
+		Resources: jsii.Strings(awsid.RoleARN(p.env.Partition, p.env.Account,
+			"/aws-service-role/"+awsid.AutoScalingService+"/", "AWSServiceRoleForAutoScaling*")),
 		Conditions: &map[string]interface{}{
 			"StringEquals": map[string]interface{}{"iam:AWSServiceName": awsid.AutoScalingService},
 		},
 	}))
 }
 
-// ServiceTimeout is the custom resources' ServiceTimeout.
-func ServiceTimeout() awscdk.Duration {
+var serviceTimeout = sync.OnceValue(func() awscdk.Duration {
 	return awscdk.Duration_Minutes(jsii.Number(ServiceTimeoutMinutes))
-}
+})
+
+// ServiceTimeout is the custom resources' ServiceTimeout (one jsii value,
+// shared by every resource).
+func ServiceTimeout() awscdk.Duration { return serviceTimeout() }
