@@ -17,6 +17,7 @@ package encryptedami
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
@@ -28,7 +29,6 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
@@ -281,14 +281,26 @@ type keyClaims struct {
 	destinations int
 }
 
+var (
+	claimsMu sync.Mutex
+	claims   = map[awskms.IKey]*keyClaims{}
+)
+
 // claimsFor returns the statements this library placed on key, by Sid: two
 // constructs for the same destination share identical statements, a clash of
 // Sids with different content fails clearly, and the policy's size is
-// checked before KMS would reject it at deploy time.
+// checked before KMS would reject it at deploy time. Keys are told apart by
+// their Go value: jsii-runtime-go hands back the same value for the same
+// object, so two apps in one process never share claims.
 func claimsFor(key awskms.IKey) *keyClaims {
-	return registry.Get(key, "key-policy:"+*key.Node().Path(), func(awscdk.Stack) *keyClaims {
-		return &keyClaims{bySid: map[string]string{}}
-	})
+	claimsMu.Lock()
+	defer claimsMu.Unlock()
+	kc := claims[key]
+	if kc == nil {
+		kc = &keyClaims{bySid: map[string]string{}}
+		claims[key] = kc
+	}
+	return kc
 }
 
 func claimStatements(key awskms.IKey, statements []amipolicy.Statement) error {
