@@ -1,0 +1,81 @@
+package autoscalingrole_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
+)
+
+func catch(f func()) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
+		}
+	}()
+	f()
+	return ""
+}
+
+func newStack() awscdk.Stack {
+	app := awscdk.NewApp(nil)
+	return awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
+	})
+}
+
+// TestBadSuffix: a suffix IAM would reject fails at synth, naming the
+// construct path, the prop and the value; nothing is added to the tree.
+func TestBadSuffix(t *testing.T) {
+	for _, tc := range []struct{ name, suffix string }{
+		{"space", "my suffix"},
+		{"slash", "team/a"},
+		{"non-ASCII", "équipe"},
+		{"too long for the 64-character role name", strings.Repeat("a", 36)},
+		{"asterisk", "a*"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stack := newStack()
+			msg := catch(func() {
+				autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("Slr"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{
+					CustomSuffix: jsii.String(tc.suffix),
+				})
+			})
+			t.Log(msg)
+			for _, w := range []string{"Dest/Slr: ", "CustomSuffix", fmt.Sprintf("%q", tc.suffix), "expected 1 to 35 of"} {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+			if stack.Node().TryFindChild(jsii.String("Slr")) != nil || stack.Node().TryFindChild(jsii.String("CrossAccountAmiGrantHandler")) != nil {
+				t.Error("constructs were added despite the error")
+			}
+		})
+	}
+}
+
+// TestSuffixTokenAndDefault: nil props mean the default role; a suffix that
+// is a token is written to the template and checked by the handler when it
+// resolves (internal/granthandler TestInProcessAgainstMoto, "slr bad suffix").
+func TestSuffixTokenAndDefault(t *testing.T) {
+	stack := newStack()
+	autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("Default"), nil)
+	param := awscdk.NewCfnParameter(stack, jsii.String("Suffix"), nil)
+	autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("Custom"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{
+		CustomSuffix: param.ValueAsString(),
+	})
+	tmpl := assertions.Template_FromStack(stack, nil)
+	tmpl.ResourceCountIs(jsii.String("Custom::AutoScalingServiceLinkedRole"), jsii.Number(2))
+	tmpl.HasResourceProperties(jsii.String("Custom::AutoScalingServiceLinkedRole"), &map[string]interface{}{
+		"CustomSuffix": map[string]interface{}{"Ref": "Suffix"},
+	})
+	// The role is retained with the stack: it serves every Auto Scaling group of the account.
+	tmpl.HasResource(jsii.String("Custom::AutoScalingServiceLinkedRole"), &map[string]interface{}{
+		"DeletionPolicy": "Retain",
+	})
+}

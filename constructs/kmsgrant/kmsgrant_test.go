@@ -1,0 +1,197 @@
+package kmsgrant_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
+)
+
+const (
+	keyArn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	slrArn = "arn:aws:iam::222222222222:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+)
+
+// catch runs f and returns the message of the panic it raised, or "" if none.
+func catch(f func()) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
+		}
+	}()
+	f()
+	return ""
+}
+
+func newStack() awscdk.Stack {
+	app := awscdk.NewApp(nil)
+	return awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
+	})
+}
+
+// TestBadProps tries the bad values of every prop. Each must fail at
+// construction with an error that names the construct path, the prop and the
+// value received, and says what is expected; nothing is added to the tree.
+func TestBadProps(t *testing.T) {
+	key := func(s awscdk.Stack, arn string) awskms.IKey {
+		return awskms.Key_FromKeyArn(s, jsii.String(arn), jsii.String(arn))
+	}
+	valid := func(s awscdk.Stack) *kmsgrant.KmsGrantProps {
+		return &kmsgrant.KmsGrantProps{
+			Key:        key(s, keyArn),
+			Grantee:    awsiam.NewArnPrincipal(jsii.String(slrArn)),
+			Operations: jsii.Strings("Decrypt"),
+		}
+	}
+	with := func(mod func(s awscdk.Stack, p *kmsgrant.KmsGrantProps)) func(awscdk.Stack) *kmsgrant.KmsGrantProps {
+		return func(s awscdk.Stack) *kmsgrant.KmsGrantProps {
+			p := valid(s)
+			mod(s, p)
+			return p
+		}
+	}
+	cases := []struct {
+		name  string
+		props func(awscdk.Stack) *kmsgrant.KmsGrantProps
+		want  []string // substrings of the error: prop, value, expectation
+	}{
+		{"nil props", func(awscdk.Stack) *kmsgrant.KmsGrantProps { return nil },
+			[]string{"props: required, got nil"}},
+		{"nil key", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Key = nil }),
+			[]string{"Key: required, got nil"}},
+		{"nil grantee", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Grantee = nil }),
+			[]string{"Grantee: required, got nil"}},
+		{"nil operations", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Operations = nil }),
+			[]string{"Operations: required, got nil"}},
+		{"empty operations", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Operations = &[]*string{} }),
+			[]string{"Operations", "at least one grant operation", "got none"}},
+		{"unknown operation", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Operations = jsii.Strings("Decrypt", "Explode") }),
+			[]string{"Operations", `"Explode"`, "expected one of"}},
+		{"operation with the kms: prefix", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Operations = jsii.Strings("kms:Decrypt") }),
+			[]string{"Operations", `"kms:Decrypt"`, "expected one of"}},
+		{"operation listed twice", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Operations = jsii.Strings("Decrypt", "Decrypt") }),
+			[]string{"Operations", `"Decrypt" is listed twice`}},
+		{"malformed key ARN", with(func(s awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+			p.Key = key(s, "arn:aws:kms:us-east-1:111111111111:key/not-a-key-id")
+		}), []string{"KeyArn", `"arn:aws:kms:us-east-1:111111111111:key/not-a-key-id"`, "key/<key-id>"}},
+		{"alias ARN instead of a key", with(func(s awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+			p.Key = key(s, "arn:aws:kms:us-east-1:111111111111:alias/ami")
+		}), []string{"KeyArn", "alias ARN", `"arn:aws:kms:us-east-1:111111111111:alias/ami"`, "need the key ARN"}},
+		{"key ARN whose account is not 12 digits", with(func(s awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+			p.Key = key(s, "arn:aws:kms:us-east-1:11111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+		}), []string{"KeyArn", `"11111111111"`, "12 digits"}},
+		{"grantee with no IAM ARN", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+			p.Grantee = awsiam.NewServicePrincipal(jsii.String("autoscaling.amazonaws.com"), nil)
+		}), []string{"Grantee", "exactly one IAM ARN", "autoscaling.amazonaws.com"}},
+		{"grantee account not 12 digits", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+			p.Grantee = awsiam.NewArnPrincipal(jsii.String("arn:aws:iam::2222:role/x"))
+		}), []string{"Grantee", `"2222"`, "12 digits"}},
+		{"grantee not an ARN", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+			p.Grantee = awsiam.NewArnPrincipal(jsii.String("AWSServiceRoleForAutoScaling"))
+		}), []string{"Grantee", `"AWSServiceRoleForAutoScaling"`, "arn:<partition>"}},
+		{"retiring principal not an ARN", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+			p.RetiringPrincipal = awsiam.NewArnPrincipal(jsii.String("bob"))
+		}), []string{"RetiringPrincipal", `"bob"`, "arn:<partition>"}},
+		{"retiring principal of another service", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+			p.RetiringPrincipal = awsiam.NewArnPrincipal(jsii.String("arn:aws:s3:::bucket"))
+		}), []string{"RetiringPrincipal", `"arn:aws:s3:::bucket"`, "expected service iam or sts"}},
+		{"retire on delete without a retiring principal", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+			p.RetireOnDelete = jsii.Bool(true)
+		}), []string{"RetireOnDelete", "RetiringPrincipal"}},
+		{"both encryption context constraints", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+			p.EncryptionContextEquals = &map[string]*string{"a": jsii.String("b")}
+			p.EncryptionContextSubset = &map[string]*string{"a": jsii.String("b")}
+		}), []string{"EncryptionContextEquals", "EncryptionContextSubset", "got both"}},
+		{"grant name with a space", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.GrantName = jsii.String("my grant") }),
+			[]string{"Name", `"my grant"`, "1 to 256"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			stack := newStack()
+			msg := catch(func() { kmsgrant.NewKmsGrant(stack, jsii.String("Grant"), tc.props(stack)) })
+			if msg == "" {
+				t.Fatal("no error")
+			}
+			t.Log(msg)
+			for _, w := range append(tc.want, "Dest/Grant: ") {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+			// Nothing half-written: neither the grant nor the stack's handler was added.
+			if stack.Node().TryFindChild(jsii.String("Grant")) != nil {
+				t.Error("the construct was added despite the error")
+			}
+			if stack.Node().TryFindChild(jsii.String("CrossAccountAmiGrantHandler")) != nil {
+				t.Error("the handler was added despite the error")
+			}
+		})
+	}
+}
+
+// TestTokensAreCheckedAtDeploy: values unknown at synth time (another stack's
+// key, a role created in this stack) are accepted and written to the template;
+// the handler validates them when CloudFormation resolves them (see
+// internal/granthandler TestInProcessAgainstMoto, "invalid ..." steps, and
+// internal/grantspec TestDecodeRejects).
+func TestTokensAreCheckedAtDeploy(t *testing.T) {
+	// GIVEN a key in another stack and a grantee role created in this stack
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
+	})
+	k := awskms.NewKey(source, jsii.String("Key"), nil)
+	dest := awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
+	})
+	role := awsiam.NewRole(dest, jsii.String("Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewAccountRootPrincipal()})
+
+	// WHEN a grant names both, and a retiring principal
+	msg := catch(func() {
+		kmsgrant.NewKmsGrant(dest, jsii.String("Grant"), &kmsgrant.KmsGrantProps{
+			Key: k, Grantee: role, RetiringPrincipal: role, RetireOnDelete: jsii.Bool(true),
+			Operations: jsii.Strings("Decrypt"),
+		})
+	})
+
+	// THEN synth accepts them and the template carries the references
+	if msg != "" {
+		t.Fatalf("unexpected error: %s", msg)
+	}
+	tmpl := assertions.Template_FromStack(dest, nil)
+	tmpl.HasResourceProperties(jsii.String("Custom::KmsGrant"), &map[string]interface{}{
+		"KeyArn":            assertions.Match_ObjectLike(&map[string]interface{}{"Fn::ImportValue": assertions.Match_AnyValue()}),
+		"GranteePrincipal":  assertions.Match_ObjectLike(&map[string]interface{}{"Fn::GetAtt": assertions.Match_AnyValue()}),
+		"RetiringPrincipal": assertions.Match_ObjectLike(&map[string]interface{}{"Fn::GetAtt": assertions.Match_AnyValue()}),
+	})
+}
+
+// TestOneHandlerPolicyStatementPerKey: two grants on one key in one stack
+// share the handler and its single statement for that key.
+func TestOneHandlerPolicyStatementPerKey(t *testing.T) {
+	stack := newStack()
+	k := awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(keyArn))
+	for _, id := range []string{"A", "B"} {
+		kmsgrant.NewKmsGrant(stack, jsii.String(id), &kmsgrant.KmsGrantProps{
+			Key: k, Grantee: awsiam.NewArnPrincipal(jsii.String(slrArn)), Operations: jsii.Strings("Decrypt"),
+		})
+	}
+	tmpl := assertions.Template_FromStack(stack, nil)
+	tmpl.ResourceCountIs(jsii.String("Custom::KmsGrant"), jsii.Number(2))
+	tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(1))
+	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
+		"PolicyDocument": map[string]interface{}{"Statement": []interface{}{map[string]interface{}{
+			"Action":   []interface{}{"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"},
+			"Effect":   "Allow",
+			"Resource": keyArn,
+		}}},
+	})
+}
