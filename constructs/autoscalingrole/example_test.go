@@ -1,0 +1,22 @@
+package autoscalingrole_test
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
+)
+
+// Make sure the account's custom-suffix Auto Scaling role exists before
+// something (a KMS grant) names it. The role is never deleted.
+func ExampleNewAutoScalingServiceLinkedRole() {
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Fleet"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
+	})
+	role := autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("AutoScalingRole"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{
+		CustomSuffix: jsii.String("fleet"),
+	})
+	awscdk.NewCfnOutput(stack, jsii.String("RoleArn"), &awscdk.CfnOutputProps{Value: role.RoleArn()})
+	app.Synth(nil)
+}

@@ -1,0 +1,69 @@
+package encryptedami_test
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+)
+
+// A source account owns the key; a destination account's Auto Scaling group
+// launches the AMI. `cdk deploy --all` deploys the key's stack first.
+func ExampleNewCrossAccountEncryptedAmi() {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("AmiSource"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("us-east-1")},
+	})
+	key := awskms.NewKey(source, jsii.String("AmiKey"), &awskms.KeyProps{EnableKeyRotation: jsii.Bool(true)})
+
+	destination := awscdk.NewStack(app, jsii.String("AmiDestination"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
+	})
+	ami := encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
+		Key:     key,
+		ImageId: jsii.String("ami-0123456789abcdef0"),
+	})
+
+	vpc := awsec2.NewVpc(destination, jsii.String("Vpc"), &awsec2.VpcProps{
+		AvailabilityZones: jsii.Strings("us-east-1a", "us-east-1b"),
+		NatGateways:       jsii.Number(0),
+	})
+	asg := awsautoscaling.NewAutoScalingGroup(destination, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
+		Vpc: vpc,
+		LaunchTemplate: ami.NewLaunchTemplate(destination, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
+			InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro")),
+		}),
+		MinCapacity: jsii.Number(1),
+		MaxCapacity: jsii.Number(2),
+	})
+	ami.ConfigureAutoScalingGroup(asg)
+	app.Synth(nil)
+}
+
+// An AWS Organization's accounts launch the AMI: the key policy holds three
+// statements however many accounts there are.
+func ExampleNewOrganizationKeyAccess() {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("AmiSource"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("us-east-1")},
+	})
+	key := awskms.NewKey(source, jsii.String("AmiKey"), nil)
+	encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
+		Key:            key,
+		OrganizationId: jsii.String("o-abcdefghij"),
+	})
+	for _, account := range []string{"222222222222", "333333333333"} {
+		destination := awscdk.NewStack(app, jsii.String("AmiDestination-"+account), &awscdk.StackProps{
+			Env: &awscdk.Environment{Account: jsii.String(account), Region: jsii.String("us-east-1")},
+		})
+		encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
+			Key:            key,
+			ImageId:        jsii.String("ami-0123456789abcdef0"),
+			KeyPolicyStyle: encryptedami.KeyPolicyStyle_ORGANIZATION,
+		})
+	}
+	app.Synth(nil)
+}

@@ -1,0 +1,32 @@
+package kmsgrant_test
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
+)
+
+// The AWS::KMS::Grant CloudFormation lacks: let a role decrypt with a key,
+// only for one encryption context, and revoke the grant with the stack.
+func ExampleNewKmsGrant() {
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Reports"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
+	})
+	key := awskms.Key_FromKeyArn(stack, jsii.String("Key"),
+		jsii.String("arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"))
+	reader := awsiam.Role_FromRoleArn(stack, jsii.String("Reader"),
+		jsii.String("arn:aws:iam::222222222222:role/report-reader"), nil)
+
+	grant := kmsgrant.NewKmsGrant(stack, jsii.String("ReaderGrant"), &kmsgrant.KmsGrantProps{
+		Key:                     key,
+		Grantee:                 reader,
+		Operations:              jsii.Strings("Decrypt", "DescribeKey"),
+		EncryptionContextSubset: &map[string]*string{"project": jsii.String("reports")},
+	})
+	awscdk.NewCfnOutput(stack, jsii.String("GrantId"), &awscdk.CfnOutputProps{Value: grant.GrantId()})
+	app.Synth(nil)
+}
