@@ -1,0 +1,205 @@
+// Package keypolicyspec is the one definition of the
+// Custom::KmsKeyPolicyStatements resource's properties: a set of statements,
+// identified by their Sids, that the resource keeps in the policy of a KMS
+// key it does not own. The construct writes the properties with
+// Properties.CfnProperties, the handler reads them back with Decode.
+//
+// The statements travel as one JSON string (CloudFormation would stringify
+// every scalar of a nested object anyway), so the handler merges exactly the
+// statements the construct wrote.
+package keypolicyspec
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
+)
+
+// ResourceType is the CloudFormation type of the resource.
+const ResourceType = "Custom::KmsKeyPolicyStatements"
+
+// Property names.
+const (
+	PropKeyArn     = "KeyArn"
+	PropStatements = "Statements"
+)
+
+// Attribute names (the Data of Create and Update answers).
+const (
+	AttrKeyArn      = "KeyArn"
+	AttrPolicyBytes = "PolicyBytes"
+)
+
+// MaxPolicyBytes is KMS's limit on a key policy document (32 KB).
+const MaxPolicyBytes = 32768
+
+// Statement is one key policy statement: its Sid and its JSON, compact.
+type Statement struct {
+	Sid  string
+	JSON json.RawMessage
+}
+
+// Properties are the resource's properties.
+type Properties struct {
+	KeyArn     string
+	Statements []Statement
+}
+
+// ParseStatements reads a JSON array of policy statements. Each must be an
+// object with a non-empty Sid (the identity by which the handler finds it
+// again), unique in the list, and an Effect of Allow or Deny.
+func ParseStatements(s string) ([]Statement, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal([]byte(s), &items); err != nil {
+		return nil, fmt.Errorf("expected a JSON array of policy statements, got %.200q: %v", s, err)
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("expected at least one policy statement, got %q", s)
+	}
+	seen := map[string]bool{}
+	out := make([]Statement, 0, len(items))
+	for i, item := range items {
+		var head struct {
+			Sid    *string
+			Effect *string
+		}
+		if err := json.Unmarshal(item, &head); err != nil {
+			return nil, fmt.Errorf("statement %d: expected an object with a string Sid, got %.200s", i, item)
+		}
+		switch {
+		case head.Sid == nil || *head.Sid == "":
+			return nil, fmt.Errorf("statement %d: a Sid is required (it identifies the statement in the key policy), got %.200s", i, item)
+		case seen[*head.Sid]:
+			return nil, fmt.Errorf("statement %d: the Sid %q is used twice", i, *head.Sid)
+		case head.Effect == nil || (*head.Effect != "Allow" && *head.Effect != "Deny"):
+			return nil, fmt.Errorf("statement %q: Effect must be Allow or Deny, got %.200s", *head.Sid, item)
+		}
+		seen[*head.Sid] = true
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, item); err != nil {
+			return nil, fmt.Errorf("statement %q: %v", *head.Sid, err)
+		}
+		out = append(out, Statement{Sid: *head.Sid, JSON: compact.Bytes()})
+	}
+	return out, nil
+}
+
+// StatementsJSON renders statements as the JSON array the property carries.
+func StatementsJSON(statements []Statement) string {
+	parts := make([]string, len(statements))
+	for i, s := range statements {
+		parts[i] = string(s.JSON)
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// Sids lists the statements' Sids, in order.
+func Sids(statements []Statement) []string {
+	out := make([]string, len(statements))
+	for i, s := range statements {
+		out[i] = s.Sid
+	}
+	return out
+}
+
+// Validate checks the key ARN and the statements.
+func (p Properties) Validate() error {
+	var errs []error
+	if _, err := awsid.ParseKeyARN(p.KeyArn); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %v", PropKeyArn, err))
+	}
+	if len(p.Statements) == 0 {
+		errs = append(errs, fmt.Errorf("%s: at least one statement is required, got none", PropStatements))
+	} else if _, err := ParseStatements(StatementsJSON(p.Statements)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %v", PropStatements, err))
+	}
+	if n := len(StatementsJSON(p.Statements)); n > MaxPolicyBytes {
+		errs = append(errs, fmt.Errorf("%s: the statements alone are %d bytes, over KMS's key policy limit of %d bytes", PropStatements, n, MaxPolicyBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// CfnProperties renders p as custom resource properties.
+func (p Properties) CfnProperties() map[string]interface{} {
+	return map[string]interface{}{
+		PropKeyArn:     p.KeyArn,
+		PropStatements: StatementsJSON(p.Statements),
+	}
+}
+
+// Decode reads the properties of a CloudFormation event and validates them.
+// The ServiceToken and unknown keys are ignored.
+func Decode(raw map[string]interface{}) (Properties, error) {
+	var errs []error
+	str := func(key string) string {
+		v, ok := raw[key]
+		if !ok || v == nil {
+			errs = append(errs, fmt.Errorf("%s: required, got nothing", key))
+			return ""
+		}
+		s, ok := v.(string)
+		if !ok {
+			b, _ := json.Marshal(v)
+			errs = append(errs, fmt.Errorf("%s: expected a string, got %.200s", key, b))
+		}
+		return s
+	}
+	p := Properties{KeyArn: str(PropKeyArn)}
+	stmts := str(PropStatements)
+	if err := errors.Join(errs...); err != nil {
+		return Properties{}, err
+	}
+	if _, err := awsid.ParseKeyARN(p.KeyArn); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %v", PropKeyArn, err))
+	}
+	parsed, err := ParseStatements(stmts)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %v", PropStatements, err))
+	}
+	p.Statements = parsed
+	if err := errors.Join(errs...); err != nil {
+		return Properties{}, err
+	}
+	return p, nil
+}
+
+// PhysicalID names one resource: the key and a hash of the stack and
+// logical id, "<keyArn>/<16 hex>". It stays the same for every update on one
+// key; another key gives another id (a replacement: CloudFormation then
+// deletes the old resource, which removes its statements from the old key).
+type PhysicalID struct {
+	KeyArn string
+	Hash   string
+}
+
+// NewPhysicalID derives the physical id of a resource from its key, stack
+// and logical id.
+func NewPhysicalID(keyArn, stackID, logicalID string) PhysicalID {
+	sum := sha256.Sum256([]byte(stackID + "\x00" + logicalID))
+	return PhysicalID{KeyArn: keyArn, Hash: hex.EncodeToString(sum[:])[:16]}
+}
+
+func (id PhysicalID) String() string { return id.KeyArn + "/" + id.Hash }
+
+var hashRe = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// ParsePhysicalID reads an id written by String. ok is false for anything
+// else, such as the request id CloudFormation keeps after a failed Create.
+func ParsePhysicalID(s string) (id PhysicalID, ok bool) {
+	i := strings.LastIndex(s, "/")
+	if i < 0 {
+		return PhysicalID{}, false
+	}
+	key, hash := s[:i], s[i+1:]
+	if _, err := awsid.ParseKeyARN(key); err != nil || !hashRe.MatchString(hash) {
+		return PhysicalID{}, false
+	}
+	return PhysicalID{KeyArn: key, Hash: hash}, true
+}
