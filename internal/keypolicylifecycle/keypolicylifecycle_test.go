@@ -1,0 +1,401 @@
+package keypolicylifecycle_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/cfn"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
+
+	"github.com/crossaccountami/crossaccountami/internal/customresource"
+	"github.com/crossaccountami/crossaccountami/internal/keypolicylifecycle"
+	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
+)
+
+const (
+	keyArn   = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	otherKey = "arn:aws:kms:us-east-1:111111111111:key/abcdabcd-12ab-34cd-56ef-1234567890ab"
+	stackID  = "arn:aws:cloudformation:us-east-1:111111111111:stack/Source/11111111-2222-3333-4444-555555555555"
+)
+
+// foreign is a policy as KMS returns it: pretty-printed, with statements
+// of the key's owner (one without a Sid) around which ours must fit.
+const foreign = `{
+  "Version" : "2012-10-17",
+  "Id" : "key-consolepolicy-3",
+  "Statement" : [ {
+    "Sid" : "Enable IAM User Permissions",
+    "Effect" : "Allow",
+    "Principal" : { "AWS" : "arn:aws:iam::111111111111:root" },
+    "Action" : "kms:*",
+    "Resource" : "*"
+  }, {
+    "Effect" : "Allow",
+    "Principal" : { "AWS" : "arn:aws:iam::111111111111:role/Admin" },
+    "Action" : [ "kms:Describe*", "kms:Put*" ],
+    "Resource" : "*"
+  }, {
+    "Sid" : "Allow pipeline",
+    "Effect" : "Allow",
+    "Principal" : { "AWS" : "arn:aws:iam::111111111111:role/ImageBuilder" },
+    "Action" : [ "kms:Encrypt", "kms:GenerateDataKey*" ],
+    "Resource" : "*"
+  } ]
+}`
+
+// fakeKMS keeps one policy per key. afterPut runs after each write (a
+// writer that read the policy before our write and writes after it).
+type fakeKMS struct {
+	policies map[string]string
+	errs     map[string]error // by operation
+	calls    []string
+	puts     []*kms.PutKeyPolicyInput
+	afterPut func(f *fakeKMS, n int)
+}
+
+func newFake() *fakeKMS {
+	return &fakeKMS{policies: map[string]string{keyArn: foreign, otherKey: foreign}, errs: map[string]error{}}
+}
+
+func (f *fakeKMS) GetKeyPolicy(_ context.Context, in *kms.GetKeyPolicyInput, _ ...func(*kms.Options)) (*kms.GetKeyPolicyOutput, error) {
+	f.calls = append(f.calls, "GetKeyPolicy")
+	if err := f.errs["GetKeyPolicy"]; err != nil {
+		return nil, err
+	}
+	p, ok := f.policies[aws.ToString(in.KeyId)]
+	if !ok {
+		return nil, apiErr("NotFoundException", "Key '"+aws.ToString(in.KeyId)+"' does not exist")
+	}
+	return &kms.GetKeyPolicyOutput{Policy: aws.String(p), PolicyName: aws.String("default")}, nil
+}
+
+func (f *fakeKMS) PutKeyPolicy(_ context.Context, in *kms.PutKeyPolicyInput, _ ...func(*kms.Options)) (*kms.PutKeyPolicyOutput, error) {
+	f.calls = append(f.calls, "PutKeyPolicy")
+	f.puts = append(f.puts, in)
+	if err := f.errs["PutKeyPolicy"]; err != nil {
+		return nil, err
+	}
+	f.policies[aws.ToString(in.KeyId)] = aws.ToString(in.Policy)
+	if f.afterPut != nil {
+		f.afterPut(f, len(f.puts))
+	}
+	return &kms.PutKeyPolicyOutput{}, nil
+}
+
+func apiErr(code, msg string) error { return &smithy.GenericAPIError{Code: code, Message: msg} }
+
+func stmt(sid, account string) string {
+	return fmt.Sprintf(`{"Sid":%q,"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":["kms:Decrypt"],"Resource":"*"}`, sid, account)
+}
+
+func props(key string, stmts ...string) map[string]interface{} {
+	return map[string]interface{}{
+		"ServiceToken": "arn:aws:lambda:us-east-1:111111111111:function:f",
+		"KeyArn":       key,
+		"Statements":   "[" + strings.Join(stmts, ",") + "]",
+	}
+}
+
+func handler(f *fakeKMS) *keypolicylifecycle.Handler {
+	h := keypolicylifecycle.New(f)
+	h.Backoff = func(int) time.Duration { return 0 }
+	return h
+}
+
+func req(rt cfn.RequestType, physical string, p, old map[string]interface{}) customresource.Request {
+	return customresource.Request{RequestType: rt, ResourceType: keypolicyspec.ResourceType, StackID: stackID, RequestID: "r", LogicalResourceID: "KeyPolicy", PhysicalResourceID: physical, Properties: p, OldProperties: old}
+}
+
+// rawStatements returns the statements of a policy as the exact bytes of
+// each, in order, and the top-level keys in order.
+func rawStatements(t *testing.T, policy string) (stmts []string, keys []string) {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(policy))
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	for dec.More() {
+		tok, _ := dec.Token()
+		keys = append(keys, tok.(string))
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		if tok == "Statement" {
+			var items []json.RawMessage
+			if err := json.Unmarshal(v, &items); err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range items {
+				stmts = append(stmts, string(it))
+			}
+		}
+	}
+	return stmts, keys
+}
+
+func sids(t *testing.T, policy string) []string {
+	stmts, _ := rawStatements(t, policy)
+	var out []string
+	for _, s := range stmts {
+		var h struct{ Sid string }
+		_ = json.Unmarshal([]byte(s), &h)
+		out = append(out, h.Sid)
+	}
+	return out
+}
+
+func TestCreateKeepsForeignStatementsByteForByte(t *testing.T) {
+	// GIVEN a key whose policy has three statements of its owner
+	f := newFake()
+	before, beforeKeys := rawStatements(t, foreign)
+
+	// WHEN the resource is created with two statements
+	res, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333")), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// THEN the owner's statements are there, first, in order, byte for byte,
+	// and ours follow
+	after, afterKeys := rawStatements(t, f.policies[keyArn])
+	if strings.Join(beforeKeys, ",") != strings.Join(afterKeys, ",") {
+		t.Errorf("top-level keys %v, want %v", afterKeys, beforeKeys)
+	}
+	if len(after) != 5 {
+		t.Fatalf("%d statements: %s", len(after), f.policies[keyArn])
+	}
+	for i := range before {
+		if after[i] != before[i] {
+			t.Errorf("foreign statement %d rewritten:\n got %s\nwant %s", i, after[i], before[i])
+		}
+	}
+	if after[3] != stmt("A", "222222222222") || after[4] != stmt("B", "333333333333") {
+		t.Errorf("our statements: %s / %s", after[3], after[4])
+	}
+	// AND the answer names the key and the policy size; the calls are read, write, read back
+	id, ok := keypolicyspec.ParsePhysicalID(res.PhysicalResourceID)
+	if !ok || id.KeyArn != keyArn || res.Data["PolicyBytes"] != len(f.policies[keyArn]) {
+		t.Errorf("result %+v", res)
+	}
+	if got := strings.Join(f.calls, ","); got != "GetKeyPolicy,PutKeyPolicy,GetKeyPolicy" {
+		t.Errorf("calls %s", got)
+	}
+	if f.puts[0].BypassPolicyLockoutSafetyCheck {
+		t.Error("BypassPolicyLockoutSafetyCheck set")
+	}
+}
+
+func TestCreateAdoptsIdenticalAndRefusesDifferentStatements(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		existing string
+		wantErr  string
+		wantPuts int
+	}{
+		{"identical statement applied by hand", `{"Sid" : "A", "Effect" : "Allow", "Principal" : {"AWS" : "arn:aws:iam::222222222222:root"}, "Action" : ["kms:Decrypt"], "Resource" : "*"}`, "", 0},
+		{"other content under our Sid", stmt("A", "999999999999"), `Sid "A" and other content`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			f.policies[keyArn] = `{"Version":"2012-10-17","Statement":[` + stmt("Owner", "111111111111") + `,` + tc.existing + `]}`
+			before := f.policies[keyArn]
+			_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222")), nil))
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			}
+			if len(f.puts) != tc.wantPuts || f.policies[keyArn] != before {
+				t.Errorf("policy changed (%d puts): %s", len(f.puts), f.policies[keyArn])
+			}
+		})
+	}
+}
+
+func TestUpdateReplacesOnlyItsOwnSids(t *testing.T) {
+	// GIVEN the resource created with A and B, and a statement of the owner added after it
+	f := newFake()
+	h := handler(f)
+	oldProps := props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333"))
+	res, err := h.Create(context.Background(), req(cfn.RequestCreate, "", oldProps, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.policies[keyArn] = strings.TrimSuffix(strings.TrimSpace(f.policies[keyArn]), "]}") + `,` + stmt("Owner later", "111111111111") + `]}`
+	before, _ := rawStatements(t, f.policies[keyArn])
+
+	// WHEN it is updated: A changes, B goes, C comes
+	newProps := props(keyArn, stmt("A", "444444444444"), stmt("C", "555555555555"))
+	res2, err := h.Update(context.Background(), req(cfn.RequestUpdate, res.PhysicalResourceID, newProps, oldProps))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// THEN A is replaced in place, B removed, C appended; the others unchanged
+	after, _ := rawStatements(t, f.policies[keyArn])
+	want := []string{before[0], before[1], before[2], stmt("A", "444444444444"), before[5], stmt("C", "555555555555")}
+	if strings.Join(after, "\n") != strings.Join(want, "\n") {
+		t.Errorf("statements\n%s\nwant\n%s", strings.Join(after, "\n"), strings.Join(want, "\n"))
+	}
+	if res2.PhysicalResourceID != res.PhysicalResourceID {
+		t.Errorf("physical id changed on the same key: %s -> %s", res.PhysicalResourceID, res2.PhysicalResourceID)
+	}
+}
+
+func TestUpdateToAnotherKeyIsAReplacement(t *testing.T) {
+	f := newFake()
+	h := handler(f)
+	oldProps := props(keyArn, stmt("A", "222222222222"))
+	res, _ := h.Create(context.Background(), req(cfn.RequestCreate, "", oldProps, nil))
+	withA := f.policies[keyArn]
+
+	newProps := props(otherKey, stmt("A", "222222222222"))
+	res2, err := h.Update(context.Background(), req(cfn.RequestUpdate, res.PhysicalResourceID, newProps, oldProps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := keypolicyspec.ParsePhysicalID(res2.PhysicalResourceID); id.KeyArn != otherKey {
+		t.Errorf("new physical id %s", res2.PhysicalResourceID)
+	}
+	if f.policies[keyArn] != withA || !strings.Contains(f.policies[otherKey], `"Sid":"A"`) {
+		t.Errorf("old key %s\nnew key %s", f.policies[keyArn], f.policies[otherKey])
+	}
+	// CloudFormation then deletes the old resource: A leaves the old key only.
+	if err := h.Delete(context.Background(), req(cfn.RequestDelete, res.PhysicalResourceID, oldProps, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if f.policies[keyArn] == withA || !strings.Contains(f.policies[otherKey], `"Sid":"A"`) {
+		t.Errorf("after delete: old key %s\nnew key %s", f.policies[keyArn], f.policies[otherKey])
+	}
+}
+
+func TestDeleteRemovesOnlyItsOwnSids(t *testing.T) {
+	f := newFake()
+	h := handler(f)
+	p := props(keyArn, stmt("A", "222222222222"))
+	res, _ := h.Create(context.Background(), req(cfn.RequestCreate, "", p, nil))
+	if err := h.Delete(context.Background(), req(cfn.RequestDelete, res.PhysicalResourceID, p, nil)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := rawStatements(t, foreign)
+	after, _ := rawStatements(t, f.policies[keyArn])
+	if strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("after delete\n%s\nwant\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+	}
+}
+
+func TestDeleteOutcomes(t *testing.T) {
+	p := props(keyArn, stmt("A", "222222222222"))
+	id := keypolicyspec.NewPhysicalID(keyArn, stackID, "KeyPolicy").String()
+	for _, tc := range []struct {
+		name     string
+		physical string
+		getErr   error
+		putErr   error
+		wantErr  string
+	}{
+		{"failed create's request id", "r", nil, nil, ""},
+		{"key gone", id, apiErr("NotFoundException", "gone"), nil, ""},
+		{"pending deletion", id, nil, apiErr("KMSInvalidStateException", "pending deletion"), ""},
+		{"disabled", id, nil, apiErr("DisabledException", "disabled"), ""},
+		{"access denied", id, apiErr("AccessDeniedException", "no"), nil, `removing the statements "A"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			f.policies[keyArn] = `{"Statement":[` + stmt("A", "222222222222") + `]}`
+			f.errs["GetKeyPolicy"], f.errs["PutKeyPolicy"] = tc.getErr, tc.putErr
+			err := handler(f).Delete(context.Background(), req(cfn.RequestDelete, tc.physical, p, nil))
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "--retain-resources KeyPolicy")) {
+				t.Errorf("error %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestConcurrentWriter(t *testing.T) {
+	const writerStmt = `{"Sid":"Writer","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:role/Other"},"Action":"kms:Decrypt","Resource":"*"}`
+	t.Run("writes after us from a read before ours: retried until ours stay", func(t *testing.T) {
+		// GIVEN a writer that read the policy before our write and writes its
+		// own version (with its statement, without ours) right after our first write
+		f := newFake()
+		f.afterPut = func(f *fakeKMS, n int) {
+			if n == 1 {
+				f.policies[keyArn] = strings.TrimSuffix(foreign, "]\n}") + ", " + writerStmt + " ]\n}"
+			}
+		}
+		// WHEN the resource is created
+		_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222")), nil))
+		// THEN the handler saw the difference, merged again and both statements are there
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(sids(t, f.policies[keyArn]), ","); got != "Enable IAM User Permissions,,Allow pipeline,Writer,A" {
+			t.Errorf("Sids %s", got)
+		}
+		if got := strings.Join(f.calls, ","); got != "GetKeyPolicy,PutKeyPolicy,GetKeyPolicy,GetKeyPolicy,PutKeyPolicy,GetKeyPolicy" {
+			t.Errorf("calls %s", got)
+		}
+	})
+	t.Run("a writer that never stops: bounded, clear failure", func(t *testing.T) {
+		f := newFake()
+		f.afterPut = func(f *fakeKMS, n int) { f.policies[keyArn] = foreign }
+		_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222")), nil))
+		if err == nil || !strings.Contains(err.Error(), "did not converge after 5 read-merge-write-verify attempts") || !strings.Contains(err.Error(), `"A" is missing`) {
+			t.Errorf("error %v", err)
+		}
+		if len(f.puts) != keypolicylifecycle.DefaultAttempts {
+			t.Errorf("%d writes, want %d", len(f.puts), keypolicylifecycle.DefaultAttempts)
+		}
+	})
+}
+
+func TestPolicySizeLimit(t *testing.T) {
+	// GIVEN a key policy of about 31 KB
+	f := newFake()
+	var big []string
+	for i := 0; i < 250; i++ {
+		big = append(big, stmt(fmt.Sprintf("Owner %03d", i), "111111111111"))
+	}
+	f.policies[keyArn] = `{"Version":"2012-10-17","Statement":[` + strings.Join(big, ",") + `]}`
+	before := f.policies[keyArn]
+	// WHEN the resource adds statements that take it over 32 KB
+	var mine []string
+	for i := 0; i < 20; i++ {
+		mine = append(mine, stmt(fmt.Sprintf("Mine %02d", i), "222222222222"))
+	}
+	_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, mine...), nil))
+	// THEN it fails before writing, saying how large the policy would be
+	wantSize := len(strings.TrimSuffix(before, "]}")) + len(strings.Join(mine, ",")) + 1 + len("]}")
+	want := fmt.Sprintf("the merged key policy would be %d bytes", wantSize)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "at most 32768 bytes") {
+		t.Errorf("error %v, want %q", err, want)
+	}
+	if len(f.puts) != 0 || f.policies[keyArn] != before {
+		t.Error("the policy was written")
+	}
+}
+
+func TestCreateErrorsExplain(t *testing.T) {
+	for _, tc := range []struct {
+		code string
+		want string
+	}{
+		{"AccessDeniedException", "KMS allows PutKeyPolicy only in the key's own account"},
+		{"MalformedPolicyDocumentException", "may not exist yet"},
+		{"NotFoundException", "does not exist"},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			f := newFake()
+			f.errs["PutKeyPolicy"] = apiErr(tc.code, "msg")
+			_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222")), nil))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.code+": msg") || !strings.Contains(err.Error(), keyArn) {
+				t.Errorf("error %v", err)
+			}
+		})
+	}
+}
