@@ -126,6 +126,9 @@ type crossAccountEncryptedAmi struct {
 	slrArn     string
 	statements []amipolicy.Statement
 	managed    bool
+	// owner holds the grant and the service-linked role resource: this
+	// construct, or the first one of the stack for the same key and role.
+	owner constructs.Construct
 }
 
 // NewCrossAccountEncryptedAmi places the construct in the destination stack.
@@ -157,8 +160,60 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	c := constructs.NewConstruct(scope, id)
 	a := &crossAccountEncryptedAmi{Construct: c, props: props, region: env.Region, slrArn: dest.SLRArn(), statements: statements}
 
+	createSLR := props.CreateServiceLinkedRole == nil || *props.CreateServiceLinkedRole
+	gk := grantKey{stack: env.Stack, key: props.Key, slrArn: a.slrArn, createSLR: createSLR}
+	if first := sharedGrantOf(gk, a); first != a {
+		// Another AMI of the same key for the same role in this stack: one
+		// grant serves both.
+		a.grant, a.owner = first.grant, first.owner
+	} else {
+		a.owner = c
+		a.newGrant(createSLR)
+	}
+	a.managed = addToKeyPolicy(c, props.Key, a.statements)
+	if a.managed {
+		// The key policy must allow the grant before the grant is created.
+		// Across CDK Stages (a pipeline) no stack dependency can be drawn:
+		// the pipeline's order (the key's stage first) gives it instead.
+		keyStack := awscdk.Stack_Of(props.Key)
+		if keyStack != env.Stack && awscdk.Stage_Of(keyStack) == awscdk.Stage_Of(env.Stack) {
+			env.Stack.AddStackDependency(keyStack, jsii.String("the source key policy must allow the grant before the destination creates it"))
+		}
+	}
+	return a
+}
+
+// grantKey identifies the grant a construct needs: one key, one
+// service-linked role, in one stack.
+type grantKey struct {
+	stack     awscdk.Stack
+	key       awskms.IKey
+	slrArn    string
+	createSLR bool
+}
+
+var (
+	grantsMu sync.Mutex
+	grants   = map[grantKey]*crossAccountEncryptedAmi{}
+)
+
+// sharedGrantOf returns the first construct registered for k, registering a
+// if there is none.
+func sharedGrantOf(k grantKey, a *crossAccountEncryptedAmi) *crossAccountEncryptedAmi {
+	grantsMu.Lock()
+	defer grantsMu.Unlock()
+	if first := grants[k]; first != nil {
+		return first
+	}
+	grants[k] = a
+	return a
+}
+
+// newGrant creates the service-linked role resource (when asked) and the grant under a.
+func (a *crossAccountEncryptedAmi) newGrant(createSLR bool) {
+	c, props := a.Construct, a.props
 	var slr autoscalingrole.AutoScalingServiceLinkedRole
-	if props.CreateServiceLinkedRole == nil || *props.CreateServiceLinkedRole {
+	if createSLR {
 		slr = autoscalingrole.NewAutoScalingServiceLinkedRole(c, jsii.String("ServiceLinkedRole"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{
 			CustomSuffix: props.ServiceLinkedRoleSuffix,
 		})
@@ -171,18 +226,6 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	if slr != nil {
 		a.grant.Resource().Node().AddDependency(slr.Resource())
 	}
-
-	a.managed = addToKeyPolicy(c, props.Key, a.statements)
-	if a.managed {
-		// The key policy must allow the grant before the grant is created.
-		// Across CDK Stages (a pipeline) no stack dependency can be drawn:
-		// the pipeline's order (the key's stage first) gives it instead.
-		keyStack := awscdk.Stack_Of(props.Key)
-		if keyStack != env.Stack && awscdk.Stage_Of(keyStack) == awscdk.Stage_Of(env.Stack) {
-			env.Stack.AddStackDependency(keyStack, jsii.String("the source key policy must allow the grant before the destination creates it"))
-		}
-	}
-	return a
 }
 
 // addToKeyPolicy adds statements to key's policy. The policy of a key
@@ -248,6 +291,9 @@ func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiP
 	}
 	if keyRegion != "" && keyRegion != env.Region {
 		return amipolicy.Destination{}, fmt.Errorf("Key: the key is in region %q but the destination stack %s is in %q; an Auto Scaling group can launch an AMI only with a key of its own region (copy the AMI and re-encrypt it with a key in %s)", keyRegion, env.Name, env.Region, env.Region)
+	}
+	if err := awsid.ValidateAccount(env.Account); err != nil {
+		return amipolicy.Destination{}, fmt.Errorf("the destination stack %s has env.account %v", env.Name, err)
 	}
 	roleArn, err := env.RoleArn()
 	if err != nil {
@@ -345,9 +391,10 @@ func (a *crossAccountEncryptedAmi) GrantId() *string              { return a.gra
 func (a *crossAccountEncryptedAmi) ServiceLinkedRoleArn() *string { return jsii.String(a.slrArn) }
 func (a *crossAccountEncryptedAmi) KeyPolicyManaged() *bool       { return jsii.Bool(a.managed) }
 
-// GrantDependency returns the construct itself (as plain constructs value):
-// a dependency on it covers the service-linked role and the grant.
-func (a *crossAccountEncryptedAmi) GrantDependency() constructs.IDependable { return a.Construct }
+// GrantDependency returns the construct that holds the grant and the
+// service-linked role resource (this one, or the first one of the stack for
+// the same key and role): a dependency on it covers both.
+func (a *crossAccountEncryptedAmi) GrantDependency() constructs.IDependable { return a.owner }
 
 func (a *crossAccountEncryptedAmi) KeyPolicyStatements() *[]awsiam.PolicyStatement {
 	out := a.cdkStatements()
@@ -404,7 +451,7 @@ func (a *crossAccountEncryptedAmi) ConfigureAutoScalingGroup(asg awsautoscaling.
 		panic(fmt.Errorf("CrossAccountEncryptedAmi.ConfigureAutoScalingGroup %s: asg: the Auto Scaling group %s is in region %q, the AMI and its key in %q; they must share one region",
 			*a.Node().Path(), *asg.Node().Path(), *asgRegion, a.region))
 	}
-	asg.Node().AddDependency(a.Construct)
+	asg.Node().AddDependency(a.owner)
 	if a.props.ServiceLinkedRoleSuffix != nil {
 		asg.Node().DefaultChild().(awsautoscaling.CfnAutoScalingGroup).SetServiceLinkedRoleArn(jsii.String(a.slrArn))
 	}

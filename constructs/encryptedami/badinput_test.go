@@ -1,0 +1,234 @@
+package encryptedami_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+)
+
+const imageID = "ami-0123456789abcdef0"
+
+// TestMoreBadProps extends TestBadProps: every case fails at construction,
+// naming the construct path, the prop and the value received, and adds
+// nothing to the tree.
+func TestMoreBadProps(t *testing.T) {
+	imported := func(s awscdk.Stack, arn string) awskms.IKey {
+		return awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String(arn))
+	}
+	cases := []struct {
+		name    string
+		destEnv *awscdk.Environment
+		props   func(app awscdk.App, stack awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps
+		want    []string
+	}{
+		{"destination account not 12 digits", env("22222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID)}
+			}, []string{`"22222"`, "12 digits"}},
+		{"malformed key ARN", env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, "arn:aws:kms:us-east-1:111111111111:key/xyz"), ImageId: jsii.String(imageID)}
+			}, []string{"Key:", `"arn:aws:kms:us-east-1:111111111111:key/xyz"`, "key/<key-id>"}},
+		{"key ARN without a region", env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, "arn:aws:kms::111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"), ImageId: jsii.String(imageID)}
+			}, []string{"Key:", `"arn:aws:kms::111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"`, "not an AWS region"}},
+		{"key of this app in another region", env("222222222222", "us-east-1"),
+			func(app awscdk.App, _ awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: env("111111111111", "eu-west-1")})
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: awskms.NewKey(src, jsii.String("Key"), nil), ImageId: jsii.String(imageID)}
+			}, []string{"Key:", `"eu-west-1"`, `"us-east-1"`, "re-encrypt"}},
+		{"image id in upper case", env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String("ami-0123456789ABCDEF0")}
+			}, []string{"ImageId", `"ami-0123456789ABCDEF0"`, "lowercase hex"}},
+		{"instance id instead of an image id", env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String("i-0123456789abcdef0")}
+			}, []string{"ImageId", `"i-0123456789abcdef0"`, "ami- followed by"}},
+		{"image id of 9 hex digits", env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String("ami-012345678")}
+			}, []string{"ImageId", `"ami-012345678"`, "8 or 17"}},
+		{"empty service-linked role suffix", env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
+					ServiceLinkedRoleSuffix: jsii.String("")}
+			}, []string{"ServiceLinkedRoleSuffix", `""`, "1 to 35"}},
+		{"service-linked role suffix IAM rejects", env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
+					ServiceLinkedRoleSuffix: jsii.String("team/a")}
+			}, []string{"ServiceLinkedRoleSuffix", `"team/a"`, "1 to 35"}},
+		{"service-linked role suffix as a token", env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				p := awscdk.NewCfnParameter(s, jsii.String("Suffix"), nil)
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
+					ServiceLinkedRoleSuffix: p.ValueAsString()}
+			}, []string{"ServiceLinkedRoleSuffix", "must be known at synth time", "${Token["}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			app := awscdk.NewApp(nil)
+			stack := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: tc.destEnv})
+			msg := catch(func() {
+				encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), tc.props(app, stack))
+			})
+			t.Log(msg)
+			if msg == "" {
+				t.Fatal("no error")
+			}
+			for _, w := range append(tc.want, " D/Ami: ") {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+			if stack.Node().TryFindChild(jsii.String("Ami")) != nil || stack.Node().TryFindChild(jsii.String("CrossAccountAmiGrantHandler")) != nil {
+				t.Error("constructs were added despite the error")
+			}
+		})
+	}
+}
+
+// TestConflictingStylesForOneDestination: two constructs that would place
+// different statements under one Sid on one key fail clearly.
+func TestConflictingStylesForOneDestination(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+	key := awskms.NewKey(source, jsii.String("Key"), nil)
+	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+	encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("A"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
+	msg := catch(func() {
+		encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("B"), &encryptedami.CrossAccountEncryptedAmiProps{
+			Key: key, ImageId: jsii.String(imageID), KeyPolicyStyle: encryptedami.KeyPolicyStyle_SEED_ARTICLE,
+		})
+	})
+	for _, w := range []string{" D/B: ", "Key:", "different statement", "Allow use of the key by AWSServiceRoleForAutoScaling of 222222222222"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not contain %q", msg, w)
+		}
+	}
+}
+
+// TestMethodBadInput: the construct's methods reject what they cannot honour.
+func TestMethodBadInput(t *testing.T) {
+	newAmi := func() (awscdk.App, awscdk.Stack, encryptedami.CrossAccountEncryptedAmi) {
+		app := awscdk.NewApp(nil)
+		dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+		key := awskms.Key_FromKeyArn(dest, jsii.String("K"), jsii.String(importedKeyArn))
+		return app, dest, encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
+	}
+	t.Run("launch template with its own machine image", func(t *testing.T) {
+		_, dest, ami := newAmi()
+		msg := catch(func() {
+			ami.NewLaunchTemplate(dest, jsii.String("Lt"), &awsec2.LaunchTemplateProps{MachineImage: awsec2.MachineImage_LatestAmazonLinux2023(nil)})
+		})
+		for _, w := range []string{"D/Lt", "MachineImage", "must be unset", imageID} {
+			if !strings.Contains(msg, w) {
+				t.Errorf("error %q does not contain %q", msg, w)
+			}
+		}
+	})
+	t.Run("Auto Scaling group in another region", func(t *testing.T) {
+		app, _, ami := newAmi()
+		other := awscdk.NewStack(app, jsii.String("Other"), &awscdk.StackProps{Env: env("222222222222", "eu-west-1")})
+		vpc := awsec2.NewVpc(other, jsii.String("Vpc"), &awsec2.VpcProps{AvailabilityZones: jsii.Strings("eu-west-1a"), NatGateways: jsii.Number(0),
+			SubnetConfiguration: &[]*awsec2.SubnetConfiguration{{Name: jsii.String("P"), SubnetType: awsec2.SubnetType_PUBLIC}}})
+		asg := awsautoscaling.NewAutoScalingGroup(other, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
+			Vpc: vpc, InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro")), MachineImage: awsec2.MachineImage_LatestAmazonLinux2023(nil),
+		})
+		msg := catch(func() { ami.ConfigureAutoScalingGroup(asg) })
+		for _, w := range []string{"D/Ami", "Other/Asg", `"eu-west-1"`, `"us-east-1"`} {
+			if !strings.Contains(msg, w) {
+				t.Errorf("error %q does not contain %q", msg, w)
+			}
+		}
+	})
+}
+
+// TestImageIdToken: an image id unknown at synth time is accepted; EC2
+// checks it when the launch template is created.
+func TestImageIdToken(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+	param := awscdk.NewCfnParameter(dest, jsii.String("ImageId"), nil)
+	key := awskms.Key_FromKeyArn(dest, jsii.String("K"), jsii.String(importedKeyArn))
+	if msg := catch(func() {
+		encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: param.ValueAsString()})
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// TestSameAccount: the key's account may also be the destination (one
+// account builds and runs the AMI). The statements stay valid: the account
+// principal plus aws:PrincipalArn works in the key's own account, and the
+// grant is created the same way. Key and construct may share one stack.
+func TestSameAccount(t *testing.T) {
+	for _, sameStack := range []bool{false, true} {
+		name := map[bool]string{false: "two stacks", true: "one stack"}[sameStack]
+		t.Run(name, func(t *testing.T) {
+			app := awscdk.NewApp(nil)
+			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+			key := awskms.NewKey(source, jsii.String("Key"), nil)
+			dest := source
+			if !sameStack {
+				dest = awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+			}
+			encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
+			src := assertions.Template_FromStack(source, nil)
+			src.HasResourceProperties(jsii.String("AWS::KMS::Key"), &map[string]interface{}{
+				"KeyPolicy": map[string]interface{}{"Statement": assertions.Match_ArrayWith(&[]interface{}{
+					assertions.Match_ObjectLike(&map[string]interface{}{
+						"Sid":       "Allow use of the key by AWSServiceRoleForAutoScaling of 111111111111",
+						"Principal": map[string]interface{}{"AWS": "arn:aws:iam::111111111111:root"},
+					}),
+				})},
+			})
+			assertions.Template_FromStack(dest, nil).ResourceCountIs(jsii.String("Custom::KmsGrant"), jsii.Number(1))
+			// Synth of the whole app succeeds (no dependency cycle).
+			app.Synth(nil)
+		})
+	}
+}
+
+// TestSameKeySameDestinationSharesOneGrant: two AMIs encrypted with one key,
+// launched in one destination stack, need one grant for the service-linked
+// role, not two: the second construct uses the first one's grant and
+// service-linked role resource. Stacks of their own keep their own grants
+// (each stack's handler creates and revokes only its own).
+func TestSameKeySameDestinationSharesOneGrant(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+	key := awskms.NewKey(source, jsii.String("Key"), nil)
+	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+	a := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("A"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
+	b := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("B"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String("ami-0123456789abcdef1")})
+
+	// WHEN an Auto Scaling group is configured with the second
+	vpc := awsec2.NewVpc(dest, jsii.String("Vpc"), &awsec2.VpcProps{AvailabilityZones: jsii.Strings("us-east-1a"), NatGateways: jsii.Number(0),
+		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{{Name: jsii.String("P"), SubnetType: awsec2.SubnetType_PUBLIC}}})
+	asg := awsautoscaling.NewAutoScalingGroup(dest, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
+		Vpc: vpc, LaunchTemplate: b.NewLaunchTemplate(dest, jsii.String("Lt"), &awsec2.LaunchTemplateProps{InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro"))}),
+	})
+	b.ConfigureAutoScalingGroup(asg)
+	grantID := *dest.GetLogicalId(a.Grant().Resource().Node().DefaultChild().(awscdk.CfnElement))
+	// THEN the stack has one grant and one service-linked role resource, and the group waits for them
+	tmpl := assertions.Template_FromStack(dest, nil)
+	tmpl.ResourceCountIs(jsii.String("Custom::KmsGrant"), jsii.Number(1))
+	tmpl.ResourceCountIs(jsii.String("Custom::AutoScalingServiceLinkedRole"), jsii.Number(1))
+	if *a.Grant().Node().Path() != *b.Grant().Node().Path() {
+		t.Errorf("grants %s and %s, want one shared grant", *a.Grant().Node().Path(), *b.Grant().Node().Path())
+	}
+	tmpl.HasResource(jsii.String("AWS::AutoScaling::AutoScalingGroup"), &map[string]interface{}{
+		"DependsOn": assertions.Match_ArrayWith(&[]interface{}{grantID}),
+	})
+}
