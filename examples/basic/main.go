@@ -16,16 +16,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
-	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+	"github.com/crossaccountami/crossaccountami/examples/basic/app"
 )
 
 func main() {
@@ -40,114 +35,7 @@ func main() {
 			os.Exit(1)
 		}
 	}()
-	app := awscdk.NewApp(nil)
-	NewExample(app, ConfigFromContext(app))
-	app.Synth(nil)
-}
-
-// Config is what the example can be told through cdk context.
-type Config struct {
-	Region, SourceAccount, ImageId string
-	DestinationAccounts            []string
-	OrganizationId                 string
-}
-
-// ConfigFromContext reads the example's cdk context, with defaults.
-func ConfigFromContext(scope constructs.Construct) Config {
-	ctx := func(key, def string) string {
-		switch v := scope.Node().TryGetContext(jsii.String(key)).(type) {
-		case string:
-			if v != "" {
-				return v
-			}
-		case float64:
-			return strconv.FormatFloat(v, 'f', -1, 64)
-		}
-		return def
-	}
-	n, err := strconv.Atoi(ctx("destinations", "1"))
-	if err != nil || n < 1 {
-		panic(fmt.Errorf("context destinations: expected a positive integer, got %q", ctx("destinations", "1")))
-	}
-	first := ctx("destinationAccount", "222222222222")
-	base, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || len(first) != 12 {
-		panic(fmt.Errorf("context destinationAccount: expected a 12-digit account id, got %q", first))
-	}
-	accounts := make([]string, n)
-	for i := range accounts {
-		accounts[i] = fmt.Sprintf("%012d", base+int64(i))
-	}
-	return Config{
-		Region:              ctx("region", "us-east-1"),
-		SourceAccount:       ctx("sourceAccount", "111111111111"),
-		ImageId:             ctx("imageId", "ami-0123456789abcdef0"),
-		DestinationAccounts: accounts,
-		OrganizationId:      ctx("organizationId", ""),
-	}
-}
-
-// NewExample adds the source stack and one destination stack per
-// destination account to app. With one destination its stack is named
-// AmiDestination; with more, AmiDestination-<account>.
-func NewExample(app awscdk.App, cfg Config) {
-	source := awscdk.NewStack(app, jsii.String("AmiSource"), &awscdk.StackProps{
-		Env:         &awscdk.Environment{Account: jsii.String(cfg.SourceAccount), Region: jsii.String(cfg.Region)},
-		Description: jsii.String("crossaccountami example: the source account's AMI key"),
-	})
-	key := awskms.NewKey(source, jsii.String("AmiKey"), &awskms.KeyProps{
-		Description:       jsii.String("Encrypts the shared AMI's snapshots"),
-		EnableKeyRotation: jsii.Bool(true),
-	})
-	if cfg.OrganizationId != "" {
-		encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
-			Key:            key,
-			OrganizationId: jsii.String(cfg.OrganizationId),
-		})
-	}
-	for _, account := range cfg.DestinationAccounts {
-		name := "AmiDestination"
-		if len(cfg.DestinationAccounts) > 1 {
-			name += "-" + account
-		}
-		newDestination(app, name, account, key, cfg)
-	}
-}
-
-func newDestination(app awscdk.App, name, account string, key awskms.IKey, cfg Config) {
-	style := encryptedami.KeyPolicyStyle_SCOPED
-	if cfg.OrganizationId != "" {
-		style = encryptedami.KeyPolicyStyle_ORGANIZATION
-	}
-	destination := awscdk.NewStack(app, jsii.String(name), &awscdk.StackProps{
-		Env:         &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(cfg.Region)},
-		Description: jsii.String("crossaccountami example: an Auto Scaling group that launches the shared, encrypted AMI"),
-	})
-	ami := encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
-		Key:            key,
-		ImageId:        jsii.String(cfg.ImageId),
-		KeyPolicyStyle: style,
-	})
-
-	// A small Auto Scaling group that launches the shared AMI. The VPC names
-	// its availability zones, so synth needs no context lookup.
-	vpc := awsec2.NewVpc(destination, jsii.String("Vpc"), &awsec2.VpcProps{
-		AvailabilityZones: jsii.Strings(cfg.Region+"a", cfg.Region+"b"),
-		NatGateways:       jsii.Number(0),
-		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
-			{Name: jsii.String("Public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
-		},
-	})
-	launchTemplate := ami.NewLaunchTemplate(destination, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
-		InstanceType:  awsec2.NewInstanceType(jsii.String("t3.micro")),
-		RequireImdsv2: jsii.Bool(true),
-	})
-	asg := awsautoscaling.NewAutoScalingGroup(destination, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
-		Vpc:            vpc,
-		VpcSubnets:     &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
-		LaunchTemplate: launchTemplate,
-		MinCapacity:    jsii.Number(1),
-		MaxCapacity:    jsii.Number(2),
-	})
-	ami.ConfigureAutoScalingGroup(asg)
+	a := awscdk.NewApp(nil)
+	app.New(a, app.ConfigFromContext(a))
+	a.Synth(nil)
 }

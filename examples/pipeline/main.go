@@ -14,18 +14,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
-	"github.com/aws/aws-cdk-go/awscdk/v2/pipelines"
-	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
-	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/examples/pipeline/app"
 )
 
 func main() {
@@ -37,119 +30,7 @@ func main() {
 			os.Exit(1)
 		}
 	}()
-	app := awscdk.NewApp(nil)
-	NewPipelineApp(app)
-	app.Synth(nil)
-}
-
-func context(scope constructs.Construct, key, def string) string {
-	switch v := scope.Node().TryGetContext(jsii.String(key)).(type) {
-	case string:
-		if v != "" {
-			return v
-		}
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	}
-	return def
-}
-
-// NewPipelineApp adds the pipeline stack and its stages to app.
-func NewPipelineApp(app awscdk.App) {
-	region := context(app, "region", "us-east-1")
-	env := func(account string) *awscdk.Environment {
-		return &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}
-	}
-	n, err := strconv.Atoi(context(app, "destinations", "1"))
-	if err != nil || n < 1 {
-		panic(fmt.Errorf("context destinations: expected a positive integer, got %q", context(app, "destinations", "1")))
-	}
-	first, err := strconv.ParseInt(context(app, "destinationAccount", "222222222222"), 10, 64)
-	if err != nil {
-		panic(fmt.Errorf("context destinationAccount: expected a 12-digit account id: %v", err))
-	}
-
-	pipelineStack := awscdk.NewStack(app, jsii.String("AmiPipeline"), &awscdk.StackProps{
-		Env:         env(context(app, "toolsAccount", "000000000000")),
-		Description: jsii.String("crossaccountami example: the pipeline that deploys the source and destination stages"),
-	})
-	pipeline := pipelines.NewCodePipeline(pipelineStack, jsii.String("Pipeline"), &pipelines.CodePipelineProps{
-		CrossAccountKeys: jsii.Bool(true),
-		Synth: pipelines.NewShellStep(jsii.String("Synth"), &pipelines.ShellStepProps{
-			Input: pipelines.CodePipelineSource_Connection(
-				jsii.String(context(app, "repository", "example-org/crossaccountami")),
-				jsii.String(context(app, "branch", "main")),
-				&pipelines.ConnectionSourceOptions{
-					ConnectionArn: jsii.String(context(app, "connectionArn",
-						"arn:aws:codeconnections:us-east-1:000000000000:connection/00000000-0000-0000-0000-000000000000")),
-				}),
-			Commands: jsii.Strings("npm ci", "npx cdk synth --app 'go run ./examples/pipeline'"),
-		}),
-	})
-
-	// The key's stage deploys first: the destinations' grants need its policy.
-	source := awscdk.NewStage(app, jsii.String("KeyOwner"), &awscdk.StageProps{Env: env(context(app, "sourceAccount", "111111111111"))})
-	sourceStack := awscdk.NewStack(source, jsii.String("AmiSource"), &awscdk.StackProps{
-		Description: jsii.String("crossaccountami example: the source account's AMI key"),
-		Synthesizer: synthesizer(region),
-	})
-	key := awskms.NewKey(sourceStack, jsii.String("AmiKey"), &awskms.KeyProps{
-		Description:       jsii.String("Encrypts the shared AMI's snapshots"),
-		EnableKeyRotation: jsii.Bool(true),
-	})
-
-	destinations := make([]awscdk.Stage, n)
-	for i := range destinations {
-		account := fmt.Sprintf("%012d", first+int64(i))
-		destinations[i] = awscdk.NewStage(app, jsii.String("Destination-"+account), &awscdk.StageProps{Env: env(account)})
-		newDestinationStack(destinations[i], key, region, context(app, "imageId", "ami-0123456789abcdef0"))
-		// pipelines synthesizes a stage as soon as it is added. A
-		// destination's reference to the key (Fn::GetStackOutput) adds an
-		// output to the source stack, so each destination is synthesized
-		// before the source stage is; adding it later reuses that assembly.
-		destinations[i].Synth(nil)
-	}
-	pipeline.AddStage(source, nil)
-	wave := pipeline.AddWave(jsii.String("Destinations"), nil)
-	for _, stage := range destinations {
-		wave.AddStage(stage, nil)
-	}
-}
-
-// synthesizer is CDK's default synthesizer with the partition of region
-// written out in the CloudFormation execution role, so the pipeline's deploy
-// actions carry a literal role ARN rather than an Fn::Join over
-// AWS::Partition (which cfn-lint rejects in action configurations, E3703).
-func synthesizer(region string) awscdk.IStackSynthesizer {
-	return awscdk.NewDefaultStackSynthesizer(&awscdk.DefaultStackSynthesizerProps{
-		CloudFormationExecutionRole: jsii.String("arn:" + awsid.PartitionOfRegion(region) +
-			":iam::${AWS::AccountId}:role/cdk-${Qualifier}-cfn-exec-role-${AWS::AccountId}-${AWS::Region}"),
-	})
-}
-
-func newDestinationStack(stage awscdk.Stage, key awskms.IKey, region, imageID string) {
-	stack := awscdk.NewStack(stage, jsii.String("AmiDestination"), &awscdk.StackProps{
-		Description: jsii.String("crossaccountami example: an Auto Scaling group that launches the shared, encrypted AMI"),
-		Synthesizer: synthesizer(region),
-	})
-	ami := encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
-		Key:     key,
-		ImageId: jsii.String(imageID),
-	})
-	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{
-		AvailabilityZones: jsii.Strings(region+"a", region+"b"),
-		NatGateways:       jsii.Number(0),
-		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
-			{Name: jsii.String("Public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
-		},
-	})
-	lt := ami.NewLaunchTemplate(stack, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
-		InstanceType:  awsec2.NewInstanceType(jsii.String("t3.micro")),
-		RequireImdsv2: jsii.Bool(true),
-	})
-	asg := awsautoscaling.NewAutoScalingGroup(stack, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
-		Vpc: vpc, VpcSubnets: &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
-		LaunchTemplate: lt, MinCapacity: jsii.Number(1), MaxCapacity: jsii.Number(2),
-	})
-	ami.ConfigureAutoScalingGroup(asg)
+	a := awscdk.NewApp(nil)
+	app.New(a)
+	a.Synth(nil)
 }
