@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: static checks, then every Go test (unit, emulator,
-# synth, golden, cfn-lint). This is the README's test command and what CI runs.
+# The whole test suite: static checks (gofmt, go vet, staticcheck), then every
+# Go test (unit, emulator, synth, golden, cfn-lint, cdk-nag). This is the
+# README's test command and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
@@ -11,6 +12,10 @@ if [[ -n $unformatted ]]; then echo "gofmt would change: $unformatted" >&2; exit
 
 echo "== go vet"
 go vet ./...
+
+echo "== staticcheck"
+# Pinned by the tool directive in go.mod; checks chosen in staticcheck.conf.
+go tool staticcheck ./...
 
 echo "== go test"
 go test -count=1 -timeout 45m ./...
