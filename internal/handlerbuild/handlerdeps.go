@@ -16,5 +16,5 @@ package handlerbuild
 
 import (
 	_ "github.com/crossaccountami/crossaccountami/internal/granthandler"
-	// TODO: add internal/sourcehandler (SourceHandler) when it exists.
+	_ "github.com/crossaccountami/crossaccountami/internal/sourcehandler"
 )

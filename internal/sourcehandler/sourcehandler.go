@@ -1,0 +1,69 @@
+// Package sourcehandler wires the source-side custom resource handler of
+// this library: real KMS and EC2 clients under a customresource.Router that
+// serves Custom::KmsKeyPolicyStatements and Custom::AmiLaunchPermission. Its
+// bootstrap package is the Lambda function the source-side constructs deploy
+// in the account that owns the key and the AMI.
+//
+// It is a binary of its own, apart from the destination's grant handler, so
+// that the EC2 SDK (a large package) stays out of the destination's zip. The
+// plumbing is shared: lambdaenv (configuration, the SDK's
+// AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL_EC2 overrides), awsretry,
+// customresource.
+package sourcehandler
+
+import (
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/crossaccountami/crossaccountami/internal/amisharelifecycle"
+	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
+	"github.com/crossaccountami/crossaccountami/internal/customresource"
+	"github.com/crossaccountami/crossaccountami/internal/keypolicylifecycle"
+	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
+	"github.com/crossaccountami/crossaccountami/internal/lambdaenv"
+)
+
+// ResourceTypes are the types this handler serves.
+var ResourceTypes = []string{keypolicyspec.ResourceType, amisharespec.ResourceType}
+
+// Main runs the Lambda function. It never returns.
+func Main() {
+	cfg, err := lambdaenv.Load()
+	if err != nil {
+		lambda.Start(lambdaenv.FailingRouter(err, ResourceTypes...).LambdaHandler())
+		return
+	}
+	lambda.Start(NewRouter(cfg).LambdaHandler())
+}
+
+// KMS is what the source resources need of KMS; *kms.Client has it.
+type KMS interface {
+	keypolicylifecycle.KMS
+	amisharelifecycle.KMS
+}
+
+// Register adds the source-side resource types to router.
+func Register(router *customresource.Router, kmsClient KMS, ec2Client amisharelifecycle.EC2) {
+	router.Handle(keypolicyspec.ResourceType, keypolicylifecycle.New(kmsClient))
+	router.Handle(amisharespec.ResourceType, amisharelifecycle.New(ec2Client, kmsClient))
+}
+
+// NewRouter is the router Main serves, over KMS and EC2 clients made from
+// cfg and the endpoint overrides of the environment.
+func NewRouter(cfg aws.Config) *customresource.Router {
+	kmsClient := kms.NewFromConfig(cfg, func(o *kms.Options) {
+		if e := lambdaenv.Endpoint("KMS"); e != "" {
+			o.BaseEndpoint = aws.String(e)
+		}
+	})
+	ec2Client := ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+		if e := lambdaenv.Endpoint("EC2"); e != "" {
+			o.BaseEndpoint = aws.String(e)
+		}
+	})
+	router := customresource.NewRouter()
+	Register(router, kmsClient, ec2Client)
+	return router
+}
