@@ -145,7 +145,7 @@ func (r *Router) LambdaHandler() func(context.Context, json.RawMessage) (string,
 		if err != nil {
 			serve = func(context.Context, cfn.Event) (string, map[string]interface{}, error) {
 				r.logger().Error("malformed event", "error", err.Error(), "requestId", ev.RequestID, "logicalResourceId", ev.LogicalResourceID)
-				return "", nil, errors.New(fitReason(ev, err.Error()))
+				return "", nil, errors.New(fitReason(ev, fallbackID(ev), err.Error()))
 			}
 		}
 		return cfn.LambdaWrap(serve)(ctx, ev)
@@ -205,7 +205,8 @@ func (r *Router) Serve(ctx context.Context, ev cfn.Event) (physicalID string, da
 	)
 	log.Info("request", "physicalResourceId", ev.PhysicalResourceID, "properties", ev.ResourceProperties, "oldProperties", ev.OldResourceProperties)
 
-	res, err := r.run(ctx, req, log)
+	p := &progress{}
+	res, err := r.run(ctx, req, log, p)
 	if err == nil {
 		physicalID, data = res.PhysicalResourceID, res.Data
 		if ev.RequestType == cfn.RequestDelete {
@@ -214,9 +215,13 @@ func (r *Router) Serve(ctx context.Context, ev cfn.Event) (physicalID string, da
 		err = checkAnswer(ev, physicalID, data)
 	}
 	if err != nil {
-		reason := fitReason(ev, err.Error())
-		log.Error("answer", "outcome", string(cfn.StatusFailed), "physicalResourceId", fallbackID(ev), "reason", err.Error(), "durationMs", time.Since(start).Milliseconds())
-		return "", nil, errors.New(reason)
+		failedID := p.failedID(ev)
+		reason := fitReason(ev, failedID, err.Error())
+		log.Error("answer", "outcome", string(cfn.StatusFailed), "physicalResourceId", failedID, "reason", err.Error(), "durationMs", time.Since(start).Milliseconds())
+		if failedID == fallbackID(ev) {
+			failedID = "" // LambdaWrap fills in the same fallback
+		}
+		return failedID, nil, errors.New(reason)
 	}
 	log.Info("answer", "outcome", string(cfn.StatusSuccess), "physicalResourceId", physicalID, "data", data, "durationMs", time.Since(start).Milliseconds())
 	return physicalID, data, nil
@@ -229,7 +234,7 @@ type outcome struct {
 	stack    []byte
 }
 
-func (r *Router) run(ctx context.Context, req Request, log *slog.Logger) (Result, error) {
+func (r *Router) run(ctx context.Context, req Request, log *slog.Logger, p *progress) (Result, error) {
 	h, ok := r.handlers[req.ResourceType]
 	if !ok {
 		return Result{}, fmt.Errorf("ResourceType: this handler serves %s, got %q", strings.Join(r.ResourceTypes(), " and "), req.ResourceType)
@@ -248,7 +253,6 @@ func (r *Router) run(ctx context.Context, req Request, log *slog.Logger) (Result
 
 	ctx, cancel := r.withDeadline(ctx)
 	defer cancel()
-	p := &progress{}
 	ctx = context.WithValue(ctx, progressKey{}, p)
 	ctx = withLogger(ctx, log)
 
@@ -343,11 +347,11 @@ func checkAnswer(ev cfn.Event, physicalID string, data map[string]interface{}) e
 const truncated = " [cut to fit the response; the full text is in the log]"
 
 // fitReason cuts reason so that the FAILED response body (with the
-// physical id LambdaWrap will fill in) stays below MaxResponseBytes.
-func fitReason(ev cfn.Event, reason string) string {
+// physical id physicalID) stays below MaxResponseBytes.
+func fitReason(ev cfn.Event, physicalID, reason string) string {
 	resp := cfn.NewResponse(&ev)
 	resp.Status = cfn.StatusFailed
-	resp.PhysicalResourceID = fallbackID(ev)
+	resp.PhysicalResourceID = physicalID
 	base, _ := json.Marshal(resp) // Reason is omitted while empty
 	budget := MaxResponseBytes - 1 - len(base) - len(`,"Reason":""`)
 	if jsonLen(reason) <= budget {
@@ -386,12 +390,37 @@ func hasControl(s string) bool {
 }
 
 // progress records what the handler is waiting for, so that a timeout can
-// name it.
+// name it, and the physical id a failed Create answers with.
 type progress struct {
-	mu      sync.Mutex
-	what    string
-	explain func(error) string
-	last    error
+	mu        sync.Mutex
+	what      string
+	explain   func(error) string
+	last      error
+	onFailure string
+}
+
+// FailurePhysicalID sets the physical id a Create answers with if it fails
+// from now on, by error or by timeout. A handler sets it before a call that
+// may create something even when the call seems to fail (a timeout while the
+// request is in flight), so that the rollback Delete can find and remove it.
+// Without it a failed Create answers with the request id, which names
+// nothing.
+func FailurePhysicalID(ctx context.Context, id string) {
+	if p, ok := ctx.Value(progressKey{}).(*progress); ok {
+		p.mu.Lock()
+		p.onFailure = id
+		p.mu.Unlock()
+	}
+}
+
+// failedID is the physical id of a FAILED answer to ev.
+func (p *progress) failedID(ev cfn.Event) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ev.RequestType == cfn.RequestCreate && p.onFailure != "" && len(p.onFailure) <= MaxPhysicalIDBytes {
+		return p.onFailure
+	}
+	return fallbackID(ev)
 }
 
 type progressKey struct{}

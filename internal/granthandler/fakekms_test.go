@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/cfnresponse"
@@ -53,7 +54,13 @@ func TestAgainstFakeKMS(t *testing.T) {
 	} {
 		t.Run(tc.code+" three times, then success", func(t *testing.T) {
 			srv.Inject("CreateGrant", fakekms.Fault{Code: tc.code, Status: tc.status, Message: "not yet", Times: 3})
-			a, calls := send(t, create)
+			// Throttling backs off from 1 s with full jitter: three retries
+			// can take up to 7 s, so this case gets a Lambda timeout that
+			// always leaves room for them.
+			h := &harness{invoke: inProcessWithin(t, srv.URL, 3*inProcessMargin+10*time.Second), cfn: h.cfn, proxy: h.proxy}
+			srv.ResetCalls()
+			a, _ := h.send(t, create)
+			calls := srv.Calls()
 			expect(t, tc.code, a, "SUCCESS", calls, slices.Repeat([]string{"CreateGrant"}, 4))
 			a, _ = send(t, del.with("PhysicalResourceId", a.PhysicalResourceId))
 			expect(t, "delete", a, "SUCCESS", nil, nil)

@@ -32,7 +32,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -110,10 +112,13 @@ func (h *Handler) Update(ctx context.Context, req customresource.Request) (custo
 // Delete revokes (or retires) the grant the physical id names.
 func (h *Handler) Delete(ctx context.Context, req customresource.Request) error {
 	log := customresource.Logger(ctx)
+	if pending, ok := grantspec.ParsePendingID(req.PhysicalResourceID); ok {
+		return h.deletePending(ctx, pending)
+	}
 	id, ok := grantspec.ParsePhysicalID(req.PhysicalResourceID)
 	if !ok {
-		// The request id CloudFormation keeps after a failed Create, or
-		// anything else that never was a grant.
+		// The request id CloudFormation keeps after a Create that failed
+		// before reaching KMS, or anything else that never was a grant.
 		log.Info("physical id is not a grant id; nothing to delete", "physicalResourceId", req.PhysicalResourceID)
 		return nil
 	}
@@ -129,6 +134,68 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 		log.Warn("KMS denied RetireGrant (is this handler's role the grant's RetiringPrincipal?); revoking instead", "grantId", id.GrantId, "keyArn", id.KeyArn, "error", err.Error())
 	}
 	return h.deleteOutcome(ctx, "RevokeGrant", id, h.revoke(ctx, id))
+}
+
+// deletePending cleans up after a failed Create: KMS may have created the
+// grant although the Create did not see the answer. Grants on the key with
+// the Create's name are revoked; none found means nothing to do.
+func (h *Handler) deletePending(ctx context.Context, pending grantspec.PendingID) error {
+	log := customresource.Logger(ctx).With("keyArn", pending.KeyArn, "name", pending.Name)
+	customresource.Waiting(ctx, fmt.Sprintf("KMS ListGrants on %s for grants named %s", pending.KeyArn, pending.Name), nil)
+	// Whether the grant exists is uncertain, and a stack must not stick in
+	// DELETE_FAILED over it: the look-up gets half the remaining time, and
+	// any failure ends in success with a warning that says how to check.
+	listCtx, cancel := halfTheTime(ctx)
+	defer cancel()
+	var found []grantspec.PhysicalID
+	pages := kms.NewListGrantsPaginator(h.KMS, &kms.ListGrantsInput{KeyId: aws.String(pending.KeyArn)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(listCtx, inRegion(pending.KeyArn))
+		if err != nil {
+			log.Warn("cannot list the key's grants after a failed create; if KMS created a grant with this name, revoke it by hand",
+				"error", err.Error(), "command", fmt.Sprintf("aws kms list-grants --key-id %s --query \"Grants[?Name=='%s']\"", pending.KeyArn, pending.Name))
+			return nil
+		}
+		for _, g := range page.Grants {
+			if aws.ToString(g.Name) == pending.Name {
+				found = append(found, grantspec.PhysicalID{KeyArn: pending.KeyArn, GrantId: aws.ToString(g.GrantId)})
+			}
+		}
+	}
+	if len(found) == 0 {
+		log.Info("the failed create left no grant; nothing to delete")
+		return nil
+	}
+	for _, id := range found {
+		log.Warn("revoking a grant that a failed create made", "grantId", id.GrantId)
+		if err := h.deleteOutcome(ctx, "RevokeGrant", id, h.revoke(ctx, id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// halfTheTime bounds ctx to half of its remaining time.
+func halfTheTime(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Until(deadline)/2)
+}
+
+// rejected reports whether err is KMS refusing the request (a client fault
+// such as AccessDenied or NotFound), as opposed to an outcome that leaves in
+// doubt whether KMS acted on it (a timeout, a server error).
+func rejected(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultClient {
+		return true
+	}
+	// Unmodeled errors (AccessDeniedException among them) carry no fault;
+	// their HTTP status tells: 4xx means KMS refused the request.
+	var re interface{ HTTPStatusCode() int }
+	return errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500
 }
 
 func decode(raw map[string]interface{}) (grantspec.Properties, error) {
@@ -181,8 +248,17 @@ func (h *Handler) create(ctx context.Context, req customresource.Request, p gran
 		}
 	}
 	explain := explainCreate(p)
+	if req.RequestType == cfn.RequestCreate {
+		// If this Create fails after KMS created the grant (a timeout while
+		// the call is in flight), the rollback Delete finds it by name.
+		customresource.FailurePhysicalID(ctx, grantspec.PendingID{KeyArn: p.KeyArn, Name: name}.String())
+	}
 	customresource.Waiting(ctx, fmt.Sprintf("KMS CreateGrant on %s for %s", p.KeyArn, p.GranteePrincipal), explain)
 	out, err := h.KMS.CreateGrant(ctx, in, inRegion(p.KeyArn))
+	if err != nil && req.RequestType == cfn.RequestCreate && rejected(err) {
+		// KMS rejected the request: no grant exists for the rollback to find.
+		customresource.FailurePhysicalID(ctx, "")
+	}
 	if err != nil {
 		return customresource.Result{}, fmt.Errorf("KMS CreateGrant on %s for %s failed: %s", p.KeyArn, p.GranteePrincipal, explain(err))
 	}

@@ -288,6 +288,36 @@ func ParsePhysicalID(s string) (id PhysicalID, ok bool) {
 	return PhysicalID{KeyArn: key, GrantId: grant}, true
 }
 
+// PendingID is the physical id of a Create that failed after it may have
+// reached KMS (an error, or a timeout while CreateGrant was in flight). It
+// names the key and the grant name, so the Delete CloudFormation sends on
+// rollback can find and revoke a grant that KMS created after all, instead
+// of leaking it.
+type PendingID struct {
+	KeyArn string
+	Name   string
+}
+
+const pendingPrefix = "pending-grant:"
+
+func (id PendingID) String() string { return pendingPrefix + id.KeyArn + "#" + id.Name }
+
+// ParsePendingID reads a physical id written by PendingID.String.
+func ParsePendingID(s string) (id PendingID, ok bool) {
+	rest, ok := strings.CutPrefix(s, pendingPrefix)
+	if !ok {
+		return PendingID{}, false
+	}
+	key, name, ok := strings.Cut(rest, "#")
+	if !ok || !nameRe.MatchString(name) {
+		return PendingID{}, false
+	}
+	if _, err := awsid.ParseKeyARN(key); err != nil {
+		return PendingID{}, false
+	}
+	return PendingID{KeyArn: key, Name: name}, true
+}
+
 // DefaultName derives a grant name from the stack and the logical id: the
 // same for every retry of one resource, different for every stack instance
 // (the stack id ends in a UUID). KMS returns the existing grant when a
