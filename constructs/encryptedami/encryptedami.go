@@ -30,6 +30,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
+	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
@@ -105,8 +106,14 @@ type CrossAccountEncryptedAmi interface {
 	// The same statements as JSON, ready for a key policy's Statement list.
 	KeyPolicyStatementsJson() *string
 	// Whether the statements were added to the key's policy (false for an
-	// imported key, whose policy this app cannot edit).
+	// imported key, whose policy this app cannot edit, until ManageKeyPolicy).
 	KeyPolicyManaged() *bool
+	// ManageKeyPolicy keeps KeyPolicyStatements() in the policy of an
+	// imported key through a custom resource placed in scope's stack, which
+	// must be in the key's account (keypolicy.ManagedStatements), instead of
+	// copying them by hand. This construct's stack then depends on that
+	// stack, so `cdk deploy --all` writes the statements before the grant.
+	ManageKeyPolicy(scope constructs.Construct) keypolicy.ManagedStatements
 	// NewLaunchTemplate creates a launch template that launches the AMI with
 	// its root volume encrypted by the source key. props may be nil; its
 	// MachineImage must be unset, and when its BlockDevices are unset the root
@@ -247,7 +254,7 @@ func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, statements []am
 	}
 	if len(statements) > 0 {
 		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String("crossaccountami:key-policy-not-managed"), jsii.String(fmt.Sprintf(
-			"The key %s is imported, so this app cannot edit its policy. Add these statements to that key's policy in account %s before deploying this stack (KeyPolicyStatements() returns them): %s",
+			"The key %s is imported, so this app does not edit its policy. Call ManageKeyPolicy(<a stack in account %s>) to have a custom resource there keep these statements in the key policy, or add them by hand before deploying this stack (KeyPolicyStatements() returns them): %s",
 			*key.KeyArn(), *key.Env().Account, compactJSON(statements))), nil)
 	}
 	return false

@@ -1,0 +1,169 @@
+package provider
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
+)
+
+// SourceID is the construct id of the source-side handler under its stack.
+// Part of the API, like ID.
+const SourceID = "CrossAccountAmiSourceHandler"
+
+// SourceRolePath is the IAM path of the source handler roles. It differs
+// from RolePath so that the organization-wide pattern for grant creators
+// (role/crossaccountami/*) never matches a source handler.
+const SourceRolePath = "/crossaccountami-source/"
+
+// Source is the per-stack handler of the source-side resources
+// (Custom::KmsKeyPolicyStatements, Custom::AmiLaunchPermission), in the
+// account that owns the key and the AMI.
+type Source struct {
+	Function awslambda.Function
+	Role     awsiam.Role
+
+	env     *StackEnv
+	mu      sync.Mutex
+	keys    map[string]bool
+	sharing bool
+}
+
+// SourceOf returns the source handler of scope's stack, creating it on first use.
+func SourceOf(scope constructs.IConstruct) *Source {
+	return registry.Get(scope, "source-provider", newSource)
+}
+
+func newSource(stack awscdk.Stack) *Source {
+	env := EnvOf(stack)
+	scope := constructs.NewConstruct(stack, jsii.String(SourceID))
+	role := awsiam.NewRole(scope, jsii.String("Role"), &awsiam.RoleProps{
+		RoleName:    jsii.String(env.SourceRoleName()),
+		Path:        jsii.String(SourceRolePath),
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("Manages crossaccountami statements in key policies and AMI launch permissions"),
+	})
+	logs := awslogs.NewLogGroup(scope, jsii.String("Logs"), &awslogs.LogGroupProps{
+		Retention:     awslogs.RetentionDays_ONE_YEAR,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	fn := awslambda.NewFunction(scope, jsii.String("Function"), &awslambda.FunctionProps{
+		Description:   jsii.String("crossaccountami: key policy statements and AMI sharing in the source account"),
+		Runtime:       awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:  awslambda.Architecture_ARM_64(),
+		Handler:       jsii.String("bootstrap"),
+		Code:          sourceCode(),
+		Role:          role,
+		Timeout:       awscdk.Duration_Minutes(jsii.Number(FunctionTimeout)),
+		MemorySize:    jsii.Number(256),
+		LogGroup:      logs,
+		RetryAttempts: jsii.Number(0),
+	})
+	return &Source{Function: fn, Role: role, env: env, keys: map[string]bool{}}
+}
+
+var (
+	sourceOnce sync.Once
+	sourceDir  string
+	sourceHash string
+)
+
+// sourceCode builds the source handler once per process and names the asset
+// by the binary's SHA-256 (see handlerCode).
+func sourceCode() awslambda.Code {
+	sourceOnce.Do(func() {
+		sourceDir = handlerbuild.MustBuild(handlerbuild.Options{Package: handlerbuild.SourceHandler})
+		f, err := os.Open(filepath.Join(sourceDir, handlerbuild.BinaryName))
+		if err != nil {
+			panic(fmt.Errorf("reading the built source handler: %w", err))
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			panic(fmt.Errorf("hashing the built source handler: %w", err))
+		}
+		sourceHash = hex.EncodeToString(h.Sum(nil))
+	})
+	return awslambda.Code_FromAsset(jsii.String(sourceDir), &awss3assets.AssetOptions{
+		AssetHash:     jsii.String(sourceHash),
+		AssetHashType: awscdk.AssetHashType_CUSTOM,
+	})
+}
+
+// SourceRoleName is the deterministic name of the source handler role of a
+// stack, so that a key policy that does not delegate to IAM can name it.
+func (e *StackEnv) SourceRoleName() string {
+	sum := sha256.Sum256([]byte(e.Name + "\x00" + e.Region))
+	short := e.Name
+	if len(short) > 36 {
+		short = short[:36]
+	}
+	return fmt.Sprintf("SourceHandler-%s-%s", short, hex.EncodeToString(sum[:])[:10])
+}
+
+// RoleArn is the ARN of the source handler role (with a concrete stack env).
+func (s *Source) RoleArn() (string, error) {
+	if !s.env.Concrete {
+		return "", fmt.Errorf("stack %s has no concrete account and region", s.env.Path)
+	}
+	return awsid.RoleARN(s.env.Partition, s.env.Account, SourceRolePath, s.env.SourceRoleName()), nil
+}
+
+// AllowKeyPolicyOn lets the handler read and write the policy of one key,
+// once however many resources use it.
+func (s *Source) AllowKeyPolicyOn(keyArn *string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys[*keyArn] {
+		return
+	}
+	s.keys[*keyArn] = true
+	s.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("kms:GetKeyPolicy", "kms:PutKeyPolicy"),
+		Resources: &[]*string{keyArn},
+	}))
+}
+
+// AllowImageSharing lets the handler read images and snapshots of its
+// account and change their launch and create-volume permissions, and tell
+// an AWS managed key from a customer managed one.
+func (s *Source) AllowImageSharing() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sharing {
+		return
+	}
+	s.sharing = true
+	p, a, r := s.env.Partition, s.env.Account, s.env.Region
+	s.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		// Describe* take no resource-level permissions.
+		Actions:   jsii.Strings("ec2:DescribeImages", "ec2:DescribeSnapshots"),
+		Resources: jsii.Strings("*"),
+	}))
+	s.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: jsii.Strings("ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute"),
+		Resources: jsii.Strings(
+			fmt.Sprintf("arn:%s:ec2:%s::image/*", p, r),
+			fmt.Sprintf("arn:%s:ec2:%s::snapshot/*", p, r),
+		),
+	}))
+	s.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("kms:DescribeKey"),
+		Resources: jsii.Strings(fmt.Sprintf("arn:%s:kms:%s:%s:key/*", p, r, a)),
+	}))
+}

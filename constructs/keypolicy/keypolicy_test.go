@@ -1,0 +1,163 @@
+package keypolicy_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
+)
+
+const keyArn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+func env(account string) *awscdk.Environment {
+	return &awscdk.Environment{Account: jsii.String(account), Region: jsii.String("us-east-1")}
+}
+
+func catch(f func()) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
+		}
+	}()
+	f()
+	return ""
+}
+
+func TestManagedStatementsInTheSourceStack(t *testing.T) {
+	// GIVEN a source stack in the key's account and an imported key
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111")})
+	key := awskms.Key_FromKeyArn(source, jsii.String("Key"), jsii.String(keyArn))
+
+	// WHEN statements are managed on it, from CDK statements and from JSON
+	m := keypolicy.NewManagedStatements(source, jsii.String("Statements"), &keypolicy.ManagedStatementsProps{
+		Key: key,
+		Statements: &[]awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String("Allow decrypt by 222222222222"), Actions: jsii.Strings("kms:Decrypt"), Resources: jsii.Strings("*"),
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAccountPrincipal(jsii.String("222222222222"))},
+		})},
+		StatementsJson: jsii.String(`[{"Sid":"B","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::333333333333:root"},"Action":"kms:DescribeKey","Resource":"*"}]`),
+	})
+
+	// THEN one custom resource carries the key ARN and the statements as one JSON string
+	tmpl := assertions.Template_FromStack(source, nil)
+	tmpl.ResourceCountIs(jsii.String("Custom::KmsKeyPolicyStatements"), jsii.Number(1))
+	tmpl.HasResourceProperties(jsii.String("Custom::KmsKeyPolicyStatements"), &map[string]interface{}{
+		"KeyArn":     keyArn,
+		// The account principal's ARN holds the partition: CloudFormation renders the JSON.
+		"Statements": map[string]interface{}{"Fn::Join": []interface{}{"", []interface{}{
+			`[{"Action":"kms:Decrypt","Effect":"Allow","Principal":{"AWS":"arn:`,
+			map[string]interface{}{"Ref": "AWS::Partition"},
+			`:iam::222222222222:root"},"Resource":"*","Sid":"Allow decrypt by 222222222222"},{"Action":"kms:DescribeKey","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::333333333333:root"},"Resource":"*","Sid":"B"}]`,
+		}}},
+	})
+	// AND the handler role has a fixed name on its own path, and may read and write only that key's policy
+	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Role"), &map[string]interface{}{
+		"Path":     "/crossaccountami-source/",
+		"RoleName": assertions.Match_StringLikeRegexp(jsii.String("^SourceHandler-Source-[0-9a-f]{10}$")),
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
+		"PolicyDocument": map[string]interface{}{"Statement": []interface{}{map[string]interface{}{
+			"Action": []interface{}{"kms:GetKeyPolicy", "kms:PutKeyPolicy"}, "Effect": "Allow", "Resource": keyArn,
+		}}},
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]interface{}{
+		"Runtime": "provided.al2023", "Architectures": []interface{}{"arm64"}, "Handler": "bootstrap",
+	})
+	if got := strings.Join(derefAll(m.Sids()), ","); got != "Allow decrypt by 222222222222,B" {
+		t.Errorf("Sids() = %s", got)
+	}
+	if !strings.HasPrefix(*m.RoleArn(), "arn:aws:iam::111111111111:role/crossaccountami-source/SourceHandler-Source-") {
+		t.Errorf("RoleArn() = %s", *m.RoleArn())
+	}
+}
+
+func TestEncryptedAmiManageKeyPolicy(t *testing.T) {
+	// GIVEN a destination using an imported key, and a source stack in the key's account
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111")})
+	dest := awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{Env: env("222222222222")})
+	ami := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
+		Key: awskms.Key_FromKeyArn(dest, jsii.String("Key"), jsii.String(keyArn)), ImageId: jsii.String("ami-0123456789abcdef0"),
+	})
+
+	// WHEN the destination's statements are managed from the source stack
+	m := ami.ManageKeyPolicy(source)
+
+	// THEN the source stack carries exactly the statements KeyPolicyStatementsJson returns
+	tmpl := assertions.Template_FromStack(source, nil)
+	tmpl.HasResourceProperties(jsii.String("Custom::KmsKeyPolicyStatements"), &map[string]interface{}{
+		"KeyArn":     keyArn,
+		"Statements": assertions.Match_StringLikeRegexp(jsii.String(`Allow use of the key by AWSServiceRoleForAutoScaling of 222222222222.*Allow attachment of persistent resources by arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-Dest-.*Allow grant management by`)),
+	})
+	if len(*m.Sids()) != 3 || !*ami.KeyPolicyManaged() || *m.Node().Id() != "KeyPolicy-Dest-SharedAmi" {
+		t.Errorf("Sids %v, managed %v, id %s", derefAll(m.Sids()), *ami.KeyPolicyManaged(), *m.Node().Id())
+	}
+	// AND the warning is withdrawn, and the destination deploys after the source
+	assertions.Annotations_FromStack(dest).HasNoWarning(jsii.String("/Dest/SharedAmi"), assertions.Match_StringLikeRegexp(jsii.String("is imported")))
+	deps := dest.Dependencies()
+	if deps == nil || len(*deps) != 1 || *(*deps)[0].StackName() != "Source" {
+		t.Errorf("destination dependencies: %v", deps)
+	}
+	// AND a second call is refused
+	if msg := catch(func() { ami.ManageKeyPolicy(source) }); !strings.Contains(msg, "already managed") || !strings.Contains(msg, "Dest/SharedAmi") {
+		t.Errorf("second call: %q", msg)
+	}
+}
+
+func TestBadProps(t *testing.T) {
+	stmt := jsii.String(`[{"Sid":"A","Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*"}]`)
+	for _, tc := range []struct {
+		name    string
+		account string
+		props   func(s awscdk.Stack) *keypolicy.ManagedStatementsProps
+		want    []string
+	}{
+		{"nil props", "111111111111", func(awscdk.Stack) *keypolicy.ManagedStatementsProps { return nil }, []string{"props: required"}},
+		{"owned key", "111111111111", func(s awscdk.Stack) *keypolicy.ManagedStatementsProps {
+			return &keypolicy.ManagedStatementsProps{Key: awskms.NewKey(s, jsii.String("Own"), nil), StatementsJson: stmt}
+		}, []string{"Key:", "AddToResourcePolicy", "S/Own"}},
+		{"other account", "999999999999", func(s awscdk.Stack) *keypolicy.ManagedStatementsProps {
+			return &keypolicy.ManagedStatementsProps{Key: awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String(keyArn)), StatementsJson: stmt}
+		}, []string{"Key:", "account 111111111111", "account 999999999999"}},
+		{"alias", "111111111111", func(s awscdk.Stack) *keypolicy.ManagedStatementsProps {
+			return &keypolicy.ManagedStatementsProps{Key: awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String("arn:aws:kms:us-east-1:111111111111:alias/a")), StatementsJson: stmt}
+		}, []string{"Key:", "alias"}},
+		{"no statements", "111111111111", func(s awscdk.Stack) *keypolicy.ManagedStatementsProps {
+			return &keypolicy.ManagedStatementsProps{Key: awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String(keyArn))}
+		}, []string{"at least one statement"}},
+		{"no sid", "111111111111", func(s awscdk.Stack) *keypolicy.ManagedStatementsProps {
+			return &keypolicy.ManagedStatementsProps{Key: awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String(keyArn)), StatementsJson: jsii.String(`[{"Effect":"Allow"}]`)}
+		}, []string{"Statements:", "a Sid is required", `{"Effect":"Allow"}`}},
+		{"bad json", "111111111111", func(s awscdk.Stack) *keypolicy.ManagedStatementsProps {
+			return &keypolicy.ManagedStatementsProps{Key: awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String(keyArn)), StatementsJson: jsii.String(`{`)}
+		}, []string{"StatementsJson:", `"{"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := awscdk.NewApp(nil)
+			s := awscdk.NewStack(app, jsii.String("S"), &awscdk.StackProps{Env: env(tc.account)})
+			msg := catch(func() { keypolicy.NewManagedStatements(s, jsii.String("M"), tc.props(s)) })
+			for _, w := range append(tc.want, "keypolicy.NewManagedStatements S/M: ") {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func derefAll(in *[]*string) []string {
+	var out []string
+	for _, s := range *in {
+		out = append(out, *s)
+	}
+	return out
+}
