@@ -51,7 +51,7 @@ func TestManagedStatementsInTheSourceStack(t *testing.T) {
 	tmpl := assertions.Template_FromStack(source, nil)
 	tmpl.ResourceCountIs(jsii.String("Custom::KmsKeyPolicyStatements"), jsii.Number(1))
 	tmpl.HasResourceProperties(jsii.String("Custom::KmsKeyPolicyStatements"), &map[string]interface{}{
-		"KeyArn":     keyArn,
+		"KeyArn": keyArn,
 		// The account principal's ARN holds the partition: CloudFormation renders the JSON.
 		"Statements": map[string]interface{}{"Fn::Join": []interface{}{"", []interface{}{
 			`[{"Action":"kms:Decrypt","Effect":"Allow","Principal":{"AWS":"arn:`,

@@ -1,0 +1,154 @@
+// Package amisharing provides AmiSharing: launch permission on an existing
+// AMI for destination accounts, an organization or organizational units
+// (ec2:ModifyImageAttribute), and optionally create-volume permission on its
+// snapshots for the accounts, managed by a custom resource in the AMI's
+// account. Delete removes only the permissions it names and tolerates an AMI
+// that is gone.
+//
+// At deploy time, an AMI whose snapshots are encrypted with the AWS managed
+// key aws/ebs fails with a reason that says to copy it with a customer
+// managed key: no other account can use aws/ebs.
+package amisharing
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
+	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
+)
+
+// AmiSharingProps configures the sharing.
+type AmiSharingProps struct {
+	// The AMI, in this stack's account and region: ami- followed by 8 or 17 hex digits.
+	ImageId *string `field:"required"`
+	// Accounts that may launch the AMI (12-digit ids).
+	// Default: - none; one of Accounts, OrganizationArns, OrganizationalUnitArns is required.
+	Accounts *[]*string `field:"optional"`
+	// Organizations whose accounts may launch the AMI,
+	// arn:aws:organizations::<management account>:organization/o-xxxxxxxxxx.
+	// Default: - none.
+	OrganizationArns *[]*string `field:"optional"`
+	// Organizational units whose accounts may launch the AMI,
+	// arn:aws:organizations::<management account>:ou/o-xxxxxxxxxx/ou-xxxx-xxxxxxxx.
+	// Default: - none.
+	OrganizationalUnitArns *[]*string `field:"optional"`
+	// Also give Accounts create-volume permission on the AMI's snapshots,
+	// for teams that copy the AMI into their own account rather than launch
+	// it shared. EC2 shares snapshots with accounts only.
+	// Default: false.
+	ShareSnapshots *bool `field:"optional"`
+}
+
+// AmiSharing is the sharing of one AMI.
+type AmiSharing interface {
+	constructs.Construct
+	// The custom resource (Custom::AmiLaunchPermission).
+	Resource() awscdk.CustomResource
+	// The AMI's snapshot ids, comma-separated (known at deploy time).
+	SnapshotIds() *string
+}
+
+type amiSharing struct {
+	constructs.Construct
+	resource awscdk.CustomResource
+}
+
+func (a *amiSharing) Resource() awscdk.CustomResource { return a.resource }
+func (a *amiSharing) SnapshotIds() *string {
+	return a.resource.GetAttString(jsii.String(amisharespec.AttrSnapshotIds))
+}
+
+// NewAmiSharing shares props.ImageId. It panics with an error naming the
+// construct path, the prop and the value when a prop is invalid; unresolved
+// tokens are checked by the handler at deploy time.
+func NewAmiSharing(scope constructs.Construct, id *string, props *AmiSharingProps) AmiSharing {
+	fail := func(err error) {
+		panic(fmt.Errorf("amisharing.NewAmiSharing %s/%s: %w", *scope.Node().Path(), *id, err))
+	}
+	spec, err := specFromProps(props)
+	if err != nil {
+		fail(err)
+	}
+	if env := provider.EnvOf(scope); !env.Concrete {
+		fail(fmt.Errorf("the stack %s needs a concrete account and region (env), got account %q and region %q: it must be the AMI's account and region", env.Path, env.Account, env.Region))
+	}
+	c := constructs.NewConstruct(scope, id)
+	src := provider.SourceOf(c)
+	src.AllowImageSharing()
+	cfnProps := spec.CfnProperties()
+	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
+		ResourceType:   jsii.String(amisharespec.ResourceType),
+		ServiceToken:   src.Function.FunctionArn(),
+		ServiceTimeout: provider.ServiceTimeout(),
+		Properties:     &cfnProps,
+	})
+	return &amiSharing{Construct: c, resource: resource}
+}
+
+func specFromProps(props *AmiSharingProps) (amisharespec.Properties, error) {
+	if props == nil {
+		return amisharespec.Properties{}, fmt.Errorf("props: required, got nil")
+	}
+	if props.ImageId == nil {
+		return amisharespec.Properties{}, fmt.Errorf("ImageId: required, got nil")
+	}
+	p := amisharespec.Properties{
+		ImageId:                *props.ImageId,
+		AccountIds:             derefAll(props.Accounts),
+		OrganizationArns:       derefAll(props.OrganizationArns),
+		OrganizationalUnitArns: derefAll(props.OrganizationalUnitArns),
+		ShareSnapshots:         props.ShareSnapshots != nil && *props.ShareSnapshots,
+	}
+	// Check what is known now, with the prop names of this construct.
+	if !tokens.IsUnresolved(props.ImageId) {
+		if err := awsid.ValidateImageID(p.ImageId); err != nil {
+			return p, fmt.Errorf("ImageId: %v", err)
+		}
+	}
+	check := func(prop string, values []string, validate func(string) error) error {
+		for _, v := range values {
+			if tokens.IsUnresolved(&v) {
+				continue
+			}
+			if err := validate(v); err != nil {
+				return fmt.Errorf("%s: %v", prop, err)
+			}
+		}
+		return nil
+	}
+	if err := check("Accounts", p.AccountIds, awsid.ValidateAccount); err != nil {
+		return p, err
+	}
+	if err := check("OrganizationArns", p.OrganizationArns, amisharespec.ValidateOrganizationArn); err != nil {
+		return p, err
+	}
+	if err := check("OrganizationalUnitArns", p.OrganizationalUnitArns, amisharespec.ValidateOrganizationalUnitArn); err != nil {
+		return p, err
+	}
+	if len(p.AccountIds)+len(p.OrganizationArns)+len(p.OrganizationalUnitArns) == 0 {
+		return p, fmt.Errorf("Accounts, OrganizationArns or OrganizationalUnitArns: at least one is required, got none")
+	}
+	if p.ShareSnapshots && len(p.AccountIds) == 0 {
+		return p, fmt.Errorf("ShareSnapshots: true needs Accounts (EC2 shares snapshots with accounts only, not with organizations or OUs), got no Accounts")
+	}
+	return p, nil
+}
+
+func derefAll(in *[]*string) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, 0, len(*in))
+	for _, s := range *in {
+		if s != nil {
+			out = append(out, *s)
+		}
+	}
+	return out
+}
