@@ -54,6 +54,9 @@ func (r *autoScalingServiceLinkedRole) Resource() awscdk.CustomResource { return
 func NewAutoScalingServiceLinkedRole(scope constructs.Construct, id *string, props *AutoScalingServiceLinkedRoleProps) AutoScalingServiceLinkedRole {
 	var spec slrspec.Properties
 	if props != nil && props.CustomSuffix != nil {
+		if *props.CustomSuffix == "" {
+			panic(fmt.Errorf(`autoscalingrole.NewAutoScalingServiceLinkedRole %s/%s: CustomSuffix: expected 1 to 35 of A-Z a-z 0-9 _ + = , . @ -, got "" (leave CustomSuffix nil for the default role)`, *scope.Node().Path(), *id))
+		}
 		spec.CustomSuffix = *props.CustomSuffix
 	}
 	if !tokens.IsUnresolved(&spec.CustomSuffix) {

@@ -65,9 +65,13 @@ func TestManagedStatementsInTheSourceStack(t *testing.T) {
 		"RoleName": assertions.Match_StringLikeRegexp(jsii.String("^SourceHandler-Source-[0-9a-f]{10}$")),
 	})
 	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
-		"PolicyDocument": map[string]interface{}{"Statement": []interface{}{map[string]interface{}{
-			"Action": []interface{}{"kms:GetKeyPolicy", "kms:PutKeyPolicy"}, "Effect": "Allow", "Resource": keyArn,
-		}}},
+		// The handler's own log group, then that key's policy and nothing else.
+		"PolicyDocument": map[string]interface{}{"Statement": []interface{}{
+			assertions.Match_ObjectLike(&map[string]interface{}{"Action": []interface{}{"logs:CreateLogStream", "logs:PutLogEvents"}}),
+			map[string]interface{}{
+				"Action": []interface{}{"kms:GetKeyPolicy", "kms:PutKeyPolicy"}, "Effect": "Allow", "Resource": keyArn,
+			},
+		}},
 	})
 	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]interface{}{
 		"Runtime": "provided.al2023", "Architectures": []interface{}{"arm64"}, "Handler": "bootstrap",

@@ -7,8 +7,10 @@
 package kmsgrant
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -141,16 +143,27 @@ func specFromProps(props *KmsGrantProps) (grantspec.Properties, error) {
 		}
 	}
 	if props.GrantName != nil {
+		if *props.GrantName == "" {
+			return grantspec.Properties{}, fmt.Errorf(`GrantName: expected 1 to 256 of a-z A-Z 0-9 : / _ -, got "" (leave GrantName nil for the default name)`)
+		}
 		spec.Name = *props.GrantName
 	}
 	if props.VerifyToken != nil {
 		spec.VerifyToken = *props.VerifyToken
 	}
 	if err := validateKnown(spec); err != nil {
-		return grantspec.Properties{}, err
+		return grantspec.Properties{}, errors.New(propNames.Replace(err.Error()))
 	}
 	return spec, nil
 }
+
+// propNames renames the template properties grantspec's errors name to the
+// Go props a user of NewKmsGrant wrote.
+var propNames = strings.NewReplacer(
+	grantspec.PropKeyArn+":", "Key:",
+	grantspec.PropGranteePrincipal+":", "Grantee:",
+	grantspec.PropName+":", "GrantName:",
+)
 
 // validateKnown applies grantspec's rules to the fields that are not tokens.
 // A token stays unchecked here and is checked by the handler when it resolves.

@@ -81,13 +81,13 @@ func TestBadProps(t *testing.T) {
 			[]string{"Operations", `"Decrypt" is listed twice`}},
 		{"malformed key ARN", with(func(s awscdk.Stack, p *kmsgrant.KmsGrantProps) {
 			p.Key = key(s, "arn:aws:kms:us-east-1:111111111111:key/not-a-key-id")
-		}), []string{"KeyArn", `"arn:aws:kms:us-east-1:111111111111:key/not-a-key-id"`, "key/<key-id>"}},
+		}), []string{"Key: ", `"arn:aws:kms:us-east-1:111111111111:key/not-a-key-id"`, "key/<key-id>"}},
 		{"alias ARN instead of a key", with(func(s awscdk.Stack, p *kmsgrant.KmsGrantProps) {
 			p.Key = key(s, "arn:aws:kms:us-east-1:111111111111:alias/ami")
-		}), []string{"KeyArn", "alias ARN", `"arn:aws:kms:us-east-1:111111111111:alias/ami"`, "need the key ARN"}},
+		}), []string{"Key: ", "alias ARN", `"arn:aws:kms:us-east-1:111111111111:alias/ami"`, "need the key ARN"}},
 		{"key ARN whose account is not 12 digits", with(func(s awscdk.Stack, p *kmsgrant.KmsGrantProps) {
 			p.Key = key(s, "arn:aws:kms:us-east-1:11111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab")
-		}), []string{"KeyArn", `"11111111111"`, "12 digits"}},
+		}), []string{"Key: ", `"11111111111"`, "12 digits"}},
 		{"grantee with no IAM ARN", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
 			p.Grantee = awsiam.NewServicePrincipal(jsii.String("autoscaling.amazonaws.com"), nil)
 		}), []string{"Grantee", "exactly one IAM ARN", "autoscaling.amazonaws.com"}},
@@ -111,7 +111,7 @@ func TestBadProps(t *testing.T) {
 			p.EncryptionContextSubset = &map[string]*string{"a": jsii.String("b")}
 		}), []string{"EncryptionContextEquals", "EncryptionContextSubset", "got both"}},
 		{"grant name with a space", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.GrantName = jsii.String("my grant") }),
-			[]string{"Name", `"my grant"`, "1 to 256"}},
+			[]string{"GrantName: ", `"my grant"`, "1 to 256"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,10 +188,14 @@ func TestOneHandlerPolicyStatementPerKey(t *testing.T) {
 	tmpl.ResourceCountIs(jsii.String("Custom::KmsGrant"), jsii.Number(2))
 	tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(1))
 	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
-		"PolicyDocument": map[string]interface{}{"Statement": []interface{}{map[string]interface{}{
-			"Action":   []interface{}{"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"},
-			"Effect":   "Allow",
-			"Resource": keyArn,
-		}}},
+		// The handler's own log group, then one statement for the key.
+		"PolicyDocument": map[string]interface{}{"Statement": []interface{}{
+			assertions.Match_ObjectLike(&map[string]interface{}{"Action": []interface{}{"logs:CreateLogStream", "logs:PutLogEvents"}}),
+			map[string]interface{}{
+				"Action":   []interface{}{"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"},
+				"Effect":   "Allow",
+				"Resource": keyArn,
+			},
+		}},
 	})
 }

@@ -16,9 +16,10 @@ var (
 	partitionRe = regexp.MustCompile(`^aws(-[a-z]+)*$`)
 	keyIDRe     = regexp.MustCompile(`^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
 	imageIDRe   = regexp.MustCompile(`^ami-([0-9a-f]{8}|[0-9a-f]{17})$`)
-	// IAM accepts letters, digits and +=,.@- in a role name suffix; the whole
-	// name AWSServiceRoleForAutoScaling_<suffix> must stay within 64 characters.
-	slrSuffixRe = regexp.MustCompile(`^[A-Za-z0-9+=,.@-]{1,35}$`)
+	// IAM's CreateServiceLinkedRole takes a CustomSuffix of [\w+=,.@-]+; the
+	// whole name AWSServiceRoleForAutoScaling_<suffix> must stay within 64
+	// characters.
+	slrSuffixRe = regexp.MustCompile(`^[A-Za-z0-9_+=,.@-]{1,35}$`)
 	roleNameRe  = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]{1,64}$`)
 	rolePathRe  = regexp.MustCompile(`^/([\x21-\x7E]*/)?$`)
 )
@@ -121,7 +122,7 @@ func ValidateImageID(id string) error {
 // ValidateSLRSuffix checks the custom suffix of a service-linked role name.
 func ValidateSLRSuffix(suffix string) error {
 	if !slrSuffixRe.MatchString(suffix) {
-		return fmt.Errorf("%q is not a valid service-linked role suffix (expected 1 to 35 of A-Z a-z 0-9 + = , . @ -)", suffix)
+		return fmt.Errorf("%q is not a valid service-linked role suffix (expected 1 to 35 of A-Z a-z 0-9 _ + = , . @ -)", suffix)
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func TestValidators(t *testing.T) {
 	}{
 		{"account", ValidateAccount, []string{"123456789012"}, []string{"", "12345678901", "1234567890123", "12345678901a"}},
 		{"image", ValidateImageID, []string{"ami-0123456789abcdef0", "ami-12345678"}, []string{"ami-XYZ", "ami-0123", "i-0123456789abcdef0", ""}},
-		{"slr suffix", ValidateSLRSuffix, []string{"team-a", "a.b@c"}, []string{"", "has space", "under_score", strings.Repeat("a", 36)}},
+		{"slr suffix", ValidateSLRSuffix, []string{"team-a", "a.b@c", "under_score"}, []string{"", "has space", "semi;colon", strings.Repeat("a", 36)}},
 		{"principal", ValidatePrincipalARN, []string{"arn:aws:iam::123456789012:role/x", "arn:aws:iam::123456789012:root"}, []string{"role/x", "arn:aws:s3:::b", "arn:aws:iam::1:role/x"}},
 		{"role path", ValidateRolePath, []string{"/", "/a/b/"}, []string{"", "a/", "/a"}},
 	}

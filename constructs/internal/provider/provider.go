@@ -71,23 +71,44 @@ func Of(scope constructs.IConstruct) *Provider {
 
 func newProvider(stack awscdk.Stack) *Provider {
 	env := EnvOf(stack)
-	scope := constructs.NewConstruct(stack, jsii.String(ID))
+	fn, role := newHandler(stack, handlerSpec{
+		id:       ID,
+		roleName: env.RoleName(), rolePath: RolePath,
+		roleDescription: "Creates and removes KMS grants for crossaccountami custom resources",
+		description:     "crossaccountami: KMS grants and the Auto Scaling service-linked role",
+		pkg:             handlerbuild.GrantHandler,
+	})
+	return &Provider{Function: fn, Role: role, env: env, keyArns: map[string]bool{}}
+}
+
+// handlerSpec says what differs between this library's handlers.
+type handlerSpec struct {
+	id, roleName, rolePath, roleDescription, description, pkg string
+}
+
+// newHandler creates a handler's role, log group and Lambda function under
+// a construct spec.id of stack.
+func newHandler(stack awscdk.Stack, spec handlerSpec) (awslambda.Function, awsiam.Role) {
+	scope := constructs.NewConstruct(stack, jsii.String(spec.id))
 	role := awsiam.NewRole(scope, jsii.String("Role"), &awsiam.RoleProps{
-		RoleName:    jsii.String(env.RoleName()),
-		Path:        jsii.String(RolePath),
+		RoleName:    jsii.String(spec.roleName),
+		Path:        jsii.String(spec.rolePath),
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("Creates and removes KMS grants for crossaccountami custom resources"),
+		Description: jsii.String(spec.roleDescription),
 	})
 	logs := awslogs.NewLogGroup(scope, jsii.String("Logs"), &awslogs.LogGroupProps{
 		Retention:     awslogs.RetentionDays_ONE_YEAR,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
+	// The role is ours, so Lambda's basic execution policy is not attached:
+	// the function may write to its own log group and nowhere else.
+	logs.GrantWrite(role)
 	fn := awslambda.NewFunction(scope, jsii.String("Function"), &awslambda.FunctionProps{
-		Description:  jsii.String("crossaccountami: KMS grants and the Auto Scaling service-linked role"),
+		Description:  jsii.String(spec.description),
 		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture: awslambda.Architecture_ARM_64(),
 		Handler:      jsii.String("bootstrap"),
-		Code:         handlerCode(),
+		Code:         handlerCode(spec.pkg),
 		Role:         role,
 		Timeout:      awscdk.Duration_Minutes(jsii.Number(FunctionTimeout)),
 		MemorySize:   jsii.Number(256),
@@ -97,37 +118,46 @@ func newProvider(stack awscdk.Stack) *Provider {
 		// answers every request itself, failures included.
 		RetryAttempts: jsii.Number(0),
 	})
-	return &Provider{Function: fn, Role: role, env: env, keyArns: map[string]bool{}}
+	return fn, role
 }
 
+type builtAsset struct{ dir, hash string }
+
 var (
-	assetOnce sync.Once
-	assetDir  string
-	assetHash string
+	assetsMu sync.Mutex
+	assets   = map[string]builtAsset{}
 )
 
-// handlerCode builds the handler once per process (handlerbuild caches it
+// handlerCode builds a handler once per process (handlerbuild caches it
 // across processes) and names the asset by the binary's SHA-256. The build
 // is reproducible, so the hash is the same on every machine; giving it to
 // CDK spares CDK from fingerprinting the binary again for every stack.
-func handlerCode() awslambda.Code {
-	assetOnce.Do(func() {
-		assetDir = handlerbuild.MustBuild(handlerbuild.Options{Package: handlerbuild.GrantHandler})
-		f, err := os.Open(filepath.Join(assetDir, handlerbuild.BinaryName))
-		if err != nil {
-			panic(fmt.Errorf("reading the built grant handler: %w", err))
-		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			panic(fmt.Errorf("hashing the built grant handler: %w", err))
-		}
-		assetHash = hex.EncodeToString(h.Sum(nil))
-	})
-	return awslambda.Code_FromAsset(jsii.String(assetDir), &awss3assets.AssetOptions{
-		AssetHash:     jsii.String(assetHash),
+func handlerCode(pkg string) awslambda.Code {
+	assetsMu.Lock()
+	a, ok := assets[pkg]
+	if !ok {
+		a.dir = handlerbuild.MustBuild(handlerbuild.Options{Package: pkg})
+		a.hash = fileSHA256(filepath.Join(a.dir, handlerbuild.BinaryName))
+		assets[pkg] = a
+	}
+	assetsMu.Unlock()
+	return awslambda.Code_FromAsset(jsii.String(a.dir), &awss3assets.AssetOptions{
+		AssetHash:     jsii.String(a.hash),
 		AssetHashType: awscdk.AssetHashType_CUSTOM,
 	})
+}
+
+func fileSHA256(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		panic(fmt.Errorf("reading the built handler: %w", err))
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		panic(fmt.Errorf("hashing the built handler %s: %w", path, err))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // StackEnv is what this library reads of a stack, read once per stack: each
@@ -159,13 +189,15 @@ func EnvOf(scope constructs.IConstruct) *StackEnv {
 // RoleName is the deterministic name of the handler role of a stack. Role
 // names are global in an account, so it depends on the stack name and
 // region; the hash keeps it unique when the stack name is truncated.
-func (e *StackEnv) RoleName() string {
+func (e *StackEnv) RoleName() string { return e.roleName("GrantHandler") }
+
+func (e *StackEnv) roleName(prefix string) string {
 	sum := sha256.Sum256([]byte(e.Name + "\x00" + e.Region))
 	short := e.Name
 	if len(short) > 36 {
 		short = short[:36]
 	}
-	return fmt.Sprintf("GrantHandler-%s-%s", short, hex.EncodeToString(sum[:])[:10])
+	return fmt.Sprintf("%s-%s-%s", prefix, short, hex.EncodeToString(sum[:])[:10])
 }
 
 // RoleArn is the ARN of the handler role of the stack, known at synth time.

@@ -1,19 +1,12 @@
 package provider
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -51,70 +44,19 @@ func SourceOf(scope constructs.IConstruct) *Source {
 
 func newSource(stack awscdk.Stack) *Source {
 	env := EnvOf(stack)
-	scope := constructs.NewConstruct(stack, jsii.String(SourceID))
-	role := awsiam.NewRole(scope, jsii.String("Role"), &awsiam.RoleProps{
-		RoleName:    jsii.String(env.SourceRoleName()),
-		Path:        jsii.String(SourceRolePath),
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("Manages crossaccountami statements in key policies and AMI launch permissions"),
-	})
-	logs := awslogs.NewLogGroup(scope, jsii.String("Logs"), &awslogs.LogGroupProps{
-		Retention:     awslogs.RetentionDays_ONE_YEAR,
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
-	fn := awslambda.NewFunction(scope, jsii.String("Function"), &awslambda.FunctionProps{
-		Description:   jsii.String("crossaccountami: key policy statements and AMI sharing in the source account"),
-		Runtime:       awslambda.Runtime_PROVIDED_AL2023(),
-		Architecture:  awslambda.Architecture_ARM_64(),
-		Handler:       jsii.String("bootstrap"),
-		Code:          sourceCode(),
-		Role:          role,
-		Timeout:       awscdk.Duration_Minutes(jsii.Number(FunctionTimeout)),
-		MemorySize:    jsii.Number(256),
-		LogGroup:      logs,
-		RetryAttempts: jsii.Number(0),
+	fn, role := newHandler(stack, handlerSpec{
+		id:       SourceID,
+		roleName: env.SourceRoleName(), rolePath: SourceRolePath,
+		roleDescription: "Manages crossaccountami statements in key policies and AMI launch permissions",
+		description:     "crossaccountami: key policy statements and AMI sharing in the source account",
+		pkg:             handlerbuild.SourceHandler,
 	})
 	return &Source{Function: fn, Role: role, env: env, keys: map[string]bool{}}
 }
 
-var (
-	sourceOnce sync.Once
-	sourceDir  string
-	sourceHash string
-)
-
-// sourceCode builds the source handler once per process and names the asset
-// by the binary's SHA-256 (see handlerCode).
-func sourceCode() awslambda.Code {
-	sourceOnce.Do(func() {
-		sourceDir = handlerbuild.MustBuild(handlerbuild.Options{Package: handlerbuild.SourceHandler})
-		f, err := os.Open(filepath.Join(sourceDir, handlerbuild.BinaryName))
-		if err != nil {
-			panic(fmt.Errorf("reading the built source handler: %w", err))
-		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			panic(fmt.Errorf("hashing the built source handler: %w", err))
-		}
-		sourceHash = hex.EncodeToString(h.Sum(nil))
-	})
-	return awslambda.Code_FromAsset(jsii.String(sourceDir), &awss3assets.AssetOptions{
-		AssetHash:     jsii.String(sourceHash),
-		AssetHashType: awscdk.AssetHashType_CUSTOM,
-	})
-}
-
 // SourceRoleName is the deterministic name of the source handler role of a
 // stack, so that a key policy that does not delegate to IAM can name it.
-func (e *StackEnv) SourceRoleName() string {
-	sum := sha256.Sum256([]byte(e.Name + "\x00" + e.Region))
-	short := e.Name
-	if len(short) > 36 {
-		short = short[:36]
-	}
-	return fmt.Sprintf("SourceHandler-%s-%s", short, hex.EncodeToString(sum[:])[:10])
-}
+func (e *StackEnv) SourceRoleName() string { return e.roleName("SourceHandler") }
 
 // RoleArn is the ARN of the source handler role (with a concrete stack env).
 func (s *Source) RoleArn() (string, error) {
