@@ -18,140 +18,26 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
-	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/amisharing"
-	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
-	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/examples/importedkey/app"
 )
-
-// DefaultKeyArn is a placeholder: pass the real key with -c keyArn=...
-const DefaultKeyArn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 func main() {
 	defer jsii.Close()
 	defer func() {
+		// A construct rejects a bad prop or context value with a panic; show
+		// its message without a Go stack trace. No cloud assembly has been
+		// written.
 		if r := recover(); r != nil {
 			fmt.Fprintln(os.Stderr, "synth failed:", r)
 			jsii.Close()
 			os.Exit(1)
 		}
 	}()
-	app := awscdk.NewApp(nil)
-	NewExample(app, ConfigFromContext(app))
-	app.Synth(nil)
-}
-
-// Config is what the example can be told through cdk context.
-type Config struct {
-	KeyArn, ImageId     string
-	DestinationAccounts []string
-	ShareSnapshots      bool
-	// Derived from KeyArn.
-	SourceAccount, Region string
-}
-
-// ConfigFromContext reads the example's cdk context, with defaults.
-func ConfigFromContext(scope constructs.Construct) Config {
-	ctx := func(key, def string) string {
-		switch v := scope.Node().TryGetContext(jsii.String(key)).(type) {
-		case string:
-			if v != "" {
-				return v
-			}
-		case float64:
-			return strconv.FormatFloat(v, 'f', -1, 64)
-		case bool:
-			return strconv.FormatBool(v)
-		}
-		return def
-	}
-	cfg := Config{KeyArn: ctx("keyArn", DefaultKeyArn), ImageId: ctx("imageId", "ami-0123456789abcdef0")}
-	arn, err := awsid.ParseKeyARN(cfg.KeyArn)
-	if err != nil {
-		panic(fmt.Errorf("context keyArn: %v", err))
-	}
-	cfg.SourceAccount, cfg.Region = arn.Account, arn.Region
-	n, err := strconv.Atoi(ctx("destinations", "1"))
-	if err != nil || n < 1 {
-		panic(fmt.Errorf("context destinations: expected a positive integer, got %q", ctx("destinations", "1")))
-	}
-	first := ctx("destinationAccount", "222222222222")
-	base, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || len(first) != 12 {
-		panic(fmt.Errorf("context destinationAccount: expected a 12-digit account id, got %q", first))
-	}
-	for i := 0; i < n; i++ {
-		cfg.DestinationAccounts = append(cfg.DestinationAccounts, fmt.Sprintf("%012d", base+int64(i)))
-	}
-	if cfg.ShareSnapshots, err = strconv.ParseBool(ctx("shareSnapshots", "false")); err != nil {
-		panic(fmt.Errorf("context shareSnapshots: expected true or false, got %q", ctx("shareSnapshots", "")))
-	}
-	return cfg
-}
-
-// NewExample adds the source stack (AmiSource) and one destination stack per
-// destination account (AmiDestination, or AmiDestination-<account> with more
-// than one) to app.
-func NewExample(app awscdk.App, cfg Config) {
-	source := awscdk.NewStack(app, jsii.String("AmiSource"), &awscdk.StackProps{
-		Env:         &awscdk.Environment{Account: jsii.String(cfg.SourceAccount), Region: jsii.String(cfg.Region)},
-		Description: jsii.String("crossaccountami example: statements in an existing key's policy, and the AMI shared"),
-	})
-	amisharing.NewAmiSharing(source, jsii.String("AmiSharing"), &amisharing.AmiSharingProps{
-		ImageId:        jsii.String(cfg.ImageId),
-		Accounts:       jsii.Strings(cfg.DestinationAccounts...),
-		ShareSnapshots: jsii.Bool(cfg.ShareSnapshots),
-	})
-	for _, account := range cfg.DestinationAccounts {
-		name := "AmiDestination"
-		if len(cfg.DestinationAccounts) > 1 {
-			name += "-" + account
-		}
-		newDestination(app, source, name, account, cfg)
-	}
-}
-
-func newDestination(app awscdk.App, source awscdk.Stack, name, account string, cfg Config) {
-	destination := awscdk.NewStack(app, jsii.String(name), &awscdk.StackProps{
-		Env:         &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(cfg.Region)},
-		Description: jsii.String("crossaccountami example: an Auto Scaling group that launches the shared AMI of an imported key"),
-	})
-	key := awskms.Key_FromKeyArn(destination, jsii.String("SourceKey"), jsii.String(cfg.KeyArn))
-	ami := encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
-		Key:     key,
-		ImageId: jsii.String(cfg.ImageId),
-	})
-	// The source stack keeps this destination's statements in the key
-	// policy; the destination deploys after it (ManageKeyPolicy adds the
-	// dependency, stated here as well for the reader).
-	ami.ManageKeyPolicy(source)
-	destination.AddDependency(source, jsii.String("the key policy statements and the launch permission come first"))
-
-	vpc := awsec2.NewVpc(destination, jsii.String("Vpc"), &awsec2.VpcProps{
-		AvailabilityZones: jsii.Strings(cfg.Region+"a", cfg.Region+"b"),
-		NatGateways:       jsii.Number(0),
-		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
-			{Name: jsii.String("Public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
-		},
-	})
-	launchTemplate := ami.NewLaunchTemplate(destination, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
-		InstanceType:  awsec2.NewInstanceType(jsii.String("t3.micro")),
-		RequireImdsv2: jsii.Bool(true),
-	})
-	asg := awsautoscaling.NewAutoScalingGroup(destination, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
-		Vpc:            vpc,
-		VpcSubnets:     &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
-		LaunchTemplate: launchTemplate,
-		MinCapacity:    jsii.Number(1),
-		MaxCapacity:    jsii.Number(2),
-	})
-	ami.ConfigureAutoScalingGroup(asg)
+	a := awscdk.NewApp(nil)
+	app.New(a, app.ConfigFromContext(a))
+	a.Synth(nil)
 }
