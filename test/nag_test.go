@@ -16,6 +16,7 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	basicapp "github.com/crossaccountami/crossaccountami/examples/basic/app"
+	importedkeyapp "github.com/crossaccountami/crossaccountami/examples/importedkey/app"
 	pipelineapp "github.com/crossaccountami/crossaccountami/examples/pipeline/app"
 )
 
@@ -43,6 +44,12 @@ func TestNag(t *testing.T) {
 			basicapp.New(app, cfg)
 		}},
 		{"pipeline", func(app awscdk.App) { pipelineapp.New(app, nag()) }},
+		// The source stack holds the source-side handler: key policy
+		// statements on an imported key and the AMI's launch permission.
+		{"importedkey", func(app awscdk.App) {
+			awscdk.Aspects_Of(app).Add(nag(), nil)
+			importedkeyapp.New(app, importedkeyapp.ConfigFromContext(app))
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -108,4 +108,22 @@ func (s *Source) AllowImageSharing() {
 		Actions:   jsii.Strings("kms:DescribeKey"),
 		Resources: jsii.Strings(fmt.Sprintf("arn:%s:kms:%s:%s:key/*", p, r, a)),
 	}))
+	// The statements above live in the role's default policy. Each
+	// suppression names the one wildcard it covers.
+	policy := s.Role.Node().FindChild(jsii.String("DefaultPolicy")).Node().DefaultChild().(awscdk.CfnResource)
+	suppressNag(policy, "AwsSolutions-IAM5",
+		"ec2:DescribeImages and ec2:DescribeSnapshots only: these read-only actions support no resource-level permissions, "+
+			"so IAM requires Resource *. The handler reads the shared AMI's snapshots and their keys with them",
+		"Resource::*")
+	suppressNag(policy, "AwsSolutions-IAM5",
+		"ec2:ModifyImageAttribute and ec2:ModifySnapshotAttribute, in this region; EC2 lets an account modify only the images and snapshots it owns, "+
+			"so the reach is this account's. Snapshot ids are known only at deploy time (the handler reads them from the AMI). "+
+			"The image is not narrowed to ImageId on purpose: CloudFormation applies the new policy before it deletes the old sharing "+
+			"(AMI replaced or sharing removed), and that Delete, which removes the old AMI's launch permissions, would be denied",
+		fmt.Sprintf("Resource::arn:%s:ec2:%s::image/*", p, r),
+		fmt.Sprintf("Resource::arn:%s:ec2:%s::snapshot/*", p, r))
+	suppressNag(policy, "AwsSolutions-IAM5",
+		"kms:DescribeKey only (key metadata, no key material, no policy), on this account's keys in this region: the handler tells an "+
+			"AWS managed key (aws/ebs, which no other account can use) from a customer managed one for the snapshots' keys, known only at deploy time",
+		fmt.Sprintf("Resource::arn:%s:kms:%s:%s:key/*", p, r, a))
 }
