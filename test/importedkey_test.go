@@ -2,6 +2,8 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,11 +53,7 @@ func TestImportedKeyExample(t *testing.T) {
 		t.Errorf("sharing %v", sp)
 	}
 	// AND the source handler is the only Lambda function there, with a role that may edit only that key's policy
-	only(t, source, "AWS::Lambda::Function")
-	policy, _ := json.Marshal(Resources(source, "AWS::IAM::Policy"))
-	if !strings.Contains(string(policy), `"Action":["kms:GetKeyPolicy","kms:PutKeyPolicy"],"Effect":"Allow","Resource":"`+importedKeyArn+`"`) {
-		t.Errorf("source handler policy %s", policy)
-	}
+	sourceHandlerTrust(t, source)
 	// AND the destination grants on the imported key, without a reference to the source stack
 	_, grant := only(t, dest, "Custom::KmsGrant")
 	if grant["Properties"].(map[string]interface{})["KeyArn"] != importedKeyArn {
@@ -73,4 +71,87 @@ func TestImportedKeyExample(t *testing.T) {
 	golden(t, "importedkey/AmiSource.template.json", source)
 	golden(t, "importedkey/AmiDestination.template.json", dest)
 	cfnLint(t, a)
+}
+
+// sourceHandlerTrust checks what SECURITY.md ("The source side") claims of
+// the source handler in a synthesized source stack: every permission of its
+// role, who may assume the role and invoke the function, and that the
+// custom resources are deleted before the permissions they need.
+func sourceHandlerTrust(t *testing.T, source map[string]interface{}) {
+	t.Helper()
+	fnID, fn := only(t, source, "AWS::Lambda::Function")
+	roleID, role := only(t, source, "AWS::IAM::Role")
+	policyID, policy := only(t, source, "AWS::IAM::Policy")
+
+	// Every action and resource of the role's only policy, and nothing else
+	// (the log group's ARN is a GetAtt of its own log group).
+	var got []string
+	for _, st := range policy["Properties"].(map[string]interface{})["PolicyDocument"].(map[string]interface{})["Statement"].([]interface{}) {
+		st := st.(map[string]interface{})
+		if st["Effect"] != "Allow" || st["Condition"] != nil || st["NotAction"] != nil || st["NotResource"] != nil {
+			t.Errorf("statement %v: want a plain Allow", st)
+		}
+		var resources []string
+		if r, ok := st["Resource"].(map[string]interface{}); ok {
+			resources = []string{fmt.Sprint(r)}
+		} else {
+			resources = strs(st["Resource"])
+		}
+		for _, a := range strs(st["Action"]) {
+			for _, r := range resources {
+				got = append(got, a+" "+r)
+			}
+		}
+	}
+	slices.Sort(got)
+	logs := "map[Fn::GetAtt:[CrossAccountAmiSourceHandlerLogsC243C059 Arn]]"
+	want := []string{
+		"ec2:DescribeImages *",
+		"ec2:DescribeSnapshots *",
+		"ec2:ModifyImageAttribute arn:aws:ec2:us-east-1::image/*",
+		"ec2:ModifyImageAttribute arn:aws:ec2:us-east-1::snapshot/*",
+		"ec2:ModifySnapshotAttribute arn:aws:ec2:us-east-1::image/*",
+		"ec2:ModifySnapshotAttribute arn:aws:ec2:us-east-1::snapshot/*",
+		"kms:DescribeKey arn:aws:kms:us-east-1:111111111111:key/*",
+		"kms:GetKeyPolicy " + importedKeyArn,
+		"kms:PutKeyPolicy " + importedKeyArn,
+		"logs:CreateLogStream " + logs,
+		"logs:PutLogEvents " + logs,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("source handler permissions\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if roles := strs(policy["Properties"].(map[string]interface{})["Roles"].([]interface{})[0].(map[string]interface{})["Ref"]); len(roles) != 1 || roles[0] != roleID {
+		t.Errorf("policy %s is attached to %v, want the handler role %s", policyID, roles, roleID)
+	}
+	// Only Lambda may assume the role; the role has no managed policies.
+	trust, _ := json.Marshal(role["Properties"].(map[string]interface{})["AssumeRolePolicyDocument"])
+	if string(trust) != `{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"}}],"Version":"2012-10-17"}` {
+		t.Errorf("source handler role trust policy %s", trust)
+	}
+	if mp := role["Properties"].(map[string]interface{})["ManagedPolicyArns"]; mp != nil {
+		t.Errorf("source handler role has managed policies %v", mp)
+	}
+	// No resource policy on the function and no function URL: only principals
+	// of the account whose IAM policies allow lambda:InvokeFunction (CloudFormation
+	// acting for the deployer) can invoke it.
+	for _, typ := range []string{"AWS::Lambda::Permission", "AWS::Lambda::Url"} {
+		if n := len(Resources(source, typ)); n != 0 {
+			t.Errorf("the source stack has %d %s", n, typ)
+		}
+	}
+	// Deletion order: the custom resources use the function, which depends
+	// on the role's policy, so CloudFormation deletes them (their Delete
+	// removes the statements and launch permissions) before the permissions.
+	if deps := strs(fn["DependsOn"]); !slices.Contains(deps, policyID) {
+		t.Errorf("function %s DependsOn %v, want %s", fnID, deps, policyID)
+	}
+	for _, typ := range []string{"Custom::KmsKeyPolicyStatements", "Custom::AmiLaunchPermission"} {
+		for id, r := range Resources(source, typ) {
+			token, _ := json.Marshal(r["Properties"].(map[string]interface{})["ServiceToken"])
+			if string(token) != `{"Fn::GetAtt":["`+fnID+`","Arn"]}` {
+				t.Errorf("%s %s ServiceToken %s, want the source handler", typ, id, token)
+			}
+		}
+	}
 }
