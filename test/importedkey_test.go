@@ -79,28 +79,35 @@ func TestImportedKeyExample(t *testing.T) {
 // custom resources are deleted before the permissions they need.
 func sourceHandlerTrust(t *testing.T, source map[string]interface{}) {
 	t.Helper()
-	fnID, fn := only(t, source, "AWS::Lambda::Function")
+	fnID, _ := only(t, source, "AWS::Lambda::Function")
 	roleID, role := only(t, source, "AWS::IAM::Role")
-	policyID, policy := only(t, source, "AWS::IAM::Policy")
 
-	// Every action and resource of the role's only policy, and nothing else
-	// (the log group's ARN is a GetAtt of its own log group).
+	// Every action and resource of the role's policies (its default policy
+	// and one per custom resource), and nothing else (the log group's ARN is
+	// a GetAtt of its own log group).
 	var got []string
-	for _, st := range policy["Properties"].(map[string]interface{})["PolicyDocument"].(map[string]interface{})["Statement"].([]interface{}) {
-		st := st.(map[string]interface{})
-		if st["Effect"] != "Allow" || st["Condition"] != nil || st["NotAction"] != nil || st["NotResource"] != nil {
-			t.Errorf("statement %v: want a plain Allow", st)
-		}
-		var resources []string
-		if r, ok := st["Resource"].(map[string]interface{}); ok {
-			resources = []string{fmt.Sprint(r)}
-		} else {
-			resources = strs(st["Resource"])
-		}
-		for _, a := range strs(st["Action"]) {
-			for _, r := range resources {
-				got = append(got, a+" "+r)
+	permissions := map[string][]string{} // by policy id
+	for policyID, policy := range Resources(source, "AWS::IAM::Policy") {
+		for _, st := range policy["Properties"].(map[string]interface{})["PolicyDocument"].(map[string]interface{})["Statement"].([]interface{}) {
+			st := st.(map[string]interface{})
+			if st["Effect"] != "Allow" || st["Condition"] != nil || st["NotAction"] != nil || st["NotResource"] != nil {
+				t.Errorf("statement %v: want a plain Allow", st)
 			}
+			var resources []string
+			if r, ok := st["Resource"].(map[string]interface{}); ok {
+				resources = []string{fmt.Sprint(r)}
+			} else {
+				resources = strs(st["Resource"])
+			}
+			for _, a := range strs(st["Action"]) {
+				permissions[policyID] = append(permissions[policyID], a)
+				for _, r := range resources {
+					got = append(got, a+" "+r)
+				}
+			}
+		}
+		if roles := strs(policy["Properties"].(map[string]interface{})["Roles"].([]interface{})[0].(map[string]interface{})["Ref"]); len(roles) != 1 || roles[0] != roleID {
+			t.Errorf("policy %s is attached to %v, want the handler role %s", policyID, roles, roleID)
 		}
 	}
 	slices.Sort(got)
@@ -121,9 +128,6 @@ func sourceHandlerTrust(t *testing.T, source map[string]interface{}) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("source handler permissions\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
-	if roles := strs(policy["Properties"].(map[string]interface{})["Roles"].([]interface{})[0].(map[string]interface{})["Ref"]); len(roles) != 1 || roles[0] != roleID {
-		t.Errorf("policy %s is attached to %v, want the handler role %s", policyID, roles, roleID)
-	}
 	// Only Lambda may assume the role; the role has no managed policies.
 	trust, _ := json.Marshal(role["Properties"].(map[string]interface{})["AssumeRolePolicyDocument"])
 	if string(trust) != `{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"}}],"Version":"2012-10-17"}` {
@@ -140,17 +144,23 @@ func sourceHandlerTrust(t *testing.T, source map[string]interface{}) {
 			t.Errorf("the source stack has %d %s", n, typ)
 		}
 	}
-	// Deletion order: the custom resources use the function, which depends
-	// on the role's policy, so CloudFormation deletes them (their Delete
-	// removes the statements and launch permissions) before the permissions.
-	if deps := strs(fn["DependsOn"]); !slices.Contains(deps, policyID) {
-		t.Errorf("function %s DependsOn %v, want %s", fnID, deps, policyID)
-	}
-	for _, typ := range []string{"Custom::KmsKeyPolicyStatements", "Custom::AmiLaunchPermission"} {
+	// Deletion order: each custom resource depends on the policy that holds
+	// what its Delete needs (kms:PutKeyPolicy to remove the statements,
+	// ec2:ModifyImageAttribute to remove launch permissions), so
+	// CloudFormation deletes the resource first, also when a change removes
+	// only that resource.
+	for typ, needs := range map[string]string{"Custom::KmsKeyPolicyStatements": "kms:PutKeyPolicy", "Custom::AmiLaunchPermission": "ec2:ModifyImageAttribute"} {
 		for id, r := range Resources(source, typ) {
 			token, _ := json.Marshal(r["Properties"].(map[string]interface{})["ServiceToken"])
 			if string(token) != `{"Fn::GetAtt":["`+fnID+`","Arn"]}` {
 				t.Errorf("%s %s ServiceToken %s, want the source handler", typ, id, token)
+			}
+			ok := false
+			for _, dep := range strs(r["DependsOn"]) {
+				ok = ok || slices.Contains(permissions[dep], needs)
+			}
+			if !ok {
+				t.Errorf("%s %s DependsOn %v: none holds %s", typ, id, r["DependsOn"], needs)
 			}
 		}
 	}

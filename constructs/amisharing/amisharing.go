@@ -80,7 +80,6 @@ func NewAmiSharing(scope constructs.Construct, id *string, props *AmiSharingProp
 	}
 	c := constructs.NewConstruct(scope, id)
 	src := provider.SourceOf(c)
-	src.AllowImageSharing()
 	cfnProps := spec.CfnProperties()
 	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
 		ResourceType:   jsii.String(amisharespec.ResourceType),
@@ -88,6 +87,7 @@ func NewAmiSharing(scope constructs.Construct, id *string, props *AmiSharingProp
 		ServiceTimeout: provider.ServiceTimeout(),
 		Properties:     &cfnProps,
 	})
+	src.AllowImageSharing(c, resource)
 	return &amiSharing{Construct: c, resource: resource}
 }
 

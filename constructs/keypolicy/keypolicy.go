@@ -91,7 +91,6 @@ func NewManagedStatements(scope constructs.Construct, id *string, props *Managed
 	}
 	c := constructs.NewConstruct(scope, id)
 	src := provider.SourceOf(c)
-	src.AllowKeyPolicyOn(props.Key.KeyArn())
 	cfnProps := spec.CfnProperties()
 	if stmts := keypolicyspec.StatementsJSON(spec.Statements); tokens.IsUnresolved(&stmts) {
 		// A value that resolves at deploy time (such as the partition in
@@ -106,6 +105,7 @@ func NewManagedStatements(scope constructs.Construct, id *string, props *Managed
 		ServiceTimeout: provider.ServiceTimeout(),
 		Properties:     &cfnProps,
 	})
+	src.AllowKeyPolicyOn(c, resource, props.Key.KeyArn())
 	roleArn, _ := src.RoleArn()
 	return &managedStatements{Construct: c, resource: resource, sids: keypolicyspec.Sids(spec.Statements), roleArn: roleArn}
 }

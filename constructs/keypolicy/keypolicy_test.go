@@ -64,15 +64,26 @@ func TestManagedStatementsInTheSourceStack(t *testing.T) {
 		"Path":     "/crossaccountami-source/",
 		"RoleName": assertions.Match_StringLikeRegexp(jsii.String("^SourceHandler-Source-[0-9a-f]{10}$")),
 	})
+	// (the role's default policy holds only its log group; the key's policy
+	// permissions sit in a policy of the resource's own, which it depends on)
 	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
-		// The handler's own log group, then that key's policy and nothing else.
 		"PolicyDocument": map[string]interface{}{"Statement": []interface{}{
 			assertions.Match_ObjectLike(&map[string]interface{}{"Action": []interface{}{"logs:CreateLogStream", "logs:PutLogEvents"}}),
-			map[string]interface{}{
-				"Action": []interface{}{"kms:GetKeyPolicy", "kms:PutKeyPolicy"}, "Effect": "Allow", "Resource": keyArn,
-			},
 		}},
 	})
+	keyPolicies := tmpl.FindResources(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
+		"Properties": map[string]interface{}{"PolicyDocument": map[string]interface{}{"Statement": []interface{}{
+			map[string]interface{}{"Action": []interface{}{"kms:GetKeyPolicy", "kms:PutKeyPolicy"}, "Effect": "Allow", "Resource": keyArn},
+		}}},
+	})
+	if len(*keyPolicies) != 1 {
+		t.Fatalf("%d policies allow the key's policy, want 1", len(*keyPolicies))
+	}
+	for id := range *keyPolicies {
+		tmpl.HasResource(jsii.String("Custom::KmsKeyPolicyStatements"), &map[string]interface{}{
+			"DependsOn": assertions.Match_ArrayWith(&[]interface{}{id}),
+		})
+	}
 	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]interface{}{
 		"Runtime": "provided.al2023", "Architectures": []interface{}{"arm64"}, "Handler": "bootstrap",
 	})

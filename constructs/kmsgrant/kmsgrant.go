@@ -99,7 +99,6 @@ func NewKmsGrant(scope constructs.Construct, id *string, props *KmsGrantProps) K
 	keyArn := props.Key.KeyArn()
 	c := constructs.NewConstruct(scope, id)
 	p := provider.Of(c)
-	p.AllowGrantsOn(keyArn)
 	cfnProps := spec.CfnProperties()
 	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
 		ResourceType:   jsii.String(grantspec.ResourceType),
@@ -107,6 +106,7 @@ func NewKmsGrant(scope constructs.Construct, id *string, props *KmsGrantProps) K
 		ServiceTimeout: provider.ServiceTimeout(),
 		Properties:     &cfnProps,
 	})
+	p.AllowGrantsOn(c, resource, keyArn)
 	return &kmsGrant{Construct: c, resource: resource, keyArn: keyArn}
 }
 

@@ -174,9 +174,11 @@ func TestTokensAreCheckedAtDeploy(t *testing.T) {
 	})
 }
 
-// TestOneHandlerPolicyStatementPerKey: two grants on one key in one stack
-// share the handler and its single statement for that key.
-func TestOneHandlerPolicyStatementPerKey(t *testing.T) {
+// TestEachGrantHasItsOwnHandlerPolicy: two grants on one key in one stack
+// share the handler; each has a policy of its own on the key, and depends on
+// it, so that removing one grant cannot take its permissions away before
+// its Delete runs.
+func TestEachGrantHasItsOwnHandlerPolicy(t *testing.T) {
 	stack := newStack()
 	k := awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(keyArn))
 	for _, id := range []string{"A", "B"} {
@@ -187,15 +189,28 @@ func TestOneHandlerPolicyStatementPerKey(t *testing.T) {
 	tmpl := assertions.Template_FromStack(stack, nil)
 	tmpl.ResourceCountIs(jsii.String("Custom::KmsGrant"), jsii.Number(2))
 	tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(1))
-	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
-		// The handler's own log group, then one statement for the key.
-		"PolicyDocument": map[string]interface{}{"Statement": []interface{}{
-			assertions.Match_ObjectLike(&map[string]interface{}{"Action": []interface{}{"logs:CreateLogStream", "logs:PutLogEvents"}}),
-			map[string]interface{}{
-				"Action":   []interface{}{"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"},
-				"Effect":   "Allow",
-				"Resource": keyArn,
-			},
-		}},
+	kmsStatement := map[string]interface{}{"Statement": []interface{}{map[string]interface{}{
+		"Action":   []interface{}{"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"},
+		"Effect":   "Allow",
+		"Resource": keyArn,
+	}}, "Version": "2012-10-17"}
+	policies := tmpl.FindResources(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
+		"Properties": map[string]interface{}{"PolicyDocument": kmsStatement},
 	})
+	if len(*policies) != 2 {
+		t.Fatalf("%d policies allow the grants on the key, want one per grant", len(*policies))
+	}
+	grants := tmpl.FindResources(jsii.String("Custom::KmsGrant"), nil)
+	for id, g := range *grants {
+		deps, _ := (*g)["DependsOn"].([]interface{})
+		n := 0
+		for _, d := range deps {
+			if _, ok := (*policies)[d.(string)]; ok {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("grant %s DependsOn %v, want exactly one of its policies", id, deps)
+		}
+	}
 }

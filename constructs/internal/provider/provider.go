@@ -59,7 +59,6 @@ type Provider struct {
 
 	env      *StackEnv
 	mu       sync.Mutex
-	keyArns  map[string]bool
 	slrGrant bool
 }
 
@@ -78,7 +77,7 @@ func newProvider(stack awscdk.Stack) *Provider {
 		description:     "crossaccountami: KMS grants and the Auto Scaling service-linked role",
 		pkg:             handlerbuild.GrantHandler,
 	})
-	return &Provider{Function: fn, Role: role, env: env, keyArns: map[string]bool{}}
+	return &Provider{Function: fn, Role: role, env: env}
 }
 
 // handlerSpec says what differs between this library's handlers.
@@ -210,19 +209,28 @@ func (e *StackEnv) RoleArn() (string, error) {
 }
 
 // AllowGrantsOn lets the handler create, list, revoke (and retire) grants on
-// one key, adding the key ARN to the role's policy once however many grants use it.
-func (p *Provider) AllowGrantsOn(keyArn *string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	resolved := *keyArn
-	if p.keyArns[resolved] {
-		return
-	}
-	p.keyArns[resolved] = true
-	p.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+// the key of one grant resource, in a policy of the resource's own.
+func (p *Provider) AllowGrantsOn(scope constructs.Construct, resource awscdk.CustomResource, keyArn *string) {
+	resourcePolicy(scope, p.Role, resource, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions:   jsii.Strings("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"),
 		Resources: &[]*string{keyArn},
 	}))
+}
+
+// resourcePolicy gives role the permissions one custom resource needs, in an
+// AWS::IAM::Policy of its own (under scope) that the resource depends on,
+// as AwsCustomResource does. CloudFormation then deletes the resource before
+// its permissions: when a change removes the resource, or moves it to
+// another key, the handler still may clean up. Statements shared in the
+// role's default policy would go first, with the update, and the cleanup
+// Delete would be denied.
+func resourcePolicy(scope constructs.Construct, role awsiam.IRole, resource awscdk.CustomResource, statements ...awsiam.PolicyStatement) awsiam.Policy {
+	policy := awsiam.NewPolicy(scope, jsii.String("HandlerPolicy"), &awsiam.PolicyProps{
+		Roles:      &[]awsiam.IRole{role},
+		Statements: &statements,
+	})
+	resource.Node().AddDependency(policy)
+	return policy
 }
 
 // AllowCreateAutoScalingSLR lets the handler create the Auto Scaling

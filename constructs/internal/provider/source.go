@@ -2,7 +2,6 @@ package provider
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -31,10 +30,7 @@ type Source struct {
 	Function awslambda.Function
 	Role     awsiam.Role
 
-	env     *StackEnv
-	mu      sync.Mutex
-	keys    map[string]bool
-	sharing bool
+	env *StackEnv
 }
 
 // SourceOf returns the source handler of scope's stack, creating it on first use.
@@ -51,7 +47,7 @@ func newSource(stack awscdk.Stack) *Source {
 		description:     "crossaccountami: key policy statements and AMI sharing in the source account",
 		pkg:             handlerbuild.SourceHandler,
 	})
-	return &Source{Function: fn, Role: role, env: env, keys: map[string]bool{}}
+	return &Source{Function: fn, Role: role, env: env}
 }
 
 // SourceRoleName is the deterministic name of the source handler role of a
@@ -66,63 +62,51 @@ func (s *Source) RoleArn() (string, error) {
 	return awsid.RoleARN(s.env.Partition, s.env.Account, SourceRolePath, s.env.SourceRoleName()), nil
 }
 
-// AllowKeyPolicyOn lets the handler read and write the policy of one key,
-// once however many resources use it.
-func (s *Source) AllowKeyPolicyOn(keyArn *string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.keys[*keyArn] {
-		return
-	}
-	s.keys[*keyArn] = true
-	s.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+// AllowKeyPolicyOn lets the handler read and write the policy of the key of
+// one resource, in a policy of the resource's own (see resourcePolicy).
+func (s *Source) AllowKeyPolicyOn(scope constructs.Construct, resource awscdk.CustomResource, keyArn *string) {
+	resourcePolicy(scope, s.Role, resource, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions:   jsii.Strings("kms:GetKeyPolicy", "kms:PutKeyPolicy"),
 		Resources: &[]*string{keyArn},
 	}))
 }
 
-// AllowImageSharing lets the handler read images and snapshots of its
-// account and change their launch and create-volume permissions, and tell
-// an AWS managed key from a customer managed one.
-func (s *Source) AllowImageSharing() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sharing {
-		return
-	}
-	s.sharing = true
+// AllowImageSharing lets the handler of one sharing resource read images
+// and snapshots of its account and change their launch and create-volume
+// permissions, and tell an AWS managed key from a customer managed one, in
+// a policy of the resource's own (see resourcePolicy).
+func (s *Source) AllowImageSharing(scope constructs.Construct, resource awscdk.CustomResource) {
 	p, a, r := s.env.Partition, s.env.Account, s.env.Region
-	s.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		// Describe* take no resource-level permissions.
-		Actions:   jsii.Strings("ec2:DescribeImages", "ec2:DescribeSnapshots"),
-		Resources: jsii.Strings("*"),
-	}))
-	s.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions: jsii.Strings("ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute"),
-		Resources: jsii.Strings(
-			fmt.Sprintf("arn:%s:ec2:%s::image/*", p, r),
-			fmt.Sprintf("arn:%s:ec2:%s::snapshot/*", p, r),
-		),
-	}))
-	s.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("kms:DescribeKey"),
-		Resources: jsii.Strings(fmt.Sprintf("arn:%s:kms:%s:%s:key/*", p, r, a)),
-	}))
-	// The statements above live in the role's default policy. Each
-	// suppression names the one wildcard it covers.
-	policy := s.Role.Node().FindChild(jsii.String("DefaultPolicy")).Node().DefaultChild().(awscdk.CfnResource)
-	suppressNag(policy, "AwsSolutions-IAM5",
+	policy := resourcePolicy(scope, s.Role, resource,
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			// Describe* take no resource-level permissions.
+			Actions:   jsii.Strings("ec2:DescribeImages", "ec2:DescribeSnapshots"),
+			Resources: jsii.Strings("*"),
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions: jsii.Strings("ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute"),
+			Resources: jsii.Strings(
+				fmt.Sprintf("arn:%s:ec2:%s::image/*", p, r),
+				fmt.Sprintf("arn:%s:ec2:%s::snapshot/*", p, r),
+			),
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:   jsii.Strings("kms:DescribeKey"),
+			Resources: jsii.Strings(fmt.Sprintf("arn:%s:kms:%s:%s:key/*", p, r, a)),
+		}))
+	// Each suppression names the one wildcard it covers.
+	cfn := policy.Node().DefaultChild().(awscdk.CfnResource)
+	suppressNag(cfn, "AwsSolutions-IAM5",
 		"ec2:DescribeImages and ec2:DescribeSnapshots only: these read-only actions support no resource-level permissions, "+
 			"so IAM requires Resource *. The handler reads the shared AMI's snapshots and their keys with them",
 		"Resource::*")
-	suppressNag(policy, "AwsSolutions-IAM5",
+	suppressNag(cfn, "AwsSolutions-IAM5",
 		"ec2:ModifyImageAttribute and ec2:ModifySnapshotAttribute, in this region; EC2 lets an account modify only the images and snapshots it owns, "+
 			"so the reach is this account's. Snapshot ids are known only at deploy time (the handler reads them from the AMI). "+
-			"The image is not narrowed to ImageId on purpose: CloudFormation applies the new policy before it deletes the old sharing "+
-			"(AMI replaced or sharing removed), and that Delete, which removes the old AMI's launch permissions, would be denied",
+			"The image is not narrowed to ImageId on purpose: when the AMI is replaced, the handler must still remove the old AMI's launch permissions",
 		fmt.Sprintf("Resource::arn:%s:ec2:%s::image/*", p, r),
 		fmt.Sprintf("Resource::arn:%s:ec2:%s::snapshot/*", p, r))
-	suppressNag(policy, "AwsSolutions-IAM5",
+	suppressNag(cfn, "AwsSolutions-IAM5",
 		"kms:DescribeKey only (key metadata, no key material, no policy), on this account's keys in this region: the handler tells an "+
 			"AWS managed key (aws/ebs, which no other account can use) from a customer managed one for the snapshots' keys, known only at deploy time",
 		fmt.Sprintf("Resource::arn:%s:kms:%s:%s:key/*", p, r, a))
