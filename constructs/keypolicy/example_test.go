@@ -1,0 +1,32 @@
+package keypolicy_test
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
+)
+
+// Keep one statement in the policy of a key that an image pipeline created
+// outside this app. Statements of other owners stay as they are; deleting
+// the stack removes only this Sid.
+func ExampleNewManagedStatements() {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("AmiSource"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("us-east-1")},
+	})
+	key := awskms.Key_FromKeyArn(source, jsii.String("PipelineKey"),
+		jsii.String("arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"))
+	keypolicy.NewManagedStatements(source, jsii.String("AuditorAccess"), &keypolicy.ManagedStatementsProps{
+		Key: key,
+		Statements: &[]awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("Allow the audit account to describe the key"),
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAccountPrincipal(jsii.String("333333333333"))},
+			Actions:    jsii.Strings("kms:DescribeKey"),
+			Resources:  jsii.Strings("*"),
+		})},
+	})
+	app.Synth(nil)
+}
