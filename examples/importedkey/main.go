@@ -16,28 +16,12 @@
 package main
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/examples/importedkey/app"
+	"github.com/crossaccountami/crossaccountami/examples/internal/run"
 )
 
 func main() {
-	defer jsii.Close()
-	defer func() {
-		// A construct rejects a bad prop or context value with a panic; show
-		// its message without a Go stack trace. No cloud assembly has been
-		// written.
-		if r := recover(); r != nil {
-			fmt.Fprintln(os.Stderr, "synth failed:", r)
-			jsii.Close()
-			os.Exit(1)
-		}
-	}()
-	a := awscdk.NewApp(nil)
-	app.New(a, app.ConfigFromContext(a))
-	a.Synth(nil)
+	run.Synth(func(a awscdk.App) { app.New(a, app.ConfigFromContext(a)) })
 }

@@ -12,25 +12,12 @@
 package main
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/examples/internal/run"
 	"github.com/crossaccountami/crossaccountami/examples/pipeline/app"
 )
 
 func main() {
-	defer jsii.Close()
-	defer func() {
-		if r := recover(); r != nil {
-			fmt.Fprintln(os.Stderr, "synth failed:", r)
-			jsii.Close()
-			os.Exit(1)
-		}
-	}()
-	a := awscdk.NewApp(nil)
-	app.New(a)
-	a.Synth(nil)
+	run.Synth(func(a awscdk.App) { app.New(a) })
 }

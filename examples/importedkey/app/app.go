@@ -11,15 +11,13 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/crossaccountami/crossaccountami/constructs/amisharing"
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+	"github.com/crossaccountami/crossaccountami/examples/internal/fleet"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 )
 
@@ -112,47 +110,5 @@ func newDestination(app awscdk.App, source awscdk.Stack, name, account string, c
 	ami.ManageKeyPolicy(source)
 	destination.AddStackDependency(source, jsii.String("the key policy statements and the launch permission come first"))
 
-	vpc := awsec2.NewVpc(destination, jsii.String("Vpc"), &awsec2.VpcProps{
-		AvailabilityZones: jsii.Strings(cfg.Region+"a", cfg.Region+"b"),
-		NatGateways:       jsii.Number(0),
-		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
-			{Name: jsii.String("Public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
-		},
-	})
-	launchTemplate := ami.NewLaunchTemplate(destination, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
-		InstanceType:  awsec2.NewInstanceType(jsii.String("t3.micro")),
-		RequireImdsv2: jsii.Bool(true),
-	})
-	asg := awsautoscaling.NewAutoScalingGroup(destination, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
-		Vpc:            vpc,
-		VpcSubnets:     &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
-		LaunchTemplate: launchTemplate,
-		MinCapacity:    jsii.Number(1),
-		MaxCapacity:    jsii.Number(2),
-	})
-	ami.ConfigureAutoScalingGroup(asg)
-	suppressExampleFindings(vpc, asg)
-}
-
-// suppressExampleFindings records, next to the example's VPC and Auto
-// Scaling group, why cdk-nag's findings on them are accepted here (the same
-// as in examples/basic).
-func suppressExampleFindings(vpc awsec2.Vpc, asg awsautoscaling.AutoScalingGroup) {
-	cdknag.NagSuppressions_AddResourceSuppressions(vpc, &[]*cdknag.NagPackSuppression{{
-		Id: jsii.String("AwsSolutions-VPC7"),
-		Reason: jsii.String("The example's VPC only hosts the demonstration Auto Scaling group (public subnets, no NAT, no inbound rule); " +
-			"flow logs would add a log group, an IAM role and ingestion cost to every trial deploy. Production VPCs should enable them (vpc.AddFlowLog)."),
-	}}, nil)
-	cdknag.NagSuppressions_AddResourceSuppressions(asg, &[]*cdknag.NagPackSuppression{
-		{
-			Id: jsii.String("AwsSolutions-EC26"),
-			Reason: jsii.String("The launch template from CrossAccountEncryptedAmi.NewLaunchTemplate maps the root volume with Encrypted: true and " +
-				"KmsKeyId: the source key, through a property override that this rule does not read (test/nag_test.go TestNag checks the mapping)."),
-		},
-		{
-			Id: jsii.String("AwsSolutions-AS3"),
-			Reason: jsii.String("The example's group has no operator to notify; its scaling events stay in the group's activity history. " +
-				"Production groups should send notifications to their team's SNS topic."),
-		},
-	}, jsii.Bool(true))
+	fleet.New(destination, ami, cfg.Region)
 }

@@ -10,8 +10,6 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/pipelines"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -19,6 +17,7 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+	"github.com/crossaccountami/crossaccountami/examples/internal/fleet"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 )
 
@@ -161,43 +160,5 @@ func newDestinationStack(stage awscdk.Stage, key awskms.IKey, region, imageID st
 		Key:     key,
 		ImageId: jsii.String(imageID),
 	})
-	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{
-		AvailabilityZones: jsii.Strings(region+"a", region+"b"),
-		NatGateways:       jsii.Number(0),
-		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
-			{Name: jsii.String("Public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
-		},
-	})
-	lt := ami.NewLaunchTemplate(stack, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
-		InstanceType:  awsec2.NewInstanceType(jsii.String("t3.micro")),
-		RequireImdsv2: jsii.Bool(true),
-	})
-	asg := awsautoscaling.NewAutoScalingGroup(stack, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
-		Vpc: vpc, VpcSubnets: &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
-		LaunchTemplate: lt, MinCapacity: jsii.Number(1), MaxCapacity: jsii.Number(2),
-	})
-	ami.ConfigureAutoScalingGroup(asg)
-	suppressExampleFindings(vpc, asg)
-}
-
-// suppressExampleFindings records, next to the example's VPC and Auto
-// Scaling group, why cdk-nag's findings on them are accepted here.
-func suppressExampleFindings(vpc awsec2.Vpc, asg awsautoscaling.AutoScalingGroup) {
-	cdknag.NagSuppressions_AddResourceSuppressions(vpc, &[]*cdknag.NagPackSuppression{{
-		Id: jsii.String("AwsSolutions-VPC7"),
-		Reason: jsii.String("The example's VPC only hosts the demonstration Auto Scaling group (public subnets, no NAT, no inbound rule); " +
-			"flow logs would add a log group, an IAM role and ingestion cost to every trial deploy. Production VPCs should enable them (vpc.AddFlowLog)."),
-	}}, nil)
-	cdknag.NagSuppressions_AddResourceSuppressions(asg, &[]*cdknag.NagPackSuppression{
-		{
-			Id: jsii.String("AwsSolutions-EC26"),
-			Reason: jsii.String("The launch template from CrossAccountEncryptedAmi.NewLaunchTemplate maps the root volume with Encrypted: true and " +
-				"KmsKeyId: the source key, through a property override that this rule does not read (test/nag_test.go TestNag checks the mapping)."),
-		},
-		{
-			Id: jsii.String("AwsSolutions-AS3"),
-			Reason: jsii.String("The example's group has no operator to notify; its scaling events stay in the group's activity history. " +
-				"Production groups should send notifications to their team's SNS topic."),
-		},
-	}, jsii.Bool(true))
+	fleet.New(stack, ami, region)
 }
