@@ -21,7 +21,6 @@ package amisharelifecycle
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,6 +33,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
+	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 )
 
@@ -181,7 +181,7 @@ func (h *Handler) apply(ctx context.Context, req customresource.Request, p amish
 	img, err := h.image(ctx, p.ImageId)
 	if err != nil {
 		if gone(err) {
-			return customresource.Result{}, fmt.Errorf("the AMI %s does not exist in this account and region, or is not available (%s): check ImageId, and that this stack is in the AMI's account and region", p.ImageId, apiText(err))
+			return customresource.Result{}, fmt.Errorf("the AMI %s does not exist in this account and region, or is not available (%s): check ImageId, and that this stack is in the AMI's account and region", p.ImageId, awserr.Text(err))
 		}
 		return customresource.Result{}, fmt.Errorf("looking up %s: %w", p.ImageId, err)
 	}
@@ -309,24 +309,8 @@ func (h *Handler) modifySnapshot(ctx context.Context, snapshotID string, op type
 }
 
 func gone(err error) bool {
-	c := errorCode(err)
+	c := awserr.Code(err)
 	return c == "InvalidAMIID.NotFound" || c == "InvalidAMIID.Unavailable"
 }
 
-func snapshotGone(err error) bool { return errorCode(err) == "InvalidSnapshot.NotFound" }
-
-func apiText(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode() + ": " + ae.ErrorMessage()
-	}
-	return err.Error()
-}
-
-func errorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
+func snapshotGone(err error) bool { return awserr.Code(err) == "InvalidSnapshot.NotFound" }

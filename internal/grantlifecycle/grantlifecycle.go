@@ -40,6 +40,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
@@ -128,7 +129,7 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 	}
 	if err == nil && p.RetireOnDelete {
 		err := h.retire(ctx, id)
-		if errorCode(err) != "AccessDeniedException" {
+		if awserr.Code(err) != "AccessDeniedException" {
 			return h.deleteOutcome(ctx, "RetireGrant", id, err)
 		}
 		log.Warn("KMS denied RetireGrant (is this handler's role the grant's RetiringPrincipal?); revoking instead", "grantId", id.GrantId, "keyArn", id.KeyArn, "error", err.Error())
@@ -276,7 +277,7 @@ func (h *Handler) exists(ctx context.Context, id grantspec.PhysicalID) (bool, er
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx, inRegion(id.KeyArn))
 		if err != nil {
-			if isA[*types.NotFoundException](err) {
+			if _, ok := errors.AsType[*types.NotFoundException](err); ok {
 				return false, nil
 			}
 			return false, err
@@ -314,7 +315,7 @@ func RevokeCommand(id grantspec.PhysicalID) string {
 
 func (h *Handler) deleteOutcome(ctx context.Context, op string, id grantspec.PhysicalID, err error) error {
 	log := customresource.Logger(ctx).With("grantId", id.GrantId, "keyArn", id.KeyArn)
-	switch code := errorCode(err); {
+	switch code := awserr.Code(err); {
 	case err == nil:
 		log.Info("grant deleted", "operation", op)
 		return nil
@@ -335,18 +336,18 @@ func (h *Handler) deleteOutcome(ctx context.Context, op string, id grantspec.Phy
 			"operation", op, "error", err.Error(), "command", RevokeCommand(id))
 		return nil
 	}
-	return fmt.Errorf("KMS %s of grant %s on %s failed: %s (to give up on the grant, revoke it by hand with '%s' and delete the stack again)", op, id.GrantId, id.KeyArn, apiText(err), RevokeCommand(id))
+	return fmt.Errorf("KMS %s of grant %s on %s failed: %s (to give up on the grant, revoke it by hand with '%s' and delete the stack again)", op, id.GrantId, id.KeyArn, awserr.Text(err), RevokeCommand(id))
 }
 
 // explainCreate turns a CreateGrant error into a sentence a person can act on.
 func explainCreate(p grantspec.Properties) func(error) string {
 	return func(err error) string {
-		text := apiText(err)
+		text := awserr.Text(err)
 		region, account := "", ""
 		if a, perr := awsid.ParseKeyARN(p.KeyArn); perr == nil {
 			region, account = a.Region, a.Account
 		}
-		switch errorCode(err) {
+		switch awserr.Code(err) {
 		case "AccessDeniedException":
 			return fmt.Sprintf("%s. The key policy of %s (account %s) does not allow kms:CreateGrant for this handler's role, or the role's own policy does not: add the statements from CrossAccountEncryptedAmi.KeyPolicyStatements() (or the key policy statements the library synthesizes in the source stack) to the key policy and deploy the source stack first", text, p.KeyArn, account)
 		case "NotFoundException":
@@ -369,26 +370,4 @@ func retiring(p grantspec.Properties) string {
 		return ""
 	}
 	return " or the retiring principal " + p.RetiringPrincipal
-}
-
-// apiText is "Code: message" for a service error, the error text otherwise.
-func apiText(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode() + ": " + ae.ErrorMessage()
-	}
-	return err.Error()
-}
-
-func errorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-func isA[T error](err error) bool {
-	var target T
-	return errors.As(err, &target)
 }

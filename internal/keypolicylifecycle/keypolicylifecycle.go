@@ -39,15 +39,14 @@ package keypolicylifecycle
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/smithy-go"
 
+	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
@@ -123,7 +122,7 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 	}
 	sids := keypolicyspec.Sids(p.Statements)
 	_, err = h.apply(ctx, id.KeyArn, change{remove: sids})
-	switch code := errorCode(err); {
+	switch code := awserr.Code(err); {
 	case err == nil:
 		return nil
 	case code == "NotFoundException":
@@ -283,12 +282,12 @@ type apiError struct {
 func (e *apiError) Unwrap() error { return e.err }
 
 func (e *apiError) Error() string {
-	text := apiText(e.err)
+	text := awserr.Text(e.err)
 	account := ""
 	if a, err := awsid.ParseKeyARN(e.keyArn); err == nil {
 		account = a.Account
 	}
-	switch errorCode(e.err) {
+	switch awserr.Code(e.err) {
 	case "AccessDeniedException":
 		return fmt.Sprintf("KMS %s: %s. This handler's role needs kms:GetKeyPolicy and kms:PutKeyPolicy on the key (the construct puts them in the role's policy), the key policy must let IAM policies of account %s apply (a statement with Principal arn:aws:iam::%s:root and kms:*, as in KMS's default policy) or name the role, and the handler must run in account %s: KMS allows PutKeyPolicy only in the key's own account", e.op, text, account, account, account)
 	case "NotFoundException":
@@ -299,22 +298,6 @@ func (e *apiError) Error() string {
 		return fmt.Sprintf("KMS %s: %s. KMS rejected the merged policy: a principal the statements name may not exist yet (KMS rejects a policy naming a role that does not exist), or a statement is not valid", e.op, text)
 	}
 	return fmt.Sprintf("KMS %s: %s", e.op, text)
-}
-
-func apiText(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode() + ": " + ae.ErrorMessage()
-	}
-	return err.Error()
-}
-
-func errorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
 
 func quoteAll(ss []string) string {

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/smithy-go"
 
+	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/slrspec"
@@ -110,16 +111,12 @@ func exists(err error) bool {
 }
 
 func explain(err error, roleARN, suffix string) string {
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return err.Error()
-	}
-	text := ae.ErrorCode() + ": " + ae.ErrorMessage()
+	text := awserr.Text(err)
 	cliSuffix := ""
 	if suffix != "" {
 		cliSuffix = " --custom-suffix " + suffix
 	}
-	if ae.ErrorCode() == "AccessDenied" || ae.ErrorCode() == "AccessDeniedException" {
+	if code := awserr.Code(err); code == "AccessDenied" || code == "AccessDeniedException" {
 		return fmt.Sprintf("%s. The handler's role needs iam:CreateServiceLinkedRole with the condition iam:AWSServiceName = %s to create %s (or create the role once by hand: aws iam create-service-linked-role --aws-service-name %s%s)", text, awsid.AutoScalingService, roleARN, awsid.AutoScalingService, cliSuffix)
 	}
 	return text

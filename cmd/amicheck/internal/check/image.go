@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/crossaccountami/crossaccountami/internal/awserr"
 )
 
 // checkImage: the AMI is visible to the destination account and available.
@@ -179,7 +181,7 @@ func describeSnapshot(ctx context.Context, api EC2API, id string) (*ec2types.Sna
 
 // errorCodeOr is the AWS error code of err, or its message.
 func errorCodeOr(err error) string {
-	if code := errorCode(err); code != "" {
+	if code := awserr.Code(err); code != "" {
 		return code
 	}
 	return err.Error()

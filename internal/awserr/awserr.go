@@ -1,0 +1,29 @@
+// Package awserr reads an AWS service error out of an SDK error chain, so
+// that every handler and tool names the service's code and message the same
+// way in what it reports.
+package awserr
+
+import (
+	"errors"
+
+	"github.com/aws/smithy-go"
+)
+
+// Code is the AWS error code of err, or "" for an error that did not come
+// from the service (a network error, a canceled context).
+func Code(err error) string {
+	if ae, ok := errors.AsType[smithy.APIError](err); ok {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// Text is "Code: message" for a service error, and err's own text otherwise:
+// the SDK's full error string repeats the operation and request id, which a
+// CloudFormation Reason has no room for.
+func Text(err error) string {
+	if ae, ok := errors.AsType[smithy.APIError](err); ok {
+		return ae.ErrorCode() + ": " + ae.ErrorMessage()
+	}
+	return err.Error()
+}
