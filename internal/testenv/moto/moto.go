@@ -5,10 +5,7 @@ package moto
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -18,17 +15,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/crossaccountami/crossaccountami/internal/testenv/proc"
 )
 
 // Server is a running moto_server.
 type Server struct {
 	URL string
 
-	cmd *exec.Cmd
-	out *lockedBuffer
+	proc *proc.Process
 }
 
 // Start runs moto_server until the test ends and waits until it answers.
@@ -38,53 +35,14 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("moto_server is needed for this test and is not on PATH (pip install 'moto[server]==5.2.1'): %v", err)
 	}
-	port, err := FreePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{URL: "http://127.0.0.1:" + strconv.Itoa(port), out: &lockedBuffer{}}
-	s.cmd = exec.Command(path, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	// Its own process group, so that stopping it also stops any child.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting moto_server: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
-
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("moto_server exited before answering (%v):\n%s", err, s.out)
-		default:
-		}
-		if s.ready() {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer on %s within 60s:\n%s", s.URL, s.out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (s *Server) ready() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/moto-api/data.json", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	s := &Server{URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+	s.proc = proc.Start(t, exec.Command(path, "-H", "127.0.0.1", "-p", strconv.Itoa(port)))
+	s.proc.WaitReady(t, 60*time.Second, proc.AnswersOK(s.URL+"/moto-api/data.json"))
+	return s
 }
 
 // Reset clears every service's state.
@@ -101,7 +59,7 @@ func (s *Server) Reset(t testing.TB) {
 }
 
 // Log returns what moto_server printed so far.
-func (s *Server) Log() string { return s.out.String() }
+func (s *Server) Log() string { return s.proc.Log() }
 
 // Env is the environment that points the AWS SDK at this server, with fake
 // credentials and region us-east-1.
@@ -194,31 +152,4 @@ func (p *Proxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls = nil
-}
-
-// FreePort asks the kernel for a free TCP port on 127.0.0.1.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

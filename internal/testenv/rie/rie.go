@@ -9,16 +9,16 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/crossaccountami/crossaccountami/internal/testenv/proc"
 )
 
 // Tool is the tool name in go.mod's tool directive.
@@ -62,25 +62,25 @@ type Options struct {
 
 // Emulator is a running aws-lambda-rie.
 type Emulator struct {
-	URL string
-	out *lockedBuffer
+	URL  string
+	proc *proc.Process
 }
 
 // Start runs the emulator until the test ends.
 func Start(t testing.TB, o Options) *Emulator {
 	t.Helper()
 	bin := Path(t)
-	invokePort, err := freePort()
+	invokePort, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	runtimePort, err := freePort()
+	runtimePort, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Emulator{URL: "http://127.0.0.1:" + strconv.Itoa(invokePort), out: &lockedBuffer{}}
+	invokeAddr := "127.0.0.1:" + strconv.Itoa(invokePort)
 	cmd := exec.Command(bin,
-		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(invokePort),
+		"--runtime-interface-emulator-address", invokeAddr,
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(runtimePort),
 		o.Bootstrap)
 	cmd.Env = os.Environ()
@@ -90,35 +90,11 @@ func Start(t testing.TB, o Options) *Emulator {
 	if o.FunctionTimeout > 0 {
 		cmd.Env = append(cmd.Env, "AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(int(o.FunctionTimeout/time.Second)))
 	}
-	cmd.Stdout, cmd.Stderr = e.out, e.out
-	// Its own process group: stopping it stops the bootstrap it started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("aws-lambda-rie exited before listening (%v):\n%s", err, e.out)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(invokePort), time.Second); err == nil {
-			c.Close()
-			return e
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("aws-lambda-rie did not listen within 30s:\n%s", e.out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// proc.Start kills the emulator's process group: the bootstrap it
+	// started goes with it.
+	e := &Emulator{URL: "http://" + invokeAddr, proc: proc.Start(t, cmd)}
+	e.proc.WaitReady(t, 30*time.Second, proc.Listening(invokeAddr))
+	return e
 }
 
 // Invoke sends one event and returns the function's answer (the emulator
@@ -144,30 +120,4 @@ func (e *Emulator) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 }
 
 // Log returns what the emulator and the function printed so far.
-func (e *Emulator) Log() string { return e.out.String() }
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+func (e *Emulator) Log() string { return e.proc.Log() }
