@@ -8,7 +8,6 @@ package amisharespec
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -17,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/cfnprops"
 )
 
 // ResourceType is the CloudFormation type of the resource.
@@ -120,60 +120,31 @@ func (p Properties) CfnProperties() map[string]interface{} {
 
 // Decode reads the properties of a CloudFormation event and validates them.
 func Decode(raw map[string]interface{}) (Properties, error) {
-	var errs []error
+	r := cfnprops.NewReader(raw)
 	var p Properties
 	if s, ok := raw[PropImageId].(string); ok {
 		p.ImageId = s
 	} else {
-		errs = append(errs, fmt.Errorf("%s: expected a string, got %s", PropImageId, show(raw[PropImageId])))
+		r.Failf("%s: expected a string, got %s", PropImageId, cfnprops.Show(raw[PropImageId]))
 	}
-	list := func(key string) []string {
-		v, ok := raw[key]
-		if !ok || v == nil {
-			return nil
-		}
-		items, ok := v.([]interface{})
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s: expected a list of strings, got %s", key, show(v)))
-			return nil
-		}
-		var out []string
-		for _, it := range items {
-			s, ok := it.(string)
-			if !ok {
-				errs = append(errs, fmt.Errorf("%s: expected a list of strings, got the item %s", key, show(it)))
-				continue
-			}
-			out = append(out, s)
-		}
-		return out
-	}
-	p.AccountIds = list(PropAccountIds)
-	p.OrganizationArns = list(PropOrganizationArns)
-	p.OrganizationalUnitArns = list(PropOrganizationalUnitArns)
+	p.AccountIds = r.List(PropAccountIds)
+	p.OrganizationArns = r.List(PropOrganizationArns)
+	p.OrganizationalUnitArns = r.List(PropOrganizationalUnitArns)
 	if v, ok := raw[PropShareSnapshots]; ok && v != nil {
 		s, _ := v.(string)
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: expected true or false, got %s", PropShareSnapshots, show(v)))
+			r.Failf("%s: expected true or false, got %s", PropShareSnapshots, cfnprops.Show(v))
 		}
 		p.ShareSnapshots = b
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := r.Err(); err != nil {
 		return Properties{}, err
 	}
 	if err := p.Validate(); err != nil {
 		return Properties{}, err
 	}
 	return p, nil
-}
-
-func show(v interface{}) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprintf("%v", v)
-	}
-	return string(b)
 }
 
 // PhysicalID names one resource: "<image id>/<16 hex>" (a hash of the stack

@@ -5,7 +5,6 @@
 package grantspec
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/cfnprops"
 )
 
 // ResourceType is the CloudFormation type of the grant custom resource.
@@ -183,83 +183,29 @@ func (p Properties) CfnProperties() map[string]interface{} {
 // template; every known key is checked.
 func Decode(raw map[string]interface{}) (Properties, error) {
 	var p Properties
-	var errs []error
-	str := func(key string) string {
-		v, ok := raw[key]
-		if !ok || v == nil {
-			return ""
-		}
-		s, ok := v.(string)
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s: expected a string, got %s", key, show(v)))
-		}
-		return s
-	}
-	p.KeyArn = str(PropKeyArn)
-	p.GranteePrincipal = str(PropGranteePrincipal)
-	p.RetiringPrincipal = str(PropRetiringPrincipal)
-	p.Name = str(PropName)
-	p.VerifyToken = str(PropVerifyToken)
-	if s := str(PropRetireOnDelete); s != "" {
+	r := cfnprops.NewReader(raw)
+	p.KeyArn = r.String(PropKeyArn)
+	p.GranteePrincipal = r.String(PropGranteePrincipal)
+	p.RetiringPrincipal = r.String(PropRetiringPrincipal)
+	p.Name = r.String(PropName)
+	p.VerifyToken = r.String(PropVerifyToken)
+	if s := r.String(PropRetireOnDelete); s != "" {
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: expected true or false, got %q", PropRetireOnDelete, s))
+			r.Failf("%s: expected true or false, got %q", PropRetireOnDelete, s)
 		}
 		p.RetireOnDelete = b
 	}
-	if v, ok := raw[PropOperations]; ok && v != nil {
-		list, ok := v.([]interface{})
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s: expected a list of strings, got %s", PropOperations, show(v)))
-		}
-		for _, item := range list {
-			s, ok := item.(string)
-			if !ok {
-				errs = append(errs, fmt.Errorf("%s: expected a list of strings, got the item %s", PropOperations, show(item)))
-				continue
-			}
-			p.Operations = append(p.Operations, s)
-		}
-	}
-	p.EncryptionContextEquals = stringMap(raw, PropEncryptionContextEquals, &errs)
-	p.EncryptionContextSubset = stringMap(raw, PropEncryptionContextSubset, &errs)
-	if err := errors.Join(errs...); err != nil {
+	p.Operations = r.List(PropOperations)
+	p.EncryptionContextEquals = r.Map(PropEncryptionContextEquals)
+	p.EncryptionContextSubset = r.Map(PropEncryptionContextSubset)
+	if err := r.Err(); err != nil {
 		return Properties{}, err
 	}
 	if err := p.Validate(); err != nil {
 		return Properties{}, err
 	}
 	return p, nil
-}
-
-func stringMap(raw map[string]interface{}, key string, errs *[]error) map[string]string {
-	v, ok := raw[key]
-	if !ok || v == nil {
-		return nil
-	}
-	m, ok := v.(map[string]interface{})
-	if !ok {
-		*errs = append(*errs, fmt.Errorf("%s: expected a map of strings, got %s", key, show(v)))
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, item := range m {
-		s, ok := item.(string)
-		if !ok {
-			*errs = append(*errs, fmt.Errorf("%s: value of %q must be a string, got %s", key, k, show(item)))
-			continue
-		}
-		out[k] = s
-	}
-	return out
-}
-
-func show(v interface{}) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprintf("%v", v)
-	}
-	return string(b)
 }
 
 // PhysicalID identifies one grant: the key ARN and the grant id, joined by
