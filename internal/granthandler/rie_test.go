@@ -1,13 +1,8 @@
 package granthandler_test
 
 import (
-	"context"
-	"encoding/json"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
@@ -17,31 +12,10 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/testenv/rie"
 )
 
-// hostBootstrap builds the real bootstrap for the host's architecture (the
-// emulator runs it here; the deployed one is arm64).
-func hostBootstrap(t *testing.T) string {
-	t.Helper()
-	dir, err := handlerbuild.Build(context.Background(), handlerbuild.Options{Package: handlerbuild.GrantHandler, GOARCH: runtime.GOARCH})
-	if err != nil {
-		t.Fatalf("building the bootstrap: %v", err)
-	}
-	return filepath.Join(dir, handlerbuild.BinaryName)
-}
-
 func underRIE(e *rie.Emulator) invoker {
 	return func(t *testing.T, payload []byte) []byte {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), rieFunctionTimeout+10*time.Second)
-		defer cancel()
-		out, err := e.Invoke(ctx, payload)
-		if err != nil {
-			t.Fatalf("invoke: %v\n%s", err, e.Log())
-		}
-		var fnErr struct{ ErrorMessage, ErrorType string }
-		if json.Unmarshal(out, &fnErr) == nil && fnErr.ErrorType != "" {
-			t.Fatalf("the function failed: %s: %s\n%s", fnErr.ErrorType, fnErr.ErrorMessage, e.Log())
-		}
-		return out
+		return e.MustInvoke(t, payload)
 	}
 }
 
@@ -49,7 +23,7 @@ func underRIE(e *rie.Emulator) invoker {
 // test through the real bootstrap binary under the Lambda Runtime Interface
 // Emulator, with KMS and IAM pointed at moto through the environment.
 func TestBootstrapUnderRIE(t *testing.T) {
-	bootstrap := hostBootstrap(t)
+	bootstrap := rie.HostBootstrap(t, handlerbuild.GrantHandler)
 	m := moto.Start(t)
 	proxy := m.CountingProxy(t)
 	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: moto.Env(proxy.URL), FunctionTimeout: rieFunctionTimeout})
@@ -67,7 +41,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 // never answers: the bootstrap must still answer FAILED, once, before the
 // emulator's function timeout.
 func TestBootstrapAnswersBeforeTheLambdaTimeout(t *testing.T) {
-	bootstrap := hostBootstrap(t)
+	bootstrap := rie.HostBootstrap(t, handlerbuild.GrantHandler)
 	kmsSrv := fakekms.Start(t)
 	kmsSrv.Inject("CreateGrant", fakekms.Fault{Hang: true})
 	env := moto.Env(kmsSrv.URL)

@@ -1,10 +1,6 @@
 package sourcehandler_test
 
 import (
-	"context"
-	"encoding/json"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,16 +16,7 @@ const rieFunctionTimeout = 24 * time.Second
 func underRIE(e *rie.Emulator) invoker {
 	return func(t *testing.T, payload []byte) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), rieFunctionTimeout+10*time.Second)
-		defer cancel()
-		out, err := e.Invoke(ctx, payload)
-		if err != nil {
-			t.Fatalf("invoke: %v\n%s", err, e.Log())
-		}
-		var fnErr struct{ ErrorMessage, ErrorType string }
-		if json.Unmarshal(out, &fnErr) == nil && fnErr.ErrorType != "" {
-			t.Fatalf("the function failed: %s: %s\n%s", fnErr.ErrorType, fnErr.ErrorMessage, e.Log())
-		}
+		e.MustInvoke(t, payload)
 	}
 }
 
@@ -38,12 +25,9 @@ func underRIE(e *rie.Emulator) invoker {
 // Runtime Interface Emulator, with KMS and EC2 pointed at moto through the
 // environment.
 func TestBootstrapUnderRIE(t *testing.T) {
-	dir, err := handlerbuild.Build(context.Background(), handlerbuild.Options{Package: handlerbuild.SourceHandler, GOARCH: runtime.GOARCH})
-	if err != nil {
-		t.Fatalf("building the bootstrap: %v", err)
-	}
+	bootstrap := rie.HostBootstrap(t, handlerbuild.SourceHandler)
 	m := moto.Start(t)
-	e := rie.Start(t, rie.Options{Bootstrap: filepath.Join(dir, handlerbuild.BinaryName), Env: env(m.URL), FunctionTimeout: rieFunctionTimeout})
+	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: env(m.URL), FunctionTimeout: rieFunctionTimeout})
 	h := newHarness(t, m, underRIE(e))
 
 	t.Run("key policy", func(t *testing.T) { keyPolicySequence(t, h) })
@@ -57,7 +41,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	t.Run("no region: every event still answered", func(t *testing.T) {
 		noRegion := env(m.URL)
 		noRegion["AWS_REGION"], noRegion["AWS_DEFAULT_REGION"] = "", ""
-		broken := newHarness(t, m, underRIE(rie.Start(t, rie.Options{Bootstrap: filepath.Join(dir, handlerbuild.BinaryName), Env: noRegion, FunctionTimeout: rieFunctionTimeout})))
+		broken := newHarness(t, m, underRIE(rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: noRegion, FunctionTimeout: rieFunctionTimeout})))
 		a := broken.send(t, "Create", keypolicyspec.ResourceType, "", keyPolicyProps("arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000000", statement("A", "222222222222")), nil)
 		if a.Status != "FAILED" || !strings.Contains(a.Reason, "AWS_REGION is not set") {
 			t.Errorf("answer %s", a.Body)

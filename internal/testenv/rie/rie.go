@@ -7,17 +7,21 @@ package rie
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/proc"
 )
 
@@ -49,6 +53,19 @@ func Path(t testing.TB) string {
 	return toolPath
 }
 
+// HostBootstrap builds the handler main package pkg (such as
+// handlerbuild.GrantHandler) for the host's architecture, which is what the
+// emulator runs here (the deployed bootstrap is arm64), and returns the
+// binary's path.
+func HostBootstrap(t testing.TB, pkg string) string {
+	t.Helper()
+	dir, err := handlerbuild.Build(context.Background(), handlerbuild.Options{Package: pkg, GOARCH: runtime.GOARCH})
+	if err != nil {
+		t.Fatalf("building the bootstrap %s: %v", pkg, err)
+	}
+	return filepath.Join(dir, handlerbuild.BinaryName)
+}
+
 // Options of an emulator.
 type Options struct {
 	// Bootstrap is the absolute path of the function binary.
@@ -62,8 +79,10 @@ type Options struct {
 
 // Emulator is a running aws-lambda-rie.
 type Emulator struct {
-	URL  string
-	proc *proc.Process
+	URL string
+
+	proc            *proc.Process
+	functionTimeout time.Duration
 }
 
 // Start runs the emulator until the test ends.
@@ -92,7 +111,7 @@ func Start(t testing.TB, o Options) *Emulator {
 	}
 	// proc.Start kills the emulator's process group: the bootstrap it
 	// started goes with it.
-	e := &Emulator{URL: "http://" + invokeAddr, proc: proc.Start(t, cmd)}
+	e := &Emulator{URL: "http://" + invokeAddr, proc: proc.Start(t, cmd), functionTimeout: o.FunctionTimeout}
 	e.proc.WaitReady(t, 30*time.Second, proc.Listening(invokeAddr))
 	return e
 }
@@ -118,6 +137,33 @@ func (e *Emulator) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// MustInvoke sends one event and returns the function's answer. It fails
+// the test, with the emulator's log, when the invoke fails or the function
+// returns an error (the emulator reports one as HTTP 200 with
+// errorMessage/errorType). It gives up 10s after the function timeout.
+func (e *Emulator) MustInvoke(t testing.TB, payload []byte) []byte {
+	t.Helper()
+	timeout := e.functionTimeout
+	if timeout == 0 {
+		timeout = defaultFunctionTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
+	defer cancel()
+	out, err := e.Invoke(ctx, payload)
+	if err != nil {
+		t.Fatalf("invoke: %v\n%s", err, e.Log())
+	}
+	var fnErr struct{ ErrorMessage, ErrorType string }
+	if json.Unmarshal(out, &fnErr) == nil && fnErr.ErrorType != "" {
+		t.Fatalf("the function failed: %s: %s\n%s", fnErr.ErrorType, fnErr.ErrorMessage, e.Log())
+	}
+	return out
+}
+
+// defaultFunctionTimeout is the emulator's own default for
+// AWS_LAMBDA_FUNCTION_TIMEOUT.
+const defaultFunctionTimeout = 300 * time.Second
 
 // Log returns what the emulator and the function printed so far.
 func (e *Emulator) Log() string { return e.proc.Log() }
