@@ -5,6 +5,7 @@ package test
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"flag"
 	"os"
@@ -98,7 +99,33 @@ func synthExample(t testing.TB, name string, context map[string]string, extraEnv
 	a := &Assembly{Dir: out, Templates: map[string]map[string]interface{}{}}
 	readJSON(t, filepath.Join(out, "manifest.json"), &a.Manifest)
 	a.readStacks(t, "", a.Manifest)
+	// A context lookup would make `cdk synth` call AWS (and fail without
+	// credentials): every example must synthesize offline.
+	if missing := a.missing(t, "", a.Manifest); len(missing) > 0 {
+		return a, fmt.Errorf("examples/%s needs context lookups, so cdk synth would call AWS: %v", name, missing)
+	}
 	return a, nil
+}
+
+// missing lists the context lookups the app asked for (the manifest's
+// "missing" entries), in it and its nested assemblies.
+func (a *Assembly) missing(t testing.TB, dir string, manifest map[string]interface{}) []string {
+	var keys []string
+	if m, ok := manifest["missing"].([]interface{}); ok {
+		for _, e := range m {
+			keys = append(keys, e.(map[string]interface{})["key"].(string))
+		}
+	}
+	for _, art := range manifest["artifacts"].(map[string]interface{}) {
+		art := art.(map[string]interface{})
+		if art["type"] == "cdk:cloud-assembly" {
+			nested := filepath.Join(dir, art["properties"].(map[string]interface{})["directoryName"].(string))
+			var m map[string]interface{}
+			readJSON(t, filepath.Join(a.Dir, nested, "manifest.json"), &m)
+			keys = append(keys, a.missing(t, nested, m)...)
+		}
+	}
+	return keys
 }
 
 // readStacks loads the templates of a manifest and, recursively, of the

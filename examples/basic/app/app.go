@@ -91,7 +91,7 @@ func newDestination(app awscdk.App, name, account string, key awskms.IKey, cfg C
 	if cfg.OrganizationId != "" {
 		style = encryptedami.KeyPolicyStyle_ORGANIZATION
 	}
-	destination := awscdk.NewStack(app, jsii.String(name), &awscdk.StackProps{
+	destination := fleet.NewStack(app, name, &awscdk.StackProps{
 		Env:         &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(cfg.Region)},
 		Description: jsii.String("crossaccountami example: an Auto Scaling group that launches the shared, encrypted AMI"),
 	})

@@ -95,7 +95,7 @@ func New(app awscdk.App, cfg Config) {
 }
 
 func newDestination(app awscdk.App, source awscdk.Stack, name, account string, cfg Config) {
-	destination := awscdk.NewStack(app, jsii.String(name), &awscdk.StackProps{
+	destination := fleet.NewStack(app, name, &awscdk.StackProps{
 		Env:         &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(cfg.Region)},
 		Description: jsii.String("crossaccountami example: an Auto Scaling group that launches the shared AMI of an imported key"),
 	})

@@ -6,6 +6,9 @@
 package fleet
 
 import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -15,13 +18,30 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 )
 
-// New adds to scope a VPC, a launch template from ami and an Auto Scaling
-// group that uses it, and lets ami configure the group. The VPC names its
-// availability zones (region+"a", region+"b"), so synth needs no context
-// lookup.
+// NewStack creates a destination stack whose availability zones are
+// declared, not looked up: an environment-specific stack's zones are
+// otherwise a context lookup, and `cdk synth` would call AWS (and fail
+// without credentials) for every destination account. A value the user
+// gave for the same context key (cdk.context.json, -c) wins.
+func NewStack(scope constructs.Construct, id string, props *awscdk.StackProps) awscdk.Stack {
+	stack := awscdk.NewStack(scope, jsii.String(id), props)
+	key := fmt.Sprintf("availability-zones:account=%s:region=%s", *stack.Account(), *stack.Region())
+	if stack.Node().TryGetContext(jsii.String(key)) == nil {
+		// Context can be set only while the stack has no children.
+		stack.Node().SetContext(jsii.String(key), zones(*stack.Region()))
+	}
+	return stack
+}
+
+// zones are the availability zones the example's VPC uses.
+func zones(region string) []string { return []string{region + "a", region + "b"} }
+
+// New adds to scope (a stack made by NewStack) a VPC, a launch template
+// from ami and an Auto Scaling group that uses it, and lets ami configure
+// the group.
 func New(scope constructs.Construct, ami encryptedami.CrossAccountEncryptedAmi, region string) awsautoscaling.AutoScalingGroup {
 	vpc := awsec2.NewVpc(scope, jsii.String("Vpc"), &awsec2.VpcProps{
-		AvailabilityZones: jsii.Strings(region+"a", region+"b"),
+		AvailabilityZones: jsii.Strings(zones(region)...),
 		NatGateways:       jsii.Number(0),
 		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
 			{Name: jsii.String("Public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},

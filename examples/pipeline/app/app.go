@@ -152,7 +152,7 @@ func synthesizer(region string) awscdk.IStackSynthesizer {
 }
 
 func newDestinationStack(stage awscdk.Stage, key awskms.IKey, region, imageID string) {
-	stack := awscdk.NewStack(stage, jsii.String("AmiDestination"), &awscdk.StackProps{
+	stack := fleet.NewStack(stage, "AmiDestination", &awscdk.StackProps{
 		Description: jsii.String("crossaccountami example: an Auto Scaling group that launches the shared, encrypted AMI"),
 		Synthesizer: synthesizer(region),
 	})
