@@ -17,6 +17,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/deref"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
@@ -100,9 +101,9 @@ func specFromProps(props *AmiSharingProps) (amisharespec.Properties, error) {
 	}
 	p := amisharespec.Properties{
 		ImageId:                *props.ImageId,
-		AccountIds:             derefAll(props.Accounts),
-		OrganizationArns:       derefAll(props.OrganizationArns),
-		OrganizationalUnitArns: derefAll(props.OrganizationalUnitArns),
+		AccountIds:             deref.Strings(props.Accounts),
+		OrganizationArns:       deref.Strings(props.OrganizationArns),
+		OrganizationalUnitArns: deref.Strings(props.OrganizationalUnitArns),
 		ShareSnapshots:         props.ShareSnapshots != nil && *props.ShareSnapshots,
 	}
 	// Check what is known now, with the prop names of this construct.
@@ -138,17 +139,4 @@ func specFromProps(props *AmiSharingProps) (amisharespec.Properties, error) {
 		return p, fmt.Errorf("ShareSnapshots: true needs Accounts (EC2 shares snapshots with accounts only, not with organizations or OUs), got no Accounts")
 	}
 	return p, nil
-}
-
-func derefAll(in *[]*string) []string {
-	if in == nil {
-		return nil
-	}
-	out := make([]string, 0, len(*in))
-	for _, s := range *in {
-		if s != nil {
-			out = append(out, *s)
-		}
-	}
-	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/deref"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
@@ -66,8 +67,8 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 	}
 	org := amipolicy.Organization{
 		ID:                  *props.OrganizationId,
-		OUPaths:             derefAll(props.OrganizationalUnitPaths),
-		SLRSuffixes:         derefAll(props.ServiceLinkedRoleSuffixes),
+		OUPaths:             deref.Strings(props.OrganizationalUnitPaths),
+		SLRSuffixes:         deref.Strings(props.ServiceLinkedRoleSuffixes),
 		GrantCreatorPattern: awsid.RoleARN(partition, "*", provider.RolePath, "*"),
 		Partition:           partition,
 	}
@@ -118,17 +119,4 @@ func compactJSON(statements []amipolicy.Statement) string {
 		panic(err)
 	}
 	return string(body)
-}
-
-func derefAll(in *[]*string) []string {
-	if in == nil {
-		return nil
-	}
-	out := make([]string, 0, len(*in))
-	for _, s := range *in {
-		if s != nil {
-			out = append(out, *s)
-		}
-	}
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/deref"
 	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 )
 
@@ -87,7 +88,7 @@ func TestManagedStatementsInTheSourceStack(t *testing.T) {
 	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]interface{}{
 		"Runtime": "provided.al2023", "Architectures": []interface{}{"arm64"}, "Handler": "bootstrap",
 	})
-	if got := strings.Join(derefAll(m.Sids()), ","); got != "Allow decrypt by 222222222222,B" {
+	if got := strings.Join(deref.Strings(m.Sids()), ","); got != "Allow decrypt by 222222222222,B" {
 		t.Errorf("Sids() = %s", got)
 	}
 	if !strings.HasPrefix(*m.RoleArn(), "arn:aws:iam::111111111111:role/crossaccountami-source/SourceHandler-Source-") {
@@ -114,7 +115,7 @@ func TestEncryptedAmiManageKeyPolicy(t *testing.T) {
 		"Statements": assertions.Match_StringLikeRegexp(jsii.String(`Allow use of the key by AWSServiceRoleForAutoScaling of 222222222222.*Allow attachment of persistent resources by arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-Dest-.*Allow grant management by`)),
 	})
 	if len(*m.Sids()) != 3 || !*ami.KeyPolicyManaged() || *m.Node().Id() != "KeyPolicy-Dest-SharedAmi" {
-		t.Errorf("Sids %v, managed %v, id %s", derefAll(m.Sids()), *ami.KeyPolicyManaged(), *m.Node().Id())
+		t.Errorf("Sids %v, managed %v, id %s", deref.Strings(m.Sids()), *ami.KeyPolicyManaged(), *m.Node().Id())
 	}
 	// AND the warning is withdrawn, and the destination deploys after the source
 	assertions.Annotations_FromStack(dest).HasNoWarning(jsii.String("/Dest/SharedAmi"), assertions.Match_StringLikeRegexp(jsii.String("is imported")))
@@ -167,12 +168,4 @@ func TestBadProps(t *testing.T) {
 			}
 		})
 	}
-}
-
-func derefAll(in *[]*string) []string {
-	var out []string
-	for _, s := range *in {
-		out = append(out, *s)
-	}
-	return out
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/deref"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
@@ -133,8 +134,8 @@ func specFromProps(props *KmsGrantProps) (grantspec.Properties, error) {
 		KeyArn:                  *props.Key.KeyArn(),
 		GranteePrincipal:        grantee,
 		Operations:              derefAll(*props.Operations),
-		EncryptionContextEquals: derefMap(props.EncryptionContextEquals),
-		EncryptionContextSubset: derefMap(props.EncryptionContextSubset),
+		EncryptionContextEquals: deref.StringMap(props.EncryptionContextEquals),
+		EncryptionContextSubset: deref.StringMap(props.EncryptionContextSubset),
 		RetireOnDelete:          props.RetireOnDelete != nil && *props.RetireOnDelete,
 	}
 	if props.RetiringPrincipal != nil {
@@ -214,6 +215,8 @@ func show(m map[string]*[]*string) string {
 	return fmt.Sprint(out)
 }
 
+// derefAll keeps a nil item as "", unlike deref.Strings: a nil operation
+// then fails grantspec's validation by name instead of vanishing.
 func derefAll(in []*string) []string {
 	out := make([]string, 0, len(in))
 	for _, s := range in {
@@ -221,19 +224,6 @@ func derefAll(in []*string) []string {
 			out = append(out, *s)
 		} else {
 			out = append(out, "")
-		}
-	}
-	return out
-}
-
-func derefMap(in *map[string]*string) map[string]string {
-	if in == nil {
-		return nil
-	}
-	out := make(map[string]string, len(*in))
-	for k, v := range *in {
-		if v != nil {
-			out[k] = *v
 		}
 	}
 	return out

@@ -1,0 +1,34 @@
+// Package deref turns the pointer-laden values that jsii props carry
+// (*[]*string, *map[string]*string) into plain Go values for the handlers'
+// property contracts (internal/...spec), which know nothing of jsii.
+package deref
+
+// Strings is the strings of in, without its nil items (jsii has no other
+// way to say "no value"); nil for a nil list.
+func Strings(in *[]*string) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, 0, len(*in))
+	for _, s := range *in {
+		if s != nil {
+			out = append(out, *s)
+		}
+	}
+	return out
+}
+
+// StringMap is the entries of in, without those whose value is nil; nil for
+// a nil map.
+func StringMap(in *map[string]*string) map[string]string {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]string, len(*in))
+	for k, v := range *in {
+		if v != nil {
+			out[k] = *v
+		}
+	}
+	return out
+}
