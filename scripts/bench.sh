@@ -18,7 +18,8 @@ trap 'rm -rf "$WORK"' EXIT
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "== 1. example synth time (median of $RUNS, warm caches, app run directly as cdk synth does)"
-for example in $(ls examples); do
+for main in examples/*/main.go; do
+  example=$(basename "$(dirname "$main")")
   go build -o "$WORK/$example" "./examples/$example"
   CDK_OUTDIR=$WORK/warm-$example "$WORK/$example" >/dev/null 2>&1 # warm the handler cache
   for _ in $(seq "$RUNS"); do
