@@ -26,6 +26,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
+	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
 )
@@ -252,31 +253,11 @@ func (p *Provider) AllowCreateAutoScalingSLR() {
 	}))
 	// The statement above lives in the role's default policy.
 	policy := p.Role.Node().FindChild(jsii.String("DefaultPolicy")).Node().DefaultChild().(awscdk.CfnResource)
-	suppressNag(policy, "AwsSolutions-IAM5",
+	nagsuppress.Add(policy, "AwsSolutions-IAM5",
 		"iam:CreateServiceLinkedRole only, only for the Auto Scaling service (condition iam:AWSServiceName = autoscaling.amazonaws.com), "+
 			"only on role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling*: the wildcard covers the custom-suffix "+
 			"roles (AWSServiceRoleForAutoScaling_<suffix>) of this account, which the handler may create and never deletes",
-		map[string]interface{}{"regex": `/^Resource::arn:[^:]+:iam::[^:]+:role\/aws-service-role\/autoscaling\.amazonaws\.com\/AWSServiceRoleForAutoScaling\*$/`})
-}
-
-// suppressNag records a cdk-nag suppression on resource, with the reason a
-// reviewer reads. It writes the metadata entry that cdk-nag's
-// NagSuppressions.AddResourceSuppressions writes (cdk_nag.rules_to_suppress),
-// merged with what is there, so that users who run cdk-nag see no finding
-// for what this library deliberately does, without every user of the
-// library downloading cdk-nag. test/nag_test.go runs cdk-nag over the
-// examples to prove cdk-nag honours it.
-func suppressNag(resource awscdk.CfnResource, id, reason string, appliesTo ...interface{}) {
-	rule := map[string]interface{}{"id": id, "reason": reason}
-	if len(appliesTo) > 0 {
-		rule["applies_to"] = appliesTo
-	}
-	var rules []interface{}
-	if existing, ok := resource.GetMetadata(jsii.String("cdk_nag")).(map[string]interface{}); ok {
-		rules, _ = existing["rules_to_suppress"].([]interface{})
-	}
-	rules = append(rules, rule)
-	resource.AddMetadata(jsii.String("cdk_nag"), map[string]interface{}{"rules_to_suppress": rules})
+		nagsuppress.Regex(`/^Resource::arn:[^:]+:iam::[^:]+:role\/aws-service-role\/autoscaling\.amazonaws\.com\/AWSServiceRoleForAutoScaling\*$/`))
 }
 
 var serviceTimeout = sync.OnceValue(func() awscdk.Duration {

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
+	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
 )
@@ -96,17 +97,17 @@ func (s *Source) AllowImageSharing(scope constructs.Construct, resource awscdk.C
 		}))
 	// Each suppression names the one wildcard it covers.
 	cfn := policy.Node().DefaultChild().(awscdk.CfnResource)
-	suppressNag(cfn, "AwsSolutions-IAM5",
+	nagsuppress.Add(cfn, "AwsSolutions-IAM5",
 		"ec2:DescribeImages and ec2:DescribeSnapshots only: these read-only actions support no resource-level permissions, "+
 			"so IAM requires Resource *. The handler reads the shared AMI's snapshots and their keys with them",
 		"Resource::*")
-	suppressNag(cfn, "AwsSolutions-IAM5",
+	nagsuppress.Add(cfn, "AwsSolutions-IAM5",
 		"ec2:ModifyImageAttribute and ec2:ModifySnapshotAttribute, in this region; EC2 lets an account modify only the images and snapshots it owns, "+
 			"so the reach is this account's. Snapshot ids are known only at deploy time (the handler reads them from the AMI). "+
 			"The image is not narrowed to ImageId on purpose: when the AMI is replaced, the handler must still remove the old AMI's launch permissions",
 		fmt.Sprintf("Resource::arn:%s:ec2:%s::image/*", p, r),
 		fmt.Sprintf("Resource::arn:%s:ec2:%s::snapshot/*", p, r))
-	suppressNag(cfn, "AwsSolutions-IAM5",
+	nagsuppress.Add(cfn, "AwsSolutions-IAM5",
 		"kms:DescribeKey only (key metadata, no key material, no policy), on this account's keys in this region: the handler tells an "+
 			"AWS managed key (aws/ebs, which no other account can use) from a customer managed one for the snapshots' keys, known only at deploy time",
 		fmt.Sprintf("Resource::arn:%s:kms:%s:%s:key/*", p, r, a))

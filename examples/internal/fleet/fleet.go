@@ -13,9 +13,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
 )
 
 // NewStack creates a destination stack whose availability zones are
@@ -66,21 +66,14 @@ func New(scope constructs.Construct, ami encryptedami.CrossAccountEncryptedAmi, 
 // suppressExampleFindings records, next to the example's VPC and Auto
 // Scaling group, why cdk-nag's findings on them are accepted here.
 func suppressExampleFindings(vpc awsec2.Vpc, asg awsautoscaling.AutoScalingGroup) {
-	cdknag.NagSuppressions_AddResourceSuppressions(vpc, &[]*cdknag.NagPackSuppression{{
-		Id: jsii.String("AwsSolutions-VPC7"),
-		Reason: jsii.String("The example's VPC only hosts the demonstration Auto Scaling group (public subnets, no NAT, no inbound rule); " +
-			"flow logs would add a log group, an IAM role and ingestion cost to every trial deploy. Production VPCs should enable them (vpc.AddFlowLog)."),
-	}}, nil)
-	cdknag.NagSuppressions_AddResourceSuppressions(asg, &[]*cdknag.NagPackSuppression{
-		{
-			Id: jsii.String("AwsSolutions-EC26"),
-			Reason: jsii.String("The launch template from CrossAccountEncryptedAmi.NewLaunchTemplate maps the root volume with Encrypted: true and " +
-				"KmsKeyId: the source key, through a property override that this rule does not read (test/nag_test.go TestNag checks the mapping)."),
-		},
-		{
-			Id: jsii.String("AwsSolutions-AS3"),
-			Reason: jsii.String("The example's group has no operator to notify; its scaling events stay in the group's activity history. " +
-				"Production groups should send notifications to their team's SNS topic."),
-		},
-	}, jsii.Bool(true))
+	nagsuppress.Add(vpc.Node().DefaultChild().(awscdk.CfnResource), "AwsSolutions-VPC7",
+		"The example's VPC only hosts the demonstration Auto Scaling group (public subnets, no NAT, no inbound rule); "+
+			"flow logs would add a log group, an IAM role and ingestion cost to every trial deploy. Production VPCs should enable them (vpc.AddFlowLog).")
+	group := asg.Node().DefaultChild().(awscdk.CfnResource)
+	nagsuppress.Add(group, "AwsSolutions-EC26",
+		"The launch template from CrossAccountEncryptedAmi.NewLaunchTemplate maps the root volume with Encrypted: true and "+
+			"KmsKeyId: the source key, through a property override that this rule does not read (test/nag_test.go TestNag checks the mapping).")
+	nagsuppress.Add(group, "AwsSolutions-AS3",
+		"The example's group has no operator to notify; its scaling events stay in the group's activity history. "+
+			"Production groups should send notifications to their team's SNS topic.")
 }
