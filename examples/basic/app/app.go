@@ -5,9 +5,6 @@
 package app
 
 import (
-	"fmt"
-	"strconv"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/examples/internal/fleet"
+	"github.com/crossaccountami/crossaccountami/examples/internal/run"
 )
 
 // Config is what the example can be told through cdk context.
@@ -26,36 +24,12 @@ type Config struct {
 
 // ConfigFromContext reads the example's cdk context, with defaults.
 func ConfigFromContext(scope constructs.Construct) Config {
-	ctx := func(key, def string) string {
-		switch v := scope.Node().TryGetContext(jsii.String(key)).(type) {
-		case string:
-			if v != "" {
-				return v
-			}
-		case float64:
-			return strconv.FormatFloat(v, 'f', -1, 64)
-		}
-		return def
-	}
-	n, err := strconv.Atoi(ctx("destinations", "1"))
-	if err != nil || n < 1 {
-		panic(fmt.Errorf("context destinations: expected a positive integer, got %q", ctx("destinations", "1")))
-	}
-	first := ctx("destinationAccount", "222222222222")
-	base, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || len(first) != 12 {
-		panic(fmt.Errorf("context destinationAccount: expected a 12-digit account id, got %q", first))
-	}
-	accounts := make([]string, n)
-	for i := range accounts {
-		accounts[i] = fmt.Sprintf("%012d", base+int64(i))
-	}
 	return Config{
-		Region:              ctx("region", "us-east-1"),
-		SourceAccount:       ctx("sourceAccount", "111111111111"),
-		ImageId:             ctx("imageId", "ami-0123456789abcdef0"),
-		DestinationAccounts: accounts,
-		OrganizationId:      ctx("organizationId", ""),
+		Region:              run.Context(scope, "region", "us-east-1"),
+		SourceAccount:       run.Context(scope, "sourceAccount", "111111111111"),
+		ImageId:             run.Context(scope, "imageId", "ami-0123456789abcdef0"),
+		DestinationAccounts: run.DestinationAccounts(scope),
+		OrganizationId:      run.Context(scope, "organizationId", ""),
 	}
 }
 

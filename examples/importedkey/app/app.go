@@ -18,6 +18,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/amisharing"
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/examples/internal/fleet"
+	"github.com/crossaccountami/crossaccountami/examples/internal/run"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 )
 
@@ -35,37 +36,14 @@ type Config struct {
 
 // ConfigFromContext reads the example's cdk context, with defaults.
 func ConfigFromContext(scope constructs.Construct) Config {
-	ctx := func(key, def string) string {
-		switch v := scope.Node().TryGetContext(jsii.String(key)).(type) {
-		case string:
-			if v != "" {
-				return v
-			}
-		case float64:
-			return strconv.FormatFloat(v, 'f', -1, 64)
-		case bool:
-			return strconv.FormatBool(v)
-		}
-		return def
-	}
+	ctx := func(key, def string) string { return run.Context(scope, key, def) }
 	cfg := Config{KeyArn: ctx("keyArn", DefaultKeyArn), ImageId: ctx("imageId", "ami-0123456789abcdef0")}
 	arn, err := awsid.ParseKeyARN(cfg.KeyArn)
 	if err != nil {
 		panic(fmt.Errorf("context keyArn: %v", err))
 	}
 	cfg.SourceAccount, cfg.Region = arn.Account, arn.Region
-	n, err := strconv.Atoi(ctx("destinations", "1"))
-	if err != nil || n < 1 {
-		panic(fmt.Errorf("context destinations: expected a positive integer, got %q", ctx("destinations", "1")))
-	}
-	first := ctx("destinationAccount", "222222222222")
-	base, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || len(first) != 12 {
-		panic(fmt.Errorf("context destinationAccount: expected a 12-digit account id, got %q", first))
-	}
-	for i := 0; i < n; i++ {
-		cfg.DestinationAccounts = append(cfg.DestinationAccounts, fmt.Sprintf("%012d", base+int64(i)))
-	}
+	cfg.DestinationAccounts = run.DestinationAccounts(scope)
 	if cfg.ShareSnapshots, err = strconv.ParseBool(ctx("shareSnapshots", "false")); err != nil {
 		panic(fmt.Errorf("context shareSnapshots: expected true or false, got %q", ctx("shareSnapshots", "")))
 	}

@@ -6,9 +6,6 @@
 package app
 
 import (
-	"fmt"
-	"strconv"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/pipelines"
@@ -18,20 +15,11 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/examples/internal/fleet"
+	"github.com/crossaccountami/crossaccountami/examples/internal/run"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 )
 
-func context(scope constructs.Construct, key, def string) string {
-	switch v := scope.Node().TryGetContext(jsii.String(key)).(type) {
-	case string:
-		if v != "" {
-			return v
-		}
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	}
-	return def
-}
+func context(scope constructs.Construct, key, def string) string { return run.Context(scope, key, def) }
 
 // New adds the pipeline stack and its stages to app. aspects are added to
 // the app and to every stage before it is synthesized: CDK does not carry an
@@ -48,14 +36,7 @@ func New(app awscdk.App, aspects ...awscdk.IAspect) {
 	env := func(account string) *awscdk.Environment {
 		return &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}
 	}
-	n, err := strconv.Atoi(context(app, "destinations", "1"))
-	if err != nil || n < 1 {
-		panic(fmt.Errorf("context destinations: expected a positive integer, got %q", context(app, "destinations", "1")))
-	}
-	first, err := strconv.ParseInt(context(app, "destinationAccount", "222222222222"), 10, 64)
-	if err != nil {
-		panic(fmt.Errorf("context destinationAccount: expected a 12-digit account id: %v", err))
-	}
+	accounts := run.DestinationAccounts(app)
 
 	pipelineStack := awscdk.NewStack(app, jsii.String("AmiPipeline"), &awscdk.StackProps{
 		Env:         env(context(app, "toolsAccount", "000000000000")),
@@ -88,9 +69,8 @@ func New(app awscdk.App, aspects ...awscdk.IAspect) {
 		EnableKeyRotation: jsii.Bool(true),
 	})
 
-	destinations := make([]awscdk.Stage, n)
-	for i := range destinations {
-		account := fmt.Sprintf("%012d", first+int64(i))
+	destinations := make([]awscdk.Stage, len(accounts))
+	for i, account := range accounts {
 		destinations[i] = awscdk.NewStage(app, jsii.String("Destination-"+account), &awscdk.StageProps{Env: env(account)})
 		addAspects(destinations[i])
 		newDestinationStack(destinations[i], key, region, context(app, "imageId", "ami-0123456789abcdef0"))
