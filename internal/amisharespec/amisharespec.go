@@ -6,13 +6,10 @@
 package amisharespec
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
@@ -130,14 +127,7 @@ func Decode(raw map[string]interface{}) (Properties, error) {
 	p.AccountIds = r.List(PropAccountIds)
 	p.OrganizationArns = r.List(PropOrganizationArns)
 	p.OrganizationalUnitArns = r.List(PropOrganizationalUnitArns)
-	if v, ok := raw[PropShareSnapshots]; ok && v != nil {
-		s, _ := v.(string)
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			r.Failf("%s: expected true or false, got %s", PropShareSnapshots, cfnprops.Show(v))
-		}
-		p.ShareSnapshots = b
-	}
+	p.ShareSnapshots = r.Bool(PropShareSnapshots)
 	if err := r.Err(); err != nil {
 		return Properties{}, err
 	}
@@ -156,18 +146,15 @@ type PhysicalID struct {
 
 // NewPhysicalID derives the physical id of a resource.
 func NewPhysicalID(imageID, stackID, logicalID string) PhysicalID {
-	sum := sha256.Sum256([]byte(stackID + "\x00" + logicalID))
-	return PhysicalID{ImageId: imageID, Hash: hex.EncodeToString(sum[:])[:16]}
+	return PhysicalID{ImageId: imageID, Hash: cfnprops.ResourceHash(stackID, logicalID)}
 }
 
 func (id PhysicalID) String() string { return id.ImageId + "/" + id.Hash }
 
-var hashRe = regexp.MustCompile(`^[0-9a-f]{16}$`)
-
 // ParsePhysicalID reads an id written by String; ok is false for anything else.
 func ParsePhysicalID(s string) (PhysicalID, bool) {
 	img, hash, ok := strings.Cut(s, "/")
-	if !ok || awsid.ValidateImageID(img) != nil || !hashRe.MatchString(hash) {
+	if !ok || awsid.ValidateImageID(img) != nil || !cfnprops.IsResourceHash(hash) {
 		return PhysicalID{}, false
 	}
 	return PhysicalID{ImageId: img, Hash: hash}, true

@@ -6,9 +6,13 @@
 package cfnprops
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 )
 
 // Reader reads properties from raw and collects what is wrong with them.
@@ -41,6 +45,21 @@ func (r *Reader) String(key string) string {
 		r.Failf("%s: expected a string, got %s", key, Show(v))
 	}
 	return s
+}
+
+// Bool is the boolean property key (CloudFormation sends "true" or
+// "false"), or false when it is absent, null or "".
+func (r *Reader) Bool(key string) bool {
+	v, ok := r.raw[key]
+	if !ok || v == nil || v == "" {
+		return false
+	}
+	s, _ := v.(string)
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		r.Failf("%s: expected true or false, got %s", key, Show(v))
+	}
+	return b
 }
 
 // List is the list-of-strings property key, or nil when it is absent or
@@ -100,3 +119,16 @@ func Show(v interface{}) string {
 	}
 	return string(b)
 }
+
+// ResourceHash is 16 hex digits that stand for one resource of one stack
+// instance (its stack id, which ends in a UUID, and its logical id): the
+// stable part of a physical id that must differ between stacks.
+func ResourceHash(stackID, logicalID string) string {
+	sum := sha256.Sum256([]byte(stackID + "\x00" + logicalID))
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+var resourceHashRe = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// IsResourceHash reports whether s has the shape ResourceHash gives.
+func IsResourceHash(s string) bool { return resourceHashRe.MatchString(s) }

@@ -65,3 +65,30 @@ func TestReaderJoinsEveryProblem(t *testing.T) {
 		t.Errorf("Err() = %v, want %q", err, want)
 	}
 }
+
+func TestBool(t *testing.T) {
+	raw := map[string]interface{}{"T": "true", "F": "false", "E": "", "Bad": "yes", "Num": 1.0}
+	r := cfnprops.NewReader(raw)
+	if !r.Bool("T") || r.Bool("F") || r.Bool("E") || r.Bool("Absent") {
+		t.Error("true/false/empty/absent read wrong")
+	}
+	if r.Err() != nil {
+		t.Fatalf("unexpected error: %v", r.Err())
+	}
+	r.Bool("Bad")
+	r.Bool("Num")
+	err := r.Err()
+	if err == nil || !strings.Contains(err.Error(), `Bad: expected true or false, got "yes"`) || !strings.Contains(err.Error(), "Num: expected true or false, got 1") {
+		t.Errorf("error = %v", err)
+	}
+}
+
+func TestResourceHash(t *testing.T) {
+	a := cfnprops.ResourceHash("arn:aws:cloudformation:us-east-1:1:stack/s/u1", "L")
+	if a != cfnprops.ResourceHash("arn:aws:cloudformation:us-east-1:1:stack/s/u1", "L") || !cfnprops.IsResourceHash(a) {
+		t.Errorf("%q: not stable or not a resource hash", a)
+	}
+	if a == cfnprops.ResourceHash("arn:aws:cloudformation:us-east-1:1:stack/s/u2", "L") || cfnprops.IsResourceHash("xyz") {
+		t.Error("two stack instances share a hash, or a non-hash passes")
+	}
+}

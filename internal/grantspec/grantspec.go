@@ -10,7 +10,6 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
@@ -189,13 +188,7 @@ func Decode(raw map[string]interface{}) (Properties, error) {
 	p.RetiringPrincipal = r.String(PropRetiringPrincipal)
 	p.Name = r.String(PropName)
 	p.VerifyToken = r.String(PropVerifyToken)
-	if s := r.String(PropRetireOnDelete); s != "" {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			r.Failf("%s: expected true or false, got %q", PropRetireOnDelete, s)
-		}
-		p.RetireOnDelete = b
-	}
+	p.RetireOnDelete = r.Bool(PropRetireOnDelete)
 	p.Operations = r.List(PropOperations)
 	p.EncryptionContextEquals = r.Map(PropEncryptionContextEquals)
 	p.EncryptionContextSubset = r.Map(PropEncryptionContextSubset)

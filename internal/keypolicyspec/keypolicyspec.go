@@ -11,15 +11,13 @@ package keypolicyspec
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/cfnprops"
 )
 
 // ResourceType is the CloudFormation type of the resource.
@@ -182,13 +180,10 @@ type PhysicalID struct {
 // NewPhysicalID derives the physical id of a resource from its key, stack
 // and logical id.
 func NewPhysicalID(keyArn, stackID, logicalID string) PhysicalID {
-	sum := sha256.Sum256([]byte(stackID + "\x00" + logicalID))
-	return PhysicalID{KeyArn: keyArn, Hash: hex.EncodeToString(sum[:])[:16]}
+	return PhysicalID{KeyArn: keyArn, Hash: cfnprops.ResourceHash(stackID, logicalID)}
 }
 
 func (id PhysicalID) String() string { return id.KeyArn + "/" + id.Hash }
-
-var hashRe = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // ParsePhysicalID reads an id written by String. ok is false for anything
 // else, such as the request id CloudFormation keeps after a failed Create.
@@ -198,7 +193,7 @@ func ParsePhysicalID(s string) (id PhysicalID, ok bool) {
 		return PhysicalID{}, false
 	}
 	key, hash := s[:i], s[i+1:]
-	if _, err := awsid.ParseKeyARN(key); err != nil || !hashRe.MatchString(hash) {
+	if _, err := awsid.ParseKeyARN(key); err != nil || !cfnprops.IsResourceHash(hash) {
 		return PhysicalID{}, false
 	}
 	return PhysicalID{KeyArn: key, Hash: hash}, true
