@@ -29,6 +29,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
@@ -168,8 +169,8 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	a := &crossAccountEncryptedAmi{Construct: c, props: props, region: env.Region, slrArn: dest.SLRArn(), statements: statements}
 
 	createSLR := props.CreateServiceLinkedRole == nil || *props.CreateServiceLinkedRole
-	gk := grantKey{stack: env.Stack, key: props.Key, slrArn: a.slrArn, createSLR: createSLR}
-	if first := sharedGrantOf(gk, a); first != a {
+	gk := grantKey{key: props.Key, slrArn: a.slrArn, createSLR: createSLR}
+	if first := sharedGrantOf(env.Stack, gk, a); first != a {
 		// Another AMI of the same key for the same role in this stack: one
 		// grant serves both.
 		a.grant, a.owner = first.grant, first.owner
@@ -190,25 +191,20 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	return a
 }
 
-// grantKey identifies the grant a construct needs: one key, one
-// service-linked role, in one stack.
+// grantKey identifies the grant a construct needs within its stack: one
+// key, one service-linked role.
 type grantKey struct {
-	stack     awscdk.Stack
 	key       awskms.IKey
 	slrArn    string
 	createSLR bool
 }
 
-var (
-	grantsMu sync.Mutex
-	grants   = map[grantKey]*crossAccountEncryptedAmi{}
-)
-
-// sharedGrantOf returns the first construct registered for k, registering a
-// if there is none.
-func sharedGrantOf(k grantKey, a *crossAccountEncryptedAmi) *crossAccountEncryptedAmi {
-	grantsMu.Lock()
-	defer grantsMu.Unlock()
+// sharedGrantOf returns the first construct of stack registered for k,
+// registering a if there is none.
+func sharedGrantOf(stack awscdk.Stack, k grantKey, a *crossAccountEncryptedAmi) *crossAccountEncryptedAmi {
+	grants := registry.Get(stack, "shared-grants", func(awscdk.Stack) map[grantKey]*crossAccountEncryptedAmi {
+		return map[grantKey]*crossAccountEncryptedAmi{}
+	})
 	if first := grants[k]; first != nil {
 		return first
 	}
