@@ -1,7 +1,7 @@
 package amisharing_test
 
 import (
-	"fmt"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"strings"
 	"testing"
 
@@ -16,16 +16,6 @@ const (
 	orgArn = "arn:aws:organizations::111111111111:organization/o-abcdefghij"
 	ouArn  = "arn:aws:organizations::111111111111:ou/o-abcdefghij/ou-ab12-cdefghij"
 )
-
-func catch(f func()) (msg string) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg = fmt.Sprint(r)
-		}
-	}()
-	f()
-	return ""
-}
 
 func sourceStack() awscdk.Stack {
 	app := awscdk.NewApp(nil)
@@ -80,7 +70,7 @@ func TestBadProps(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := sourceStack()
-			msg := catch(func() { amisharing.NewAmiSharing(s, jsii.String("Sharing"), tc.props) })
+			msg := constructtest.Catch(func() { amisharing.NewAmiSharing(s, jsii.String("Sharing"), tc.props) })
 			for _, w := range append(tc.want, "amisharing.NewAmiSharing Source/Sharing: ") {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error %q does not contain %q", msg, w)

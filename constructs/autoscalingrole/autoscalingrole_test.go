@@ -2,6 +2,7 @@ package autoscalingrole_test
 
 import (
 	"fmt"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"strings"
 	"testing"
 
@@ -11,23 +12,6 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
 )
-
-func catch(f func()) (msg string) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg = fmt.Sprint(r)
-		}
-	}()
-	f()
-	return ""
-}
-
-func newStack() awscdk.Stack {
-	app := awscdk.NewApp(nil)
-	return awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{
-		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
-	})
-}
 
 // TestBadSuffix: a suffix IAM would reject fails at synth, naming the
 // construct path, the prop and the value; nothing is added to the tree.
@@ -40,8 +24,8 @@ func TestBadSuffix(t *testing.T) {
 		{"asterisk", "a*"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stack := newStack()
-			msg := catch(func() {
+			stack := constructtest.NewStack()
+			msg := constructtest.Catch(func() {
 				autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("Slr"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{
 					CustomSuffix: jsii.String(tc.suffix),
 				})
@@ -63,7 +47,7 @@ func TestBadSuffix(t *testing.T) {
 // is a token is written to the template and checked by the handler when it
 // resolves (internal/granthandler TestInProcessAgainstMoto, "slr bad suffix").
 func TestSuffixTokenAndDefault(t *testing.T) {
-	stack := newStack()
+	stack := constructtest.NewStack()
 	autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("Default"), nil)
 	param := awscdk.NewCfnParameter(stack, jsii.String("Suffix"), nil)
 	autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("Custom"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{

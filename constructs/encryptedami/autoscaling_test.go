@@ -1,6 +1,7 @@
 package encryptedami_test
 
 import (
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -20,7 +21,7 @@ import (
 func TestAutoScalingGroupWithCustomSuffixRole(t *testing.T) {
 	// GIVEN a destination stack and an AMI with a custom-suffix role
 	app := awscdk.NewApp(nil)
-	dest := awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+	dest := awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
 	key := awskms.Key_FromKeyArn(dest, jsii.String("Key"), jsii.String(importedKeyArn))
 	ami := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
 		Key: key, ImageId: jsii.String("ami-0123456789abcdef0"), ServiceLinkedRoleSuffix: jsii.String("fleet"),

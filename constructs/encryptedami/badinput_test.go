@@ -1,6 +1,7 @@
 package encryptedami_test
 
 import (
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"strings"
 	"testing"
 
@@ -29,46 +30,46 @@ func TestMoreBadProps(t *testing.T) {
 		props   func(app awscdk.App, stack awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps
 		want    []string
 	}{
-		{"destination account not 12 digits", env("22222", "us-east-1"),
+		{"destination account not 12 digits", constructtest.Env("22222", "us-east-1"),
 			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID)}
 			}, []string{`"22222"`, "12 digits"}},
-		{"malformed key ARN", env("222222222222", "us-east-1"),
+		{"malformed key ARN", constructtest.Env("222222222222", "us-east-1"),
 			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, "arn:aws:kms:us-east-1:111111111111:key/xyz"), ImageId: jsii.String(imageID)}
 			}, []string{"Key:", `"arn:aws:kms:us-east-1:111111111111:key/xyz"`, "key/<key-id>"}},
-		{"key ARN without a region", env("222222222222", "us-east-1"),
+		{"key ARN without a region", constructtest.Env("222222222222", "us-east-1"),
 			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, "arn:aws:kms::111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"), ImageId: jsii.String(imageID)}
 			}, []string{"Key:", `"arn:aws:kms::111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"`, "not an AWS region"}},
-		{"key of this app in another region", env("222222222222", "us-east-1"),
+		{"key of this app in another region", constructtest.Env("222222222222", "us-east-1"),
 			func(app awscdk.App, _ awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
-				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: env("111111111111", "eu-west-1")})
+				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "eu-west-1")})
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: awskms.NewKey(src, jsii.String("Key"), nil), ImageId: jsii.String(imageID)}
 			}, []string{"Key:", `"eu-west-1"`, `"us-east-1"`, "re-encrypt"}},
-		{"image id in upper case", env("222222222222", "us-east-1"),
+		{"image id in upper case", constructtest.Env("222222222222", "us-east-1"),
 			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String("ami-0123456789ABCDEF0")}
 			}, []string{"ImageId", `"ami-0123456789ABCDEF0"`, "lowercase hex"}},
-		{"instance id instead of an image id", env("222222222222", "us-east-1"),
+		{"instance id instead of an image id", constructtest.Env("222222222222", "us-east-1"),
 			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String("i-0123456789abcdef0")}
 			}, []string{"ImageId", `"i-0123456789abcdef0"`, "ami- followed by"}},
-		{"image id of 9 hex digits", env("222222222222", "us-east-1"),
+		{"image id of 9 hex digits", constructtest.Env("222222222222", "us-east-1"),
 			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String("ami-012345678")}
 			}, []string{"ImageId", `"ami-012345678"`, "8 or 17"}},
-		{"empty service-linked role suffix", env("222222222222", "us-east-1"),
+		{"empty service-linked role suffix", constructtest.Env("222222222222", "us-east-1"),
 			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
 					ServiceLinkedRoleSuffix: jsii.String("")}
 			}, []string{"ServiceLinkedRoleSuffix", `""`, "1 to 35"}},
-		{"service-linked role suffix IAM rejects", env("222222222222", "us-east-1"),
+		{"service-linked role suffix IAM rejects", constructtest.Env("222222222222", "us-east-1"),
 			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
 					ServiceLinkedRoleSuffix: jsii.String("team/a")}
 			}, []string{"ServiceLinkedRoleSuffix", `"team/a"`, "1 to 35"}},
-		{"service-linked role suffix as a token", env("222222222222", "us-east-1"),
+		{"service-linked role suffix as a token", constructtest.Env("222222222222", "us-east-1"),
 			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				p := awscdk.NewCfnParameter(s, jsii.String("Suffix"), nil)
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
@@ -79,7 +80,7 @@ func TestMoreBadProps(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			app := awscdk.NewApp(nil)
 			stack := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: tc.destEnv})
-			msg := catch(func() {
+			msg := constructtest.Catch(func() {
 				encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), tc.props(app, stack))
 			})
 			t.Log(msg)
@@ -102,11 +103,11 @@ func TestMoreBadProps(t *testing.T) {
 // different statements under one Sid on one key fail clearly.
 func TestConflictingStylesForOneDestination(t *testing.T) {
 	app := awscdk.NewApp(nil)
-	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 	key := awskms.NewKey(source, jsii.String("Key"), nil)
-	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
 	encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("A"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
-	msg := catch(func() {
+	msg := constructtest.Catch(func() {
 		encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("B"), &encryptedami.CrossAccountEncryptedAmiProps{
 			Key: key, ImageId: jsii.String(imageID), KeyPolicyStyle: encryptedami.KeyPolicyStyle_SEED_ARTICLE,
 		})
@@ -122,13 +123,13 @@ func TestConflictingStylesForOneDestination(t *testing.T) {
 func TestMethodBadInput(t *testing.T) {
 	newAmi := func() (awscdk.App, awscdk.Stack, encryptedami.CrossAccountEncryptedAmi) {
 		app := awscdk.NewApp(nil)
-		dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+		dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
 		key := awskms.Key_FromKeyArn(dest, jsii.String("K"), jsii.String(importedKeyArn))
 		return app, dest, encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
 	}
 	t.Run("launch template with its own machine image", func(t *testing.T) {
 		_, dest, ami := newAmi()
-		msg := catch(func() {
+		msg := constructtest.Catch(func() {
 			ami.NewLaunchTemplate(dest, jsii.String("Lt"), &awsec2.LaunchTemplateProps{MachineImage: awsec2.MachineImage_LatestAmazonLinux2023(nil)})
 		})
 		for _, w := range []string{"D/Lt", "MachineImage", "must be unset", imageID} {
@@ -139,13 +140,13 @@ func TestMethodBadInput(t *testing.T) {
 	})
 	t.Run("Auto Scaling group in another region", func(t *testing.T) {
 		app, _, ami := newAmi()
-		other := awscdk.NewStack(app, jsii.String("Other"), &awscdk.StackProps{Env: env("222222222222", "eu-west-1")})
+		other := awscdk.NewStack(app, jsii.String("Other"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "eu-west-1")})
 		vpc := awsec2.NewVpc(other, jsii.String("Vpc"), &awsec2.VpcProps{AvailabilityZones: jsii.Strings("eu-west-1a"), NatGateways: jsii.Number(0),
 			SubnetConfiguration: &[]*awsec2.SubnetConfiguration{{Name: jsii.String("P"), SubnetType: awsec2.SubnetType_PUBLIC}}})
 		asg := awsautoscaling.NewAutoScalingGroup(other, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
 			Vpc: vpc, InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro")), MachineImage: awsec2.MachineImage_LatestAmazonLinux2023(nil),
 		})
-		msg := catch(func() { ami.ConfigureAutoScalingGroup(asg) })
+		msg := constructtest.Catch(func() { ami.ConfigureAutoScalingGroup(asg) })
 		for _, w := range []string{"D/Ami", "Other/Asg", `"eu-west-1"`, `"us-east-1"`} {
 			if !strings.Contains(msg, w) {
 				t.Errorf("error %q does not contain %q", msg, w)
@@ -158,10 +159,10 @@ func TestMethodBadInput(t *testing.T) {
 // checks it when the launch template is created.
 func TestImageIdToken(t *testing.T) {
 	app := awscdk.NewApp(nil)
-	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
 	param := awscdk.NewCfnParameter(dest, jsii.String("ImageId"), nil)
 	key := awskms.Key_FromKeyArn(dest, jsii.String("K"), jsii.String(importedKeyArn))
-	if msg := catch(func() {
+	if msg := constructtest.Catch(func() {
 		encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: param.ValueAsString()})
 	}); msg != "" {
 		t.Fatal(msg)
@@ -177,11 +178,11 @@ func TestSameAccount(t *testing.T) {
 		name := map[bool]string{false: "two stacks", true: "one stack"}[sameStack]
 		t.Run(name, func(t *testing.T) {
 			app := awscdk.NewApp(nil)
-			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 			key := awskms.NewKey(source, jsii.String("Key"), nil)
 			dest := source
 			if !sameStack {
-				dest = awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+				dest = awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 			}
 			encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
 			src := assertions.Template_FromStack(source, nil)
@@ -207,9 +208,9 @@ func TestSameAccount(t *testing.T) {
 // (each stack's handler creates and revokes only its own).
 func TestSameKeySameDestinationSharesOneGrant(t *testing.T) {
 	app := awscdk.NewApp(nil)
-	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 	key := awskms.NewKey(source, jsii.String("Key"), nil)
-	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
 	a := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("A"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
 	b := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("B"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String("ami-0123456789abcdef1")})
 

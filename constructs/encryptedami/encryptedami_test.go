@@ -1,7 +1,7 @@
 package encryptedami_test
 
 import (
-	"fmt"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"strings"
 	"testing"
 
@@ -15,25 +15,10 @@ import (
 
 const importedKeyArn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
-func env(account, region string) *awscdk.Environment {
-	return &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}
-}
-
-// catch runs f and returns the message of the panic it raised, or "" if none.
-func catch(f func()) (msg string) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg = fmt.Sprint(r)
-		}
-	}()
-	f()
-	return ""
-}
-
 func TestImportedKeyWarnsAndReturnsStatements(t *testing.T) {
 	// GIVEN a destination stack and a key imported by ARN
 	app := awscdk.NewApp(nil)
-	dest := awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{Env: env("222222222222", "us-east-1")})
+	dest := awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
 	key := awskms.Key_FromKeyArn(dest, jsii.String("Key"), jsii.String(importedKeyArn))
 
 	// WHEN the construct uses it
@@ -72,41 +57,41 @@ func TestBadProps(t *testing.T) {
 		props   func(stack awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps
 		want    []string // substrings of the error
 	}{
-		{"nil props", env("222222222222", "us-east-1"),
+		{"nil props", constructtest.Env("222222222222", "us-east-1"),
 			func(awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps { return nil },
 			[]string{"props: required, got nil"}},
-		{"nil key", env("222222222222", "us-east-1"),
+		{"nil key", constructtest.Env("222222222222", "us-east-1"),
 			func(awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{ImageId: jsii.String("ami-0123456789abcdef0")}
 			}, []string{"Key: required, got nil"}},
-		{"nil image", env("222222222222", "us-east-1"),
+		{"nil image", constructtest.Env("222222222222", "us-east-1"),
 			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s)}
 			}, []string{"ImageId: required, got nil"}},
-		{"image id shape", env("222222222222", "us-east-1"),
+		{"image id shape", constructtest.Env("222222222222", "us-east-1"),
 			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("ami-XYZ")}
 			}, []string{"ImageId", `"ami-XYZ"`, "8 or 17"}},
-		{"empty image id", env("222222222222", "us-east-1"),
+		{"empty image id", constructtest.Env("222222222222", "us-east-1"),
 			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("")}
 			}, []string{"ImageId", `""`}},
-		{"alias arn", env("222222222222", "us-east-1"),
+		{"alias arn", constructtest.Env("222222222222", "us-east-1"),
 			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{
 					Key:     awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String("arn:aws:kms:us-east-1:111111111111:alias/ami")),
 					ImageId: jsii.String("ami-0123456789abcdef0")}
 			}, []string{"Key:", "alias ARN", "arn:aws:kms:us-east-1:111111111111:alias/ami"}},
-		{"region mismatch", env("222222222222", "eu-west-1"),
+		{"region mismatch", constructtest.Env("222222222222", "eu-west-1"),
 			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("ami-0123456789abcdef0")}
 			}, []string{"Key:", `"us-east-1"`, `"eu-west-1"`}},
-		{"bad slr suffix", env("222222222222", "us-east-1"),
+		{"bad slr suffix", constructtest.Env("222222222222", "us-east-1"),
 			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("ami-0123456789abcdef0"),
 					ServiceLinkedRoleSuffix: jsii.String("bad suffix!")}
 			}, []string{"ServiceLinkedRoleSuffix", `"bad suffix!"`}},
-		{"unknown policy style", env("222222222222", "us-east-1"),
+		{"unknown policy style", constructtest.Env("222222222222", "us-east-1"),
 			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("ami-0123456789abcdef0"),
 					KeyPolicyStyle: "LOOSE"}
@@ -120,7 +105,7 @@ func TestBadProps(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			app := awscdk.NewApp(nil)
 			stack := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: tc.destEnv})
-			msg := catch(func() {
+			msg := constructtest.Catch(func() {
 				encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), tc.props(stack))
 			})
 			if msg == "" {

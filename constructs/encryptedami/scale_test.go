@@ -2,6 +2,7 @@ package encryptedami_test
 
 import (
 	"fmt"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,8 +21,8 @@ import (
 func addDestinations(app awscdk.App, key awskms.IKey, n int, style encryptedami.KeyPolicyStyle) (added int, errMsg string) {
 	for i := 0; i < n; i++ {
 		account := fmt.Sprintf("%012d", 222222222222+i)
-		stack := awscdk.NewStack(app, jsii.String("Dest-"+account), &awscdk.StackProps{Env: env(account, "us-east-1")})
-		if msg := catch(func() {
+		stack := awscdk.NewStack(app, jsii.String("Dest-"+account), &awscdk.StackProps{Env: constructtest.Env(account, "us-east-1")})
+		if msg := constructtest.Catch(func() {
 			encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{
 				Key: key, ImageId: jsii.String("ami-0123456789abcdef0"), KeyPolicyStyle: style,
 			})
@@ -39,7 +40,7 @@ func TestKeyPolicySizeLimit(t *testing.T) {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			// GIVEN one source key
 			app := awscdk.NewApp(nil)
-			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 			key := awskms.NewKey(source, jsii.String("Key"), nil)
 			// WHEN n destinations use it
 			added, msg := addDestinations(app, key, n, "")
@@ -70,7 +71,7 @@ func TestKeyPolicySizeLimit(t *testing.T) {
 func TestOrganizationModeConstantSize(t *testing.T) {
 	// GIVEN a source key with organization access for two OUs
 	app := awscdk.NewApp(nil)
-	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 	key := awskms.NewKey(source, jsii.String("Key"), nil)
 	org := encryptedami.NewOrganizationKeyAccess(source, jsii.String("Org"), &encryptedami.OrganizationKeyAccessProps{
 		Key:                     key,
@@ -123,9 +124,9 @@ func TestOrganizationBadProps(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			app := awscdk.NewApp(nil)
-			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: env("111111111111", "us-east-1")})
+			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 			tc.props.Key = awskms.NewKey(source, jsii.String("Key"), nil)
-			msg := catch(func() { encryptedami.NewOrganizationKeyAccess(source, jsii.String("Org"), &tc.props) })
+			msg := constructtest.Catch(func() { encryptedami.NewOrganizationKeyAccess(source, jsii.String("Org"), &tc.props) })
 			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "Source/Org") {
 				t.Errorf("error %q does not name the path and the value %s", msg, tc.want)
 			}

@@ -1,7 +1,7 @@
 package keypolicy_test
 
 import (
-	"fmt"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"strings"
 	"testing"
 
@@ -20,16 +20,6 @@ const keyArn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1
 
 func env(account string) *awscdk.Environment {
 	return &awscdk.Environment{Account: jsii.String(account), Region: jsii.String("us-east-1")}
-}
-
-func catch(f func()) (msg string) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg = fmt.Sprint(r)
-		}
-	}()
-	f()
-	return ""
 }
 
 func TestManagedStatementsInTheSourceStack(t *testing.T) {
@@ -124,7 +114,7 @@ func TestEncryptedAmiManageKeyPolicy(t *testing.T) {
 		t.Errorf("destination dependencies: %v", deps)
 	}
 	// AND a second call is refused
-	if msg := catch(func() { ami.ManageKeyPolicy(source) }); !strings.Contains(msg, "already managed") || !strings.Contains(msg, "Dest/SharedAmi") {
+	if msg := constructtest.Catch(func() { ami.ManageKeyPolicy(source) }); !strings.Contains(msg, "already managed") || !strings.Contains(msg, "Dest/SharedAmi") {
 		t.Errorf("second call: %q", msg)
 	}
 }
@@ -160,7 +150,7 @@ func TestBadProps(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			app := awscdk.NewApp(nil)
 			s := awscdk.NewStack(app, jsii.String("S"), &awscdk.StackProps{Env: env(tc.account)})
-			msg := catch(func() { keypolicy.NewManagedStatements(s, jsii.String("M"), tc.props(s)) })
+			msg := constructtest.Catch(func() { keypolicy.NewManagedStatements(s, jsii.String("M"), tc.props(s)) })
 			for _, w := range append(tc.want, "keypolicy.NewManagedStatements S/M: ") {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error %q does not contain %q", msg, w)

@@ -1,7 +1,7 @@
 package kmsgrant_test
 
 import (
-	"fmt"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"strings"
 	"testing"
 
@@ -18,24 +18,6 @@ const (
 	keyArn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	slrArn = "arn:aws:iam::222222222222:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 )
-
-// catch runs f and returns the message of the panic it raised, or "" if none.
-func catch(f func()) (msg string) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg = fmt.Sprint(r)
-		}
-	}()
-	f()
-	return ""
-}
-
-func newStack() awscdk.Stack {
-	app := awscdk.NewApp(nil)
-	return awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{
-		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
-	})
-}
 
 // TestBadProps tries the bad values of every prop. Each must fail at
 // construction with an error that names the construct path, the prop and the
@@ -115,8 +97,8 @@ func TestBadProps(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stack := newStack()
-			msg := catch(func() { kmsgrant.NewKmsGrant(stack, jsii.String("Grant"), tc.props(stack)) })
+			stack := constructtest.NewStack()
+			msg := constructtest.Catch(func() { kmsgrant.NewKmsGrant(stack, jsii.String("Grant"), tc.props(stack)) })
 			if msg == "" {
 				t.Fatal("no error")
 			}
@@ -155,7 +137,7 @@ func TestTokensAreCheckedAtDeploy(t *testing.T) {
 	role := awsiam.NewRole(dest, jsii.String("Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewAccountRootPrincipal()})
 
 	// WHEN a grant names both, and a retiring principal
-	msg := catch(func() {
+	msg := constructtest.Catch(func() {
 		kmsgrant.NewKmsGrant(dest, jsii.String("Grant"), &kmsgrant.KmsGrantProps{
 			Key: k, Grantee: role, RetiringPrincipal: role, RetireOnDelete: jsii.Bool(true),
 			Operations: jsii.Strings("Decrypt"),
@@ -179,7 +161,7 @@ func TestTokensAreCheckedAtDeploy(t *testing.T) {
 // it, so that removing one grant cannot take its permissions away before
 // its Delete runs.
 func TestEachGrantHasItsOwnHandlerPolicy(t *testing.T) {
-	stack := newStack()
+	stack := constructtest.NewStack()
 	k := awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(keyArn))
 	for _, id := range []string{"A", "B"} {
 		kmsgrant.NewKmsGrant(stack, jsii.String(id), &kmsgrant.KmsGrantProps{
