@@ -1,7 +1,6 @@
 package amisharing_test
 
 import (
-	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"strings"
 	"testing"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/amisharing"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 )
 
 const (

@@ -2,7 +2,6 @@ package autoscalingrole_test
 
 import (
 	"fmt"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"strings"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 )
 
 // TestBadSuffix: a suffix IAM would reject fails at synth, naming the

@@ -1,7 +1,6 @@
 package encryptedami_test
 
 import (
-	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -12,6 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 )
 
 // With a custom-suffix service-linked role, the Auto Scaling group launches

@@ -1,7 +1,6 @@
 package encryptedami_test
 
 import (
-	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"strings"
 	"testing"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 )
 
 const imageID = "ami-0123456789abcdef0"

@@ -2,7 +2,6 @@ package encryptedami_test
 
 import (
 	"fmt"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 )
 
 // addDestinations adds n destination stacks (accounts 222222222222, +1, ...)

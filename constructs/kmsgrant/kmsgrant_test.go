@@ -1,7 +1,6 @@
 package kmsgrant_test
 
 import (
-	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"strings"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
 )
 
