@@ -1,9 +1,20 @@
 // Package kmsgrant provides KmsGrant, the AWS::KMS::Grant that CloudFormation
 // lacks: a custom resource that creates a KMS grant, keeps it right on
-// update, and revokes it on delete.
+// update, and removes it on delete.
 //
-// One Lambda function per stack serves every grant of that stack. Its role
-// may manage grants only on the keys that the stack's grants name.
+// One Lambda function per stack serves every grant of that stack. By
+// default each grant names that function's role as its RetiringPrincipal:
+// the handler owns the grant, retires it on delete (KMS authorizes that from
+// the grant itself, across accounts) and finds it with
+// kms:ListRetirableGrants, so the key policy needs to allow kms:CreateGrant
+// only, with conditions that pin the grantee, the operations and the
+// retiring principal. The role may create only the grants the stack defines.
+//
+// With a RetiringPrincipal of your own, the handler cannot retire the grant:
+// it revokes it on delete, and looks grants up with kms:ListGrants. The key
+// policy must then allow kms:RevokeGrant and kms:ListGrants to the handler's
+// role as well; KMS cannot narrow those by grant, so that role can revoke
+// and list every grant on the key.
 package kmsgrant
 
 import (
@@ -37,13 +48,12 @@ type KmsGrantProps struct {
 	// The operations the grant allows, e.g. "Decrypt", "CreateGrant". At
 	// least one; each must be a KMS grant operation.
 	Operations *[]*string `field:"required"`
-	// A principal that may retire the grant.
-	// Default: - none.
+	// The principal that may retire the grant. Setting it gives up the
+	// handler's ownership: the grant is then revoked on delete, which the key
+	// policy must allow (kms:RevokeGrant and kms:ListGrants for the handler
+	// role; see the package doc).
+	// Default: - the stack's grant handler role, which retires the grant on delete.
 	RetiringPrincipal awsiam.IPrincipal `field:"optional"`
-	// Retire the grant (as RetiringPrincipal) instead of revoking it on delete.
-	// Needs RetiringPrincipal to be the handler role.
-	// Default: false - the grant is revoked.
-	RetireOnDelete *bool `field:"optional"`
 	// Grant constraint: cryptographic operations are allowed only with
 	// exactly this encryption context. Not together with EncryptionContextSubset.
 	// Default: - no constraint.
@@ -59,7 +69,8 @@ type KmsGrantProps struct {
 	GrantName *string `field:"optional"`
 	// Change this value to make the next deploy check that the grant still
 	// exists and recreate it if someone revoked it. It does not define the
-	// grant: updating it alone makes one ListGrants call, no new grant.
+	// grant: updating it alone makes one ListRetirableGrants call (ListGrants
+	// with a RetiringPrincipal of your own), no new grant.
 	// Default: - not set; an update that changes nothing that defines the grant makes no KMS call.
 	VerifyToken *string `field:"optional"`
 }
@@ -98,8 +109,13 @@ func NewKmsGrant(scope constructs.Construct, id *string, props *KmsGrantProps) K
 		panic(fmt.Errorf("kmsgrant.NewKmsGrant %s/%s: %w", *scope.Node().Path(), *id, err))
 	}
 	keyArn := props.Key.KeyArn()
+	p := provider.Of(scope)
+	if spec.RetiringPrincipal == "" {
+		// Written in the template, so that the grant's owner is visible
+		// where the grant is defined.
+		spec.RetiringPrincipal = p.RoleArn
+	}
 	c := constructs.NewConstruct(scope, id)
-	p := provider.Of(c)
 	cfnProps := spec.CfnProperties()
 	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
 		ResourceType:   jsii.String(grantspec.ResourceType),
@@ -107,7 +123,7 @@ func NewKmsGrant(scope constructs.Construct, id *string, props *KmsGrantProps) K
 		ServiceTimeout: provider.ServiceTimeout(),
 		Properties:     &cfnProps,
 	})
-	p.AllowGrantsOn(c, resource, keyArn)
+	p.AllowGrant(c, resource, spec)
 	return &kmsGrant{Construct: c, resource: resource, keyArn: keyArn}
 }
 
@@ -136,7 +152,6 @@ func specFromProps(props *KmsGrantProps) (grantspec.Properties, error) {
 		Operations:              derefAll(*props.Operations),
 		EncryptionContextEquals: deref.StringMap(props.EncryptionContextEquals),
 		EncryptionContextSubset: deref.StringMap(props.EncryptionContextSubset),
-		RetireOnDelete:          props.RetireOnDelete != nil && *props.RetireOnDelete,
 	}
 	if props.RetiringPrincipal != nil {
 		if spec.RetiringPrincipal, err = PrincipalArn(props.RetiringPrincipal); err != nil {

@@ -20,8 +20,11 @@ type Style string
 const (
 	// Scoped (the default) names the destination account as principal and
 	// pins the exact roles with aws:PrincipalArn, so the policy is valid
-	// before those roles exist; CreateGrant is allowed only for the
-	// service-linked role as grantee and only with the Auto Scaling operations.
+	// before those roles exist. The grant creator gets kms:CreateGrant and
+	// nothing else: only for the service-linked role as grantee, only with
+	// the Auto Scaling operations, and only with itself as the grant's
+	// retiring principal, so it can retire its own grants (KMS authorizes
+	// that from the grant) but list or revoke no grant on the key.
 	Scoped Style = "SCOPED"
 	// SeedArticle reproduces the AWS knowledge-center article's statements:
 	// the roles themselves as principals, CreateGrant/ListGrants/RevokeGrant
@@ -40,7 +43,8 @@ type Destination struct {
 	Account   string
 	// SLRSuffix selects AWSServiceRoleForAutoScaling_<suffix>; empty for the default role.
 	SLRSuffix string
-	// GrantCreatorArn is the role that creates the grant (the handler's role).
+	// GrantCreatorArn is the role that creates the grant (the handler's
+	// role), and the grant's retiring principal.
 	GrantCreatorArn string
 }
 
@@ -122,23 +126,13 @@ func Statements(d Destination, style Style) []Statement {
 		{
 			// CreateGrant only by the grant creator, only for the
 			// service-linked role, only with the operations Auto Scaling
-			// needs. No kms:GrantIsForAWSResource: that condition forbids a
-			// grant to the service-linked role; the three conditions here
-			// replace it.
+			// needs, only with the creator as retiring principal. No
+			// kms:GrantIsForAWSResource: that condition forbids a grant to
+			// the service-linked role; the conditions here replace it.
 			Sid: attachSid, Effect: "Allow", Principal: root, Action: []string{"kms:CreateGrant"}, Resource: "*",
 			Condition: map[string]map[string]interface{}{
-				"StringEquals":              {"aws:PrincipalArn": creator, "kms:GranteePrincipal": slr},
+				"StringEquals":              {"aws:PrincipalArn": creator, "kms:GranteePrincipal": slr, "kms:RetiringPrincipal": creator},
 				"ForAllValues:StringEquals": {"kms:GrantOperations": grantspec.AutoScalingOperations},
-			},
-		},
-		{
-			// ListGrants, RevokeGrant and RetireGrant carry no grantee or
-			// operations in the request, so the conditions above would make
-			// them fail: they get a statement of their own.
-			Sid: fmt.Sprintf("Allow grant management by %s", creator), Effect: "Allow", Principal: root,
-			Action: []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"}, Resource: "*",
-			Condition: map[string]map[string]interface{}{
-				"StringEquals": {"aws:PrincipalArn": creator},
 			},
 		},
 	}
@@ -191,7 +185,10 @@ func (o Organization) Validate() error {
 // accounts of the organization launch the AMI: aws:PrincipalOrgID (or
 // aws:PrincipalOrgPaths) picks the accounts, ArnLike aws:PrincipalArn the
 // roles. A grant creator may create grants only for its own account's
-// service-linked role (the ${aws:PrincipalAccount} policy variable).
+// service-linked role (the ${aws:PrincipalAccount} policy variable) and only
+// with itself as retiring principal (${aws:PrincipalArn}); it gets no
+// ListGrants, RevokeGrant or RetireGrant: it retires its own grants, which
+// KMS authorizes from the grant.
 func OrganizationStatements(o Organization) []Statement {
 	inOrg := map[string]map[string]interface{}{}
 	if len(o.OUPaths) > 0 {
@@ -239,15 +236,13 @@ func OrganizationStatements(o Organization) []Statement {
 			Sid: "Allow attachment of persistent resources by grant creators of the organization", Effect: "Allow",
 			Principal: everyone, Action: []string{"kms:CreateGrant"}, Resource: "*",
 			Condition: with(map[string]map[string]interface{}{
-				"ArnLike":                   {"aws:PrincipalArn": o.GrantCreatorPattern},
-				"StringEquals":              {"kms:GranteePrincipal": slrPatterns("${aws:PrincipalAccount}")},
+				"ArnLike": {"aws:PrincipalArn": o.GrantCreatorPattern},
+				"StringEquals": {
+					"kms:GranteePrincipal":  slrPatterns("${aws:PrincipalAccount}"),
+					"kms:RetiringPrincipal": "${aws:PrincipalArn}",
+				},
 				"ForAllValues:StringEquals": {"kms:GrantOperations": grantspec.AutoScalingOperations},
 			}),
-		},
-		{
-			Sid: "Allow grant management by grant creators of the organization", Effect: "Allow",
-			Principal: everyone, Action: []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"}, Resource: "*",
-			Condition: with(map[string]map[string]interface{}{"ArnLike": {"aws:PrincipalArn": o.GrantCreatorPattern}}),
 		},
 	}
 }

@@ -11,8 +11,8 @@ var dest = Destination{Partition: "aws", Account: "222222222222",
 
 func TestScopedStatements(t *testing.T) {
 	stmts := Statements(dest, Scoped)
-	if len(stmts) != 3 {
-		t.Fatalf("got %d statements, want 3", len(stmts))
+	if len(stmts) != 2 {
+		t.Fatalf("got %d statements, want 2", len(stmts))
 	}
 	body, _ := json.Marshal(stmts)
 	for _, s := range stmts {
@@ -32,6 +32,16 @@ func TestScopedStatements(t *testing.T) {
 	create := stmts[1]
 	if create.Condition["StringEquals"]["kms:GranteePrincipal"] != dest.SLRArn() {
 		t.Errorf("CreateGrant grantee condition = %v", create.Condition["StringEquals"]["kms:GranteePrincipal"])
+	}
+	// The destination may create its grant, owned by its handler, and
+	// nothing else: no ListGrants, RevokeGrant or RetireGrant on the key.
+	if create.Condition["StringEquals"]["kms:RetiringPrincipal"] != dest.GrantCreatorArn {
+		t.Errorf("CreateGrant retiring principal condition = %v", create.Condition["StringEquals"]["kms:RetiringPrincipal"])
+	}
+	for _, a := range []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"} {
+		if strings.Contains(string(body), a) {
+			t.Errorf("a destination is allowed %s, which KMS cannot narrow to its own grants", a)
+		}
 	}
 }
 
@@ -66,5 +76,34 @@ func TestSeedArticleStatements(t *testing.T) {
 	}
 	if got := strings.Join(stmts[1].Action, ","); got != "kms:CreateGrant,kms:ListGrants,kms:RevokeGrant" {
 		t.Errorf("attachment actions = %s", got)
+	}
+}
+
+func TestOrganizationStatementsGiveCreateGrantOnly(t *testing.T) {
+	org := Organization{ID: "o-abcdefghij", Partition: "aws", GrantCreatorPattern: "arn:aws:iam::*:role/crossaccountami/*"}
+	stmts := OrganizationStatements(org)
+	if len(stmts) != 2 {
+		t.Fatalf("got %d statements, want 2 (use of the key, CreateGrant)", len(stmts))
+	}
+	body, _ := json.Marshal(stmts)
+	for _, a := range []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"} {
+		if strings.Contains(string(body), a) {
+			t.Errorf("the organization's grant creators are allowed %s, which KMS cannot narrow to their own grants", a)
+		}
+	}
+	create := stmts[1]
+	if got := strings.Join(create.Action, ","); got != "kms:CreateGrant" {
+		t.Errorf("actions %s", got)
+	}
+	// A creator may name only itself as the grant's retiring principal, and
+	// only its own account's service-linked role as grantee.
+	if got := create.Condition["StringEquals"]["kms:RetiringPrincipal"]; got != "${aws:PrincipalArn}" {
+		t.Errorf("kms:RetiringPrincipal condition %v", got)
+	}
+	if got := create.Condition["StringEquals"]["kms:GranteePrincipal"].([]string)[0]; got != "arn:aws:iam::${aws:PrincipalAccount}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling" {
+		t.Errorf("kms:GranteePrincipal condition %v", got)
+	}
+	if create.Condition["StringEquals"]["aws:PrincipalOrgID"] != "o-abcdefghij" {
+		t.Errorf("organization condition %v", create.Condition)
 	}
 }

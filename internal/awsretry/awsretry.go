@@ -110,3 +110,35 @@ func (r *recording) GetRetryToken(ctx context.Context, opErr error) (func(error)
 	}
 	return r.Standard.GetRetryToken(ctx, opErr)
 }
+
+// RetryCodesUntil returns r, retrying also the errors with one of codes, but
+// only until the time until. It is for errors that are final in general but
+// expected for a while in one situation: KMS answers AccessDeniedException
+// to CreateGrant until a key policy or IAM policy written moments earlier
+// has propagated, and a policy that is really wrong should still fail, just
+// later. Use it per call: client.CreateGrant(ctx, in, func(o *kms.Options) {
+// o.Retryer = awsretry.RetryCodesUntil(o.Retryer, until, "AccessDeniedException") }).
+func RetryCodesUntil(r aws.Retryer, until time.Time, codes ...string) aws.Retryer {
+	return &retryUntil{Retryer: r, until: until, codes: codeSet(codes)}
+}
+
+type retryUntil struct {
+	aws.Retryer
+	until time.Time
+	codes map[string]struct{}
+}
+
+func (r *retryUntil) IsErrorRetryable(err error) bool {
+	if time.Now().Before(r.until) && (retry.RetryableErrorCode{Codes: r.codes}).IsErrorRetryable(err) == aws.TrueTernary {
+		return true
+	}
+	return r.Retryer.IsErrorRetryable(err)
+}
+
+// GetAttemptToken keeps the RetryerV2 behaviour of the wrapped retryer.
+func (r *retryUntil) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	if v2, ok := r.Retryer.(aws.RetryerV2); ok {
+		return v2.GetAttemptToken(ctx)
+	}
+	return r.GetInitialToken(), nil
+}

@@ -3,6 +3,7 @@ package awsretry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -52,10 +53,7 @@ func client(t *testing.T, srv *fakekms.Server, r *retries) *kms.Client {
 }
 
 func createGrant(ctx context.Context, c *kms.Client) (*kms.CreateGrantOutput, error) {
-	return c.CreateGrant(ctx, &kms.CreateGrantInput{
-		KeyId: aws.String(keyARN), GranteePrincipal: aws.String("arn:aws:iam::222222222222:role/r"),
-		Operations: []types.GrantOperation{types.GrantOperationDecrypt}, Name: aws.String("n"),
-	})
+	return c.CreateGrant(ctx, grantInput())
 }
 
 func TestRetried(t *testing.T) {
@@ -145,5 +143,62 @@ func TestDefaults(t *testing.T) {
 		if err != nil || d < 0 || d > awsretry.DefaultMaxBackoff {
 			t.Fatalf("RetryDelay(%d) = %v, %v; want within [0, %v]", attempt, d, err, awsretry.DefaultMaxBackoff)
 		}
+	}
+}
+
+func TestRetryCodesUntil(t *testing.T) {
+	denied := fakekms.Fault{Code: "AccessDeniedException", Message: "not yet", Times: 3}
+	withUntil := func(until time.Time) func(*kms.Options) {
+		return func(o *kms.Options) {
+			o.Retryer = awsretry.RetryCodesUntil(o.Retryer, until, "AccessDeniedException")
+		}
+	}
+	t.Run("retried while the window is open", func(t *testing.T) {
+		// GIVEN KMS that denies CreateGrant three times (a policy propagating)
+		srv := fakekms.Start(t)
+		srv.AddKey(keyARN, fakekms.Enabled)
+		srv.Inject("CreateGrant", denied)
+		r := &retries{}
+		// WHEN CreateGrant runs with the denial retried for a minute
+		out, err := client(t, srv, r).CreateGrant(context.Background(), grantInput(), withUntil(time.Now().Add(time.Minute)))
+		// THEN it succeeds on the fourth attempt, and each retry was reported
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aws.ToString(out.GrantId) == "" || !slices.Equal(r.codes, []string{"AccessDeniedException", "AccessDeniedException", "AccessDeniedException"}) {
+			t.Errorf("grant %q, retries %v", aws.ToString(out.GrantId), r.codes)
+		}
+	})
+	t.Run("final once the window has closed", func(t *testing.T) {
+		// GIVEN the same denials, and a window that has closed
+		srv := fakekms.Start(t)
+		srv.AddKey(keyARN, fakekms.Enabled)
+		srv.Inject("CreateGrant", denied)
+		r := &retries{}
+		// WHEN CreateGrant runs
+		_, err := client(t, srv, r).CreateGrant(context.Background(), grantInput(), withUntil(time.Now().Add(-time.Second)))
+		// THEN the first denial is the answer: one call, no retry
+		if !strings.Contains(fmt.Sprint(err), "AccessDeniedException") || len(srv.Calls()) != 1 || len(r.codes) != 0 {
+			t.Errorf("err %v, calls %v, retries %v", err, srv.Calls(), r.codes)
+		}
+	})
+	t.Run("other calls keep the plain rules", func(t *testing.T) {
+		// GIVEN the denials, and a call without the option
+		srv := fakekms.Start(t)
+		srv.AddKey(keyARN, fakekms.Enabled)
+		srv.Inject("CreateGrant", denied)
+		// WHEN CreateGrant runs
+		_, err := client(t, srv, &retries{}).CreateGrant(context.Background(), grantInput())
+		// THEN a denial is final
+		if !strings.Contains(fmt.Sprint(err), "AccessDeniedException") || len(srv.Calls()) != 1 {
+			t.Errorf("err %v, calls %v", err, srv.Calls())
+		}
+	})
+}
+
+func grantInput() *kms.CreateGrantInput {
+	return &kms.CreateGrantInput{
+		KeyId: aws.String(keyARN), GranteePrincipal: aws.String("arn:aws:iam::222222222222:role/r"),
+		Operations: []types.GrantOperation{types.GrantOperationDecrypt}, Name: aws.String("n"),
 	}
 }

@@ -448,6 +448,18 @@ func RecordRetry(ctx context.Context, err error) {
 	}
 }
 
+// LastRetry returns the last error recorded with RecordRetry since the last
+// call to Waiting, or nil. A handler that gives up on a call before the
+// router's deadline (to keep time for a cleanup) uses it to say why.
+func LastRetry(ctx context.Context) error {
+	if p, ok := ctx.Value(progressKey{}).(*progress); ok {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.last
+	}
+	return nil
+}
+
 func (p *progress) timeoutReason(req Request) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

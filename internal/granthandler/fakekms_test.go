@@ -77,58 +77,87 @@ func TestAgainstFakeKMS(t *testing.T) {
 		}
 	})
 
-	t.Run("AccessDenied on Create is actionable", func(t *testing.T) {
-		srv.Inject("CreateGrant", fakekms.Fault{Code: "AccessDeniedException", Message: "User: arn:aws:sts::123456789012:assumed-role/handler/x is not authorized to perform: kms:CreateGrant", Times: 1})
+	t.Run("AccessDenied once (policies propagating), then success", func(t *testing.T) {
+		srv.Inject("CreateGrant", fakekms.Fault{Code: "AccessDeniedException", Message: "not yet", Times: 1})
 		a, calls := send(t, create)
-		expect(t, "denied", a, "FAILED", calls, []string{"CreateGrant"})
-		for _, w := range []string{"assumed-role/handler/x", "The key policy of " + key, "KeyPolicyStatements()", "deploy the source stack first"} {
+		expect(t, "denied once", a, "SUCCESS", calls, []string{"CreateGrant", "CreateGrant"})
+		a, _ = send(t, del.with("PhysicalResourceId", a.PhysicalResourceId))
+		expect(t, "delete", a, "SUCCESS", nil, nil)
+	})
+
+	t.Run("AccessDenied until the deadline names both policies", func(t *testing.T) {
+		srv.Inject("CreateGrant", fakekms.Fault{Code: "AccessDeniedException", Message: "User: arn:aws:sts::123456789012:assumed-role/handler/x is not authorized to perform: kms:CreateGrant", Times: 1 << 30})
+		a, calls := send(t, create)
+		srv.ClearFaults()
+		expect(t, "denied", a, "FAILED", nil, nil)
+		for _, w := range []string{"timed out waiting for KMS CreateGrant", "assumed-role/handler/x", "the key policy of " + key, "kms:RetiringPrincipal " + handlerRole, "the IAM policy of " + handlerRole} {
 			if !strings.Contains(a.Reason, w) {
 				t.Errorf("Reason %q lacks %q", a.Reason, w)
 			}
 		}
+		if len(calls) < 2 {
+			t.Errorf("calls %v: a denial on a first deploy is retried", calls)
+		}
 	})
 
+	foreign := del.with("ResourceProperties", del.props("ResourceProperties", "RetiringPrincipal", nil))
 	for _, tc := range []struct {
-		name  string
-		setup func() string // returns the physical id to delete
-		want  []string
+		name    string
+		setup   func() string // returns the physical id to delete
+		del     event
+		status  string
+		want    []string
+		wantMsg string
 	}{
-		{"key pending deletion", func() string {
-			id := createGrant(t, send, create)
-			srv.SetKeyState(key, fakekms.PendingDeletion)
-			return id
-		}, []string{"RevokeGrant"}},
-		{"key disabled", func() string {
-			id := createGrant(t, send, create)
-			srv.SetKeyState(key, fakekms.Disabled)
-			return id
-		}, []string{"RevokeGrant"}},
-		{"grant already revoked", func() string {
+		{"grant already retired", func() string {
 			id := createGrant(t, send, create)
 			a, _ := send(t, del.with("PhysicalResourceId", id))
 			expect(t, "first delete", a, "SUCCESS", nil, nil)
 			return id
-		}, []string{"RevokeGrant"}},
+		}, del, "SUCCESS", []string{"RetireGrant"}, ""},
 		{"invalid grant id", func() string {
 			return grantspec.PhysicalID{KeyArn: key, GrantId: "deadbeef"}.String()
-		}, []string{"RevokeGrant"}},
+		}, del, "SUCCESS", []string{"RetireGrant"}, ""},
 		{"key deleted", func() string {
 			id := createGrant(t, send, create)
 			srv.DeleteKey(key)
 			return id
-		}, []string{"RevokeGrant"}},
-		{"revoke denied", func() string {
+		}, del, "SUCCESS", []string{"RetireGrant"}, ""},
+		{"key pending deletion", func() string {
 			id := createGrant(t, send, create)
+			srv.SetKeyState(key, fakekms.PendingDeletion)
+			return id
+		}, del, "FAILED", []string{"RetireGrant"}, "back in force as soon as the key is enabled again"},
+		{"key disabled", func() string {
+			id := createGrant(t, send, create)
+			srv.SetKeyState(key, fakekms.Disabled)
+			return id
+		}, del, "FAILED", []string{"RetireGrant"}, "aws kms retire-grant --region us-east-1 --key-id " + key},
+		{"retire denied (the role is not the retiring principal)", func() string {
+			id := createGrant(t, send, create)
+			srv.SetCaller("arn:aws:iam::123456789012:role/someone-else")
+			return id
+		}, del, "FAILED", []string{"RetireGrant"}, "--retain-resources AmiGrant"},
+		{"a grant the handler does not own is revoked", func() string {
+			return createGrant(t, send, create.with("ResourceProperties", create.props("ResourceProperties", "RetiringPrincipal", nil)))
+		}, foreign, "SUCCESS", []string{"RevokeGrant"}, ""},
+		{"revoke denied", func() string {
+			id := createGrant(t, send, create.with("ResourceProperties", create.props("ResourceProperties", "RetiringPrincipal", nil)))
 			srv.Inject("RevokeGrant", fakekms.Fault{Code: "AccessDeniedException", Message: "not authorized", Times: 1})
 			return id
-		}, []string{"RevokeGrant"}},
+		}, foreign, "FAILED", []string{"RevokeGrant"}, "no longer allows kms:RevokeGrant"},
 	} {
-		t.Run("Delete succeeds: "+tc.name, func(t *testing.T) {
+		t.Run("Delete: "+tc.name, func(t *testing.T) {
 			srv.AddKey(key, fakekms.Enabled)
+			srv.SetCaller(handlerRole)
 			id := tc.setup()
-			a, calls := send(t, del.with("PhysicalResourceId", id))
-			expect(t, tc.name, a, "SUCCESS", calls, tc.want)
+			a, calls := send(t, tc.del.with("PhysicalResourceId", id))
+			expect(t, tc.name, a, tc.status, calls, tc.want)
+			if !strings.Contains(a.Reason, tc.wantMsg) {
+				t.Errorf("%s: Reason %q lacks %q", tc.name, a.Reason, tc.wantMsg)
+			}
 			srv.AddKey(key, fakekms.Enabled)
+			srv.SetCaller(handlerRole)
 		})
 	}
 }

@@ -69,7 +69,9 @@ func TestBootstrapZipSize(t *testing.T) {
 func BenchmarkEventsAgainstMoto(b *testing.B) {
 	m := moto.Start(b)
 	proxy := m.CountingProxy(b)
-	moto.SetEnv(b, proxy.URL)
+	for k, v := range handlerEnv(proxy.URL) {
+		b.Setenv(k, v)
+	}
 	cfg, err := granthandler.LoadConfig()
 	if err != nil {
 		b.Fatal(err)
@@ -94,7 +96,7 @@ func BenchmarkEventsAgainstMoto(b *testing.B) {
 	// grant makes a grant with the test's own client (not counted).
 	grant := func() string {
 		out, err := kc.CreateGrant(context.Background(), &kms.CreateGrantInput{
-			KeyId: aws.String(key), GranteePrincipal: aws.String(slrARN),
+			KeyId: aws.String(key), GranteePrincipal: aws.String(slrARN), RetiringPrincipal: aws.String(handlerRole),
 			Operations: []types.GrantOperation{types.GrantOperationDecrypt},
 		})
 		if err != nil {
@@ -118,6 +120,9 @@ func BenchmarkEventsAgainstMoto(b *testing.B) {
 		}},
 		{"Delete", func() event { return del.with("PhysicalResourceId", grant()) }},
 		{"Delete/not-a-grant", func() event { return del.with("PhysicalResourceId", "6a1a3f5e-3b5b-4b8a-9f0c-1d2e3f4a5b6c") }},
+		{"Delete/failed-create", func() event {
+			return del.with("PhysicalResourceId", grantspec.PendingID{KeyArn: key, Name: "never-created"}.String())
+		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var ds []time.Duration

@@ -10,6 +10,8 @@
 package granthandler
 
 import (
+	"os"
+
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -40,24 +42,28 @@ type Config struct {
 	AWS aws.Config
 	// KMSEndpoint and IAMEndpoint override the services' endpoints when set.
 	KMSEndpoint, IAMEndpoint string
+	// Role is the ARN of the function's role (grantspec.HandlerRoleEnv): the
+	// retiring principal of the grants the handler owns.
+	Role string
 }
 
 // LoadConfig reads the configuration from the environment Lambda gives a
 // function (lambdaenv.Load) and the SDK's standard endpoint overrides
 // (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_IAM, else AWS_ENDPOINT_URL; none
-// when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true).
+// when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), and the function's role
+// from grantspec.HandlerRoleEnv, which the construct sets.
 func LoadConfig() (Config, error) {
 	awsCfg, err := lambdaenv.Load()
 	if err != nil {
 		return Config{}, err
 	}
-	return Config{AWS: awsCfg, KMSEndpoint: lambdaenv.Endpoint("KMS"), IAMEndpoint: lambdaenv.Endpoint("IAM")}, nil
+	return Config{AWS: awsCfg, KMSEndpoint: lambdaenv.Endpoint("KMS"), IAMEndpoint: lambdaenv.Endpoint("IAM"), Role: os.Getenv(grantspec.HandlerRoleEnv)}, nil
 }
 
-// Register adds this library's resource types to router. A new resource
-// type is one more Handle call.
-func Register(router *customresource.Router, kmsClient grantlifecycle.KMS, iamClient slrlifecycle.IAM) {
-	router.Handle(grantspec.ResourceType, grantlifecycle.New(kmsClient))
+// Register adds this library's resource types to router; role is the
+// function's role ARN. A new resource type is one more Handle call.
+func Register(router *customresource.Router, kmsClient grantlifecycle.KMS, iamClient slrlifecycle.IAM, role string) {
+	router.Handle(grantspec.ResourceType, grantlifecycle.New(kmsClient, role))
 	router.Handle(slrspec.ResourceType, slrlifecycle.New(iamClient))
 }
 
@@ -74,6 +80,6 @@ func NewRouter(cfg Config) *customresource.Router {
 		}
 	})
 	router := customresource.NewRouter()
-	Register(router, kmsClient, iamClient)
+	Register(router, kmsClient, iamClient, cfg.Role)
 	return router
 }

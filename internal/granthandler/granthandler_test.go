@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/crossaccountami/crossaccountami/internal/granthandler"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
@@ -37,7 +38,19 @@ const (
 const (
 	motoAccount = "123456789012"
 	slrARN      = "arn:aws:iam::123456789012:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+	// handlerRole is the function's role, as the construct passes it
+	// (grantspec.HandlerRoleEnv), and the RetiringPrincipal of the grants in
+	// testdata: the grants the handler owns.
+	handlerRole = "arn:aws:iam::123456789012:role/crossaccountami/GrantHandler-dest-9f8e7d6c5b"
 )
+
+// handlerEnv is the function's environment: the AWS endpoints (moto, or a
+// fake) and the role the construct names.
+func handlerEnv(endpoint string) map[string]string {
+	env := moto.Env(endpoint)
+	env[grantspec.HandlerRoleEnv] = handlerRole
+	return env
+}
 
 // event is a CloudFormation event read from testdata.
 type event map[string]interface{}
@@ -67,7 +80,7 @@ func (e event) with(kv ...interface{}) event {
 }
 
 // props returns a copy of the event's ResourceProperties (or
-// OldResourceProperties) with kv set.
+// OldResourceProperties) with kv set; a nil value removes the key.
 func (e event) props(key string, kv ...interface{}) map[string]interface{} {
 	out := map[string]interface{}{}
 	if m, ok := e[key].(map[string]interface{}); ok {
@@ -76,6 +89,10 @@ func (e event) props(key string, kv ...interface{}) map[string]interface{} {
 		}
 	}
 	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(out, kv[i].(string))
+			continue
+		}
 		out[kv[i].(string)] = kv[i+1]
 	}
 	return out
@@ -164,7 +181,9 @@ func inProcess(t *testing.T, endpoint string) invoker {
 
 // inProcessWithin is inProcess with a Lambda timeout of its own.
 func inProcessWithin(t *testing.T, endpoint string, timeout time.Duration) invoker {
-	moto.SetEnv(t, endpoint)
+	for k, v := range handlerEnv(endpoint) {
+		t.Setenv(k, v)
+	}
 	cfg, err := granthandler.LoadConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +280,7 @@ func grantSequence(t *testing.T, h *harness) {
 	}
 	p2v := create.props("ResourceProperties", "Operations", p2["Operations"], "VerifyToken", "2026-11-28")
 	a, calls = h.send(t, update.with("PhysicalResourceId", g2.String(), "ResourceProperties", p2v, "OldResourceProperties", p2))
-	expect(t, "verify update", a, "SUCCESS", calls, []string{"KMS.ListGrants", "KMS.CreateGrant"})
+	expect(t, "verify update", a, "SUCCESS", calls, []string{"KMS.ListRetirableGrants", "KMS.CreateGrant"})
 	g3 := grantOf(t, a)
 	if got := h.grants(t, key); g3 == g2 || !slices.Equal(got, wantIDs(g1.GrantId, g3.GrantId)) {
 		t.Errorf("after verify update: grant %s, grants %v", g3, got)
@@ -269,21 +288,21 @@ func grantSequence(t *testing.T, h *harness) {
 	// The same check while the grant exists keeps it.
 	p2w := create.props("ResourceProperties", "Operations", p2["Operations"], "VerifyToken", "2026-11-29")
 	a, calls = h.send(t, update.with("PhysicalResourceId", g3.String(), "ResourceProperties", p2w, "OldResourceProperties", p2v))
-	expect(t, "verify update, grant present", a, "SUCCESS", calls, []string{"KMS.ListGrants"})
+	expect(t, "verify update, grant present", a, "SUCCESS", calls, []string{"KMS.ListRetirableGrants"})
 	if grantOf(t, a) != g3 {
 		t.Errorf("verify update with the grant present: %s, want %s", a.PhysicalResourceId, g3)
 	}
 
 	// CloudFormation deletes the old grant after the update.
 	a, calls = h.send(t, del.with("PhysicalResourceId", g1.String(), "ResourceProperties", p1))
-	expect(t, "delete old", a, "SUCCESS", calls, []string{"KMS.RevokeGrant"})
+	expect(t, "delete old", a, "SUCCESS", calls, []string{"KMS.RetireGrant"})
 	if got := h.grants(t, key); !slices.Equal(got, wantIDs(g3.GrantId)) {
 		t.Errorf("after delete old: grants %v, want %v", got, []string{g3.GrantId})
 	}
 
 	// Stack deletion.
 	a, calls = h.send(t, del.with("PhysicalResourceId", g3.String(), "ResourceProperties", p2w))
-	expect(t, "delete new", a, "SUCCESS", calls, []string{"KMS.RevokeGrant"})
+	expect(t, "delete new", a, "SUCCESS", calls, []string{"KMS.RetireGrant"})
 	if a.PhysicalResourceId != g3.String() {
 		t.Errorf("delete answered physical id %q, want %q", a.PhysicalResourceId, g3)
 	}
@@ -293,7 +312,7 @@ func grantSequence(t *testing.T, h *harness) {
 
 	// The same delete again (CloudFormation retries a delete): success.
 	a, calls = h.send(t, del.with("PhysicalResourceId", g3.String(), "ResourceProperties", p2w))
-	expect(t, "delete again", a, "SUCCESS", calls, []string{"KMS.RevokeGrant"})
+	expect(t, "delete again", a, "SUCCESS", calls, []string{"KMS.RetireGrant"})
 
 	// Create on a key that does not exist: FAILED, naming the key. moto
 	// answers HTTP 500 (real KMS: NotFoundException, not retried), which is
@@ -311,17 +330,11 @@ func grantSequence(t *testing.T, h *harness) {
 		t.Errorf("create on a missing key: calls %v", calls)
 	}
 
-	// CloudFormation then deletes the failed resource: the handler looks for
-	// a grant of that name (moto's 500 again: it gives up within half the
-	// remaining time) and succeeds: a stack never sticks in DELETE_FAILED.
+	// CloudFormation then deletes the failed resource: the handler lists the
+	// grants its role may retire (no key needed) and finds none of that
+	// name: success.
 	a, calls = h.send(t, del.with("PhysicalResourceId", a.PhysicalResourceId, "ResourceProperties", create.props("ResourceProperties", "KeyArn", missing)))
-	expect(t, "delete after failed create", a, "SUCCESS", nil, nil)
-	for _, c := range calls {
-		if c != "KMS.ListGrants" {
-			t.Errorf("delete after failed create: calls %v, want only KMS.ListGrants", calls)
-			break
-		}
-	}
+	expect(t, "delete after failed create", a, "SUCCESS", calls, []string{"KMS.ListRetirableGrants"})
 
 	// A physical id that never was a grant: no call.
 	a, calls = h.send(t, del.with("PhysicalResourceId", "dest-AmiGrant-1RT6Q7Y0G4M2K"))
@@ -343,6 +356,48 @@ func grantSequence(t *testing.T, h *harness) {
 	expect(t, "unknown operation", a, "FAILED", calls, []string{})
 	if !strings.Contains(a.Reason, `Operations: unknown grant operation "Launch"`) {
 		t.Errorf("unknown operation: Reason %q", a.Reason)
+	}
+}
+
+// rollbackSequence is the Delete CloudFormation sends after a Create that
+// failed in doubt (its CreateGrant reached KMS, the answer was lost). It must
+// remove the grant that Create made and no other grant of the same name.
+func rollbackSequence(t *testing.T, h *harness) {
+	key := newKey(t, h.kms)
+	create := loadEvent(t, "grant-create.json")
+	props := create.props("ResourceProperties", "KeyArn", key)
+	name := grantspec.DefaultName(create.str("StackId"), create.str("LogicalResourceId"))
+	ops := []types.GrantOperation{}
+	for _, op := range props["Operations"].([]interface{}) {
+		ops = append(ops, types.GrantOperation(op.(string)))
+	}
+	grant := func(grantee, retiring string) string {
+		t.Helper()
+		in := &kms.CreateGrantInput{KeyId: aws.String(key), Name: aws.String(name), GranteePrincipal: aws.String(grantee), Operations: ops}
+		if retiring != "" {
+			in.RetiringPrincipal = aws.String(retiring)
+		}
+		out, err := h.kms.CreateGrant(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.GrantId)
+	}
+	// GIVEN a hand-made grant and another destination's grant with the
+	// Create's name, and the grant the failed Create made
+	handMade := grant(slrARN, "")
+	otherDest := grant("arn:aws:iam::123456789012:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling_other",
+		"arn:aws:iam::123456789012:role/crossaccountami/GrantHandler-other-0a1b2c3d4e")
+	leaked := grant(slrARN, handlerRole)
+
+	// WHEN CloudFormation rolls the Create back
+	pending := grantspec.PendingID{KeyArn: key, Name: name}.String()
+	a, calls := h.send(t, loadEvent(t, "grant-delete.json").with("PhysicalResourceId", pending, "ResourceProperties", props))
+
+	// THEN only the leaked grant is gone, found among the role's retirable grants
+	expect(t, "rollback delete", a, "SUCCESS", calls, []string{"KMS.ListRetirableGrants", "KMS.RetireGrant"})
+	if got := h.grants(t, key); !slices.Equal(got, wantIDs(handMade, otherDest)) {
+		t.Errorf("grants after the rollback %v, want the hand-made %s and the other destination's %s (the leaked %s removed)", got, handMade, otherDest, leaked)
 	}
 }
 
@@ -387,6 +442,7 @@ func TestInProcessAgainstMoto(t *testing.T) {
 	h := &harness{invoke: inProcess(t, proxy.URL), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m)}
 
 	t.Run("grant", func(t *testing.T) { grantSequence(t, h) })
+	t.Run("rollback of a failed create", func(t *testing.T) { rollbackSequence(t, h) })
 	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
 	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
 }

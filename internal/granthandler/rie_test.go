@@ -26,10 +26,11 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	bootstrap := rie.HostBootstrap(t, handlerbuild.GrantHandler)
 	m := moto.Start(t)
 	proxy := m.CountingProxy(t)
-	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: moto.Env(proxy.URL), FunctionTimeout: rieFunctionTimeout})
+	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: handlerEnv(proxy.URL), FunctionTimeout: rieFunctionTimeout})
 	h := &harness{invoke: underRIE(e), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m)}
 
 	t.Run("grant", func(t *testing.T) { grantSequence(t, h) })
+	t.Run("rollback of a failed create", func(t *testing.T) { rollbackSequence(t, h) })
 	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
 	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
 	if t.Failed() {
@@ -44,7 +45,7 @@ func TestBootstrapAnswersBeforeTheLambdaTimeout(t *testing.T) {
 	bootstrap := rie.HostBootstrap(t, handlerbuild.GrantHandler)
 	kmsSrv := fakekms.Start(t)
 	kmsSrv.Inject("CreateGrant", fakekms.Fault{Hang: true})
-	env := moto.Env(kmsSrv.URL)
+	env := handlerEnv(kmsSrv.URL)
 	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: env, FunctionTimeout: rieFunctionTimeout})
 	proxy := &moto.Proxy{} // no AWS call is counted here
 	h := &harness{invoke: underRIE(e), cfn: cfnresponse.Start(t), proxy: proxy}

@@ -1,36 +1,61 @@
 // Package grantlifecycle implements the Custom::KmsGrant resource: one KMS
-// grant, created, kept, replaced and revoked as CloudFormation asks.
+// grant, created, kept, replaced and removed as CloudFormation asks, touching
+// no grant it did not create.
+//
+// Ownership. A grant whose RetiringPrincipal is the handler's own role
+// (Handler.Role, from grantspec.HandlerRoleEnv) is owned by the handler:
+//
+//   - it is found with ListRetirableGrants for that role, an IAM permission of
+//     the handler's own account that lists only grants naming the role as
+//     retiring principal, on any key of any account;
+//   - it is removed with RetireGrant, which KMS authorizes from the grant
+//     itself, across accounts, with no statement in the key policy.
+//
+// Any other grant (the generic kmsgrant construct with a RetiringPrincipal of
+// the user's choosing, or none) is found with ListGrants on the key and
+// removed with RevokeGrant, which the key policy must allow.
+//
+// In both cases the handler acts only on a grant whose key, name, grantee,
+// retiring principal, operations and constraints all match the properties of
+// the request, or on the grant id CloudFormation holds as its physical id.
+// A hand-made grant with the same name, or another stack's, is never touched.
+//
+// Lifecycle:
 //
 //   - Create calls CreateGrant with a Name derived from the stack and the
 //     logical id (grantspec.DefaultName) unless the template names the grant:
 //     KMS returns the existing grant when a CreateGrant repeats a Name with
 //     the same parameters, so a retried Create does not leave a second grant.
-//     The physical id is grantspec.PhysicalID (key ARN and grant id).
+//     Before the call it records grantspec.PendingID as its failure physical
+//     id: if the Create fails after KMS may have created the grant (a timeout
+//     while the call is in flight), the rollback Delete finds that grant and
+//     removes it. A Create that KMS rejected answers the request id instead.
+//     An AccessDeniedException is retried for PropagationWindow, because a
+//     key policy or IAM policy written moments earlier takes a while to
+//     reach every KMS host; then the Create fails and names both policies.
 //   - Update with a defining change (grantspec.SameGrant false) creates a new
 //     grant and answers its new physical id; the old grant is left alone,
 //     because CloudFormation deletes it after the update succeeds and needs
-//     it for a rollback. Without a defining change Update makes no KMS call,
-//     unless VerifyToken changed: then it looks the grant up (ListGrants) and
-//     recreates it if someone revoked it.
-//   - Delete revokes the grant. With RetireOnDelete it retires it instead;
-//     KMS lets only the grant's retiring principal (or a grantee allowed
-//     RetireGrant) retire a grant, so this works when the handler's role is
-//     the RetiringPrincipal. When KMS denies the retirement, Delete falls
-//     back to RevokeGrant. A grant, key or key state that makes the grant
-//     unusable anyway (not found, invalid grant id, key disabled or pending
-//     deletion) and an access denial end the Delete successfully with a
-//     logged warning: a stack stuck in DELETE_FAILED because the source
-//     account took its key or its permissions away helps no one, and the
-//     warning carries the command that revokes the grant by hand.
-//
-// The handler's role needs kms:CreateGrant (and, for clean deletes,
-// kms:RevokeGrant; kms:ListGrants only for VerifyToken checks) on the key.
+//     it for a rollback. If that CreateGrant fails in doubt (a timeout, a
+//     server error), the handler removes any matching grant other than the
+//     old one before answering FAILED, keeping CleanupReserve of its time
+//     for it: a failed replacing Update leaves exactly the old grant.
+//     Without a defining change Update makes no KMS call, unless VerifyToken
+//     changed: then it looks the grant up and recreates it if it has vanished.
+//   - Delete retires an owned grant and revokes any other. Only "already
+//     gone" counts as success: NotFoundException (the grant or its key is
+//     gone) and InvalidGrantIdException. A denied RetireGrant or RevokeGrant,
+//     a disabled key or a key pending deletion fail the Delete with the exact
+//     command that removes the grant by hand: a stack reported deleted while
+//     the grant still lets another account decrypt with the key would be a
+//     lie. See the README's troubleshooting for DELETE_FAILED.
 package grantlifecycle
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -42,6 +67,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/awsretry"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
@@ -50,19 +76,47 @@ import (
 type KMS interface {
 	CreateGrant(ctx context.Context, in *kms.CreateGrantInput, optFns ...func(*kms.Options)) (*kms.CreateGrantOutput, error)
 	ListGrants(ctx context.Context, in *kms.ListGrantsInput, optFns ...func(*kms.Options)) (*kms.ListGrantsOutput, error)
+	ListRetirableGrants(ctx context.Context, in *kms.ListRetirableGrantsInput, optFns ...func(*kms.Options)) (*kms.ListRetirableGrantsOutput, error)
 	RevokeGrant(ctx context.Context, in *kms.RevokeGrantInput, optFns ...func(*kms.Options)) (*kms.RevokeGrantOutput, error)
 	RetireGrant(ctx context.Context, in *kms.RetireGrantInput, optFns ...func(*kms.Options)) (*kms.RetireGrantOutput, error)
 }
 
+const (
+	// DefaultPropagationWindow is how long an AccessDeniedException on
+	// CreateGrant is retried. AWS documents that changes to key policies,
+	// grants and IAM policies are eventually consistent, usually within
+	// seconds and rarely up to five minutes; on a first deploy the source
+	// stack writes the key policy moments before the destination asks.
+	DefaultPropagationWindow = 3 * time.Minute
+	// DefaultCleanupReserve is the time a replacing Update keeps, out of its
+	// deadline, to remove a grant its failed CreateGrant may have made.
+	DefaultCleanupReserve = time.Minute
+)
+
 // Handler is the customresource.Handler of grantspec.ResourceType.
 type Handler struct {
 	KMS KMS
+	// Role is the ARN of the role the handler runs as. Grants that name it
+	// as RetiringPrincipal are owned (see the package doc). Empty: none is.
+	Role string
+	// PropagationWindow bounds the retries of a denied CreateGrant.
+	// Default: DefaultPropagationWindow.
+	PropagationWindow time.Duration
+	// CleanupReserve is kept for the cleanup after a failed replacing
+	// Update. Default: DefaultCleanupReserve (at most a third of the time left).
+	CleanupReserve time.Duration
 }
 
-// New returns the handler over client.
-func New(client KMS) *Handler { return &Handler{KMS: client} }
+// New returns the handler over client, running as role.
+func New(client KMS, role string) *Handler { return &Handler{KMS: client, Role: role} }
 
 var _ customresource.Handler = (*Handler)(nil)
+
+// owns reports whether the grant p defines is the handler's own: its
+// retiring principal is the handler's role.
+func (h *Handler) owns(p grantspec.Properties) bool {
+	return h.Role != "" && p.RetiringPrincipal == h.Role
+}
 
 // Create creates the grant.
 func (h *Handler) Create(ctx context.Context, req customresource.Request) (customresource.Result, error) {
@@ -86,35 +140,36 @@ func (h *Handler) Update(ctx context.Context, req customresource.Request) (custo
 	case oldErr != nil:
 		// Typically the rollback of an update to invalid properties.
 		log.Info("old properties are not valid; creating the grant the new properties define", "error", oldErr.Error())
-		return h.create(ctx, req, p)
+		return h.replace(ctx, req, p, id.GrantId)
 	case !isGrant || id.KeyArn != p.KeyArn:
 		log.Info("physical id does not name a grant on the key; creating the grant")
-		return h.create(ctx, req, p)
+		return h.replace(ctx, req, p, id.GrantId)
 	case !grantspec.SameGrant(old, p):
-		log.Info("the grant's definition changed; creating a new grant (CloudFormation revokes the old one after the update)")
-		return h.create(ctx, req, p)
+		log.Info("the grant's definition changed; creating a new grant (CloudFormation removes the old one after the update)")
+		return h.replace(ctx, req, p, id.GrantId)
 	case old.VerifyToken == p.VerifyToken:
 		return result(id), nil
 	}
-	exists, err := h.exists(ctx, id)
+	exists, err := h.exists(ctx, p, id)
 	switch {
 	case err != nil:
 		// CreateGrant with the same Name and parameters returns the existing
 		// grant on KMS, so it is a sound check of its own.
 		log.Warn("cannot look the grant up; calling CreateGrant, which returns the grant if it still exists", "grantId", id.GrantId, "keyArn", id.KeyArn, "error", err.Error())
-		return h.create(ctx, req, p)
+		return h.replace(ctx, req, p, id.GrantId)
 	case !exists:
 		log.Warn("the grant no longer exists (revoked outside CloudFormation?); creating it again", "grantId", id.GrantId, "keyArn", id.KeyArn)
-		return h.create(ctx, req, p)
+		return h.replace(ctx, req, p, id.GrantId)
 	}
 	return result(id), nil
 }
 
-// Delete revokes (or retires) the grant the physical id names.
+// Delete removes the grant the physical id names, or, after a failed
+// Create, the grant that Create may have made.
 func (h *Handler) Delete(ctx context.Context, req customresource.Request) error {
 	log := customresource.Logger(ctx)
 	if pending, ok := grantspec.ParsePendingID(req.PhysicalResourceID); ok {
-		return h.deletePending(ctx, pending)
+		return h.deletePending(ctx, req, pending)
 	}
 	id, ok := grantspec.ParsePhysicalID(req.PhysicalResourceID)
 	if !ok {
@@ -125,78 +180,49 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 	}
 	p, err := grantspec.Decode(req.Properties)
 	if err != nil {
-		log.Warn("properties are not valid; revoking the grant", "error", err.Error())
-	}
-	if err == nil && p.RetireOnDelete {
-		err := h.retire(ctx, id)
-		if awserr.Code(err) != "AccessDeniedException" {
-			return h.deleteOutcome(ctx, "RetireGrant", id, err)
+		// The grant id alone identifies the grant; the retiring principal
+		// says how to remove it.
+		log.Warn("properties are not valid; removing the grant the physical id names", "error", err.Error())
+		p = grantspec.Properties{KeyArn: id.KeyArn}
+		if s, ok := req.Properties[grantspec.PropRetiringPrincipal].(string); ok {
+			p.RetiringPrincipal = s
 		}
-		log.Warn("KMS denied RetireGrant (is this handler's role the grant's RetiringPrincipal?); revoking instead", "grantId", id.GrantId, "keyArn", id.KeyArn, "error", err.Error())
 	}
-	return h.deleteOutcome(ctx, "RevokeGrant", id, h.revoke(ctx, id))
+	return h.remove(ctx, req, p, id)
 }
 
 // deletePending cleans up after a failed Create: KMS may have created the
-// grant although the Create did not see the answer. Grants on the key with
-// the Create's name are revoked; none found means nothing to do.
-func (h *Handler) deletePending(ctx context.Context, pending grantspec.PendingID) error {
+// grant although the Create did not see the answer. The grants found are the
+// ones that match the Create's properties exactly.
+func (h *Handler) deletePending(ctx context.Context, req customresource.Request, pending grantspec.PendingID) error {
 	log := customresource.Logger(ctx).With("keyArn", pending.KeyArn, "name", pending.Name)
-	customresource.Waiting(ctx, fmt.Sprintf("KMS ListGrants on %s for grants named %s", pending.KeyArn, pending.Name), nil)
-	// Whether the grant exists is uncertain, and a stack must not stick in
-	// DELETE_FAILED over it: the look-up gets half the remaining time, and
-	// any failure ends in success with a warning that says how to check.
-	listCtx, cancel := halfTheTime(ctx)
-	defer cancel()
-	var found []grantspec.PhysicalID
-	pages := kms.NewListGrantsPaginator(h.KMS, &kms.ListGrantsInput{KeyId: aws.String(pending.KeyArn)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(listCtx, inRegion(pending.KeyArn))
-		if err != nil {
-			log.Warn("cannot list the key's grants after a failed create; if KMS created a grant with this name, revoke it by hand",
-				"error", err.Error(), "command", fmt.Sprintf("aws kms list-grants --key-id %s --query \"Grants[?Name=='%s']\"", pending.KeyArn, pending.Name))
+	p, err := grantspec.Decode(req.Properties)
+	if err != nil || p.KeyArn != pending.KeyArn {
+		// A pending id is answered only after the properties decoded, so
+		// this is not a Delete of that Create: nothing can be matched.
+		log.Warn("the properties do not describe the failed create; nothing can be matched, nothing removed", "error", fmt.Sprint(err))
+		return nil
+	}
+	found, err := h.find(ctx, p, pending.Name)
+	if err != nil {
+		if awserr.Code(err) == "NotFoundException" {
+			log.Info("the key no longer exists; the failed create left no grant that could be used")
 			return nil
 		}
-		for _, g := range page.Grants {
-			if aws.ToString(g.Name) == pending.Name {
-				found = append(found, grantspec.PhysicalID{KeyArn: pending.KeyArn, GrantId: aws.ToString(g.GrantId)})
-			}
-		}
+		return fmt.Errorf("cannot tell whether the failed create left a grant named %s on %s: %s. Check with '%s'; remove what it shows (%s), then delete again, or give up with --retain-resources %s",
+			pending.Name, pending.KeyArn, awserr.Text(err), h.findCommand(p, pending.Name), h.removeHint(p), req.LogicalResourceID)
 	}
 	if len(found) == 0 {
 		log.Info("the failed create left no grant; nothing to delete")
 		return nil
 	}
 	for _, id := range found {
-		log.Warn("revoking a grant that a failed create made", "grantId", id.GrantId)
-		if err := h.deleteOutcome(ctx, "RevokeGrant", id, h.revoke(ctx, id)); err != nil {
+		log.Warn("removing a grant that a failed create made", "grantId", id.GrantId)
+		if err := h.remove(ctx, req, p, id); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// halfTheTime bounds ctx to half of its remaining time.
-func halfTheTime(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, time.Until(deadline)/2)
-}
-
-// rejected reports whether err is KMS refusing the request (a client fault
-// such as AccessDenied or NotFound), as opposed to an outcome that leaves in
-// doubt whether KMS acted on it (a timeout, a server error).
-func rejected(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultClient {
-		return true
-	}
-	// Unmodeled errors (AccessDeniedException among them) carry no fault;
-	// their HTTP status tells: 4xx means KMS refused the request.
-	var re interface{ HTTPStatusCode() int }
-	return errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500
 }
 
 func decode(raw map[string]interface{}) (grantspec.Properties, error) {
@@ -226,11 +252,15 @@ func inRegion(keyARN string) func(*kms.Options) {
 	}
 }
 
-func (h *Handler) create(ctx context.Context, req customresource.Request, p grantspec.Properties) (customresource.Result, error) {
-	name := p.Name
-	if name == "" {
-		name = grantspec.DefaultName(req.StackID, req.LogicalResourceID)
+func nameOf(req customresource.Request, p grantspec.Properties) string {
+	if p.Name != "" {
+		return p.Name
 	}
+	return grantspec.DefaultName(req.StackID, req.LogicalResourceID)
+}
+
+func (h *Handler) create(ctx context.Context, req customresource.Request, p grantspec.Properties) (customresource.Result, error) {
+	name := nameOf(req, p)
 	in := &kms.CreateGrantInput{
 		KeyId:            aws.String(p.KeyArn),
 		GranteePrincipal: aws.String(p.GranteePrincipal),
@@ -248,20 +278,25 @@ func (h *Handler) create(ctx context.Context, req customresource.Request, p gran
 			EncryptionContextSubset: p.EncryptionContextSubset,
 		}
 	}
-	explain := explainCreate(p)
+	window := h.propagationWindow()
+	explain := h.explainCreate(p, window)
 	if req.RequestType == cfn.RequestCreate {
 		// If this Create fails after KMS created the grant (a timeout while
-		// the call is in flight), the rollback Delete finds it by name.
+		// the call is in flight), the rollback Delete finds it by its name
+		// and properties.
 		customresource.FailurePhysicalID(ctx, grantspec.PendingID{KeyArn: p.KeyArn, Name: name}.String())
 	}
 	customresource.Waiting(ctx, fmt.Sprintf("KMS CreateGrant on %s for %s", p.KeyArn, p.GranteePrincipal), explain)
-	out, err := h.KMS.CreateGrant(ctx, in, inRegion(p.KeyArn))
+	until := time.Now().Add(window)
+	out, err := h.KMS.CreateGrant(ctx, in, inRegion(p.KeyArn), func(o *kms.Options) {
+		o.Retryer = awsretry.RetryCodesUntil(o.Retryer, until, "AccessDeniedException")
+	})
 	if err != nil && req.RequestType == cfn.RequestCreate && rejected(err) {
 		// KMS rejected the request: no grant exists for the rollback to find.
 		customresource.FailurePhysicalID(ctx, "")
 	}
 	if err != nil {
-		return customresource.Result{}, fmt.Errorf("KMS CreateGrant on %s for %s failed: %s", p.KeyArn, p.GranteePrincipal, explain(err))
+		return customresource.Result{}, &explained{text: fmt.Sprintf("KMS CreateGrant on %s for %s failed: %s", p.KeyArn, p.GranteePrincipal, explain(err)), cause: err}
 	}
 	if out.GrantId == nil || *out.GrantId == "" {
 		return customresource.Result{}, fmt.Errorf("KMS CreateGrant on %s for %s answered no grant id", p.KeyArn, p.GranteePrincipal)
@@ -270,8 +305,98 @@ func (h *Handler) create(ctx context.Context, req customresource.Request, p gran
 	return result(grantspec.PhysicalID{KeyArn: p.KeyArn, GrantId: *out.GrantId}), nil
 }
 
-// exists looks the grant up with ListGrants filtered by grant id.
-func (h *Handler) exists(ctx context.Context, id grantspec.PhysicalID) (bool, error) {
+// replace creates the grant p defines during an Update. If CreateGrant
+// fails in doubt, it removes every grant matching p except keep (the grant
+// CloudFormation still holds), so that the rollback finds exactly the old
+// grant. The create runs under a deadline that leaves time for that.
+func (h *Handler) replace(ctx context.Context, req customresource.Request, p grantspec.Properties, keep string) (customresource.Result, error) {
+	createCtx, cancel := h.withCleanupReserve(ctx)
+	defer cancel()
+	res, err := h.create(createCtx, req, p)
+	if err == nil || rejected(err) {
+		return res, err
+	}
+	if createCtx.Err() != nil && ctx.Err() == nil {
+		why := "no answer"
+		if last := customresource.LastRetry(createCtx); last != nil {
+			why = "last error: " + awserr.Text(last)
+		}
+		err = fmt.Errorf("timed out waiting for KMS CreateGrant on %s for %s (%s)", p.KeyArn, p.GranteePrincipal, why)
+	}
+	name := nameOf(req, p)
+	customresource.Logger(ctx).Warn("the replacing CreateGrant failed in doubt; removing any grant it made", "name", name, "keep", keep, "error", err.Error())
+	found, findErr := h.find(ctx, p, name)
+	if findErr != nil {
+		return customresource.Result{}, fmt.Errorf("%w; then listing the grants it may have made failed: %s (check with '%s')", err, awserr.Text(findErr), h.findCommand(p, name))
+	}
+	for _, id := range found {
+		if id.GrantId == keep {
+			continue
+		}
+		if rmErr := h.remove(ctx, req, p, id); rmErr != nil {
+			return customresource.Result{}, fmt.Errorf("%w; then removing the grant %s it made failed: %v", err, id.GrantId, rmErr)
+		}
+	}
+	return customresource.Result{}, err
+}
+
+// explained is an AWS error told in words a person can act on; it unwraps
+// to the error, so that callers still see what KMS answered.
+type explained struct {
+	text  string
+	cause error
+}
+
+func (e *explained) Error() string { return e.text }
+func (e *explained) Unwrap() error { return e.cause }
+
+// withCleanupReserve bounds ctx so that CleanupReserve (at most a third of
+// the remaining time) is left after it.
+func (h *Handler) withCleanupReserve(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve := h.CleanupReserve
+	if reserve <= 0 {
+		reserve = DefaultCleanupReserve
+	}
+	reserve = min(reserve, time.Until(deadline)/3)
+	return context.WithDeadline(ctx, deadline.Add(-reserve))
+}
+
+func (h *Handler) propagationWindow() time.Duration {
+	if h.PropagationWindow > 0 {
+		return h.PropagationWindow
+	}
+	return DefaultPropagationWindow
+}
+
+// rejected reports whether err is KMS refusing the request (a client fault
+// such as AccessDenied or NotFound), as opposed to an outcome that leaves in
+// doubt whether KMS acted on it (a timeout, a server error).
+func rejected(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultClient {
+		return true
+	}
+	// Unmodeled errors (AccessDeniedException among them) carry no fault;
+	// their HTTP status tells: 4xx means KMS refused the request.
+	var re interface{ HTTPStatusCode() int }
+	return errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500
+}
+
+// exists looks the grant up: among the handler's retirable grants when it
+// owns the grant, else with ListGrants filtered by grant id.
+func (h *Handler) exists(ctx context.Context, p grantspec.Properties, id grantspec.PhysicalID) (bool, error) {
+	if h.owns(p) {
+		customresource.Waiting(ctx, fmt.Sprintf("KMS ListRetirableGrants of %s for grant %s", p.RetiringPrincipal, id.GrantId), nil)
+		found := false
+		err := h.eachRetirable(ctx, p, func(g types.GrantListEntry) {
+			found = found || (aws.ToString(g.GrantId) == id.GrantId && sameKey(aws.ToString(g.KeyId), id.KeyArn))
+		})
+		return found, err
+	}
 	customresource.Waiting(ctx, fmt.Sprintf("KMS ListGrants on %s for grant %s", id.KeyArn, id.GrantId), nil)
 	pages := kms.NewListGrantsPaginator(h.KMS, &kms.ListGrantsInput{KeyId: aws.String(id.KeyArn), GrantId: aws.String(id.GrantId)})
 	for pages.HasMorePages() {
@@ -291,65 +416,173 @@ func (h *Handler) exists(ctx context.Context, id grantspec.PhysicalID) (bool, er
 	return false, nil
 }
 
-func (h *Handler) revoke(ctx context.Context, id grantspec.PhysicalID) error {
-	customresource.Waiting(ctx, fmt.Sprintf("KMS RevokeGrant of grant %s on %s", id.GrantId, id.KeyArn), nil)
-	_, err := h.KMS.RevokeGrant(ctx, &kms.RevokeGrantInput{KeyId: aws.String(id.KeyArn), GrantId: aws.String(id.GrantId)}, inRegion(id.KeyArn))
-	return err
-}
-
-func (h *Handler) retire(ctx context.Context, id grantspec.PhysicalID) error {
-	customresource.Waiting(ctx, fmt.Sprintf("KMS RetireGrant of grant %s on %s", id.GrantId, id.KeyArn), nil)
-	_, err := h.KMS.RetireGrant(ctx, &kms.RetireGrantInput{KeyId: aws.String(id.KeyArn), GrantId: aws.String(id.GrantId)}, inRegion(id.KeyArn))
-	return err
-}
-
-// RevokeCommand is the command that revokes the grant by hand, run with
-// credentials of the key's account.
-func RevokeCommand(id grantspec.PhysicalID) string {
-	region := ""
-	if a, err := awsid.ParseKeyARN(id.KeyArn); err == nil {
-		region = " --region " + a.Region
+// find returns the grants named name that match p exactly: among the
+// handler's retirable grants when it owns the grant, else among the key's.
+func (h *Handler) find(ctx context.Context, p grantspec.Properties, name string) ([]grantspec.PhysicalID, error) {
+	var found []grantspec.PhysicalID
+	keep := func(g types.GrantListEntry) {
+		if matches(p, name, g) {
+			found = append(found, grantspec.PhysicalID{KeyArn: p.KeyArn, GrantId: aws.ToString(g.GrantId)})
+		}
 	}
-	return fmt.Sprintf("aws kms revoke-grant%s --key-id %s --grant-id %s", region, id.KeyArn, id.GrantId)
+	if h.owns(p) {
+		customresource.Waiting(ctx, fmt.Sprintf("KMS ListRetirableGrants of %s for grants named %s", p.RetiringPrincipal, name), nil)
+		return found, h.eachRetirable(ctx, p, keep)
+	}
+	customresource.Waiting(ctx, fmt.Sprintf("KMS ListGrants on %s for grants named %s", p.KeyArn, name), nil)
+	pages := kms.NewListGrantsPaginator(h.KMS, &kms.ListGrantsInput{KeyId: aws.String(p.KeyArn)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx, inRegion(p.KeyArn))
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range page.Grants {
+			keep(g)
+		}
+	}
+	return found, nil
 }
 
-func (h *Handler) deleteOutcome(ctx context.Context, op string, id grantspec.PhysicalID, err error) error {
-	log := customresource.Logger(ctx).With("grantId", id.GrantId, "keyArn", id.KeyArn)
+// eachRetirable calls fn for every grant the handler's role may retire in
+// the key's region.
+func (h *Handler) eachRetirable(ctx context.Context, p grantspec.Properties, fn func(types.GrantListEntry)) error {
+	pages := kms.NewListRetirableGrantsPaginator(h.KMS, &kms.ListRetirableGrantsInput{RetiringPrincipal: aws.String(p.RetiringPrincipal)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx, inRegion(p.KeyArn))
+		if err != nil {
+			return err
+		}
+		for _, g := range page.Grants {
+			fn(g)
+		}
+	}
+	return nil
+}
+
+// matches reports whether g is the grant p defines under name: same key,
+// name, grantee, retiring principal, operations and constraints.
+func matches(p grantspec.Properties, name string, g types.GrantListEntry) bool {
+	ops := make([]string, 0, len(g.Operations))
+	for _, op := range g.Operations {
+		ops = append(ops, string(op))
+	}
+	var equals, subset map[string]string
+	if g.Constraints != nil {
+		equals, subset = g.Constraints.EncryptionContextEquals, g.Constraints.EncryptionContextSubset
+	}
+	return sameKey(aws.ToString(g.KeyId), p.KeyArn) &&
+		aws.ToString(g.Name) == name &&
+		aws.ToString(g.GranteePrincipal) == p.GranteePrincipal &&
+		aws.ToString(g.RetiringPrincipal) == p.RetiringPrincipal &&
+		grantspec.SameOperations(ops, p.Operations) &&
+		maps.Equal(equals, p.EncryptionContextEquals) &&
+		maps.Equal(subset, p.EncryptionContextSubset)
+}
+
+// sameKey reports whether a grant's KeyId (a key ARN on AWS, a bare key id
+// on some emulators) is the key keyARN.
+func sameKey(keyID, keyARN string) bool {
+	return keyID == keyARN || (keyID != "" && strings.HasSuffix(keyARN, ":key/"+keyID))
+}
+
+// remove retires an owned grant and revokes any other, and judges the outcome.
+func (h *Handler) remove(ctx context.Context, req customresource.Request, p grantspec.Properties, id grantspec.PhysicalID) error {
+	owned := h.owns(p)
+	op := "RevokeGrant"
+	if owned {
+		op = "RetireGrant"
+	}
+	customresource.Waiting(ctx, fmt.Sprintf("KMS %s of grant %s on %s", op, id.GrantId, id.KeyArn), nil)
+	var err error
+	if owned {
+		_, err = h.KMS.RetireGrant(ctx, &kms.RetireGrantInput{KeyId: aws.String(id.KeyArn), GrantId: aws.String(id.GrantId)}, inRegion(id.KeyArn))
+	} else {
+		_, err = h.KMS.RevokeGrant(ctx, &kms.RevokeGrantInput{KeyId: aws.String(id.KeyArn), GrantId: aws.String(id.GrantId)}, inRegion(id.KeyArn))
+	}
+	return h.removeOutcome(ctx, req, op, p, id, err)
+}
+
+func (h *Handler) removeOutcome(ctx context.Context, req customresource.Request, op string, p grantspec.Properties, id grantspec.PhysicalID, err error) error {
+	log := customresource.Logger(ctx).With("grantId", id.GrantId, "keyArn", id.KeyArn, "operation", op)
+	var why string
 	switch code := awserr.Code(err); {
 	case err == nil:
-		log.Info("grant deleted", "operation", op)
+		log.Info("grant removed")
 		return nil
 	case code == "InvalidGrantIdException":
-		log.Info("KMS does not know the grant id; nothing to delete", "operation", op, "error", err.Error())
+		log.Info("KMS does not know the grant id; nothing to remove", "error", err.Error())
 		return nil
 	case code == "NotFoundException":
-		// The grant was revoked already, or the key itself is gone (and its
+		// The grant was removed already, or the key itself is gone (and its
 		// grants with it).
-		log.Warn("the grant or its key no longer exists; nothing to delete", "operation", op, "error", err.Error())
+		log.Warn("the grant or its key no longer exists; nothing to remove", "error", err.Error())
 		return nil
 	case code == "KMSInvalidStateException" || code == "DisabledException":
-		log.Warn("the key is disabled or pending deletion; the grant was not revoked. A pending deletion removes it with the key; if the key is enabled again, revoke it by hand",
-			"operation", op, "error", err.Error(), "command", RevokeCommand(id))
-		return nil
+		why = "the key is disabled or pending deletion, so KMS kept the grant: it is back in force as soon as the key is enabled again (cancelling a deletion leaves the key disabled). Remove it once the key is enabled"
+	case code == "AccessDeniedException" && op == "RetireGrant":
+		why = "KMS denied the retirement although this handler's role is the grant's retiring principal (was the role deleted and created again? KMS knows a role by its unique id)"
 	case code == "AccessDeniedException":
-		log.Warn("KMS denied the revocation (the key policy no longer lets this role revoke grants, or the key's account is gone); the grant was NOT revoked: revoke it by hand with credentials of the key's account",
-			"operation", op, "error", err.Error(), "command", RevokeCommand(id))
-		return nil
+		why = "KMS denied the revocation: the key policy no longer allows kms:RevokeGrant for this handler's role"
+	default:
+		why = "KMS did not remove the grant"
 	}
-	return fmt.Errorf("KMS %s of grant %s on %s failed: %s (to give up on the grant, revoke it by hand with '%s' and delete the stack again)", op, id.GrantId, id.KeyArn, awserr.Text(err), RevokeCommand(id))
+	return fmt.Errorf("KMS %s of grant %s on %s failed: %s. %s. The grant still gives %s access to the key. Remove it by hand (%s), then delete the stack again; if the key's owner will not remove it, keep the stack's record of it with --retain-resources %s",
+		op, id.GrantId, id.KeyArn, strings.TrimSuffix(awserr.Text(err), "."), why, p.GranteePrincipal, h.removeCommands(p, id), req.LogicalResourceID)
+}
+
+// removeCommands are the commands that remove the grant by hand.
+func (h *Handler) removeCommands(p grantspec.Properties, id grantspec.PhysicalID) string {
+	region, account := "", "the key's account"
+	if a, err := awsid.ParseKeyARN(id.KeyArn); err == nil {
+		region, account = " --region "+a.Region, "account "+a.Account
+	}
+	revoke := fmt.Sprintf("aws kms revoke-grant%s --key-id %s --grant-id %s, with credentials of %s", region, id.KeyArn, id.GrantId, account)
+	if !h.owns(p) {
+		return revoke
+	}
+	// KMS lets the account in which the grant was created retire it: the
+	// destination's administrators need no access to the key's account.
+	return fmt.Sprintf("aws kms retire-grant%s --key-id %s --grant-id %s, with credentials of this stack's account allowed kms:RetireGrant; or %s", region, id.KeyArn, id.GrantId, revoke)
+}
+
+func (h *Handler) removeHint(p grantspec.Properties) string {
+	if h.owns(p) {
+		return "aws kms retire-grant --key-id <key ARN> --grant-id <id>"
+	}
+	return "aws kms revoke-grant --key-id <key ARN> --grant-id <id>"
+}
+
+// findCommand is the command that lists the grants find looks at.
+func (h *Handler) findCommand(p grantspec.Properties, name string) string {
+	region := ""
+	if a, err := awsid.ParseKeyARN(p.KeyArn); err == nil {
+		region = " --region " + a.Region
+	}
+	if h.owns(p) {
+		return fmt.Sprintf("aws kms list-retirable-grants%s --retiring-principal %s --query \"Grants[?Name=='%s']\"", region, p.RetiringPrincipal, name)
+	}
+	return fmt.Sprintf("aws kms list-grants%s --key-id %s --query \"Grants[?Name=='%s']\"", region, p.KeyArn, name)
 }
 
 // explainCreate turns a CreateGrant error into a sentence a person can act on.
-func explainCreate(p grantspec.Properties) func(error) string {
+func (h *Handler) explainCreate(p grantspec.Properties, window time.Duration) func(error) string {
 	return func(err error) string {
-		text := awserr.Text(err)
+		text := strings.TrimSuffix(awserr.Text(err), ".")
 		region, account := "", ""
 		if a, perr := awsid.ParseKeyARN(p.KeyArn); perr == nil {
 			region, account = a.Region, a.Account
 		}
 		switch awserr.Code(err) {
 		case "AccessDeniedException":
-			return fmt.Sprintf("%s. The key policy of %s (account %s) does not allow kms:CreateGrant for this handler's role, or the role's own policy does not: add the statements from CrossAccountEncryptedAmi.KeyPolicyStatements() (or the key policy statements the library synthesizes in the source stack) to the key policy and deploy the source stack first", text, p.KeyArn, account)
+			caller := "this handler's role"
+			if h.Role != "" {
+				caller = h.Role
+			}
+			return fmt.Sprintf("%s. KMS denied kms:CreateGrant, also when asked again (a denial is retried for up to %v while policies written moments earlier propagate). Two policies must allow it: "+
+				"(1) the key policy of %s (account %s) must allow kms:CreateGrant to %s with kms:GranteePrincipal %s, kms:GrantOperations within %s%s "+
+				"(the statement CrossAccountEncryptedAmi places on the key, or KeyPolicyStatements() for an imported key; deploy the key's stack first); "+
+				"(2) the IAM policy of %s in this stack (the grant's HandlerPolicy, which it depends on) must allow the same on the key",
+				text, window, p.KeyArn, account, caller, p.GranteePrincipal, strings.Join(p.Operations, " "), retiringCondition(p), caller)
 		case "NotFoundException":
 			return fmt.Sprintf("%s. The key %s does not exist: check the ARN, that the key was not deleted, and that it lives in %s (a key is served only in its own region)", text, p.KeyArn, region)
 		case "InvalidArnException":
@@ -363,6 +596,13 @@ func explainCreate(p grantspec.Properties) func(error) string {
 		}
 		return text
 	}
+}
+
+func retiringCondition(p grantspec.Properties) string {
+	if p.RetiringPrincipal == "" {
+		return ""
+	}
+	return " and kms:RetiringPrincipal " + p.RetiringPrincipal
 }
 
 func retiring(p grantspec.Properties) string {

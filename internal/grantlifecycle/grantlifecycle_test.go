@@ -24,6 +24,7 @@ type fakeKMS struct {
 	calls       []string
 	createGrant func(*kms.CreateGrantInput) (*kms.CreateGrantOutput, error)
 	listGrants  func(*kms.ListGrantsInput) (*kms.ListGrantsOutput, error)
+	retirable   func(*kms.ListRetirableGrantsInput) (*kms.ListRetirableGrantsOutput, error)
 	revokeGrant func(*kms.RevokeGrantInput) (*kms.RevokeGrantOutput, error)
 	retireGrant func(*kms.RetireGrantInput) (*kms.RetireGrantOutput, error)
 }
@@ -42,6 +43,14 @@ func (f *fakeKMS) ListGrants(_ context.Context, in *kms.ListGrantsInput, _ ...fu
 		f.t.Fatalf("unexpected ListGrants %+v", in)
 	}
 	return f.listGrants(in)
+}
+
+func (f *fakeKMS) ListRetirableGrants(_ context.Context, in *kms.ListRetirableGrantsInput, _ ...func(*kms.Options)) (*kms.ListRetirableGrantsOutput, error) {
+	f.calls = append(f.calls, "ListRetirableGrants")
+	if f.retirable == nil {
+		f.t.Fatalf("unexpected ListRetirableGrants %+v", in)
+	}
+	return f.retirable(in)
 }
 
 func (f *fakeKMS) RevokeGrant(_ context.Context, in *kms.RevokeGrantInput, _ ...func(*kms.Options)) (*kms.RevokeGrantOutput, error) {
@@ -67,7 +76,15 @@ const (
 	stackID  = "arn:aws:cloudformation:us-east-1:222222222222:stack/dest/0f2a3c40-ad8f-11ef-9a5b-0affd3c1d2e1"
 	grantID  = "0c237476b39f8bc44e45212e08498fbe3151305030726c0590dd8d3e9f3d6a60"
 	grantID2 = "1d348587c4a09cd55f56323f19509acf4262416141837d1601ee9e4f0a4e7b71"
+	grantID3 = "2e459698d5b10de66067434020610bd05373527252948e2712ff0f5a1b5f8c82"
+	// handlerRole is the role the handler runs as: grants naming it as
+	// RetiringPrincipal are the handler's own.
+	handlerRole = "arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-dest-0123456789"
+	otherRole   = "arn:aws:iam::333333333333:role/crossaccountami/GrantHandler-other-9876543210"
 )
+
+// owned sets the handler's role as the grant's retiring principal.
+var owned = set("RetiringPrincipal", handlerRole)
 
 func props(mod ...func(map[string]interface{})) map[string]interface{} {
 	p := map[string]interface{}{
@@ -100,8 +117,14 @@ func created(id string) func(*kms.CreateGrantInput) (*kms.CreateGrantOutput, err
 	}
 }
 
+// apiErr is a KMS error as the SDK returns it: a client fault (KMS refused
+// the request) but for KMS's server-side codes.
 func apiErr(code, msg string) error {
-	return &smithy.OperationError{ServiceID: "KMS", OperationName: "op", Err: &smithy.GenericAPIError{Code: code, Message: msg}}
+	fault := smithy.FaultClient
+	if code == "KMSInternalException" || code == "DependencyTimeoutException" {
+		fault = smithy.FaultServer
+	}
+	return &smithy.OperationError{ServiceID: "KMS", OperationName: "op", Err: &smithy.GenericAPIError{Code: code, Message: msg, Fault: fault}}
 }
 
 func physical(key, grant string) string {
@@ -114,10 +137,9 @@ func TestCreate(t *testing.T) {
 		got = in
 		return created(grantID)(in)
 	}}
-	p := props(set("RetiringPrincipal", "arn:aws:iam::222222222222:role/handler"),
-		set("EncryptionContextSubset", map[string]interface{}{"aws:ebs:id": "snap-1"}))
+	p := props(owned, set("EncryptionContextSubset", map[string]interface{}{"aws:ebs:id": "snap-1"}))
 
-	res, err := New(f).Create(context.Background(), request("Create", "", p, nil))
+	res, err := New(f, handlerRole).Create(context.Background(), request("Create", "", p, nil))
 
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +154,7 @@ func TestCreate(t *testing.T) {
 		t.Errorf("Name %q, want %q", aws.ToString(got.Name), want)
 	}
 	if aws.ToString(got.KeyId) != keyARN || aws.ToString(got.GranteePrincipal) != grantee ||
-		aws.ToString(got.RetiringPrincipal) != "arn:aws:iam::222222222222:role/handler" ||
+		aws.ToString(got.RetiringPrincipal) != handlerRole ||
 		!slices.Equal(got.Operations, []types.GrantOperation{"Decrypt", "CreateGrant"}) ||
 		got.Constraints == nil || got.Constraints.EncryptionContextSubset["aws:ebs:id"] != "snap-1" ||
 		got.Constraints.EncryptionContextEquals != nil {
@@ -146,7 +168,7 @@ func TestCreateUsesTheGivenName(t *testing.T) {
 		name = aws.ToString(in.Name)
 		return created(grantID)(in)
 	}}
-	if _, err := New(f).Create(context.Background(), request("Create", "", props(set("Name", "my-grant")), nil)); err != nil {
+	if _, err := New(f, handlerRole).Create(context.Background(), request("Create", "", props(set("Name", "my-grant")), nil)); err != nil {
 		t.Fatal(err)
 	}
 	if name != "my-grant" {
@@ -159,7 +181,10 @@ func TestCreateFailures(t *testing.T) {
 		code string
 		want []string
 	}{
-		{"AccessDeniedException", []string{keyARN, grantee, "does not allow kms:CreateGrant", "KeyPolicyStatements()", "deploy the source stack first"}},
+		{"AccessDeniedException", []string{keyARN, grantee, "KMS denied kms:CreateGrant, also when asked again (a denial is retried for up to 3m0s",
+			"the key policy of " + keyARN + " (account 111111111111) must allow kms:CreateGrant to " + handlerRole,
+			"kms:RetiringPrincipal " + handlerRole, "KeyPolicyStatements()", "deploy the key's stack first",
+			"the IAM policy of " + handlerRole + " in this stack"}},
 		{"NotFoundException", []string{keyARN, "does not exist", "us-east-1"}},
 		{"InvalidArnException", []string{grantee, "Custom::AutoScalingServiceLinkedRole"}},
 		{"DisabledException", []string{"enable-key --key-id " + keyARN}},
@@ -171,7 +196,7 @@ func TestCreateFailures(t *testing.T) {
 			f := &fakeKMS{t: t, createGrant: func(*kms.CreateGrantInput) (*kms.CreateGrantOutput, error) {
 				return nil, apiErr(tc.code, "kms said no")
 			}}
-			_, err := New(f).Create(context.Background(), request("Create", "", props(), nil))
+			_, err := New(f, handlerRole).Create(context.Background(), request("Create", "", props(owned), nil))
 			if err == nil {
 				t.Fatal("Create succeeded")
 			}
@@ -197,7 +222,7 @@ func TestInvalidPropertiesNameThePropertyAndValue(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeKMS{t: t}
-			h := New(f)
+			h := New(f, handlerRole)
 			_, errCreate := h.Create(context.Background(), request("Create", "", tc.p, nil))
 			_, errUpdate := h.Update(context.Background(), request("Update", physical(keyARN, grantID), tc.p, props()))
 			for _, err := range []error{errCreate, errUpdate} {
@@ -280,6 +305,18 @@ func TestUpdate(t *testing.T) {
 			wantID: physical(keyARN, grantID), wantCalls: []string{"ListGrants", "CreateGrant"},
 		},
 		{
+			name: "owned grant, VerifyToken changed, grant exists: keep",
+			old:  props(owned, set("VerifyToken", "1")), new: props(owned, set("VerifyToken", "2")),
+			fake:   fakeKMS{retirable: retirableOf(entry(grantID, keyARN, handlerRole))},
+			wantID: physical(keyARN, grantID), wantCalls: []string{"ListRetirableGrants"},
+		},
+		{
+			name: "owned grant, VerifyToken changed, only the same id on another key: recreate",
+			old:  props(owned, set("VerifyToken", "1")), new: props(owned, set("VerifyToken", "2")),
+			fake:   fakeKMS{retirable: retirableOf(entry(grantID, key2ARN, handlerRole)), createGrant: created(grantID2)},
+			wantID: physical(keyARN, grantID2), wantCalls: []string{"ListRetirableGrants", "CreateGrant"},
+		},
+		{
 			name: "rollback from invalid old properties: create by name",
 			old:  props(set("KeyArn", "garbage")), new: props(),
 			fake:   fakeKMS{createGrant: created(grantID)},
@@ -300,7 +337,7 @@ func TestUpdate(t *testing.T) {
 				ph = physical(keyARN, grantID)
 			}
 
-			res, err := New(&f).Update(context.Background(), request("Update", ph, tc.new, tc.old))
+			res, err := New(&f, handlerRole).Update(context.Background(), request("Update", ph, tc.new, tc.old))
 
 			if err != nil {
 				t.Fatal(err)
@@ -323,7 +360,7 @@ func TestUpdateFailureNamesTheKey(t *testing.T) {
 	f := &fakeKMS{t: t, createGrant: func(*kms.CreateGrantInput) (*kms.CreateGrantOutput, error) {
 		return nil, apiErr("AccessDeniedException", "User: arn:aws:sts::222222222222:assumed-role/h/x is not authorized")
 	}}
-	_, err := New(f).Update(context.Background(), request("Update", physical(keyARN, grantID), props(set("KeyArn", key2ARN)), props()))
+	_, err := New(f, handlerRole).Update(context.Background(), request("Update", physical(keyARN, grantID), props(set("KeyArn", key2ARN)), props()))
 	if err == nil || !strings.Contains(err.Error(), key2ARN) || !strings.Contains(err.Error(), "assumed-role/h/x") {
 		t.Errorf("error %v", err)
 	}
@@ -346,34 +383,49 @@ func TestDelete(t *testing.T) {
 			return &kms.RetireGrantOutput{}, err
 		}
 	}
-	retire := props(set("RetiringPrincipal", "arn:aws:iam::222222222222:role/handler"), set("RetireOnDelete", "true"))
+	retire := props(owned)
+	manual := "aws kms retire-grant --region us-east-1 --key-id " + keyARN + " --grant-id " + grantID
+	revokeByHand := "aws kms revoke-grant --region us-east-1 --key-id " + keyARN + " --grant-id " + grantID + ", with credentials of account 111111111111"
 	for _, tc := range []struct {
 		name      string
 		physical  string
 		props     map[string]interface{}
 		fake      fakeKMS
-		wantErr   string
+		wantErr   []string
 		wantCalls []string
 	}{
-		{name: "revoke", fake: fakeKMS{revokeGrant: revoked(nil)}, wantCalls: []string{"RevokeGrant"}},
-		{name: "not a grant id: no call", physical: "6a1a3f5e-3b5b-4b8a-9f0c-1d2e3f4a5b6c"},
-		{name: "empty physical id: no call", physical: "-"},
-		{name: "grant gone", fake: fakeKMS{revokeGrant: revoked(apiErr("NotFoundException", "Grant not found"))}, wantCalls: []string{"RevokeGrant"}},
-		{name: "invalid grant id", fake: fakeKMS{revokeGrant: revoked(apiErr("InvalidGrantIdException", "bad"))}, wantCalls: []string{"RevokeGrant"}},
-		{name: "key pending deletion", fake: fakeKMS{revokeGrant: revoked(&types.KMSInvalidStateException{Message: aws.String("pending deletion")})}, wantCalls: []string{"RevokeGrant"}},
-		{name: "key disabled", fake: fakeKMS{revokeGrant: revoked(&types.DisabledException{Message: aws.String("disabled")})}, wantCalls: []string{"RevokeGrant"}},
-		{name: "access denied: warn, succeed", fake: fakeKMS{revokeGrant: revoked(apiErr("AccessDeniedException", "no"))}, wantCalls: []string{"RevokeGrant"}},
-		{name: "invalid properties: still revoke", props: props(set("Operations", "oops")), fake: fakeKMS{revokeGrant: revoked(nil)}, wantCalls: []string{"RevokeGrant"}},
-		{name: "retire", props: retire, fake: fakeKMS{retireGrant: retired(nil)}, wantCalls: []string{"RetireGrant"}},
-		{name: "retire gone", props: retire, fake: fakeKMS{retireGrant: retired(apiErr("NotFoundException", "x"))}, wantCalls: []string{"RetireGrant"}},
+		{name: "owned: retire", props: retire, fake: fakeKMS{retireGrant: retired(nil)}, wantCalls: []string{"RetireGrant"}},
+		{name: "owned: grant gone", props: retire, fake: fakeKMS{retireGrant: retired(apiErr("NotFoundException", "x"))}, wantCalls: []string{"RetireGrant"}},
+		{name: "owned: invalid grant id", props: retire, fake: fakeKMS{retireGrant: retired(apiErr("InvalidGrantIdException", "bad"))}, wantCalls: []string{"RetireGrant"}},
 		{
-			name: "retire denied: revoke", props: retire,
-			fake:      fakeKMS{retireGrant: retired(apiErr("AccessDeniedException", "not the retiring principal")), revokeGrant: revoked(nil)},
-			wantCalls: []string{"RetireGrant", "RevokeGrant"},
+			name: "owned: retire denied fails, no revoke", props: retire,
+			fake:    fakeKMS{retireGrant: retired(apiErr("AccessDeniedException", "not the retiring principal"))},
+			wantErr: []string{"KMS RetireGrant of grant " + grantID, "AccessDeniedException: not the retiring principal", "still gives " + grantee, manual, revokeByHand, "--retain-resources AmiGrant"}, wantCalls: []string{"RetireGrant"},
 		},
 		{
+			name: "owned: key disabled fails", props: retire,
+			fake:    fakeKMS{retireGrant: retired(&types.DisabledException{Message: aws.String("disabled")})},
+			wantErr: []string{"disabled or pending deletion", "back in force", manual}, wantCalls: []string{"RetireGrant"},
+		},
+		{
+			name: "owned: key pending deletion fails", props: retire,
+			fake:    fakeKMS{retireGrant: retired(&types.KMSInvalidStateException{Message: aws.String("pending deletion")})},
+			wantErr: []string{"disabled or pending deletion", manual}, wantCalls: []string{"RetireGrant"},
+		},
+		{name: "owned, invalid properties: still retire", props: props(owned, set("Operations", "oops")), fake: fakeKMS{retireGrant: retired(nil)}, wantCalls: []string{"RetireGrant"}},
+		{name: "not owned: revoke", fake: fakeKMS{revokeGrant: revoked(nil)}, wantCalls: []string{"RevokeGrant"}},
+		{name: "another role retires: revoke", props: props(set("RetiringPrincipal", otherRole)), fake: fakeKMS{revokeGrant: revoked(nil)}, wantCalls: []string{"RevokeGrant"}},
+		{name: "not a grant id: no call", physical: "6a1a3f5e-3b5b-4b8a-9f0c-1d2e3f4a5b6c"},
+		{name: "empty physical id: no call", physical: "-"},
+		{name: "not owned: grant gone", fake: fakeKMS{revokeGrant: revoked(apiErr("NotFoundException", "Grant not found"))}, wantCalls: []string{"RevokeGrant"}},
+		{
+			name: "not owned: revoke denied fails", fake: fakeKMS{revokeGrant: revoked(apiErr("AccessDeniedException", "no"))},
+			wantErr: []string{"no longer allows kms:RevokeGrant", revokeByHand}, wantCalls: []string{"RevokeGrant"},
+		},
+		{name: "not owned, invalid properties: still revoke", props: props(set("Operations", "oops")), fake: fakeKMS{revokeGrant: revoked(nil)}, wantCalls: []string{"RevokeGrant"}},
+		{
 			name: "other error: FAILED with the manual command", fake: fakeKMS{revokeGrant: revoked(errors.New("connection reset"))},
-			wantErr: "aws kms revoke-grant --region us-east-1 --key-id " + keyARN + " --grant-id " + grantID, wantCalls: []string{"RevokeGrant"},
+			wantErr: []string{revokeByHand}, wantCalls: []string{"RevokeGrant"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -391,17 +443,44 @@ func TestDelete(t *testing.T) {
 				p = props()
 			}
 
-			err := New(&f).Delete(context.Background(), request("Delete", ph, p, nil))
+			err := New(&f, handlerRole).Delete(context.Background(), request("Delete", ph, p, nil))
 
-			if tc.wantErr == "" && err != nil {
+			if tc.wantErr == nil && err != nil {
 				t.Errorf("Delete failed: %v", err)
 			}
-			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Errorf("error %v, want it to contain %q", err, tc.wantErr)
+			if tc.wantErr != nil && err == nil {
+				t.Errorf("Delete succeeded, want FAILED")
+			}
+			for _, w := range tc.wantErr {
+				if err != nil && !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v, want it to contain %q", err, w)
+				}
 			}
 			if !slices.Equal(f.calls, tc.wantCalls) {
 				t.Errorf("calls %v, want %v", f.calls, tc.wantCalls)
 			}
 		})
+	}
+}
+
+// entry is a grant as KMS lists it, defined by props() with name and retiring.
+func entry(id, key, retiring string) types.GrantListEntry {
+	return types.GrantListEntry{
+		GrantId: aws.String(id), KeyId: aws.String(key), Name: aws.String(grantspec.DefaultName(stackID, "AmiGrant")),
+		GranteePrincipal: aws.String(grantee), RetiringPrincipal: aws.String(retiring),
+		Operations: []types.GrantOperation{"CreateGrant", "Decrypt"},
+	}
+}
+
+// retirableOf answers ListRetirableGrants for handlerRole with grants.
+func retirableOf(grants ...types.GrantListEntry) func(*kms.ListRetirableGrantsInput) (*kms.ListRetirableGrantsOutput, error) {
+	return func(in *kms.ListRetirableGrantsInput) (*kms.ListRetirableGrantsOutput, error) {
+		out := &kms.ListRetirableGrantsOutput{}
+		for _, g := range grants {
+			if aws.ToString(g.RetiringPrincipal) == aws.ToString(in.RetiringPrincipal) {
+				out.Grants = append(out.Grants, g)
+			}
+		}
+		return out, nil
 	}
 }

@@ -28,9 +28,15 @@ const (
 	PropEncryptionContextEquals = "EncryptionContextEquals"
 	PropEncryptionContextSubset = "EncryptionContextSubset"
 	PropName                    = "Name"
-	PropRetireOnDelete          = "RetireOnDelete"
 	PropVerifyToken             = "VerifyToken"
 )
+
+// HandlerRoleEnv is the environment variable through which the construct
+// tells the handler the ARN of the role it runs as. A grant whose
+// RetiringPrincipal is that role is owned by the handler: it is found with
+// ListRetirableGrants and removed with RetireGrant, which need nothing in
+// the key policy. Any other grant is removed with RevokeGrant.
+const HandlerRoleEnv = "CROSSACCOUNTAMI_HANDLER_ROLE_ARN"
 
 // Attribute names (the Data of every response, Update included).
 const (
@@ -68,9 +74,6 @@ type Properties struct {
 	// Name is the grant name. Empty means: the handler derives it from the
 	// stack id and logical id, so a retried Create returns the same grant.
 	Name string
-	// RetireOnDelete retires the grant (as the retiring principal) instead of
-	// revoking it on delete.
-	RetireOnDelete bool
 	// VerifyToken does not define the grant. Changing it makes the next
 	// Update check that the grant still exists and recreate it if it does not.
 	VerifyToken string
@@ -94,9 +97,6 @@ func (p Properties) Validate() error {
 		if err := awsid.ValidatePrincipalARN(p.RetiringPrincipal); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", PropRetiringPrincipal, err))
 		}
-	}
-	if p.RetireOnDelete && p.RetiringPrincipal == "" {
-		errs = append(errs, fmt.Errorf("%s: true needs %s to be set (the principal that retires the grant)", PropRetireOnDelete, PropRetiringPrincipal))
 	}
 	if len(p.EncryptionContextEquals) > 0 && len(p.EncryptionContextSubset) > 0 {
 		errs = append(errs, fmt.Errorf("%s and %s: KMS accepts only one of the two grant constraints, got both", PropEncryptionContextEquals, PropEncryptionContextSubset))
@@ -127,19 +127,20 @@ func ValidateOperations(ops []string) error {
 }
 
 // SameGrant reports whether a and b define the same grant, so an Update
-// between them can keep the grant. VerifyToken and RetireOnDelete do not
-// define a grant; the order of operations does not matter.
+// between them can keep the grant. VerifyToken does not define a grant; the
+// order of operations does not matter.
 func SameGrant(a, b Properties) bool {
 	return a.KeyArn == b.KeyArn &&
 		a.GranteePrincipal == b.GranteePrincipal &&
 		a.RetiringPrincipal == b.RetiringPrincipal &&
 		a.Name == b.Name &&
-		sameSet(a.Operations, b.Operations) &&
+		SameOperations(a.Operations, b.Operations) &&
 		maps.Equal(a.EncryptionContextEquals, b.EncryptionContextEquals) &&
 		maps.Equal(a.EncryptionContextSubset, b.EncryptionContextSubset)
 }
 
-func sameSet(a, b []string) bool {
+// SameOperations reports whether a and b list the same operations, in any order.
+func SameOperations(a, b []string) bool {
 	x, y := slices.Clone(a), slices.Clone(b)
 	slices.Sort(x)
 	slices.Sort(y)
@@ -167,9 +168,6 @@ func (p Properties) CfnProperties() map[string]interface{} {
 	if p.Name != "" {
 		out[PropName] = p.Name
 	}
-	if p.RetireOnDelete {
-		out[PropRetireOnDelete] = "true"
-	}
 	if p.VerifyToken != "" {
 		out[PropVerifyToken] = p.VerifyToken
 	}
@@ -179,7 +177,8 @@ func (p Properties) CfnProperties() map[string]interface{} {
 // Decode reads the properties of a CloudFormation event (every scalar
 // arrives as a string) into Properties and validates them. The ServiceToken
 // and unknown keys are ignored so that an older handler tolerates a newer
-// template; every known key is checked.
+// template (and this handler an older one: RetireOnDelete, which 0.1
+// templates carry, no longer means anything); every known key is checked.
 func Decode(raw map[string]interface{}) (Properties, error) {
 	var p Properties
 	r := cfnprops.NewReader(raw)
@@ -188,7 +187,6 @@ func Decode(raw map[string]interface{}) (Properties, error) {
 	p.RetiringPrincipal = r.String(PropRetiringPrincipal)
 	p.Name = r.String(PropName)
 	p.VerifyToken = r.String(PropVerifyToken)
-	p.RetireOnDelete = r.Bool(PropRetireOnDelete)
 	p.Operations = r.List(PropOperations)
 	p.EncryptionContextEquals = r.Map(PropEncryptionContextEquals)
 	p.EncryptionContextSubset = r.Map(PropEncryptionContextSubset)

@@ -16,7 +16,6 @@ func TestDecodeRoundTrip(t *testing.T) {
 	// GIVEN properties with every optional field set
 	p := valid()
 	p.RetiringPrincipal = "arn:aws:iam::222222222222:role/retirer"
-	p.RetireOnDelete = true
 	p.EncryptionContextSubset = map[string]string{"aws:ebs:id": "vol-1"}
 	p.Name = "my-grant"
 	p.VerifyToken = "2"
@@ -45,7 +44,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !SameGrant(got, p) || got.RetireOnDelete != p.RetireOnDelete || got.VerifyToken != p.VerifyToken {
+	if !SameGrant(got, p) || got.VerifyToken != p.VerifyToken {
 		t.Errorf("decoded %+v, want %+v", got, p)
 	}
 }
@@ -61,8 +60,6 @@ func TestDecodeRejects(t *testing.T) {
 		{"alias key", func(m map[string]interface{}) { m[PropKeyArn] = "arn:aws:kms:us-east-1:111111111111:alias/x" }, []string{PropKeyArn, "alias"}},
 		{"malformed grantee", func(m map[string]interface{}) { m[PropGranteePrincipal] = "role/x" }, []string{PropGranteePrincipal, `"role/x"`}},
 		{"retiring principal not an ARN", func(m map[string]interface{}) { m[PropRetiringPrincipal] = "bob" }, []string{PropRetiringPrincipal, `"bob"`}},
-		{"bool not a bool", func(m map[string]interface{}) { m[PropRetireOnDelete] = "yes" }, []string{PropRetireOnDelete, `"yes"`}},
-		{"retire without retiring principal", func(m map[string]interface{}) { m[PropRetireOnDelete] = "true" }, []string{PropRetireOnDelete, PropRetiringPrincipal}},
 		{"both constraints", func(m map[string]interface{}) {
 			m[PropEncryptionContextEquals] = map[string]interface{}{"a": "b"}
 			m[PropEncryptionContextSubset] = map[string]interface{}{"a": "b"}
@@ -134,5 +131,20 @@ func TestDefaultName(t *testing.T) {
 	}
 	if long := DefaultName(stack, strings.Repeat("L", 300)); !nameRe.MatchString(long) {
 		t.Errorf("long name %q is not valid", long)
+	}
+}
+
+func TestDecodeIgnoresTheRetiredRetireOnDelete(t *testing.T) {
+	// GIVEN the properties of a 0.1 template, which carried RetireOnDelete
+	raw := map[string]interface{}{PropKeyArn: keyArn, PropGranteePrincipal: slr, PropOperations: []interface{}{"Decrypt"}, "RetireOnDelete": "true"}
+	// WHEN the handler decodes them
+	got, err := Decode(raw)
+	// THEN they still define the same grant: how a grant is removed now
+	// follows from its RetiringPrincipal alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !SameGrant(got, Properties{KeyArn: keyArn, GranteePrincipal: slr, Operations: []string{"Decrypt"}}) {
+		t.Errorf("decoded %+v", got)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
 )
 
@@ -57,10 +58,16 @@ const ServiceTimeoutMinutes = FunctionTimeout + 5
 type Provider struct {
 	Function awslambda.Function
 	Role     awsiam.Role
+	// RoleArn is the role's ARN: a literal when the stack's account and
+	// region are known (the key policy names it), else the role's Arn
+	// attribute. It is every owned grant's RetiringPrincipal, and the
+	// handler learns it from grantspec.HandlerRoleEnv.
+	RoleArn string
 
-	env      *StackEnv
-	mu       sync.Mutex
-	slrGrant bool
+	env           *StackEnv
+	mu            sync.Mutex
+	slrGrant      bool
+	retirableList bool
 }
 
 // Of returns the handler of scope's stack, creating it on first use. Every
@@ -74,11 +81,16 @@ func newProvider(stack awscdk.Stack) *Provider {
 	fn, role := newHandler(stack, handlerSpec{
 		id:       ID,
 		roleName: env.RoleName(), rolePath: RolePath,
-		roleDescription: "Creates and removes KMS grants for crossaccountami custom resources",
+		roleDescription: "Creates and retires KMS grants for crossaccountami custom resources",
 		description:     "crossaccountami: KMS grants and the Auto Scaling service-linked role",
 		pkg:             handlerbuild.GrantHandler,
 	})
-	return &Provider{Function: fn, Role: role, env: env}
+	roleArn, err := env.RoleArn()
+	if err != nil {
+		roleArn = *role.RoleArn()
+	}
+	fn.AddEnvironment(jsii.String(grantspec.HandlerRoleEnv), jsii.String(roleArn), nil)
+	return &Provider{Function: fn, Role: role, RoleArn: roleArn, env: env}
 }
 
 // handlerSpec says what differs between this library's handlers.
@@ -209,13 +221,61 @@ func (e *StackEnv) RoleArn() (string, error) {
 	return awsid.RoleARN(e.Partition, e.Account, RolePath, e.RoleName()), nil
 }
 
-// AllowGrantsOn lets the handler create, list, revoke (and retire) grants on
-// the key of one grant resource, in a policy of the resource's own.
-func (p *Provider) AllowGrantsOn(scope constructs.Construct, resource awscdk.CustomResource, keyArn *string) {
-	resourcePolicy(scope, p.Role, resource, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"),
-		Resources: &[]*string{keyArn},
+// AllowGrant lets the handler create exactly the grant spec defines, in a
+// policy of the resource's own: kms:CreateGrant on the key only with that
+// grantee, within those operations and with that retiring principal (none
+// when spec has none).
+//
+// A grant the handler owns (its RetiringPrincipal is RoleArn) needs nothing
+// more on the key: KMS lets the retiring principal retire it, and the
+// handler finds it with kms:ListRetirableGrants, an IAM permission of this
+// account (AllowListRetirable). Any other grant is revoked, and looked up,
+// through the key: kms:RevokeGrant and kms:ListGrants on the key, which the
+// key policy must allow too.
+func (p *Provider) AllowGrant(scope constructs.Construct, resource awscdk.CustomResource, spec grantspec.Properties) {
+	equals := map[string]interface{}{"kms:GranteePrincipal": spec.GranteePrincipal}
+	if spec.RetiringPrincipal != "" {
+		equals["kms:RetiringPrincipal"] = spec.RetiringPrincipal
+	}
+	statements := []awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("kms:CreateGrant"),
+		Resources: jsii.Strings(spec.KeyArn),
+		Conditions: &map[string]interface{}{
+			"StringEquals":              equals,
+			"ForAllValues:StringEquals": map[string]interface{}{"kms:GrantOperations": spec.Operations},
+		},
+	})}
+	if spec.RetiringPrincipal == p.RoleArn {
+		p.AllowListRetirable()
+	} else {
+		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:   jsii.Strings("kms:ListGrants", "kms:RevokeGrant"),
+			Resources: jsii.Strings(spec.KeyArn),
+		}))
+	}
+	resourcePolicy(scope, p.Role, resource, statements...)
+}
+
+// AllowListRetirable lets the handler list the grants its own role may
+// retire, in the role's default policy, once per stack. CloudFormation
+// deletes that policy after every grant (each grant depends on the
+// function, which depends on the policy), so cleanups can still list.
+func (p *Provider) AllowListRetirable() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.retirableList {
+		return
+	}
+	p.retirableList = true
+	p.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("kms:ListRetirableGrants"),
+		Resources: jsii.Strings("*"),
 	}))
+	policy := p.Role.Node().FindChild(jsii.String("DefaultPolicy")).Node().DefaultChild().(awscdk.CfnResource)
+	nagsuppress.Add(policy, "AwsSolutions-IAM5",
+		"kms:ListRetirableGrants only: it lists the grants whose retiring principal is this role (the handler asks only for its own role) "+
+			"and reveals nothing else; KMS authorizes it with an IAM policy of this account and the Service Authorization Reference gives it no resource type, so IAM requires Resource *",
+		"Resource::*")
 }
 
 // resourcePolicy gives role the permissions one custom resource needs, in an

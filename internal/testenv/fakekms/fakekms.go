@@ -7,7 +7,9 @@
 // per operation (error codes n times, or a call that never answers).
 //
 // Only the grant operations the handler uses are served: CreateGrant,
-// ListGrants, RevokeGrant, RetireGrant.
+// ListGrants, ListRetirableGrants, RevokeGrant, RetireGrant. RetireGrant is
+// authorized as KMS does it, from the grant: with SetCaller, only a caller
+// that is the grant's retiring principal may retire it.
 package fakekms
 
 import (
@@ -15,6 +17,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -68,6 +71,7 @@ type Server struct {
 	faults map[string][]*Fault
 	calls  []string
 	seq    int
+	caller string
 }
 
 // Start runs a fake KMS until the test ends.
@@ -96,6 +100,28 @@ func (s *Server) DeleteKey(keyARN string) {
 	defer s.mu.Unlock()
 	delete(s.keys, keyARN)
 	delete(s.grants, keyARN)
+}
+
+// SetCaller sets the principal the requests come from (the fake cannot read
+// it off the signature). With a caller set, RetireGrant is denied unless the
+// caller is the grant's retiring principal.
+func (s *Server) SetCaller(arn string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.caller = arn
+}
+
+// AddGrant stores a grant made by someone else (by hand, by another
+// account) and returns its id.
+func (s *Server) AddGrant(keyARN string, g Grant) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", keyARN, s.seq)))
+	g.KeyId, g.GrantId = keyARN, hex.EncodeToString(sum[:])
+	slices.Sort(g.Operations)
+	s.grants[keyARN] = append(s.grants[keyARN], g)
+	return g.GrantId
 }
 
 // Inject queues a fault for op (such as "CreateGrant").
@@ -254,6 +280,16 @@ func (s *Server) handle(op string, in map[string]interface{}) (out interface{}, 
 			}
 		}
 		return map[string]interface{}{"Grants": grants, "Truncated": false}, 0, "", ""
+	case "ListRetirableGrants":
+		grants := []Grant{}
+		for _, arn := range slices.Sorted(maps.Keys(s.grants)) {
+			for _, g := range s.grants[arn] {
+				if g.RetiringPrincipal != "" && g.RetiringPrincipal == str(in, "RetiringPrincipal") {
+					grants = append(grants, g)
+				}
+			}
+		}
+		return map[string]interface{}{"Grants": grants, "Truncated": false}, 0, "", ""
 	case "RevokeGrant", "RetireGrant":
 		arn, status, code, msg := s.usableKey(str(in, "KeyId"))
 		if code != "" {
@@ -265,6 +301,9 @@ func (s *Server) handle(op string, in map[string]interface{}) (out interface{}, 
 		}
 		for i, g := range s.grants[arn] {
 			if g.GrantId == id {
+				if op == "RetireGrant" && s.caller != "" && g.RetiringPrincipal != s.caller {
+					return nil, 400, "AccessDeniedException", fmt.Sprintf("User: %s is not authorized to perform: kms:RetireGrant", s.caller)
+				}
 				s.grants[arn] = slices.Delete(s.grants[arn], i, i+1)
 				return map[string]string{}, 0, "", ""
 			}
