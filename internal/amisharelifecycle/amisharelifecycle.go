@@ -8,7 +8,24 @@
 //   - Create looks the AMI up, refuses an AMI whose snapshots are encrypted
 //     with the AWS managed key aws/ebs (no other account can use that key:
 //     the FAILED reason says to copy the AMI with a customer managed key),
-//     and adds the permissions.
+//     and adds the permissions: launch permission first, then create-volume
+//     permission snapshot by snapshot.
+//   - Just before its ModifyImageAttribute a Create records its physical id
+//     as the one to answer if it fails from then on (the snapshot step
+//     fails, the handler's deadline passes during a call). The Delete
+//     CloudFormation sends on rollback (same properties, that id) is an
+//     ordinary Delete: it removes the launch permissions the properties
+//     name and, with ShareSnapshots, the accounts' create-volume permission
+//     on every snapshot of the AMI, whether the failed Create got to add
+//     them or not. A Create that fails before that call (invalid
+//     properties, an AMI that is not there, an aws/ebs key) or whose
+//     ModifyImageAttribute EC2 rejects (a client error: nothing was added)
+//     answers the request id, whose Delete makes no call. As with every
+//     Delete, a permission that someone had granted by hand to one of the
+//     same accounts, organizations or OUs before the Create is removed by
+//     the rollback too: EC2 keeps one permission per account, not one per
+//     grantor, and the handler does not read the permissions before it
+//     writes (its role has no ec2:DescribeImageAttribute).
 //   - Update on the same AMI adds what is new and removes what is no longer
 //     listed; another AMI is a replacement (CloudFormation then deletes the
 //     old resource, which removes its permissions from the old AMI).
@@ -25,6 +42,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -190,7 +208,18 @@ func (h *Handler) apply(ctx context.Context, req customresource.Request, p amish
 			return customresource.Result{}, err
 		}
 	}
+	id := amisharespec.NewPhysicalID(p.ImageId, req.StackID, req.LogicalResourceID)
+	creating := req.RequestType == cfn.RequestCreate
+	if creating {
+		// From the first write on, a failed Create answers the physical id:
+		// the rollback Delete then removes what the properties name.
+		customresource.FailurePhysicalID(ctx, id.String())
+	}
 	if err := h.modify(ctx, p.ImageId, add.launch(), remove.launch()); err != nil {
+		if creating && awserr.Rejected(err) {
+			// EC2 refused the request: nothing was shared, nothing to remove.
+			customresource.FailurePhysicalID(ctx, "")
+		}
 		return customresource.Result{}, fmt.Errorf("changing the launch permissions of %s: %w", p.ImageId, err)
 	}
 	snapshots := snapshotIDs(img)
@@ -206,7 +235,6 @@ func (h *Handler) apply(ctx context.Context, req customresource.Request, p amish
 			}
 		}
 	}
-	id := amisharespec.NewPhysicalID(p.ImageId, req.StackID, req.LogicalResourceID)
 	return customresource.Result{
 		PhysicalResourceID: id.String(),
 		Data: map[string]interface{}{

@@ -36,6 +36,45 @@ type fakeEC2 struct {
 	calls    []string
 	launch   []string // "+222222222222", "-org:..."
 	snaps    []string
+
+	// snapshots are the AMI's snapshots; default: snap.
+	snapshots []string
+	// modifyErr fails ModifyImageAttribute; snapErr fails the
+	// ModifySnapshotAttribute of a snapshot (nothing is changed).
+	modifyErr error
+	snapErr   map[string]error
+	// stalled, when not nil, makes ModifyImageAttribute apply its change and
+	// then wait for its context to end, as a call in flight when the
+	// handler's deadline passes; it is closed when that call returns.
+	stalled chan struct{}
+	// granted holds the launch permissions now in place
+	// ("222222222222", an organization ARN); volume the create-volume
+	// permissions ("snap-... 222222222222").
+	granted, volume map[string]bool
+}
+
+func (f *fakeEC2) amiSnapshots() []string {
+	if f.snapshots == nil {
+		return []string{snap}
+	}
+	return f.snapshots
+}
+
+// state lists the permissions in place, sorted.
+func (f *fakeEC2) state() (launch, volume []string) {
+	for k, ok := range f.granted {
+		if ok {
+			launch = append(launch, k)
+		}
+	}
+	for k, ok := range f.volume {
+		if ok {
+			volume = append(volume, k)
+		}
+	}
+	slices.Sort(launch)
+	slices.Sort(volume)
+	return launch, volume
 }
 
 func (f *fakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput, _ ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
@@ -43,9 +82,11 @@ func (f *fakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 	if f.imageErr != nil {
 		return nil, f.imageErr
 	}
-	return &ec2.DescribeImagesOutput{Images: []types.Image{{ImageId: aws.String(image), BlockDeviceMappings: []types.BlockDeviceMapping{
-		{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{SnapshotId: aws.String(snap), Encrypted: aws.Bool(f.key != "")}},
-	}}}}, nil
+	var mappings []types.BlockDeviceMapping
+	for i, s := range f.amiSnapshots() {
+		mappings = append(mappings, types.BlockDeviceMapping{DeviceName: aws.String(fmt.Sprintf("/dev/xvd%c", 'a'+i)), Ebs: &types.EbsBlockDevice{SnapshotId: aws.String(s), Encrypted: aws.Bool(f.key != "")}})
+	}
+	return &ec2.DescribeImagesOutput{Images: []types.Image{{ImageId: aws.String(image), BlockDeviceMappings: mappings}}}, nil
 }
 
 func (f *fakeEC2) DescribeSnapshots(_ context.Context, in *ec2.DescribeSnapshotsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSnapshotsOutput, error) {
@@ -53,18 +94,31 @@ func (f *fakeEC2) DescribeSnapshots(_ context.Context, in *ec2.DescribeSnapshots
 	return &ec2.DescribeSnapshotsOutput{Snapshots: []types.Snapshot{{SnapshotId: aws.String(snap), Encrypted: aws.Bool(true), KmsKeyId: aws.String(f.key)}}}, nil
 }
 
-func (f *fakeEC2) ModifyImageAttribute(_ context.Context, in *ec2.ModifyImageAttributeInput, _ ...func(*ec2.Options)) (*ec2.ModifyImageAttributeOutput, error) {
+func (f *fakeEC2) ModifyImageAttribute(ctx context.Context, in *ec2.ModifyImageAttributeInput, _ ...func(*ec2.Options)) (*ec2.ModifyImageAttributeOutput, error) {
 	f.calls = append(f.calls, "ModifyImageAttribute")
 	if f.imageErr != nil {
 		return nil, f.imageErr
 	}
+	if f.modifyErr != nil {
+		return nil, f.modifyErr
+	}
+	if f.granted == nil {
+		f.granted = map[string]bool{}
+	}
 	show := func(sign string, ps []types.LaunchPermission) {
 		for _, p := range ps {
-			f.launch = append(f.launch, sign+aws.ToString(p.UserId)+aws.ToString(p.OrganizationArn)+aws.ToString(p.OrganizationalUnitArn))
+			target := aws.ToString(p.UserId) + aws.ToString(p.OrganizationArn) + aws.ToString(p.OrganizationalUnitArn)
+			f.launch = append(f.launch, sign+target)
+			f.granted[target] = sign == "+"
 		}
 	}
 	show("+", in.LaunchPermission.Add)
 	show("-", in.LaunchPermission.Remove)
+	if f.stalled != nil {
+		defer close(f.stalled)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	return &ec2.ModifyImageAttributeOutput{}, nil
 }
 
@@ -73,7 +127,16 @@ func (f *fakeEC2) ModifySnapshotAttribute(_ context.Context, in *ec2.ModifySnaps
 	if in.Attribute != types.SnapshotAttributeNameCreateVolumePermission || in.CreateVolumePermission != nil {
 		return nil, fmt.Errorf("not the Attribute/OperationType/UserIds form: %+v", in)
 	}
+	if err := f.snapErr[aws.ToString(in.SnapshotId)]; err != nil && in.OperationType == types.OperationTypeAdd {
+		return nil, err
+	}
 	f.snaps = append(f.snaps, fmt.Sprintf("%s %s %v", aws.ToString(in.SnapshotId), in.OperationType, in.UserIds))
+	if f.volume == nil {
+		f.volume = map[string]bool{}
+	}
+	for _, a := range in.UserIds {
+		f.volume[aws.ToString(in.SnapshotId)+" "+a] = in.OperationType == types.OperationTypeAdd
+	}
 	return &ec2.ModifySnapshotAttributeOutput{}, nil
 }
 

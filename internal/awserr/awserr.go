@@ -27,3 +27,18 @@ func Text(err error) string {
 	}
 	return err.Error()
 }
+
+// Rejected reports whether err is the service refusing the request (a
+// client fault such as AccessDenied or NotFound), as opposed to an outcome
+// that leaves in doubt whether the service acted on it (a timeout, a server
+// error, a lost connection). A handler that may have created something
+// before a failure cleans up only when the failure was not a rejection.
+func Rejected(err error) bool {
+	if ae, ok := errors.AsType[smithy.APIError](err); ok && ae.ErrorFault() == smithy.FaultClient {
+		return true
+	}
+	// Unmodeled errors (AccessDeniedException among them) carry no fault;
+	// their HTTP status tells: 4xx means the service refused the request.
+	var re interface{ HTTPStatusCode() int }
+	return errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500
+}

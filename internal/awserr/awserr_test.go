@@ -1,11 +1,14 @@
 package awserr_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 )
@@ -30,5 +33,23 @@ func TestCodeAndText(t *testing.T) {
 				t.Errorf("Text = %q, want %q", got, tt.wantText)
 			}
 		})
+	}
+}
+
+func TestRejected(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"modeled client fault", &smithy.GenericAPIError{Code: "NotFoundException", Fault: smithy.FaultClient}, true},
+		{"server fault", &smithy.GenericAPIError{Code: "KMSInternalException", Fault: smithy.FaultServer}, false},
+		{"unmodeled 400", &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 400}}, Err: errors.New("AccessDeniedException")}, true},
+		{"unmodeled 500", &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 503}}, Err: errors.New("unavailable")}, false},
+		{"timeout", context.DeadlineExceeded, false},
+	} {
+		if got := awserr.Rejected(tc.err); got != tc.want {
+			t.Errorf("%s: Rejected = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -63,7 +63,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
@@ -291,7 +290,7 @@ func (h *Handler) create(ctx context.Context, req customresource.Request, p gran
 	out, err := h.KMS.CreateGrant(ctx, in, inRegion(p.KeyArn), func(o *kms.Options) {
 		o.Retryer = awsretry.RetryCodesUntil(o.Retryer, until, "AccessDeniedException")
 	})
-	if err != nil && req.RequestType == cfn.RequestCreate && rejected(err) {
+	if err != nil && req.RequestType == cfn.RequestCreate && awserr.Rejected(err) {
 		// KMS rejected the request: no grant exists for the rollback to find.
 		customresource.FailurePhysicalID(ctx, "")
 	}
@@ -313,7 +312,7 @@ func (h *Handler) replace(ctx context.Context, req customresource.Request, p gra
 	createCtx, cancel := h.withCleanupReserve(ctx)
 	defer cancel()
 	res, err := h.create(createCtx, req, p)
-	if err == nil || rejected(err) {
+	if err == nil || awserr.Rejected(err) {
 		return res, err
 	}
 	if createCtx.Err() != nil && ctx.Err() == nil {
@@ -370,20 +369,6 @@ func (h *Handler) propagationWindow() time.Duration {
 		return h.PropagationWindow
 	}
 	return DefaultPropagationWindow
-}
-
-// rejected reports whether err is KMS refusing the request (a client fault
-// such as AccessDenied or NotFound), as opposed to an outcome that leaves in
-// doubt whether KMS acted on it (a timeout, a server error).
-func rejected(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultClient {
-		return true
-	}
-	// Unmodeled errors (AccessDeniedException among them) carry no fault;
-	// their HTTP status tells: 4xx means KMS refused the request.
-	var re interface{ HTTPStatusCode() int }
-	return errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500
 }
 
 // exists looks the grant up: among the handler's retirable grants when it

@@ -10,17 +10,40 @@
 //     already there with the same content is adopted (so statements applied
 //     by hand from CrossAccountEncryptedAmi's warning are taken over); with
 //     other content it is a conflict and the Create fails.
+//   - A Create that fails once it may have written the policy (the
+//     read-back fails, the policy does not converge, the handler's deadline
+//     passes during or after a PutKeyPolicy) answers FAILED with a rollback
+//     id (keypolicyspec.RollbackID) instead of the request id: the
+//     resource's physical id and, when it adopted statements, their indexes
+//     in the properties' Statements. Adopted means present with the same
+//     Sid and content in the policy read just before the Create's first
+//     PutKeyPolicy; a statement that a concurrent writer removed and the
+//     Create wrote again in a later round stays adopted, one that appeared
+//     only after that read (the Create's own write among them) does not.
+//     The rollback id is recorded before that PutKeyPolicy, so that a
+//     timeout while the call is in flight answers it too. The Delete
+//     CloudFormation sends on rollback (same properties, that id) removes
+//     the statements the Create added and leaves the adopted ones: the
+//     policy is as before the Create, unless someone else changed it in
+//     between (the Delete removes by Sid) and except for the whitespace
+//     between top-level fields and between statements, which every write of
+//     this handler compacts. A Create that fails before any write (invalid
+//     properties, a Sid conflict, the size limit, a failed GetKeyPolicy, or
+//     KMS rejecting the first PutKeyPolicy with a client error) answers the
+//     request id: there is nothing to remove, and its Delete makes no call.
 //   - Update on the same key removes the old properties' Sids that are no
 //     longer wanted and replaces or adds the new ones. Another key is a
 //     replacement: the statements are added to the new key under a new
 //     physical id, and CloudFormation's Delete of the old id removes them
 //     from the old key.
-//   - Delete removes the statements by Sid. A key that is gone, disabled or
-//     pending deletion ends the Delete successfully with a warning. An
-//     access denial fails the Delete: the statements give another account
-//     access to the key, and leaving them behind silently is worse than a
-//     DELETE_FAILED that says which Sids to remove by hand (then delete the
-//     stack again with --retain-resources <logical id>).
+//   - Delete removes the statements by Sid, adopted ones included: a
+//     resource that was created owns every statement of its properties
+//     (only the rollback id of a failed Create keeps some). A key that is
+//     gone, disabled or pending deletion ends the Delete successfully with
+//     a warning. An access denial fails the Delete: the statements give
+//     another account access to the key, and leaving them behind silently
+//     is worse than a DELETE_FAILED that says which Sids to remove by hand
+//     (then delete the stack again with --retain-resources <logical id>).
 //
 // Statements without one of this resource's Sids are never dropped,
 // reordered or rewritten: they are written back as the exact bytes KMS
@@ -75,13 +98,24 @@ func New(client KMS) *Handler { return &Handler{KMS: client} }
 
 var _ customresource.Handler = (*Handler)(nil)
 
-// Create adds the statements to the key policy.
+// Create adds the statements to the key policy. Before its first write it
+// records the rollback id (see the package doc) as the physical id of a
+// failed answer.
 func (h *Handler) Create(ctx context.Context, req customresource.Request) (customresource.Result, error) {
 	p, err := decode(req.Properties)
 	if err != nil {
 		return customresource.Result{}, err
 	}
-	return h.put(ctx, req, p, change{upsert: p.Statements})
+	id := keypolicyspec.NewPhysicalID(p.KeyArn, req.StackID, req.LogicalResourceID)
+	rollback := func(before *document) string {
+		keep := before.holds(p.Statements)
+		if len(keep) > 0 {
+			_, adopted := keypolicyspec.RollbackID{Keep: keep}.Split(p.Statements)
+			customresource.Logger(ctx).Info("adopting statements already in the key policy with the same content; the rollback of this create, if it fails, leaves them", "keyArn", p.KeyArn, "sids", adopted)
+		}
+		return keypolicyspec.RollbackID{PhysicalID: id, Keep: keep}.String()
+	}
+	return h.put(ctx, req, p, change{upsert: p.Statements}, rollback)
 }
 
 // Update replaces this resource's statements (see the package doc).
@@ -93,7 +127,7 @@ func (h *Handler) Update(ctx context.Context, req customresource.Request) (custo
 	id, ok := keypolicyspec.ParsePhysicalID(req.PhysicalResourceID)
 	if !ok || id.KeyArn != p.KeyArn {
 		customresource.Logger(ctx).Info("the key changed; adding the statements to the new key (CloudFormation then deletes the old resource, which removes them from the old key)", "oldPhysicalResourceId", req.PhysicalResourceID, "keyArn", p.KeyArn)
-		return h.put(ctx, req, p, change{upsert: p.Statements})
+		return h.put(ctx, req, p, change{upsert: p.Statements}, nil)
 	}
 	c := change{upsert: p.Statements, owned: map[string]bool{}}
 	if old, err := keypolicyspec.Decode(req.OldProperties); err == nil {
@@ -104,13 +138,14 @@ func (h *Handler) Update(ctx context.Context, req customresource.Request) (custo
 	} else {
 		customresource.Logger(ctx).Warn("old properties are not valid; only adding the new statements", "error", err.Error())
 	}
-	return h.put(ctx, req, p, c)
+	return h.put(ctx, req, p, c, nil)
 }
 
-// Delete removes the statements' Sids from the key the physical id names.
+// Delete removes the statements' Sids from the key the physical id names,
+// except those a rollback id keeps.
 func (h *Handler) Delete(ctx context.Context, req customresource.Request) error {
 	log := customresource.Logger(ctx)
-	id, ok := keypolicyspec.ParsePhysicalID(req.PhysicalResourceID)
+	id, ok := keypolicyspec.ParseRollbackID(req.PhysicalResourceID)
 	if !ok {
 		log.Info("physical id does not name a key; nothing to delete", "physicalResourceId", req.PhysicalResourceID)
 		return nil
@@ -120,8 +155,17 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 		log.Warn("properties are not valid; cannot tell which statements to remove, leaving the key policy alone", "keyArn", id.KeyArn, "error", err.Error())
 		return nil
 	}
-	sids := keypolicyspec.Sids(p.Statements)
-	_, err = h.apply(ctx, id.KeyArn, change{remove: sids})
+	sids, kept := id.Split(p.Statements)
+	if len(id.Keep) > 0 {
+		log.Info("rollback of a failed create: leaving the statements it adopted (they were in the key policy before it), removing the others", "keyArn", id.KeyArn, "kept", kept, "removed", sids)
+		if len(kept) < len(id.Keep) {
+			log.Warn("the physical id keeps statements the properties do not have; ignoring those", "keep", id.Keep, "statements", len(p.Statements))
+		}
+	}
+	if len(sids) == 0 {
+		return nil
+	}
+	_, err = h.apply(ctx, id.KeyArn, change{remove: sids}, nil)
 	switch code := awserr.Code(err); {
 	case err == nil:
 		return nil
@@ -143,8 +187,8 @@ func decode(raw map[string]interface{}) (keypolicyspec.Properties, error) {
 	return p, nil
 }
 
-func (h *Handler) put(ctx context.Context, req customresource.Request, p keypolicyspec.Properties, c change) (customresource.Result, error) {
-	size, err := h.apply(ctx, p.KeyArn, c)
+func (h *Handler) put(ctx context.Context, req customresource.Request, p keypolicyspec.Properties, c change, rollback func(before *document) string) (customresource.Result, error) {
+	size, err := h.apply(ctx, p.KeyArn, c, rollback)
 	if err != nil {
 		return customresource.Result{}, fmt.Errorf("merging %d statements (%s) into the policy of %s: %w", len(p.Statements), quoteAll(keypolicyspec.Sids(p.Statements)), p.KeyArn, err)
 	}
@@ -160,13 +204,21 @@ func (h *Handler) put(ctx context.Context, req customresource.Request, p keypoli
 
 // apply reads, merges, writes and verifies until the policy holds c, and
 // returns the policy's size in bytes.
-func (h *Handler) apply(ctx context.Context, keyArn string, c change) (int, error) {
+//
+// rollback, when not nil (on Create), gives the physical id a failed Create
+// answers once it may have written: apply calls it with the policy read in
+// the round of the first write, before the merge, and records its id just
+// before that first PutKeyPolicy. When KMS rejects that first write (a
+// client error: nothing was written) the record is cleared again, so the
+// Create fails with the request id.
+func (h *Handler) apply(ctx context.Context, keyArn string, c change, rollback func(before *document) string) (int, error) {
 	log := customresource.Logger(ctx).With("keyArn", keyArn)
 	attempts := h.Attempts
 	if attempts <= 0 {
 		attempts = DefaultAttempts
 	}
 	var lastDiff error
+	wrote := false
 	for n := 1; n <= attempts; n++ {
 		if n > 1 {
 			if err := sleep(ctx, h.backoff(n-1)); err != nil {
@@ -185,6 +237,10 @@ func (h *Handler) apply(ctx context.Context, keyArn string, c change) (int, erro
 			log.Info("the key policy already holds this resource's statements; no write", "attempt", n)
 			return len(current), nil
 		}
+		failureID := ""
+		if rollback != nil && !wrote {
+			failureID = rollback(doc) // from the policy as read, before the merge
+		}
 		if err := doc.merge(c); err != nil {
 			return 0, err
 		}
@@ -193,9 +249,16 @@ func (h *Handler) apply(ctx context.Context, keyArn string, c change) (int, erro
 			return 0, fmt.Errorf("the merged key policy would be %d bytes (%d of them this resource's statements); KMS accepts at most %d bytes. Remove statements from the key policy, or use NewOrganizationKeyAccess, whose statements keep a constant size for every account of an organization",
 				len(merged), upsertBytes(c), keypolicyspec.MaxPolicyBytes)
 		}
+		if failureID != "" {
+			customresource.FailurePhysicalID(ctx, failureID)
+		}
 		if err := h.write(ctx, keyArn, merged); err != nil {
+			if failureID != "" && awserr.Rejected(err) {
+				customresource.FailurePhysicalID(ctx, "")
+			}
 			return 0, err
 		}
+		wrote = true
 		back, err := h.get(ctx, keyArn)
 		if err != nil {
 			return 0, err

@@ -57,6 +57,10 @@ type fakeKMS struct {
 	calls    []string
 	puts     []*kms.PutKeyPolicyInput
 	afterPut func(f *fakeKMS, n int)
+	// stalled, when not nil, makes PutKeyPolicy store the policy and then
+	// wait for its context to end, as a call in flight when the handler's
+	// deadline passes; it is closed when that call returns.
+	stalled chan struct{}
 }
 
 func newFake() *fakeKMS {
@@ -75,13 +79,18 @@ func (f *fakeKMS) GetKeyPolicy(_ context.Context, in *kms.GetKeyPolicyInput, _ .
 	return &kms.GetKeyPolicyOutput{Policy: aws.String(p), PolicyName: aws.String("default")}, nil
 }
 
-func (f *fakeKMS) PutKeyPolicy(_ context.Context, in *kms.PutKeyPolicyInput, _ ...func(*kms.Options)) (*kms.PutKeyPolicyOutput, error) {
+func (f *fakeKMS) PutKeyPolicy(ctx context.Context, in *kms.PutKeyPolicyInput, _ ...func(*kms.Options)) (*kms.PutKeyPolicyOutput, error) {
 	f.calls = append(f.calls, "PutKeyPolicy")
 	f.puts = append(f.puts, in)
 	if err := f.errs["PutKeyPolicy"]; err != nil {
 		return nil, err
 	}
 	f.policies[aws.ToString(in.KeyId)] = aws.ToString(in.Policy)
+	if f.stalled != nil {
+		defer close(f.stalled)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if f.afterPut != nil {
 		f.afterPut(f, len(f.puts))
 	}

@@ -109,6 +109,27 @@ func sidOf(raw json.RawMessage) string {
 	return head.Sid
 }
 
+// holds lists the indexes of the statements the document already has with
+// the same Sid and the same content (the first statement with a Sid is the
+// one merge keeps).
+func (d *document) holds(stmts []keypolicyspec.Statement) []int {
+	first := map[string]json.RawMessage{}
+	for _, raw := range d.statements {
+		if sid := sidOf(raw); sid != "" {
+			if _, seen := first[sid]; !seen {
+				first[sid] = raw
+			}
+		}
+	}
+	var out []int
+	for i, s := range stmts {
+		if raw, ok := first[s.Sid]; ok && sameStatement(raw, s.JSON) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // sameStatement compares two statements as JSON values: KMS may return a
 // statement with other whitespace or key order than it was written with.
 func sameStatement(a, b json.RawMessage) bool {

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
@@ -197,4 +198,109 @@ func ParsePhysicalID(s string) (id PhysicalID, ok bool) {
 		return PhysicalID{}, false
 	}
 	return PhysicalID{KeyArn: key, Hash: hash}, true
+}
+
+// RollbackID is the physical id a Create answers when it fails after its
+// first PutKeyPolicy: the resource's PhysicalID, and the statements the
+// rollback Delete (which gets the same properties) must leave in the policy.
+// Those are the statements the Create adopted: already in the policy, with
+// the same Sid and the same content, when the Create read it just before its
+// first write. They are named by their index in the properties' Statements,
+// as a bitmap, so that the id stays short however many statements there are.
+//
+// With nothing to keep it is the PhysicalID itself, "<keyArn>/<16 hex>",
+// whose Delete removes every statement of the properties. Otherwise it is
+// "<keyArn>/<16 hex>/keep-<hex>": <hex> is the bit string of the
+// statements in order (1: keep), statement 0 first and as the most
+// significant bit of the first digit, padded with zero bits to a whole digit,
+// without trailing zero digits. Keeping statements 0 and 2 is "keep-a"
+// (1010), keeping statement 1 is "keep-4" (0100), keeping statement 5 is
+// "keep-04" (0000 0100).
+//
+// A Create writes a policy only when all of its statements fit in
+// MaxPolicyBytes, and a statement (an object with a Sid and an Effect) takes
+// at least 28 bytes: at most 1,129 statements, a bitmap of at most 283
+// digits, an id far below CloudFormation's 1,024 bytes for any key ARN.
+type RollbackID struct {
+	PhysicalID
+	// Keep lists indexes into the properties' Statements (negative ones
+	// are ignored); ParseRollbackID returns them ascending.
+	Keep []int
+}
+
+const keepPrefix = "keep-"
+
+func (id RollbackID) String() string {
+	last := -1
+	for _, i := range id.Keep {
+		last = max(last, i)
+	}
+	if last < 0 {
+		return id.PhysicalID.String()
+	}
+	bits := make([]byte, last/4+1)
+	for _, i := range id.Keep {
+		if i >= 0 {
+			bits[i/4] |= 8 >> (i % 4)
+		}
+	}
+	const hexDigits = "0123456789abcdef"
+	var b strings.Builder
+	b.WriteString(id.PhysicalID.String())
+	b.WriteString("/" + keepPrefix)
+	for _, d := range bits {
+		b.WriteByte(hexDigits[d])
+	}
+	return b.String()
+}
+
+// ParseRollbackID reads an id written by RollbackID.String, and so every
+// id ParsePhysicalID reads (with nothing to keep). ok is false for anything
+// else, such as the request id a Create answers when it fails before
+// writing.
+func ParseRollbackID(s string) (id RollbackID, ok bool) {
+	if base, ok := ParsePhysicalID(s); ok {
+		return RollbackID{PhysicalID: base}, true
+	}
+	i := strings.LastIndex(s, "/")
+	if i < 0 || !strings.HasPrefix(s[i+1:], keepPrefix) {
+		return RollbackID{}, false
+	}
+	base, ok := ParsePhysicalID(s[:i])
+	bitmap := s[i+1+len(keepPrefix):]
+	if !ok || bitmap == "" || strings.HasSuffix(bitmap, "0") {
+		return RollbackID{}, false
+	}
+	var keep []int
+	for j, c := range bitmap {
+		var d int
+		switch {
+		case c >= '0' && c <= '9':
+			d = int(c - '0')
+		case c >= 'a' && c <= 'f':
+			d = int(c-'a') + 10
+		default:
+			return RollbackID{}, false
+		}
+		for k := 0; k < 4; k++ {
+			if d&(8>>k) != 0 {
+				keep = append(keep, 4*j+k)
+			}
+		}
+	}
+	return RollbackID{PhysicalID: base, Keep: keep}, true
+}
+
+// Split divides the statements' Sids into those the Delete of this id
+// removes and those it keeps. Indexes of Keep past the end of statements
+// match nothing.
+func (id RollbackID) Split(statements []Statement) (remove, keep []string) {
+	for i, s := range statements {
+		if slices.Contains(id.Keep, i) {
+			keep = append(keep, s.Sid)
+		} else {
+			remove = append(remove, s.Sid)
+		}
+	}
+	return remove, keep
 }

@@ -1,9 +1,11 @@
 package keypolicyspec_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
 )
 
@@ -70,6 +72,124 @@ func TestPhysicalID(t *testing.T) {
 	for _, bad := range []string{"", "00000000-0000-4000-8000-000000000001", keyArn, keyArn + "/xyz"} {
 		if _, ok := keypolicyspec.ParsePhysicalID(bad); ok {
 			t.Errorf("ParsePhysicalID(%q) ok", bad)
+		}
+	}
+}
+
+func TestRollbackIDForms(t *testing.T) {
+	base := keypolicyspec.NewPhysicalID(keyArn, "arn:aws:cloudformation:us-east-1:111111111111:stack/S/uuid", "Stmts")
+	for _, tc := range []struct {
+		keep []int
+		want string
+	}{
+		{nil, base.String()},
+		{[]int{0, 2}, base.String() + "/keep-a"},
+		{[]int{1}, base.String() + "/keep-4"},
+		{[]int{5}, base.String() + "/keep-04"},
+		{[]int{0, 1, 2, 3, 4}, base.String() + "/keep-f8"},
+		{[]int{3, 4, 11}, base.String() + "/keep-181"},
+	} {
+		id := keypolicyspec.RollbackID{PhysicalID: base, Keep: tc.keep}
+		if got := id.String(); got != tc.want {
+			t.Errorf("RollbackID{Keep: %v}.String() = %q, want %q", tc.keep, got, tc.want)
+		}
+		got, ok := keypolicyspec.ParseRollbackID(tc.want)
+		if !ok || got.PhysicalID != base || !slices.Equal(got.Keep, tc.keep) {
+			t.Errorf("ParseRollbackID(%q) = %+v, %v", tc.want, got, ok)
+		}
+	}
+	// Unordered or repeated indexes give the canonical form.
+	if got := (keypolicyspec.RollbackID{PhysicalID: base, Keep: []int{2, 0, 2, -1}}).String(); got != base.String()+"/keep-a" {
+		t.Errorf("String() = %q", got)
+	}
+}
+
+func TestRollbackIDReadsEveryPhysicalID(t *testing.T) {
+	// An id a resource answered before rollback ids existed.
+	const old = keyArn + "/0123456789abcdef"
+	got, ok := keypolicyspec.ParseRollbackID(old)
+	if !ok || got.KeyArn != keyArn || got.Hash != "0123456789abcdef" || len(got.Keep) != 0 || got.String() != old {
+		t.Errorf("ParseRollbackID(%q) = %+v, %v", old, got, ok)
+	}
+	// A rollback id that keeps statements is not a resource's physical id.
+	if _, ok := keypolicyspec.ParsePhysicalID(old + "/keep-a"); ok {
+		t.Error("ParsePhysicalID reads a rollback id")
+	}
+}
+
+func TestRollbackIDRejectsGarbage(t *testing.T) {
+	const base = keyArn + "/0123456789abcdef"
+	for _, bad := range []string{
+		"", "r", "00000000-0000-4000-8000-000000000001", keyArn,
+		base + "/", base + "/keep-", base + "/keep-0", base + "/keep-a0", base + "/keep-A", base + "/keep-g",
+		base + "/keep- a", base + "/keep-a/keep-a", base + "/kept-a", base + "/a",
+		keyArn + "/xyz/keep-a", "arn:aws:kms:us-east-1:111111111111:alias/x/0123456789abcdef/keep-a",
+	} {
+		if got, ok := keypolicyspec.ParseRollbackID(bad); ok {
+			t.Errorf("ParseRollbackID(%q) = %+v, ok", bad, got)
+		}
+	}
+}
+
+func TestRollbackIDRoundTripsEveryBitmap(t *testing.T) {
+	base := keypolicyspec.PhysicalID{KeyArn: keyArn, Hash: "0123456789abcdef"}
+	for mask := 1; mask < 1<<10; mask++ {
+		var keep []int
+		for i := 0; i < 10; i++ {
+			if mask&(1<<i) != 0 {
+				keep = append(keep, i)
+			}
+		}
+		s := keypolicyspec.RollbackID{PhysicalID: base, Keep: keep}.String()
+		got, ok := keypolicyspec.ParseRollbackID(s)
+		if !ok || !slices.Equal(got.Keep, keep) || got.String() != s {
+			t.Fatalf("%v -> %q -> %+v, %v", keep, s, got, ok)
+		}
+	}
+}
+
+// The id of a Create that adopted every statement but one of the largest
+// statement list a key policy can hold, on the longest key ARN, fits in a
+// physical id.
+func TestRollbackIDFitsCloudFormationsLimit(t *testing.T) {
+	// The smallest statement the properties accept.
+	minimal := len(`{"Sid":"A","Effect":"Allow"}`)
+	most := (keypolicyspec.MaxPolicyBytes - 1) / (minimal + 1) // "[" + n statements and commas + "]"
+	if most < 1000 {
+		t.Fatalf("at most %d statements?", most)
+	}
+	longestKey := "arn:aws-iso-b:kms:us-isob-east-1:111111111111:key/mrk-0123456789abcdef0123456789abcdef"
+	id := keypolicyspec.RollbackID{PhysicalID: keypolicyspec.NewPhysicalID(longestKey, "stack", "Stmts")}
+	for i := 1; i < most; i++ {
+		id.Keep = append(id.Keep, i)
+	}
+	s := id.String()
+	if len(s) > customresource.MaxPhysicalIDBytes {
+		t.Errorf("%d statements kept: the id is %d bytes, over %d", most-1, len(s), customresource.MaxPhysicalIDBytes)
+	}
+	if got, ok := keypolicyspec.ParseRollbackID(s); !ok || !slices.Equal(got.Keep, id.Keep) || got.KeyArn != longestKey {
+		t.Errorf("ParseRollbackID of the long id: %v", ok)
+	}
+	t.Logf("%d statements, all but the first kept: %d bytes", most, len(s))
+}
+
+func TestRollbackIDSplit(t *testing.T) {
+	stmts, err := keypolicyspec.ParseStatements(`[{"Sid":"A","Effect":"Allow"},{"Sid":"B","Effect":"Allow"},{"Sid":"C","Effect":"Allow"}]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := keypolicyspec.PhysicalID{KeyArn: keyArn, Hash: "0123456789abcdef"}
+	for _, tc := range []struct {
+		keep         []int
+		remove, kept string
+	}{
+		{nil, "A,B,C", ""},
+		{[]int{1}, "A,C", "B"},
+		{[]int{0, 2, 7}, "B", "A,C"},
+	} {
+		remove, kept := keypolicyspec.RollbackID{PhysicalID: base, Keep: tc.keep}.Split(stmts)
+		if strings.Join(remove, ",") != tc.remove || strings.Join(kept, ",") != tc.kept {
+			t.Errorf("Keep %v: remove %v, keep %v; want %s / %s", tc.keep, remove, kept, tc.remove, tc.kept)
 		}
 	}
 }
