@@ -102,7 +102,7 @@ func TestMoreBadProps(t *testing.T) {
 // TestConflictingStylesForOneDestination: two constructs that would place
 // different statements under one Sid on one key fail clearly.
 func TestConflictingStylesForOneDestination(t *testing.T) {
-	app := awscdk.NewApp(nil)
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]interface{}{encryptedami.SeedArticleContextKey: "true"}})
 	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 	key := awskms.NewKey(source, jsii.String("Key"), nil)
 	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
@@ -116,6 +116,42 @@ func TestConflictingStylesForOneDestination(t *testing.T) {
 		if !strings.Contains(msg, w) {
 			t.Errorf("error %q does not contain %q", msg, w)
 		}
+	}
+}
+
+// TestSeedArticleNeedsTheRolesToExist: the article's statements name roles
+// that a fresh destination does not have yet, so KMS would reject the key
+// policy: synth fails and says what works, unless the app says the roles exist.
+func TestSeedArticleNeedsTheRolesToExist(t *testing.T) {
+	newApp := func(ctx map[string]interface{}) (awscdk.Stack, awskms.Key) {
+		app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx})
+		source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+		dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
+		return dest, awskms.NewKey(source, jsii.String("Key"), nil)
+	}
+	props := func(key awskms.IKey) *encryptedami.CrossAccountEncryptedAmiProps {
+		return &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID), KeyPolicyStyle: encryptedami.KeyPolicyStyle_SEED_ARTICLE}
+	}
+
+	// GIVEN fresh accounts: WHEN the style is the article's THEN synth fails, adding nothing
+	dest, key := newApp(map[string]interface{}{})
+	msg := constructtest.Catch(func() { encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), props(key)) })
+	for _, w := range []string{"D/Ami", "KeyPolicyStyle:", "MalformedPolicyDocumentException", "no deploy order works on fresh accounts",
+		"arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-D-", "KeyPolicyStyle_SCOPED",
+		"cdk deploy --all -c crossaccountami:seedArticleRolesExist=true", `got "SEED_ARTICLE"`} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not contain %q", msg, w)
+		}
+	}
+	if dest.Node().TryFindChild(jsii.String("Ami")) != nil {
+		t.Error("constructs were added despite the error")
+	}
+
+	// GIVEN roles that exist (a first deploy with SCOPED): THEN the article's statements are placed
+	dest, key = newApp(map[string]interface{}{encryptedami.SeedArticleContextKey: "true"})
+	ami := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), props(key))
+	if js := *ami.KeyPolicyStatementsJson(); !strings.Contains(js, `"kms:ListGrants"`) || strings.Contains(js, "aws:PrincipalArn") {
+		t.Errorf("statements %s, want the article's", js)
 	}
 }
 

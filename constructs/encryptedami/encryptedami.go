@@ -49,13 +49,23 @@ const (
 	KeyPolicyStyle_SCOPED KeyPolicyStyle = KeyPolicyStyle(amipolicy.Scoped)
 	// KeyPolicyStyle_SEED_ARTICLE reproduces the statements of the AWS
 	// knowledge-center article (the roles as principals, no conditions).
-	// KMS rejects it while the destination's roles do not exist yet.
+	// KMS rejects a key policy that names a role that does not exist yet, so
+	// it cannot be deployed on fresh accounts: synth fails unless the context
+	// value crossaccountami:seedArticleRolesExist is "true" (see
+	// SeedArticleContextKey).
 	KeyPolicyStyle_SEED_ARTICLE KeyPolicyStyle = KeyPolicyStyle(amipolicy.SeedArticle)
 	// KeyPolicyStyle_ORGANIZATION adds no statement for this destination:
 	// an OrganizationKeyAccess on the key's side covers every account of the
 	// organization with statements of constant size.
 	KeyPolicyStyle_ORGANIZATION KeyPolicyStyle = "ORGANIZATION"
 )
+
+// SeedArticleContextKey is the context key that says the roles
+// KeyPolicyStyle_SEED_ARTICLE names (the destination's Auto Scaling
+// service-linked role and its grant handler role) exist already, such as
+// after a first deploy with KeyPolicyStyle_SCOPED. Without it that style is
+// a synth error.
+const SeedArticleContextKey = "crossaccountami:seedArticleRolesExist"
 
 // CrossAccountEncryptedAmiProps configures the construct.
 type CrossAccountEncryptedAmiProps struct {
@@ -302,7 +312,10 @@ func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiP
 	if err != nil {
 		return amipolicy.Destination{}, err
 	}
-	d := amipolicy.Destination{Partition: env.Partition, Account: env.Account, GrantCreatorArn: roleArn}
+	d := amipolicy.Destination{Partition: keyPartition(props.Key), Account: env.Account, GrantCreatorArn: roleArn}
+	if props.KeyPolicyStyle == KeyPolicyStyle_SEED_ARTICLE && env.Stack.Node().TryGetContext(jsii.String(SeedArticleContextKey)) != "true" {
+		return amipolicy.Destination{}, seedArticleError(d, props)
+	}
 	if props.ServiceLinkedRoleSuffix != nil {
 		d.SLRSuffix = *props.ServiceLinkedRoleSuffix
 		if tokens.IsUnresolved(props.ServiceLinkedRoleSuffix) {
@@ -313,6 +326,19 @@ func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiP
 		}
 	}
 	return d, nil
+}
+
+// seedArticleError says why the article's statements cannot be deployed on
+// fresh accounts, and what works.
+func seedArticleError(d amipolicy.Destination, props *CrossAccountEncryptedAmiProps) error {
+	if props.ServiceLinkedRoleSuffix != nil {
+		d.SLRSuffix = *props.ServiceLinkedRoleSuffix
+	}
+	return fmt.Errorf("KeyPolicyStyle: KeyPolicyStyle_SEED_ARTICLE names the roles %s and %s as key policy principals, and KMS rejects a key policy that names a role that does not exist yet (MalformedPolicyDocumentException). "+
+		"The handler role is created by this destination stack, which cannot create its grant before the key policy allows it, so no deploy order works on fresh accounts. "+
+		"Use KeyPolicyStyle_SCOPED (the default): the same permissions, pinned with aws:PrincipalArn, valid before the roles exist. "+
+		"To use the article's statements, deploy once with KeyPolicyStyle_SCOPED (cdk deploy --all, which creates both roles), then switch to KeyPolicyStyle_SEED_ARTICLE and run: cdk deploy --all -c %s=true; got %q without that context value",
+		d.SLRArn(), d.GrantCreatorArn, SeedArticleContextKey, props.KeyPolicyStyle)
 }
 
 // MaxKeyPolicyBytes is KMS's limit on the size of a key policy.
@@ -330,24 +356,36 @@ type keyClaims struct {
 	destinations int
 }
 
+// claimKey names one key policy within one app: the app's root construct
+// (jsii-runtime-go hands back the same Go value for the same object, so two
+// apps in one process never share claims) and the key's ARN, or, while the
+// ARN is a token (a key defined in the app), the key's construct path. Keys
+// imported by ARN in several stacks are several Go values, one policy.
+type claimKey struct {
+	root constructs.IConstruct
+	key  string
+}
+
 var (
 	claimsMu sync.Mutex
-	claims   = map[awskms.IKey]*keyClaims{}
+	claims   = map[claimKey]*keyClaims{}
 )
 
 // claimsFor returns the statements this library placed on key, by Sid: two
 // constructs for the same destination share identical statements, a clash of
 // Sids with different content fails clearly, and the policy's size is
-// checked before KMS would reject it at deploy time. Keys are told apart by
-// their Go value: jsii-runtime-go hands back the same value for the same
-// object, so two apps in one process never share claims.
+// checked before KMS would reject it at deploy time.
 func claimsFor(key awskms.IKey) *keyClaims {
+	k := claimKey{root: key.Node().Root(), key: *key.KeyArn()}
+	if tokens.IsUnresolved(&k.key) {
+		k.key = "path:" + *key.Node().Path()
+	}
 	claimsMu.Lock()
 	defer claimsMu.Unlock()
-	kc := claims[key]
+	kc := claims[k]
 	if kc == nil {
 		kc = &keyClaims{bySid: map[string]string{}}
-		claims[key] = kc
+		claims[k] = kc
 	}
 	return kc
 }

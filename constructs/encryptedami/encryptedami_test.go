@@ -30,8 +30,8 @@ func TestImportedKeyWarnsAndReturnsStatements(t *testing.T) {
 	if *ami.KeyPolicyManaged() {
 		t.Error("KeyPolicyManaged() = true for an imported key")
 	}
-	if n := len(*ami.KeyPolicyStatements()); n != 3 {
-		t.Errorf("KeyPolicyStatements() has %d statements, want 3", n)
+	if n := len(*ami.KeyPolicyStatements()); n != 2 {
+		t.Errorf("KeyPolicyStatements() has %d statements, want 2 (use of the key, CreateGrant)", n)
 	}
 	if js := *ami.KeyPolicyStatementsJson(); !strings.Contains(js, "kms:CreateGrant") || !strings.Contains(js, "AWSServiceRoleForAutoScaling") {
 		t.Errorf("KeyPolicyStatementsJson() = %s", js)

@@ -60,11 +60,7 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 	if props == nil || props.Key == nil || props.OrganizationId == nil {
 		fail(fmt.Errorf("Key and OrganizationId: required, got props %+v", props))
 	}
-	region := props.Key.Env().Region
-	partition := "aws"
-	if region != nil && !tokens.IsUnresolved(region) {
-		partition = awsid.PartitionOfRegion(*region)
-	}
+	partition := keyPartition(props.Key)
 	org := amipolicy.Organization{
 		ID:                  *props.OrganizationId,
 		OUPaths:             deref.Strings(props.OrganizationalUnitPaths),
@@ -96,6 +92,19 @@ func (o *organizationKeyAccess) KeyPolicyStatementsJson() *string {
 	return statementsJSON(o.statements)
 }
 func (o *organizationKeyAccess) KeyPolicyManaged() *bool { return jsii.Bool(o.managed) }
+
+// keyPartition is the partition of key: from its ARN, or, while the ARN is a
+// token (a key defined in the app), its stack's (the AWS::Partition
+// pseudo parameter when the stack's region is a token). Never a literal
+// "aws": a key in aws-cn or aws-us-gov gets statements of its own partition.
+func keyPartition(key awskms.IKey) string {
+	if arn := key.KeyArn(); !tokens.IsUnresolved(arn) {
+		if a, err := awsid.ParseKeyARN(*arn); err == nil {
+			return a.Partition
+		}
+	}
+	return provider.EnvOf(key).Partition
+}
 
 func toCDK(statements []amipolicy.Statement) []awsiam.PolicyStatement {
 	out := make([]awsiam.PolicyStatement, 0, len(statements))

@@ -85,13 +85,13 @@ func TestOrganizationModeConstantSize(t *testing.T) {
 	if _, msg := addDestinations(app, key, 70, encryptedami.KeyPolicyStyle_ORGANIZATION); msg != "" {
 		t.Fatal(msg)
 	}
-	// THEN the key policy holds CDK's default statement plus the organization's three, no more
+	// THEN the key policy holds CDK's default statement plus the organization's two, no more
 	tmpl := assertions.Template_FromStack(source, nil)
 	policy := tmpl.FindResources(jsii.String("AWS::KMS::Key"), nil)
 	for _, r := range *policy {
 		stmts := (*r)["Properties"].(map[string]interface{})["KeyPolicy"].(map[string]interface{})["Statement"].([]interface{})
-		if len(stmts) != 4 {
-			t.Errorf("key policy has %d statements, want 4", len(stmts))
+		if len(stmts) != 3 {
+			t.Errorf("key policy has %d statements, want 3", len(stmts))
 		}
 	}
 	tmpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), &map[string]interface{}{
@@ -132,4 +132,31 @@ func TestOrganizationBadProps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeyPolicySizeLimitForAKeyImportedInEachStack: each destination stack
+// imports the key by ARN (a Go value of its own), as an app of one
+// destination per stack does; the 32 KB check counts one policy per ARN.
+func TestKeyPolicySizeLimitForAKeyImportedInEachStack(t *testing.T) {
+	// GIVEN 60 destination stacks, each importing the same key ARN
+	app := awscdk.NewApp(nil)
+	var msg string
+	added := 0
+	for ; added < 60 && msg == ""; added++ {
+		account := fmt.Sprintf("%012d", 222222222222+added)
+		stack := awscdk.NewStack(app, jsii.String("Dest-"+account), &awscdk.StackProps{Env: constructtest.Env(account, "us-east-1")})
+		key := awskms.Key_FromKeyArn(stack, jsii.String("Key"), jsii.String(importedKeyArn))
+		msg = constructtest.Catch(func() {
+			encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String("ami-0123456789abcdef0")})
+		})
+	}
+	// THEN the check fires, where it says the policy is full
+	m := fitRe.FindStringSubmatch(msg)
+	if m == nil {
+		t.Fatalf("60 destinations of one imported key were accepted, or the error is unclear: %q", msg)
+	}
+	if fit, _ := strconv.Atoi(m[1]); fit != added-1 {
+		t.Errorf("the error says %d destinations fit, but it fired at destination %d", fit, added)
+	}
+	t.Logf("failed at destination %d (about %s fit)", added, m[1])
 }

@@ -8,6 +8,19 @@
 // are never dropped, reordered or rewritten. Delete removes exactly this
 // resource's Sids.
 //
+// One writer per key: all the statements one stack keeps on one key go
+// through a single Custom::KmsKeyPolicyStatements, however many
+// ManagedStatements (or CrossAccountEncryptedAmi.ManageKeyPolicy calls)
+// contribute them. KMS has no conditional write, so two resources writing
+// one key policy at the same time (CloudFormation runs independent
+// resources in parallel) could each read the same policy and the second
+// write would drop the first one's statements. Across stacks or apps that
+// race remains; see SECURITY.md.
+//
+// Setting the context value crossaccountami:keyPolicyRevision to a new value
+// makes the next deploy write every statement again (an Update), such as
+// after someone removed one by hand.
+//
 // Place it in a stack of the key's account: KMS allows PutKeyPolicy only
 // there. The handler's role gets kms:GetKeyPolicy and kms:PutKeyPolicy on the
 // key through its IAM policy, which takes effect when the key policy
@@ -16,8 +29,11 @@
 package keypolicy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -53,8 +69,9 @@ type ManagedStatementsProps struct {
 // ManagedStatements is a set of statements kept in a key policy the app does not own.
 type ManagedStatements interface {
 	constructs.Construct
-	// The custom resource (Custom::KmsKeyPolicyStatements); depend on it to
-	// order a resource after the statements are in place.
+	// The custom resource (Custom::KmsKeyPolicyStatements) that keeps these
+	// statements, and every other statement this stack keeps on the key;
+	// depend on it to order a resource after the statements are in place.
 	Resource() awscdk.CustomResource
 	// The Sids of the managed statements.
 	Sids() *[]*string
@@ -86,28 +103,115 @@ func NewManagedStatements(scope constructs.Construct, id *string, props *Managed
 	if err != nil {
 		fail(err)
 	}
-	if err := claim(scope, spec); err != nil {
-		fail(err)
+	writers := writersOf(scope)
+	if w := writers[spec.KeyArn]; w != nil {
+		if _, err := w.merged(spec.Statements); err != nil {
+			fail(err)
+		}
 	}
 	c := constructs.NewConstruct(scope, id)
+	w := writers.of(scope, props.Key, spec.KeyArn)
+	w.add(*c.Node().Path(), spec.Statements)
+	roleArn, _ := provider.SourceOf(scope).RoleArn()
+	return &managedStatements{Construct: c, resource: w.resource, sids: keypolicyspec.Sids(spec.Statements), roleArn: roleArn}
+}
+
+// RevisionContextKey is the context key whose value, when set, every
+// Custom::KmsKeyPolicyStatements carries as its Revision property: changing
+// it makes the next deploy write the statements again.
+const RevisionContextKey = "crossaccountami:keyPolicyRevision"
+
+// propRevision is the property that carries the revision. The handler
+// ignores it; a change of it is what matters (CloudFormation then sends an
+// Update, which writes what is missing).
+const propRevision = "Revision"
+
+// keyWriter is the one resource of a stack that writes one key's policy,
+// with the statements every contributor gave it.
+type keyWriter struct {
+	resource   awscdk.CustomResource
+	keyArn     string
+	statements []keypolicyspec.Statement
+	owners     map[string]string // Sid -> the contributor's path
+}
+
+// keyWriters are a stack's writers, by key ARN.
+type keyWriters map[string]*keyWriter
+
+func writersOf(scope constructs.Construct) keyWriters {
+	return registry.Get(scope, "keypolicy-writers", func(awscdk.Stack) keyWriters { return keyWriters{} })
+}
+
+// of returns the writer of keyArn in scope's stack, creating it (and its
+// resource, under the stack, with an id derived from the key ARN) on first
+// use.
+func (writers keyWriters) of(scope constructs.Construct, key awskms.IKey, keyArn string) *keyWriter {
+	if w := writers[keyArn]; w != nil {
+		return w
+	}
+	stack := awscdk.Stack_Of(scope)
+	sum := sha256.Sum256([]byte(keyArn))
+	c := constructs.NewConstruct(stack, jsii.String("CrossAccountAmiKeyPolicy"+hex.EncodeToString(sum[:4])))
 	src := provider.SourceOf(c)
-	cfnProps := spec.CfnProperties()
-	if stmts := keypolicyspec.StatementsJSON(spec.Statements); tokens.IsUnresolved(&stmts) {
-		// A value that resolves at deploy time (such as the partition in
-		// an account principal's ARN): CloudFormation renders the JSON.
-		var doc interface{}
-		_ = json.Unmarshal([]byte(stmts), &doc)
-		cfnProps[keypolicyspec.PropStatements] = awscdk.Stack_Of(c).ToJsonString(doc, nil)
+	props := map[string]interface{}{keypolicyspec.PropKeyArn: keyArn}
+	if rev, ok := stack.Node().TryGetContext(jsii.String(RevisionContextKey)).(string); ok && rev != "" {
+		props[propRevision] = rev
 	}
 	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
 		ResourceType:   jsii.String(keypolicyspec.ResourceType),
 		ServiceToken:   src.Function.FunctionArn(),
 		ServiceTimeout: provider.ServiceTimeout(),
-		Properties:     &cfnProps,
+		Properties:     &props,
 	})
-	src.AllowKeyPolicyOn(c, resource, props.Key.KeyArn())
-	roleArn, _ := src.RoleArn()
-	return &managedStatements{Construct: c, resource: resource, sids: keypolicyspec.Sids(spec.Statements), roleArn: roleArn}
+	src.AllowKeyPolicyOn(c, resource, key.KeyArn())
+	w := &keyWriter{resource: resource, keyArn: keyArn, owners: map[string]string{}}
+	writers[keyArn] = w
+	return w
+}
+
+// merged returns the writer's statements with statements added. A Sid is
+// one statement: the same Sid with the same content from two contributors
+// is kept once (two destinations may share one), with other content it is
+// an error; so is a result KMS would refuse.
+func (w *keyWriter) merged(statements []keypolicyspec.Statement) ([]keypolicyspec.Statement, error) {
+	all := slices.Clone(w.statements)
+	for _, s := range statements {
+		i := slices.IndexFunc(all, func(have keypolicyspec.Statement) bool { return have.Sid == s.Sid })
+		switch {
+		case i < 0:
+			all = append(all, s)
+		case string(all[i].JSON) != string(s.JSON):
+			return nil, fmt.Errorf("Statements: the Sid %q is already managed on %s by %s with other content; one Sid is one statement", s.Sid, w.keyArn, w.owners[s.Sid])
+		}
+	}
+	if err := (keypolicyspec.Properties{KeyArn: w.keyArn, Statements: all}).Validate(); err != nil {
+		return nil, fmt.Errorf("the statements this stack keeps on %s: %w", w.keyArn, err)
+	}
+	return all, nil
+}
+
+// add gives the writer more statements (checked with merged first) and
+// writes the whole list into the resource's Statements property.
+func (w *keyWriter) add(owner string, statements []keypolicyspec.Statement) {
+	all, err := w.merged(statements)
+	if err != nil {
+		panic(err) // the caller checked merged before creating anything
+	}
+	for _, s := range statements {
+		if _, ok := w.owners[s.Sid]; !ok {
+			w.owners[s.Sid] = owner
+		}
+	}
+	w.statements = all
+	var value interface{} = keypolicyspec.StatementsJSON(all)
+	if stmts := value.(string); tokens.IsUnresolved(&stmts) {
+		// A value that resolves at deploy time (such as the partition in
+		// an account principal's ARN): CloudFormation renders the JSON.
+		var doc interface{}
+		_ = json.Unmarshal([]byte(stmts), &doc)
+		value = awscdk.Stack_Of(w.resource).ToJsonString(doc, nil)
+	}
+	w.resource.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String(keypolicyspec.PropStatements), value)
 }
 
 func specFromProps(env *provider.StackEnv, props *ManagedStatementsProps) (keypolicyspec.Properties, error) {
@@ -169,18 +273,4 @@ func specFromProps(env *provider.StackEnv, props *ManagedStatementsProps) (keypo
 		return keypolicyspec.Properties{}, err
 	}
 	return p, nil
-}
-
-// claim refuses two resources of one stack that would write one Sid on one key.
-func claim(scope constructs.Construct, p keypolicyspec.Properties) error {
-	owners := registry.Get(scope, "keypolicy-sids", func(awscdk.Stack) map[string]string { return map[string]string{} })
-	for _, s := range p.Statements {
-		if prev, ok := owners[p.KeyArn+"\x00"+s.Sid]; ok {
-			return fmt.Errorf("Statements: the Sid %q is already managed on %s by %s; one Sid belongs to one resource", s.Sid, p.KeyArn, prev)
-		}
-	}
-	for _, s := range p.Statements {
-		owners[p.KeyArn+"\x00"+s.Sid] = *scope.Node().Path()
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package kmsgrant_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -17,6 +18,9 @@ import (
 const (
 	keyArn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	slrArn = "arn:aws:iam::222222222222:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+	// handlerRoleArn is the grant handler's role in constructtest.NewStack
+	// (stack Dest in us-east-1; the suffix hashes both).
+	handlerRoleArn = "arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-Dest-29201ce4b7"
 )
 
 // TestBadProps tries the bad values of every prop. Each must fail at
@@ -85,9 +89,6 @@ func TestBadProps(t *testing.T) {
 		{"retiring principal of another service", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
 			p.RetiringPrincipal = awsiam.NewArnPrincipal(jsii.String("arn:aws:s3:::bucket"))
 		}), []string{"RetiringPrincipal", `"arn:aws:s3:::bucket"`, "expected service iam or sts"}},
-		{"retire on delete without a retiring principal", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
-			p.RetireOnDelete = jsii.Bool(true)
-		}), []string{"RetireOnDelete", "RetiringPrincipal"}},
 		{"both encryption context constraints", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
 			p.EncryptionContextEquals = &map[string]*string{"a": jsii.String("b")}
 			p.EncryptionContextSubset = &map[string]*string{"a": jsii.String("b")}
@@ -139,7 +140,7 @@ func TestTokensAreCheckedAtDeploy(t *testing.T) {
 	// WHEN a grant names both, and a retiring principal
 	msg := constructtest.Catch(func() {
 		kmsgrant.NewKmsGrant(dest, jsii.String("Grant"), &kmsgrant.KmsGrantProps{
-			Key: k, Grantee: role, RetiringPrincipal: role, RetireOnDelete: jsii.Bool(true),
+			Key: k, Grantee: role, RetiringPrincipal: role,
 			Operations: jsii.Strings("Decrypt"),
 		})
 	})
@@ -159,7 +160,10 @@ func TestTokensAreCheckedAtDeploy(t *testing.T) {
 // TestEachGrantHasItsOwnHandlerPolicy: two grants on one key in one stack
 // share the handler; each has a policy of its own on the key, and depends on
 // it, so that removing one grant cannot take its permissions away before
-// its Delete runs.
+// its Delete runs. By default the handler's role is the grant's retiring
+// principal: the role may create exactly that grant (grantee, operations,
+// itself as retiring principal) and list the grants it may retire, and needs
+// nothing on the key to retire them.
 func TestEachGrantHasItsOwnHandlerPolicy(t *testing.T) {
 	stack := constructtest.NewStack()
 	k := awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(keyArn))
@@ -171,8 +175,18 @@ func TestEachGrantHasItsOwnHandlerPolicy(t *testing.T) {
 	tmpl := assertions.Template_FromStack(stack, nil)
 	tmpl.ResourceCountIs(jsii.String("Custom::KmsGrant"), jsii.Number(2))
 	tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(1))
+	tmpl.HasResourceProperties(jsii.String("Custom::KmsGrant"), &map[string]interface{}{
+		"RetiringPrincipal": handlerRoleArn,
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]interface{}{
+		"Environment": map[string]interface{}{"Variables": map[string]interface{}{"CROSSACCOUNTAMI_HANDLER_ROLE_ARN": handlerRoleArn}},
+	})
 	kmsStatement := map[string]interface{}{"Statement": []interface{}{map[string]interface{}{
-		"Action":   []interface{}{"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"},
+		"Action": "kms:CreateGrant",
+		"Condition": map[string]interface{}{
+			"StringEquals":              map[string]interface{}{"kms:GranteePrincipal": slrArn, "kms:RetiringPrincipal": handlerRoleArn},
+			"ForAllValues:StringEquals": map[string]interface{}{"kms:GrantOperations": []interface{}{"Decrypt"}},
+		},
 		"Effect":   "Allow",
 		"Resource": keyArn,
 	}}, "Version": "2012-10-17"}
@@ -180,7 +194,7 @@ func TestEachGrantHasItsOwnHandlerPolicy(t *testing.T) {
 		"Properties": map[string]interface{}{"PolicyDocument": kmsStatement},
 	})
 	if len(*policies) != 2 {
-		t.Fatalf("%d policies allow the grants on the key, want one per grant", len(*policies))
+		t.Fatalf("%d policies allow exactly the grant on the key, want one per grant", len(*policies))
 	}
 	grants := tmpl.FindResources(jsii.String("Custom::KmsGrant"), nil)
 	for id, g := range *grants {
@@ -194,5 +208,45 @@ func TestEachGrantHasItsOwnHandlerPolicy(t *testing.T) {
 		if n != 1 {
 			t.Errorf("grant %s DependsOn %v, want exactly one of its policies", id, deps)
 		}
+	}
+	// AND the role lists its retirable grants (an IAM-only permission) and
+	// has no ListGrants, RevokeGrant or RetireGrant anywhere
+	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
+		"PolicyDocument": map[string]interface{}{"Statement": assertions.Match_ArrayWith(&[]interface{}{
+			map[string]interface{}{"Action": "kms:ListRetirableGrants", "Effect": "Allow", "Resource": "*"},
+		})},
+	})
+	body, _ := json.Marshal(tmpl.ToJSON())
+	for _, a := range []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"} {
+		if strings.Contains(string(body), `"`+a+`"`) {
+			t.Errorf("the template allows %s", a)
+		}
+	}
+}
+
+// TestARetiringPrincipalOfYourOwnIsRevoked: a grant whose retiring principal
+// is not the handler's role cannot be retired by the handler; it gets
+// ListGrants and RevokeGrant on that key, and the key policy must allow them.
+func TestARetiringPrincipalOfYourOwnIsRevoked(t *testing.T) {
+	stack := constructtest.NewStack()
+	k := awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(keyArn))
+	retirer := "arn:aws:iam::222222222222:role/retirer"
+	kmsgrant.NewKmsGrant(stack, jsii.String("G"), &kmsgrant.KmsGrantProps{
+		Key: k, Grantee: awsiam.NewArnPrincipal(jsii.String(slrArn)), Operations: jsii.Strings("Decrypt"),
+		RetiringPrincipal: awsiam.NewArnPrincipal(jsii.String(retirer)),
+	})
+	tmpl := assertions.Template_FromStack(stack, nil)
+	tmpl.HasResourceProperties(jsii.String("Custom::KmsGrant"), &map[string]interface{}{"RetiringPrincipal": retirer})
+	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
+		"PolicyDocument": map[string]interface{}{"Statement": assertions.Match_ArrayWith(&[]interface{}{
+			assertions.Match_ObjectLike(&map[string]interface{}{"Action": "kms:CreateGrant", "Condition": assertions.Match_ObjectLike(&map[string]interface{}{
+				"StringEquals": map[string]interface{}{"kms:GranteePrincipal": slrArn, "kms:RetiringPrincipal": retirer},
+			})}),
+			map[string]interface{}{"Action": []interface{}{"kms:ListGrants", "kms:RevokeGrant"}, "Effect": "Allow", "Resource": keyArn},
+		})},
+	})
+	body, _ := json.Marshal(tmpl.ToJSON())
+	if strings.Contains(string(body), "kms:ListRetirableGrants") {
+		t.Error("the role may list retirable grants, though it owns none")
 	}
 }
