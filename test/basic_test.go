@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -30,6 +31,9 @@ func basicAssembly(t *testing.T) *Assembly {
 
 const (
 	slrArn = "arn:aws:iam::222222222222:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+	// handlerRoleArn is the grant handler's role of the AmiDestination stack
+	// in us-east-1 (the suffix hashes both).
+	handlerRoleArn = "arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-AmiDestination-3874c726df"
 )
 
 func keyPolicyStatements(t *testing.T, tmpl map[string]interface{}) []map[string]interface{} {
@@ -86,8 +90,9 @@ func TestBasicSourceKeyPolicy(t *testing.T) {
 		t.Errorf("use aws:PrincipalArn = %v, want %s", got, slrArn)
 	}
 
-	// AND the grant creator may create grants only for that role with the Auto Scaling operations
-	attach := statementBySid(t, stmts, "Allow attachment of persistent resources by arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-AmiDestination-")
+	// AND the grant creator may create grants only for that role, with the
+	// Auto Scaling operations, retired by itself
+	attach := statementBySid(t, stmts, "Allow attachment of persistent resources by "+handlerRoleArn)
 	if got := strs(attach["Action"]); !slices.Equal(got, []string{"kms:CreateGrant"}) {
 		t.Errorf("attach actions = %v", got)
 	}
@@ -95,18 +100,25 @@ func TestBasicSourceKeyPolicy(t *testing.T) {
 	if got := cond["StringEquals"].(map[string]interface{})["kms:GranteePrincipal"]; got != slrArn {
 		t.Errorf("kms:GranteePrincipal = %v", got)
 	}
-	if got := strs(cond["ForAllValues:StringEquals"].(map[string]interface{})["kms:GrantOperations"]); !slices.Equal(got, grantspec.AutoScalingOperations) {
+	if got := strs(cond["ForAllValues:StringEquals"].(map[string]interface{})["kms:GrantOperations"]); !slices.Equal(got, []string{
+		"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant", "DescribeKey"}) {
 		t.Errorf("kms:GrantOperations = %v", got)
 	}
-	manage := statementBySid(t, stmts, "Allow grant management by arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-AmiDestination-")
-	if got := strs(manage["Action"]); !slices.Equal(got, []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"}) {
-		t.Errorf("manage actions = %v", got)
+	if got := cond["StringEquals"].(map[string]interface{})["kms:RetiringPrincipal"]; got != handlerRoleArn {
+		t.Errorf("kms:RetiringPrincipal = %v, want %s", got, handlerRoleArn)
 	}
 
-	// AND nothing carries kms:GrantIsForAWSResource, which would forbid a grant to the role
+	// AND nothing carries kms:GrantIsForAWSResource, which would forbid a
+	// grant to the role, and the destination may not list, revoke or retire
+	// grants through the key policy (KMS cannot narrow those to its own)
 	body, _ := json.Marshal(a.Templates["AmiSource"])
-	if strings.Contains(string(body), "GrantIsForAWSResource") {
-		t.Error("the source template contains kms:GrantIsForAWSResource")
+	for _, banned := range []string{"GrantIsForAWSResource", `"kms:ListGrants"`, `"kms:RevokeGrant"`, `"kms:RetireGrant"`} {
+		if strings.Contains(string(body), banned) {
+			t.Errorf("the source template contains %s", banned)
+		}
+	}
+	if len(stmts) != 3 {
+		t.Errorf("%d key policy statements, want 3: CDK's default, use, CreateGrant", len(stmts))
 	}
 }
 
@@ -142,28 +154,48 @@ func TestBasicDestinationGrant(t *testing.T) {
 		t.Errorf("function runtime/arch/handler = %v %v %v", fp["Runtime"], fp["Architectures"], fp["Handler"])
 	}
 
-	// AND its role may manage grants on that key's ARN only
-	var kmsResources []interface{}
+	// AND the grant names the handler's role as its retiring principal, and
+	// the function knows its role
+	if props[grantspec.PropRetiringPrincipal] != handlerRoleArn {
+		t.Errorf("RetiringPrincipal = %v, want %s", props[grantspec.PropRetiringPrincipal], handlerRoleArn)
+	}
+	if got := fp["Environment"].(map[string]interface{})["Variables"].(map[string]interface{})["CROSSACCOUNTAMI_HANDLER_ROLE_ARN"]; got != handlerRoleArn {
+		t.Errorf("CROSSACCOUNTAMI_HANDLER_ROLE_ARN = %v", got)
+	}
+
+	// AND its role may create that grant on that key's ARN only, and list
+	// the grants it may retire (an IAM-only action that takes no resource)
+	kms := map[string]interface{}{}
 	for _, p := range Resources(tmpl, "AWS::IAM::Policy") {
 		for _, s := range p["Properties"].(map[string]interface{})["PolicyDocument"].(map[string]interface{})["Statement"].([]interface{}) {
 			s := s.(map[string]interface{})
 			for _, act := range strs(s["Action"]) {
 				if strings.HasPrefix(act, "kms:") {
-					kmsResources = append(kmsResources, s["Resource"])
+					if _, dup := kms[act]; dup {
+						t.Errorf("%s is allowed twice", act)
+					}
+					kms[act] = s
 				}
 			}
 		}
 	}
-	if len(kmsResources) == 0 {
-		t.Fatal("no kms statement in the handler role's policy")
+	if got := slices.Sorted(maps.Keys(kms)); !slices.Equal(got, []string{"kms:CreateGrant", "kms:ListRetirableGrants"}) {
+		t.Fatalf("kms actions of the handler role %v, want CreateGrant and ListRetirableGrants only", got)
 	}
-	for _, r := range kmsResources {
-		if r == "*" {
-			t.Errorf("a kms action is allowed on every key")
-		}
-		if !reflect.DeepEqual(r, props[grantspec.PropKeyArn]) {
-			t.Errorf("kms resource = %v, want the key ARN %v", r, props[grantspec.PropKeyArn])
-		}
+	create := kms["kms:CreateGrant"].(map[string]interface{})
+	if !reflect.DeepEqual(create["Resource"], props[grantspec.PropKeyArn]) {
+		t.Errorf("CreateGrant resource = %v, want the key ARN %v", create["Resource"], props[grantspec.PropKeyArn])
+	}
+	wantCond := map[string]interface{}{
+		"StringEquals": map[string]interface{}{"kms:GranteePrincipal": slrArn, "kms:RetiringPrincipal": handlerRoleArn},
+		"ForAllValues:StringEquals": map[string]interface{}{"kms:GrantOperations": []interface{}{
+			"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant", "DescribeKey"}},
+	}
+	if !reflect.DeepEqual(create["Condition"], wantCond) {
+		t.Errorf("CreateGrant conditions %v, want %v", create["Condition"], wantCond)
+	}
+	if r := kms["kms:ListRetirableGrants"].(map[string]interface{})["Resource"]; r != "*" {
+		t.Errorf("ListRetirableGrants resource %v", r)
 	}
 }
 

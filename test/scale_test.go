@@ -33,15 +33,15 @@ func TestTenDestinations(t *testing.T) {
 		if deps := strs(art["dependencies"]); !slices.Contains(deps, "AmiSource") {
 			t.Errorf("%s dependencies = %v, want AmiSource", stack, deps)
 		}
-		// AND the key policy has that destination's three statements
+		// AND the key policy has that destination's two statements
 		n := 0
 		for sid := range sids {
 			if strings.Contains(sid, account) {
 				n++
 			}
 		}
-		if n != 3 {
-			t.Errorf("%d statements name %s, want 3", n, account)
+		if n != 2 {
+			t.Errorf("%d statements name %s, want 2", n, account)
 		}
 	}
 	cfnLint(t, a)

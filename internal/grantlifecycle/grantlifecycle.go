@@ -521,13 +521,14 @@ func (h *Handler) removeCommands(p grantspec.Properties, id grantspec.PhysicalID
 	if a, err := awsid.ParseKeyARN(id.KeyArn); err == nil {
 		region, account = " --region "+a.Region, "account "+a.Account
 	}
-	revoke := fmt.Sprintf("aws kms revoke-grant%s --key-id %s --grant-id %s, with credentials of %s", region, id.KeyArn, id.GrantId, account)
+	revoke := fmt.Sprintf("aws kms revoke-grant%s --key-id %s --grant-id %s, with credentials of %s (its key administrators may always revoke)", region, id.KeyArn, id.GrantId, account)
 	if !h.owns(p) {
 		return revoke
 	}
-	// KMS lets the account in which the grant was created retire it: the
-	// destination's administrators need no access to the key's account.
-	return fmt.Sprintf("aws kms retire-grant%s --key-id %s --grant-id %s, with credentials of this stack's account allowed kms:RetireGrant; or %s", region, id.KeyArn, id.GrantId, revoke)
+	// KMS documents that the account in which a grant was created may also
+	// retire it; whether a principal other than that account's root user may
+	// do so is not settled by the documentation, so revoke comes first.
+	return fmt.Sprintf("%s; or aws kms retire-grant%s --key-id %s --grant-id %s in this stack's account, which KMS lets retire the grants created in it", revoke, region, id.KeyArn, id.GrantId)
 }
 
 func (h *Handler) removeHint(p grantspec.Properties) string {

@@ -385,7 +385,7 @@ func TestDelete(t *testing.T) {
 	}
 	retire := props(owned)
 	manual := "aws kms retire-grant --region us-east-1 --key-id " + keyARN + " --grant-id " + grantID
-	revokeByHand := "aws kms revoke-grant --region us-east-1 --key-id " + keyARN + " --grant-id " + grantID + ", with credentials of account 111111111111"
+	revokeByHand := "aws kms revoke-grant --region us-east-1 --key-id " + keyARN + " --grant-id " + grantID + ", with credentials of account 111111111111 (its key administrators may always revoke)"
 	for _, tc := range []struct {
 		name      string
 		physical  string

@@ -231,6 +231,9 @@ func TestCheckKeyPolicy(t *testing.T) {
 	dest := amipolicy.Destination{Partition: "aws", Account: destAccount, GrantCreatorArn: creatorARN}
 	scoped := amipolicy.Statements(dest, amipolicy.Scoped)
 	seed := amipolicy.Statements(dest, amipolicy.SeedArticle)
+	// The scoped CreateGrant statement, but for grants retired by someone else.
+	otherRetirer := amipolicy.Statements(dest, amipolicy.Scoped)[1]
+	otherRetirer.Condition["StringEquals"]["kms:RetiringPrincipal"] = "arn:aws:iam::" + destAccount + ":role/someone-else"
 	org := amipolicy.OrganizationStatements(amipolicy.Organization{
 		ID: "o-abcdefghij", GrantCreatorPattern: "arn:aws:iam::*:role/crossaccountami/*", Partition: "aws",
 	})
@@ -276,6 +279,8 @@ func TestCheckKeyPolicy(t *testing.T) {
 		{name: "scoped, grant creator unknown: the policy names it", api: serve(policy(t, scoped)),
 			use:    want{status: Pass},
 			create: want{status: Pass, detail: []string{"lets " + creatorARN}}},
+		{name: "CreateGrant only with another retiring principal", api: serve(policy(t, scoped[0], otherRetirer)), creators: []string{creatorARN},
+			use: want{status: Pass}, create: want{status: Fail}},
 		{name: "the article's statements", api: serve(policy(t, seed)), creators: []string{creatorARN},
 			use: want{status: Pass}, create: want{status: Pass}},
 		{name: "organization statements", api: serve(policy(t, org)), creators: []string{creatorARN},

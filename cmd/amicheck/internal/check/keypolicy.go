@@ -97,18 +97,22 @@ func checkKeyPolicy(ctx context.Context, api KMSAPI, k keyInfo, slr string, crea
 	}
 
 	// The grant creator creates a grant for the role, with the Auto Scaling
-	// operations, on its own behalf (not through an AWS service).
+	// operations, on its own behalf (not through an AWS service), naming
+	// itself as the grant's retiring principal, as the library's handler does.
 	grantReq := func(creator, forAWSResource string) request {
 		ctx := map[string][]string{
 			"aws:principalaccount": {who.Account}, "kms:calleraccount": {who.Account},
 			"kms:granteeprincipal": {slr}, "kms:grantoperations": grantspec.AutoScalingOperations,
 			"kms:grantisforawsresource": {forAWSResource},
 		}
+		absent := []string{"kms:viaservice", "kms:retiringprincipal"}
 		if creator != "" {
 			ctx["aws:principalarn"] = []string{creator}
+			ctx["kms:retiringprincipal"] = []string{creator}
+			absent = absent[:1]
 		}
 		return request{action: "kms:CreateGrant", principal: creator, account: who.Account, partition: who.Partition,
-			context: ctx, absent: []string{"kms:viaservice", "kms:retiringprincipal"}}
+			context: ctx, absent: absent}
 	}
 	candidates := creators
 	if len(candidates) == 0 {

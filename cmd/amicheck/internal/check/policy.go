@@ -315,10 +315,26 @@ func evalCondition(op, key string, vals []string, r request) condition {
 	lkey := strings.ToLower(key)
 	show := fmt.Sprintf("%s %s %s", op, key, strings.Join(vals, ","))
 
+	// The library's grant creator names itself as the grant's retiring
+	// principal. While the creator is unknown, a condition on the retiring
+	// principal holds for a creator of the account ("itself", or a role of
+	// the account the statement names).
+	if lkey == "kms:retiringprincipal" && r.principal == "" && !negated(base) {
+		for _, v := range vals {
+			if v == "${aws:PrincipalArn}" || glob(arnAccountPattern(v), r.account) {
+				return condition{v: yes}
+			}
+		}
+		return condition{v: no}
+	}
+
 	// Policy variables this tool knows.
 	resolved := make([]string, 0, len(vals))
 	for _, v := range vals {
 		v = strings.ReplaceAll(v, "${aws:PrincipalAccount}", r.account)
+		if r.principal != "" {
+			v = strings.ReplaceAll(v, "${aws:PrincipalArn}", r.principal)
+		}
 		if strings.Contains(v, "${") {
 			return condition{v: maybe, notes: []string{"condition " + show + ": policy variable not evaluated"}}
 		}
