@@ -197,6 +197,28 @@ func TestBasicDestinationGrant(t *testing.T) {
 	if r := kms["kms:ListRetirableGrants"].(map[string]interface{})["Resource"]; r != "*" {
 		t.Errorf("ListRetirableGrants resource %v", r)
 	}
+
+	// AND, all in all, the role may do exactly this (SECURITY.md "What the
+	// handler role can do"): write its own log group, create the SLR, create
+	// the grant, list its retirable grants
+	var all []string
+	for _, p := range Resources(tmpl, "AWS::IAM::Policy") {
+		for _, s := range p["Properties"].(map[string]interface{})["PolicyDocument"].(map[string]interface{})["Statement"].([]interface{}) {
+			s := s.(map[string]interface{})
+			acts := strs(s["Action"])
+			all = append(all, acts...)
+			if slices.Contains(acts, "logs:PutLogEvents") {
+				logsID, _ := only(t, tmpl, "AWS::Logs::LogGroup")
+				if want := map[string]interface{}{"Fn::GetAtt": []interface{}{logsID, "Arn"}}; !reflect.DeepEqual(s["Resource"], want) {
+					t.Errorf("logs resource %v, want its own log group %v", s["Resource"], want)
+				}
+			}
+		}
+	}
+	slices.Sort(all)
+	if want := []string{"iam:CreateServiceLinkedRole", "kms:CreateGrant", "kms:ListRetirableGrants", "logs:CreateLogStream", "logs:PutLogEvents"}; !slices.Equal(all, want) {
+		t.Errorf("the handler role's actions %v, want %v", all, want)
+	}
 }
 
 func TestBasicDeployOrder(t *testing.T) {
