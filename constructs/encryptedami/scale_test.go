@@ -103,8 +103,11 @@ func TestOrganizationModeConstantSize(t *testing.T) {
 					"Condition": map[string]interface{}{
 						"ForAnyValue:StringLike": map[string]interface{}{"aws:PrincipalOrgPaths": []interface{}{"o-abcdefghij/r-ab12/ou-ab12-11111111/"}},
 						"ArnLike":                map[string]interface{}{"aws:PrincipalArn": "arn:aws:iam::*:role/crossaccountami/*"},
-						"StringEquals": map[string]interface{}{"kms:GranteePrincipal": []interface{}{
-							"arn:aws:iam::${aws:PrincipalAccount}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"}},
+						"StringEquals": assertions.Match_ObjectEquals(&map[string]interface{}{
+							"kms:GranteePrincipal": []interface{}{
+								"arn:aws:iam::${aws:PrincipalAccount}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"},
+							"kms:RetiringPrincipal": "${aws:PrincipalArn}",
+						}),
 					},
 				}),
 			}),
