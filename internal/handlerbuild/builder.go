@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,15 +37,22 @@ type builder struct {
 	goenv     map[string]string // effective go env in dir, user's environment
 	forced    []string          // the settings that shape the output, KEY=VALUE
 	env       []string          // the whole environment of go list and go build
+	progress  io.Writer         // where a cold build is announced
+
+	index   indexState // what the index knew when key ran
+	pending *manifest  // a computed key's manifest, for recordIndex
 }
 
 func newBuilder(ctx context.Context, opts Options) (*builder, error) {
-	b := &builder{pkg: opts.Package, goarch: opts.GOARCH, dir: opts.Dir, cacheRoot: opts.CacheDir}
+	b := &builder{pkg: opts.Package, goarch: opts.GOARCH, dir: opts.Dir, cacheRoot: opts.CacheDir, progress: opts.Progress}
 	if b.pkg == "" {
 		return nil, fmt.Errorf("handlerbuild: Options.Package must name a main package, got %q", opts.Package)
 	}
 	if b.goarch == "" {
 		b.goarch = "arm64"
+	}
+	if b.progress == nil {
+		b.progress = os.Stderr
 	}
 	var archEnv string
 	switch b.goarch {

@@ -60,6 +60,20 @@
 // unset. An entry is written once: built in a temporary directory outside the
 // cache, moved into a staging directory next to the entries and renamed into
 // place, so a concurrent synth sees either no entry or a complete one.
+//
+// Computing the key runs `go list`, which costs more than the rest of a
+// cache hit together. The cache root's index/ directory therefore remembers,
+// per configuration (directory, package, go env, flags), the key of the last
+// computation and the content hashes of every input it read that can change
+// in place; a synth whose inputs all still match reuses that key without
+// running `go list` (see index.go for what is verified and why it suffices).
+//
+// # Progress
+//
+// A cache miss builds the handler, which takes from seconds to a minute or
+// more when the Go build cache is cold. The build is announced on
+// Options.Progress (standard error by default; never standard output), one
+// line when it starts and one when it is done. A cache hit prints nothing.
 package handlerbuild
 
 import (
@@ -70,6 +84,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Well-known handler packages of this module. They are import paths, so a
@@ -99,6 +114,11 @@ type Options struct {
 	// Default: $CROSSACCOUNTAMI_CACHE_DIR, else
 	// os.UserCacheDir()/crossaccountami/handlers.
 	CacheDir string
+	// Progress receives one line when a cache miss starts building and one
+	// when the build is done, so a synth that pauses for a cold build says
+	// why. Nothing is written on a cache hit.
+	// Default: os.Stderr (standard output is left to the app).
+	Progress io.Writer
 }
 
 // Result describes a finished Build.
@@ -146,12 +166,58 @@ func BuildResult(ctx context.Context, opts Options) (Result, error) {
 	if ok, err := complete(final); err != nil {
 		return Result{}, err
 	} else if ok {
+		b.recordIndexOrWarn()
 		return Result{Dir: final, Key: key, Cached: true}, nil
 	}
+	name := handlerName(b.pkg)
+	fmt.Fprintf(b.progress, "crossaccountami: building %s (linux/%s, %s, %s)...\n",
+		name, b.goarch, b.goenv["GOVERSION"], b.missReason())
+	start := time.Now()
 	if err := b.buildInto(ctx, final); err != nil {
 		return Result{}, err
 	}
+	fmt.Fprintf(b.progress, "crossaccountami: built %s in %.1fs (cached in %s)\n",
+		name, time.Since(start).Seconds(), final)
+	b.recordIndexOrWarn()
 	return Result{Dir: final, Key: key}, nil
+}
+
+// recordIndexOrWarn records the index once the entry exists. A failure
+// does not fail the synth (the binary is there, and a read-only cache of
+// prebuilt entries must keep working); it only makes later synths compute
+// the key again, so it is reported and not returned.
+func (b *builder) recordIndexOrWarn() {
+	if err := b.recordIndex(); err != nil {
+		fmt.Fprintf(b.progress, "crossaccountami: warning: cannot record the handler cache index in %s: %v; "+
+			"later synths will run `go list` again (make the directory writable, or remove it)\n",
+			filepath.Join(b.cacheRoot, "index"), err)
+	}
+}
+
+// handlerName names a handler in progress lines.
+func handlerName(pkg string) string {
+	switch pkg {
+	case GrantHandler:
+		return "the grant handler"
+	case SourceHandler:
+		return "the source handler"
+	}
+	return "the handler " + pkg
+}
+
+// missReason says, in a progress line, why the cache had no entry.
+func (b *builder) missReason() string {
+	switch b.index {
+	case indexStale:
+		return "its sources changed since the last build"
+	case indexVerified:
+		// The inputs match the last build, whose entry is gone.
+		return "its cache entry was removed"
+	}
+	if entries, _ := os.ReadDir(b.cacheRoot); len(entries) == 0 {
+		return "first synth on this machine"
+	}
+	return "first build in this directory with this toolchain and settings"
 }
 
 // complete reports whether dir is a finished cache entry. Entries appear by

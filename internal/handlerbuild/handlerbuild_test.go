@@ -13,17 +13,37 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // copyModule copies a testdata module to a fresh directory, so a test can
-// edit it and so builds from different paths can be compared.
+// edit it and so builds from different paths can be compared. The copy is
+// backdated (see backdate).
 func copyModule(t testing.TB, name string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), name)
 	if err := os.CopyFS(dst, os.DirFS(filepath.Join("testdata", name))); err != nil {
 		t.Fatalf("copying testdata/%s: %v", name, err)
 	}
+	backdate(t, dst)
 	return dst
+}
+
+// backdate sets the mtime of everything under dir an hour back. A key
+// computed from inputs modified within modTimeCutoff is not recorded in the
+// index, so without it no test right after a copy could reach the index.
+func backdate(t testing.TB, dir string) {
+	t.Helper()
+	old := time.Now().Add(-time.Hour)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(p, old, old)
+	})
+	if err != nil {
+		t.Fatalf("backdating %s: %v", dir, err)
+	}
 }
 
 // treeHash hashes a directory the way the CDK fingerprints a SOURCE asset:
@@ -57,11 +77,23 @@ func treeHash(t testing.TB, dir string) string {
 
 func mustBuild(t testing.TB, opts Options) Result {
 	t.Helper()
+	if opts.Progress == nil {
+		opts.Progress = logWriter{t}
+	}
 	r, err := BuildResult(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("BuildResult(%+v): %v", opts, err)
 	}
 	return r
+}
+
+// logWriter sends progress lines to the test log instead of the test
+// binary's standard error.
+type logWriter struct{ t testing.TB }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 // checkEntry asserts the shape of a built directory and returns the binary.
@@ -174,47 +206,266 @@ func TestUserSettingsCannotChangeTheOutput(t *testing.T) {
 	}
 }
 
+// keyWant is what an edit must do to the key.
+type keyWant int
+
+const (
+	// indexHit: the index still holds and gives the same key.
+	indexHit keyWant = iota
+	// sameKey: the index no longer holds (the edit could have mattered),
+	// and the recomputed key is the same.
+	sameKey
+	// newKey: the index no longer holds and the key changes, or go refuses
+	// the module (which a build would too).
+	newKey
+)
+
+func (w keyWant) String() string {
+	return [...]string{"an index hit", "the same key, recomputed", "a new key"}[w]
+}
+
+type keyEdit struct {
+	name    string
+	file    string // relative to the copied module; "" edits nothing
+	content string
+	want    keyWant
+}
+
 func TestKeyFollowsTheSources(t *testing.T) {
-	tests := []struct {
-		name    string
-		file    string
-		content string
-		changes bool
-	}{
-		{"a source file", "main.go", "package main\n\nimport \"fmt\"\n\nvar version = \"v2\"\n\nfunc main() { fmt.Println(version, tagged) }\n", true},
-		{"a new source file", "extra.go", "package main\n\nvar extra = 1\n", true},
-		{"go.mod", "go.mod", "module example.com/hello\n\ngo 1.25.0\n", true},
-		{"a file excluded by build tags", "tag_on.go", "//go:build hostile\n\npackage main\n\nconst tagged = \"other\"\n", false},
-		{"a non-Go file", "README.md", "edited\n", false},
-		{"a test file", "main_test.go", "package main\n", false},
+	mainGo, err := os.ReadFile("testdata/hello/main.go")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			mod := copyModule(t, "hello")
-			opts := Options{Package: "example.com/hello", Dir: mod, CacheDir: t.TempDir()}
-			before := keyOf(t, opts)
-			if err := os.WriteFile(filepath.Join(mod, tt.file), []byte(tt.content), 0o644); err != nil {
-				t.Fatal(err)
+	testKeyEdits(t, "hello", ".", "example.com/hello", []keyEdit{
+		{"nothing", "", "", indexHit},
+		{"a source file", "main.go", "package main\n\nimport \"fmt\"\n\nvar version = \"v2\"\n\nfunc main() { fmt.Println(version, tagged) }\n", newKey},
+		{"a source file rewritten unchanged", "main.go", string(mainGo), indexHit},
+		{"a new source file", "extra.go", "package main\n\nvar extra = 1\n", newKey},
+		{"go.mod", "go.mod", "module example.com/hello\n\ngo 1.25.0\n", newKey},
+		{"a new go.sum", "go.sum", "golang.org/x/text v0.3.0/go.mod h1:NqM8EUOU14njkJ3fqMW+pc6Ldnwhi/IjpwHt7yyuwOQ=\n", newKey},
+		{"a new go.work", "go.work", "go 1.26.0\n\nuse .\n", newKey},
+		// hello has no dependencies: an empty vendor directory is consistent
+		// with it and vendors nothing.
+		{"a new vendor directory", "vendor/modules.txt", "", sameKey},
+		{"a file excluded by build tags", "tag_on.go", "//go:build hostile\n\npackage main\n\nconst tagged = \"other\"\n", sameKey},
+		{"a file excluded by build tags loses its constraint", "tag_on.go", "package main\n\nconst other = 1\n", newKey},
+		{"a non-Go file", "README.md", "edited\n", indexHit},
+		{"a new non-Go file", "NOTES.md", "new\n", sameKey},
+		{"a test file", "main_test.go", "package main\n", sameKey},
+	})
+}
+
+func TestKeyFollowsDependencies(t *testing.T) {
+	testKeyEdits(t, "deps", "app", "example.com/app", []keyEdit{
+		{"nothing", "", "", indexHit},
+		{"a nested package's file", "app/internal/a/b/b.go", "package b\n\nconst B = \"c\"\n", newKey},
+		{"a new file in a nested package", "app/internal/a/b/c.go", "package b\n\nconst C = 1\n", newKey},
+		{"a go.mod between a package and its module root", "app/internal/a/go.mod", "module example.com/app/internal/a\n", newKey},
+		{"a non-Go file between a package and its module root", "app/internal/a/NOTES.md", "new\n", indexHit},
+		{"a replaced module's file", "lib/lib.go", "package lib\n\nconst L = \"v2\"\n\nfunc Count() int { return 0 }\n", newKey},
+		{"a new file in a replaced module", "lib/more.go", "package lib\n\nconst M = 1\n", newKey},
+		{"a replaced module's go.mod", "lib/go.mod", "module example.com/lib\n\ngo 1.25.0\n", newKey},
+		{"an embedded file", "lib/data/one.txt", "uno\n", newKey},
+		{"a new file under an embedded directory", "lib/data/two.txt", "two\n", newKey},
+		{"a new file in a new directory under an embedded directory", "lib/data/sub/three.txt", "three\n", newKey},
+		{"a new vendor directory", "app/vendor/modules.txt", "", newKey},
+		{"the go.mod of a replaced module without packages", "other/go.mod", "module example.com/other\n\ngo 1.26.0\n\n// edited\n", sameKey},
+	})
+}
+
+// testKeyEdits copies testdata/<module>, and for each edit checks that the
+// index serves the unedited copy, and that after the edit the key is the
+// one a computation without the index finds, reached as edit.want says.
+func testKeyEdits(t *testing.T, module, dir, pkg string, edits []keyEdit) {
+	for _, e := range edits {
+		t.Run(e.name, func(t *testing.T) {
+			root := copyModule(t, module)
+			opts := Options{Package: pkg, Dir: filepath.Join(root, dir), CacheDir: t.TempDir()}
+			before, fromIndex, err := resolveKey(t, opts)
+			if err != nil || fromIndex {
+				t.Fatalf("first key: %v (from the index: %v), want a computed key", err, fromIndex)
 			}
-			after := keyOf(t, opts)
-			if (before != after) != tt.changes {
-				t.Errorf("editing %s: key changed = %v, want %v", tt.file, before != after, tt.changes)
+			if again, fromIndex, err := resolveKey(t, opts); err != nil || !fromIndex || again != before {
+				t.Fatalf("second key %s (from the index: %v, err %v), want %s from the index", again, fromIndex, err, before)
+			}
+			if e.file != "" {
+				path := filepath.Join(root, e.file)
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(e.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			after, fromIndex, err := resolveKey(t, opts)
+			fresh := opts
+			fresh.CacheDir = t.TempDir()
+			computed, _, cerr := resolveKey(t, fresh)
+			if (err == nil) != (cerr == nil) || after != computed {
+				t.Fatalf("after the edit the index gives %q (%v), a computation without it %q (%v)", after, err, computed, cerr)
+			}
+			var got keyWant
+			switch {
+			case err != nil:
+				got = newKey // go refuses the edited module
+			case fromIndex:
+				got = indexHit
+			case after == before:
+				got = sameKey
+			default:
+				got = newKey
+			}
+			if got != e.want {
+				t.Errorf("editing %s: got %v, want %v (key err: %v)", e.file, got, e.want, err)
 			}
 		})
 	}
 }
 
-func keyOf(t testing.TB, opts Options) string {
+// resolveKey resolves the key as BuildResult does and, as BuildResult does
+// once the entry exists, records the index; it reports whether the key
+// came from the index.
+func resolveKey(t testing.TB, opts Options) (key string, fromIndex bool, err error) {
 	t.Helper()
 	b, err := newBuilder(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := b.key(context.Background())
+	key, err = b.key(context.Background())
+	if err != nil {
+		return "", false, err
+	}
+	if err := b.recordIndex(); err != nil {
+		t.Fatalf("recording the index: %v", err)
+	}
+	return key, b.index == indexVerified, nil
+}
+
+func TestKeyFollowsTheToolchain(t *testing.T) {
+	opts := Options{Package: "example.com/hello", Dir: copyModule(t, "hello"), CacheDir: t.TempDir()}
+	before, _, err := resolveKey(t, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k
+	// The go command on PATH selecting another toolchain (a new install,
+	// GOTOOLCHAIN, a toolchain line) shows in its go env.
+	b, err := newBuilder(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.goenv["GOVERSION"] = "go1.99.0"
+	after, err := b.key(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.index != indexAbsent || after == before {
+		t.Errorf("with another GOVERSION: key %s (index state %d), want a new key computed without the index", after, b.index)
+	}
+}
+
+func TestRecentEditsAreNotIndexed(t *testing.T) {
+	// GIVEN a module with a file modified just now
+	mod := copyModule(t, "hello")
+	now := time.Now()
+	if err := os.Chtimes(filepath.Join(mod, "main.go"), now, now); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Package: "example.com/hello", Dir: mod, CacheDir: t.TempDir()}
+
+	// WHEN the key is resolved twice
+	first, _, err := resolveKey(t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, fromIndex, err := resolveKey(t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// THEN the first computation was not recorded: the file could have
+	// changed between `go list` and hashing
+	if fromIndex || second != first {
+		t.Errorf("second key %s from the index: %v, want %s computed again", second, fromIndex, first)
+	}
+	// AND once the edit is older than the cutoff, the index is recorded
+	backdate(t, mod)
+	if _, _, err := resolveKey(t, opts); err != nil {
+		t.Fatal(err)
+	}
+	if k, fromIndex, err := resolveKey(t, opts); err != nil || !fromIndex || k != first {
+		t.Errorf("key %s from the index: %v (%v), want %s from the index", k, fromIndex, err, first)
+	}
+}
+
+func TestColdBuildIsAnnounced(t *testing.T) {
+	mod := copyModule(t, "hello")
+	cache := t.TempDir()
+	var progress bytes.Buffer
+	opts := Options{Package: "example.com/hello", GOARCH: "amd64", Dir: mod, CacheDir: cache, Progress: &progress}
+
+	// WHEN the first build is a miss
+	r := mustBuild(t, opts)
+
+	// THEN it says so when it starts and when it is done
+	lines := strings.Split(strings.TrimSuffix(progress.String(), "\n"), "\n")
+	if len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], "crossaccountami: building the handler example.com/hello (linux/amd64, go") ||
+		!strings.HasSuffix(lines[0], ", first synth on this machine)...") ||
+		!strings.HasPrefix(lines[1], "crossaccountami: built the handler example.com/hello in ") ||
+		!strings.HasSuffix(lines[1], "s (cached in "+r.Dir+")") {
+		t.Errorf("a cold build printed:\n%s", progress.String())
+	}
+
+	// WHEN the next build is a hit THEN it prints nothing
+	progress.Reset()
+	if r := mustBuild(t, opts); !r.Cached || progress.Len() != 0 {
+		t.Errorf("a cache hit (cached: %v) printed %q, want nothing", r.Cached, progress.String())
+	}
+
+	// WHEN a source changes THEN the miss says why
+	if err := os.WriteFile(filepath.Join(mod, "extra.go"), []byte("package main\n\nvar extra = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustBuild(t, opts); r.Cached || !strings.Contains(progress.String(), "(linux/amd64, go") ||
+		!strings.Contains(progress.String(), ", its sources changed since the last build)...\n") {
+		t.Errorf("a build after an edit (cached: %v) printed:\n%s", r.Cached, progress.String())
+	}
+}
+
+func TestProgressGoesToStderrOnly(t *testing.T) {
+	stdout, stderr := captureFile(t, &os.Stdout), captureFile(t, &os.Stderr)
+	r, err := BuildResult(context.Background(), Options{Package: "example.com/hello", Dir: "testdata/hello", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := stdout(); out != "" {
+		t.Errorf("the build wrote to standard output: %q", out)
+	}
+	if errOut := stderr(); !strings.Contains(errOut, "crossaccountami: building the handler example.com/hello") ||
+		!strings.Contains(errOut, "(cached in "+r.Dir+")") {
+		t.Errorf("standard error got %q, want the progress lines", errOut)
+	}
+}
+
+// captureFile points *f at a temporary file until the test ends, and
+// returns a function that reads what was written to it.
+func captureFile(t *testing.T, f **os.File) func() string {
+	t.Helper()
+	tmp, err := os.Create(filepath.Join(t.TempDir(), "capture"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := *f
+	*f = tmp
+	t.Cleanup(func() { *f = orig; tmp.Close() })
+	return func() string {
+		b, err := os.ReadFile(tmp.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
 }
 
 func TestBuildFailsLoudly(t *testing.T) {
@@ -234,6 +485,7 @@ func TestBuildFailsLoudly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.opts.CacheDir = t.TempDir()
+			tt.opts.Progress = logWriter{t}
 			_, err := Build(context.Background(), tt.opts)
 			if err == nil {
 				t.Fatal("Build succeeded, want an error")
@@ -258,7 +510,7 @@ func TestMustBuildPanicsWithTheCompilerOutput(t *testing.T) {
 			t.Errorf("MustBuild panicked with %v, want the compiler error", r)
 		}
 	}()
-	MustBuild(Options{Package: "example.com/broken", Dir: "testdata/broken", CacheDir: t.TempDir()})
+	MustBuild(Options{Package: "example.com/broken", Dir: "testdata/broken", CacheDir: t.TempDir(), Progress: logWriter{t}})
 	t.Error("MustBuild returned")
 }
 
@@ -271,7 +523,7 @@ func TestConcurrentBuildsOfOneKey(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			results[i], errs[i] = BuildResult(context.Background(), Options{Package: "example.com/hello", Dir: mod, CacheDir: cache})
+			results[i], errs[i] = BuildResult(context.Background(), Options{Package: "example.com/hello", Dir: mod, CacheDir: cache, Progress: logWriter{t}})
 		})
 	}
 	wg.Wait()
@@ -286,8 +538,13 @@ func TestConcurrentBuildsOfOneKey(t *testing.T) {
 	if a, b := checkEntry(t, results[0].Dir, "arm64"), checkEntry(t, results[1].Dir, "arm64"); !bytes.Equal(a, b) {
 		t.Error("builds returned different content")
 	}
-	if entries, _ := os.ReadDir(cache); len(entries) != 1 {
-		t.Errorf("cache holds %v, want only the entry (no staging leftovers)", entries)
+	// Only the entry and the index, no staging or temporary leftovers.
+	if entries, _ := os.ReadDir(cache); len(entries) != 2 ||
+		entries[0].Name() != results[0].Key || entries[1].Name() != "index" {
+		t.Errorf("cache holds %v, want only the entry %s and index/", entries, results[0].Key)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(cache, "index")); len(entries) != 1 || filepath.Ext(entries[0].Name()) != ".json" {
+		t.Errorf("cache index holds %v, want one manifest", entries)
 	}
 }
 
