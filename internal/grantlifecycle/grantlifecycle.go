@@ -36,10 +36,12 @@
 //   - Update with a defining change (grantspec.SameGrant false) creates a new
 //     grant and answers its new physical id; the old grant is left alone,
 //     because CloudFormation deletes it after the update succeeds and needs
-//     it for a rollback. If that CreateGrant fails in doubt (a timeout, a
-//     server error), the handler removes any matching grant other than the
-//     old one before answering FAILED, keeping CleanupReserve of its time
-//     for it: a failed replacing Update leaves exactly the old grant.
+//     it for a rollback. It first lists the grants that already match the
+//     new definition (in a rollback, KMS answers with the old grant rather
+//     than a new one). If CreateGrant then fails in doubt (a timeout, a
+//     server error), the handler removes the matching grants that were not
+//     there before, keeping CleanupReserve of its time for it: a failed
+//     replacing Update leaves exactly the old grant.
 //     Without a defining change Update makes no KMS call, unless VerifyToken
 //     changed: then it looks the grant up and recreates it if it has vanished.
 //   - Delete retires an owned grant and revokes any other. Only "already
@@ -56,6 +58,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -304,11 +307,17 @@ func (h *Handler) create(ctx context.Context, req customresource.Request, p gran
 	return result(grantspec.PhysicalID{KeyArn: p.KeyArn, GrantId: *out.GrantId}), nil
 }
 
-// replace creates the grant p defines during an Update. If CreateGrant
-// fails in doubt, it removes every grant matching p except keep (the grant
-// CloudFormation still holds), so that the rollback finds exactly the old
-// grant. The create runs under a deadline that leaves time for that.
+// replace creates the grant p defines during an Update. KMS answers a
+// CreateGrant that repeats a grant's name and parameters with the existing
+// grant, so the grants that match p before the call (in a rollback, the old
+// grant CloudFormation restores) are listed first: they were not made by
+// this call. If CreateGrant then fails in doubt, every grant matching p that
+// is neither among them nor keep (the grant CloudFormation holds) was made
+// by it and is removed, so that the stack keeps exactly the old grant. The
+// create runs under a deadline that leaves time for that.
 func (h *Handler) replace(ctx context.Context, req customresource.Request, p grantspec.Properties, keep string) (customresource.Result, error) {
+	name := nameOf(req, p)
+	before, listErr := h.find(ctx, p, name)
 	createCtx, cancel := h.withCleanupReserve(ctx)
 	defer cancel()
 	res, err := h.create(createCtx, req, p)
@@ -322,14 +331,18 @@ func (h *Handler) replace(ctx context.Context, req customresource.Request, p gra
 		}
 		err = fmt.Errorf("timed out waiting for KMS CreateGrant on %s for %s (%s)", p.KeyArn, p.GranteePrincipal, why)
 	}
-	name := nameOf(req, p)
+	if listErr != nil {
+		// Without the list from before, no grant can be shown to be this
+		// call's: touch none, and say how to check.
+		return customresource.Result{}, fmt.Errorf("%w; the grants matching it could not be listed before the call (%s), so none is removed: check with '%s' and remove one made now (%s)", err, awserr.Text(listErr), h.findCommand(p, name), h.removeHint(p))
+	}
 	customresource.Logger(ctx).Warn("the replacing CreateGrant failed in doubt; removing any grant it made", "name", name, "keep", keep, "error", err.Error())
 	found, findErr := h.find(ctx, p, name)
 	if findErr != nil {
 		return customresource.Result{}, fmt.Errorf("%w; then listing the grants it may have made failed: %s (check with '%s')", err, awserr.Text(findErr), h.findCommand(p, name))
 	}
 	for _, id := range found {
-		if id.GrantId == keep {
+		if id.GrantId == keep || slices.Contains(before, id) {
 			continue
 		}
 		if rmErr := h.remove(ctx, req, p, id); rmErr != nil {

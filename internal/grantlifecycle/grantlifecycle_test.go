@@ -238,18 +238,24 @@ func TestInvalidPropertiesNameThePropertyAndValue(t *testing.T) {
 }
 
 func TestUpdate(t *testing.T) {
+	// listed answers ListGrants on keyARN with grants of the given ids
+	// (filtered by GrantId when the request names one).
 	listed := func(ids ...string) func(*kms.ListGrantsInput) (*kms.ListGrantsOutput, error) {
 		return func(in *kms.ListGrantsInput) (*kms.ListGrantsOutput, error) {
-			if aws.ToString(in.KeyId) != keyARN || aws.ToString(in.GrantId) != grantID {
+			if aws.ToString(in.KeyId) != keyARN {
 				t.Errorf("ListGrants input %+v", in)
 			}
 			out := &kms.ListGrantsOutput{}
 			for _, id := range ids {
-				out.Grants = append(out.Grants, types.GrantListEntry{GrantId: aws.String(id)})
+				if in.GrantId == nil || aws.ToString(in.GrantId) == id {
+					out.Grants = append(out.Grants, types.GrantListEntry{GrantId: aws.String(id)})
+				}
 			}
 			return out, nil
 		}
 	}
+	// Every replacing Update first lists the grants that already match.
+	noGrants := func(*kms.ListGrantsInput) (*kms.ListGrantsOutput, error) { return &kms.ListGrantsOutput{}, nil }
 	for _, tc := range []struct {
 		name      string
 		old, new  map[string]interface{}
@@ -266,20 +272,20 @@ func TestUpdate(t *testing.T) {
 		{
 			name: "operations changed: new grant",
 			old:  props(), new: props(set("Operations", []interface{}{"Decrypt"})),
-			fake:   fakeKMS{createGrant: created(grantID2)},
-			wantID: physical(keyARN, grantID2), wantCalls: []string{"CreateGrant"},
+			fake:   fakeKMS{createGrant: created(grantID2), listGrants: noGrants},
+			wantID: physical(keyARN, grantID2), wantCalls: []string{"ListGrants", "CreateGrant"},
 		},
 		{
 			name: "key changed: new grant on the new key",
 			old:  props(), new: props(set("KeyArn", key2ARN)),
-			fake:   fakeKMS{createGrant: created(grantID2)},
-			wantID: physical(key2ARN, grantID2), wantCalls: []string{"CreateGrant"},
+			fake:   fakeKMS{createGrant: created(grantID2), listGrants: noGrants},
+			wantID: physical(key2ARN, grantID2), wantCalls: []string{"ListGrants", "CreateGrant"},
 		},
 		{
 			name: "constraint added: new grant",
 			old:  props(), new: props(set("EncryptionContextEquals", map[string]interface{}{"a": "b"})),
-			fake:   fakeKMS{createGrant: created(grantID2)},
-			wantID: physical(keyARN, grantID2), wantCalls: []string{"CreateGrant"},
+			fake:   fakeKMS{createGrant: created(grantID2), listGrants: noGrants},
+			wantID: physical(keyARN, grantID2), wantCalls: []string{"ListGrants", "CreateGrant"},
 		},
 		{
 			name: "VerifyToken changed, grant exists: keep",
@@ -291,7 +297,7 @@ func TestUpdate(t *testing.T) {
 			name: "VerifyToken changed, grant vanished: recreate",
 			old:  props(set("VerifyToken", "1")), new: props(set("VerifyToken", "2")),
 			fake:   fakeKMS{listGrants: listed(), createGrant: created(grantID2)},
-			wantID: physical(keyARN, grantID2), wantCalls: []string{"ListGrants", "CreateGrant"},
+			wantID: physical(keyARN, grantID2), wantCalls: []string{"ListGrants", "ListGrants", "CreateGrant"},
 		},
 		{
 			name: "VerifyToken changed, ListGrants denied: CreateGrant by name",
@@ -302,7 +308,7 @@ func TestUpdate(t *testing.T) {
 				},
 				createGrant: created(grantID), // KMS returns the existing grant for the same Name
 			},
-			wantID: physical(keyARN, grantID), wantCalls: []string{"ListGrants", "CreateGrant"},
+			wantID: physical(keyARN, grantID), wantCalls: []string{"ListGrants", "ListGrants", "CreateGrant"},
 		},
 		{
 			name: "owned grant, VerifyToken changed, grant exists: keep",
@@ -314,19 +320,19 @@ func TestUpdate(t *testing.T) {
 			name: "owned grant, VerifyToken changed, only the same id on another key: recreate",
 			old:  props(owned, set("VerifyToken", "1")), new: props(owned, set("VerifyToken", "2")),
 			fake:   fakeKMS{retirable: retirableOf(entry(grantID, key2ARN, handlerRole)), createGrant: created(grantID2)},
-			wantID: physical(keyARN, grantID2), wantCalls: []string{"ListRetirableGrants", "CreateGrant"},
+			wantID: physical(keyARN, grantID2), wantCalls: []string{"ListRetirableGrants", "ListRetirableGrants", "CreateGrant"},
 		},
 		{
 			name: "rollback from invalid old properties: create by name",
 			old:  props(set("KeyArn", "garbage")), new: props(),
-			fake:   fakeKMS{createGrant: created(grantID)},
-			wantID: physical(keyARN, grantID), wantCalls: []string{"CreateGrant"},
+			fake:   fakeKMS{createGrant: created(grantID), listGrants: noGrants},
+			wantID: physical(keyARN, grantID), wantCalls: []string{"ListGrants", "CreateGrant"},
 		},
 		{
 			name: "physical id is not a grant: create",
 			old:  props(), new: props(), physical: "6a1a3f5e-3b5b-4b8a-9f0c-1d2e3f4a5b6c",
-			fake:   fakeKMS{createGrant: created(grantID)},
-			wantID: physical(keyARN, grantID), wantCalls: []string{"CreateGrant"},
+			fake:   fakeKMS{createGrant: created(grantID), listGrants: noGrants},
+			wantID: physical(keyARN, grantID), wantCalls: []string{"ListGrants", "CreateGrant"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,7 +365,7 @@ func TestUpdate(t *testing.T) {
 func TestUpdateFailureNamesTheKey(t *testing.T) {
 	f := &fakeKMS{t: t, createGrant: func(*kms.CreateGrantInput) (*kms.CreateGrantOutput, error) {
 		return nil, apiErr("AccessDeniedException", "User: arn:aws:sts::222222222222:assumed-role/h/x is not authorized")
-	}}
+	}, listGrants: func(*kms.ListGrantsInput) (*kms.ListGrantsOutput, error) { return &kms.ListGrantsOutput{}, nil }}
 	_, err := New(f, handlerRole).Update(context.Background(), request("Update", physical(keyARN, grantID), props(set("KeyArn", key2ARN)), props()))
 	if err == nil || !strings.Contains(err.Error(), key2ARN) || !strings.Contains(err.Error(), "assumed-role/h/x") {
 		t.Errorf("error %v", err)

@@ -194,6 +194,50 @@ func TestFailedReplacingUpdateLeavesOnlyTheOldGrant(t *testing.T) {
 	}
 }
 
+// CloudFormation rolls a stack back after another resource failed: it sends
+// this resource an Update back to the old properties, and KMS answers that
+// CreateGrant with the old grant (same name and parameters). If the answer
+// is lost, the old grant matches the request but was not made by this
+// call: it must survive, since it is what the rollback restores.
+func TestFailedRollbackUpdateKeepsTheGrantItRestores(t *testing.T) {
+	// GIVEN the old grant and the new one (the current physical id)
+	store := &grantStore{}
+	store.add(entry(grantID, keyARN, handlerRole))
+	newGrant := entry(grantID2, keyARN, handlerRole)
+	newGrant.Operations = []types.GrantOperation{"Decrypt", "DescribeKey"}
+	store.add(newGrant)
+	f := store.fake(t)
+	// KMS finds the old grant by name and parameters; the answer is lost.
+	h := New(&foundButLost{fakeKMS: f}, handlerRole)
+	h.CleanupReserve = 500 * time.Millisecond
+	ev := event(cfn.RequestUpdate, physical(keyARN, grantID2), props(owned))
+	ev.OldResourceProperties = props(owned, set("Operations", []interface{}{"Decrypt", "DescribeKey"}))
+
+	// WHEN the rollback Update's CreateGrant never answers
+	_, err := serve(t, h, ev, 3*time.Second)
+
+	// THEN it fails, and both grants are still there
+	if err == nil {
+		t.Fatal("the Update succeeded")
+	}
+	if len(store.removed) != 0 || !slices.Equal(store.ids(), []string{grantID, grantID2}) {
+		t.Errorf("removed %v, left %v; want both grants kept", store.removed, store.ids())
+	}
+	if !slices.Equal(f.calls, []string{"ListRetirableGrants", "CreateGrant", "ListRetirableGrants"}) {
+		t.Errorf("calls %v", f.calls)
+	}
+}
+
+// foundButLost is KMS answering CreateGrant with an existing grant, and the
+// answer never arriving.
+type foundButLost struct{ *fakeKMS }
+
+func (l *foundButLost) CreateGrant(ctx context.Context, _ *kms.CreateGrantInput, _ ...func(*kms.Options)) (*kms.CreateGrantOutput, error) {
+	l.calls = append(l.calls, "CreateGrant")
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
 // A Create that KMS rejects made no grant: it answers the request id, and
 // the rollback Delete makes no call.
 func TestRejectedCreateAnswersRequestID(t *testing.T) {
