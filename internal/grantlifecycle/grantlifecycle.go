@@ -286,7 +286,7 @@ func (h *Handler) create(ctx context.Context, req customresource.Request, p gran
 		// If this Create fails after KMS created the grant (a timeout while
 		// the call is in flight), the rollback Delete finds it by its name
 		// and properties.
-		customresource.FailurePhysicalID(ctx, grantspec.PendingID{KeyArn: p.KeyArn, Name: name}.String())
+		customresource.FailurePhysicalID(ctx, h.pendingID(ctx, p, name))
 	}
 	customresource.Waiting(ctx, fmt.Sprintf("KMS CreateGrant on %s for %s", p.KeyArn, p.GranteePrincipal), explain)
 	until := time.Now().Add(window)
@@ -305,6 +305,30 @@ func (h *Handler) create(ctx context.Context, req customresource.Request, p gran
 	}
 	customresource.Logger(ctx).Info("grant created (or found by name)", "grantId", *out.GrantId, "keyArn", p.KeyArn, "name", name)
 	return result(grantspec.PhysicalID{KeyArn: p.KeyArn, GrantId: *out.GrantId}), nil
+}
+
+// pendingID is the physical id a Create answers if it fails after its
+// CreateGrant may have reached KMS. A derived name is this resource's alone
+// (stack id, logical id), so any grant matching it is the Create's. A name
+// from the template may already belong to a grant with the same parameters
+// (adopting a hand-made grant by name): KMS would answer with it rather than
+// make one, so a grant found before the call is not the Create's, and the
+// rollback must not remove it; then the Create answers the request id.
+func (h *Handler) pendingID(ctx context.Context, p grantspec.Properties, name string) string {
+	pending := grantspec.PendingID{KeyArn: p.KeyArn, Name: name}.String()
+	if p.Name == "" {
+		return pending
+	}
+	found, err := h.find(ctx, p, name)
+	switch {
+	case err != nil:
+		customresource.Logger(ctx).Warn("cannot tell whether a grant with this name and these parameters exists already; a failed create will leave to you any grant it made", "name", name, "error", err.Error(), "command", h.findCommand(p, name))
+		return ""
+	case len(found) > 0:
+		customresource.Logger(ctx).Info("a grant with this name and these parameters exists already: this create adopts it", "name", name, "grantId", found[0].GrantId)
+		return ""
+	}
+	return pending
 }
 
 // replace creates the grant p defines during an Update. KMS answers a

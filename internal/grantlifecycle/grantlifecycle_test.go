@@ -167,12 +167,17 @@ func TestCreateUsesTheGivenName(t *testing.T) {
 	f := &fakeKMS{t: t, createGrant: func(in *kms.CreateGrantInput) (*kms.CreateGrantOutput, error) {
 		name = aws.ToString(in.Name)
 		return created(grantID)(in)
-	}}
+	}, listGrants: func(*kms.ListGrantsInput) (*kms.ListGrantsOutput, error) { return &kms.ListGrantsOutput{}, nil }}
 	if _, err := New(f, handlerRole).Create(context.Background(), request("Create", "", props(set("Name", "my-grant")), nil)); err != nil {
 		t.Fatal(err)
 	}
 	if name != "my-grant" {
 		t.Errorf("Name %q, want my-grant", name)
+	}
+	// A name from the template may be a grant's that exists already: the
+	// Create looks first, so that its rollback never removes that grant.
+	if !slices.Equal(f.calls, []string{"ListGrants", "CreateGrant"}) {
+		t.Errorf("calls %v", f.calls)
 	}
 }
 

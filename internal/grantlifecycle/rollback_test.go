@@ -238,6 +238,35 @@ func (l *foundButLost) CreateGrant(ctx context.Context, _ *kms.CreateGrantInput,
 	return nil, ctx.Err()
 }
 
+// A Create that adopts a grant by its name (GrantName, with the grant's
+// parameters) and then fails in doubt did not make that grant: it answers
+// the request id, and the rollback Delete touches nothing.
+func TestFailedCreateNeverRemovesTheGrantItAdopts(t *testing.T) {
+	// GIVEN a hand-made grant, with no retiring principal, named "team-grant"
+	store := &grantStore{}
+	handMade := entry(grantID, keyARN, "")
+	handMade.RetiringPrincipal = nil
+	handMade.Name = aws.String("team-grant")
+	store.add(handMade)
+	f := store.fake(t)
+	h := New(&foundButLost{fakeKMS: f}, handlerRole)
+	p := props(set("Name", "team-grant"))
+
+	// WHEN a Create names it, with its parameters, and KMS's answer is lost
+	physicalID, err := serve(t, h, event(cfn.RequestCreate, "", p), time.Second)
+
+	// THEN the Create fails with the request id, and its rollback removes nothing
+	if err == nil || physicalID != "" {
+		t.Fatalf("answer %q, %v; want FAILED with the request id", physicalID, err)
+	}
+	if _, err := serve(t, New(f, handlerRole), event(cfn.RequestDelete, "6a1a3f5e-3b5b-4b8a-9f0c-1d2e3f4a5b6c", p), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if len(store.removed) != 0 || !slices.Equal(f.calls, []string{"ListGrants", "CreateGrant"}) {
+		t.Errorf("removed %v with calls %v", store.removed, f.calls)
+	}
+}
+
 // A Create that KMS rejects made no grant: it answers the request id, and
 // the rollback Delete makes no call.
 func TestRejectedCreateAnswersRequestID(t *testing.T) {
