@@ -1,17 +1,36 @@
 #!/usr/bin/env bash
-# Synth wall time of examples/basic for N destination accounts, next to the
+# Synth wall time and peak memory for N destination accounts, next to the
 # hand-written baselines in ../shared/baselines (the same job written by hand
-# in Go with AwsCustomResource, and in TypeScript). Prints medians of RUNS
-# runs after WARMUP warm-up runs, A/B in turn, warm caches.
+# in Go with AwsCustomResource, and in TypeScript). Two tables:
+#
+#   1. examples/basic, which does more than the baselines (IMDSv2,
+#      ConfigureAutoScalingGroup, cdk-nag metadata, a cross-stack key);
+#   2. test/bench/baselinejob, which does exactly the baselines' job with only
+#      their hand-written grant replaced by encryptedami (see its package doc).
+#
+# Prints medians of RUNS runs after WARMUP warm-up runs, A/B in turn, warm
+# caches, timed by the baselines' tools/bench.py.
 #
 #   scripts/bench-synth.sh                 # NS="1 10 50" RUNS=5 WARMUP=1
 #   BASELINES=/path/to/baselines NS="1 10" RUNS=9 scripts/bench-synth.sh
+#   APPS=baselinejob RUNS=1 WARMUP=0 NS=1 scripts/bench-synth.sh   # one table only
 #
 # Each app is run directly (not through the CDK CLI), with CDK_OUTDIR set to
 # a fresh directory per run and CDK_CONTEXT_JSON from the baselines'
-# tools/context.py, plus {"destinations": N}. One key policy holds about 19
-# destinations' scoped statements (KMS's 32 KB limit), so from N=20 on our
-# app runs in organization mode (constant-size statements; -c organizationId).
+# tools/context.py (as their measure.sh does); examples/basic also gets
+# {"destinations": N}. One key policy holds about 23 destinations' scoped
+# statements (KMS's 32 KB limit; the library fails synth beyond), so from
+# N=20 on both our apps run in organization mode (constant-size statements):
+# examples/basic through -c organizationId, baselinejob on its own; the mode
+# column is read from the key policy our app synthesized.
+#
+# ours/Go and ours/TS are medians of per-pair wall ratios (bench.py "A/B
+# wall"). Ours' wall time and memory come from the ours-vs-Go series.
+# MiB is bench.py's "peak MiB": ru_maxrss of the reaped process from wait4,
+# which covers its waited-for descendants but is the largest single process
+# of the tree, not their sum. For the Go apps that is the larger of the Go
+# process and the Node process behind jsii (in practice Node; the Go
+# process's own RSS is not added); for TS it is the one Node process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -19,6 +38,7 @@ BASELINES=${BASELINES:-$ROOT/../shared/baselines}
 NS=${NS:-"1 10 50"}
 RUNS=${RUNS:-5}
 WARMUP=${WARMUP:-1}
+APPS=${APPS:-"basic baselinejob"}
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
 [[ -d $BASELINES ]] || { echo "no baselines at $BASELINES (set BASELINES)" >&2; exit 1; }
@@ -27,41 +47,85 @@ trap 'rm -rf "$WORK"' EXIT
 cp -r "$BASELINES" "$WORK/baselines"
 B=$WORK/baselines
 
-echo "== build (baselines and examples/basic)"
+echo "== build (baselines, examples/basic, test/bench/baselinejob)"
 (cd "$B/ts-baseline" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null && node_modules/.bin/tsc)
 (cd "$B/go-baseline" && go build -o bin/go-baseline .)
 go build -o "$WORK/basic" ./examples/basic
+go build -o "$WORK/baselinejob" ./test/bench/baselinejob
 # Warm the handler cache so no run pays for a Go build.
 CDK_OUTDIR=$WORK/warm "$WORK/basic" >/dev/null
+CDK_OUTDIR=$WORK/warm-baselinejob "$WORK/baselinejob" >/dev/null
 
-export RUNROOT=$WORK/runs OURS=$WORK/basic GOBASE=$B/go-baseline/bin/go-baseline TSAPP=$B/ts-baseline/bin/app.js
+export RUNROOT=$WORK/runs GOBASE=$B/go-baseline/bin/go-baseline TSAPP=$B/ts-baseline/bin/app.js
 mkdir -p "$RUNROOT"
 median() { awk -v l="$1" 'index($0, l) == 1 { print $(NF - 1); exit }' "$2"; }
 
-printf '\n%4s %-8s %10s %10s %10s %10s %10s\n' N mode "ours s" "Go s" "TS s" "ours/Go" "ours/TS"
-for n in $NS; do
-  ctx=$(python3 "$B/tools/context.py" "$n")
-  mode=scoped
-  if (( n >= 20 )); then
-    mode=org
-    ctx=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["organizationId"]="o-abcdefghij"; print(json.dumps(c))' "$ctx")
-  fi
-  export CDK_CONTEXT_JSON=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["destinations"]=sys.argv[2]; print(json.dumps(c))' "$ctx" "$n")
-  export DESTINATIONS=$n
+# pair TAG N: times $OURS (A) against the Go baseline, then against the TS
+# baseline (B), into $WORK/TAG-go-N.txt and $WORK/TAG-ts-N.txt, and sets
+# mode to the one our app used (org when a synthesized key policy names
+# aws:PrincipalOrgID/Paths, else scoped).
+pair() {
+  local tag=$1 n=$2 f
   # shellcheck disable=SC2016 # expanded by the inner sh, once per run
   python3 "$B/tools/bench.py" -n "$RUNS" --warmup "$WARMUP" \
     --vs "sh -c 'CDK_OUTDIR=\$(mktemp -d -p \"\$RUNROOT\") exec \"\$GOBASE\"'" \
-    -- sh -c 'CDK_OUTDIR=$(mktemp -d -p "$RUNROOT") exec "$OURS"' >"$WORK/go-$n.txt"
+    -- sh -c 'CDK_OUTDIR=$(mktemp -d -p "$RUNROOT" ours.XXXXXX) exec "$OURS"' >"$WORK/$tag-go-$n.txt"
+  f=$(find "$RUNROOT" -maxdepth 1 -name 'ours.*' -print -quit)
+  [[ -n $f ]] || { echo "no output of $tag (N=$n):"; cat "$WORK/$tag-go-$n.txt"; exit 1; }
+  mode=scoped
+  if grep -q 'aws:PrincipalOrg' "$f"/*.template.json; then mode=org; fi
   rm -rf "${RUNROOT:?}"/*
+  # shellcheck disable=SC2016
   python3 "$B/tools/bench.py" -n "$RUNS" --warmup "$WARMUP" \
     --vs "sh -c 'CDK_OUTDIR=\$(mktemp -d -p \"\$RUNROOT\") exec node \"\$TSAPP\"'" \
-    -- sh -c 'CDK_OUTDIR=$(mktemp -d -p "$RUNROOT") exec "$OURS"' >"$WORK/ts-$n.txt"
+    -- sh -c 'CDK_OUTDIR=$(mktemp -d -p "$RUNROOT") exec "$OURS"' >"$WORK/$tag-ts-$n.txt"
   rm -rf "${RUNROOT:?}"/*
-  for f in "$WORK/go-$n.txt" "$WORK/ts-$n.txt"; do
+  for f in "$WORK/$tag-go-$n.txt" "$WORK/$tag-ts-$n.txt"; do
     if grep -E '^[AB] exit' "$f" | grep -vqE '^[AB] exit 0 \('; then echo "a run failed:"; cat "$f"; exit 1; fi
   done
-  printf '%4s %-8s %10s %10s %10s %10s %10s\n' "$n" "$mode" \
-    "$(median 'A wall s' "$WORK/go-$n.txt")" "$(median 'B wall s' "$WORK/go-$n.txt")" "$(median 'B wall s' "$WORK/ts-$n.txt")" \
-    "$(median 'A/B wall' "$WORK/go-$n.txt")" "$(median 'A/B wall' "$WORK/ts-$n.txt")"
+}
+
+# row N MODE TAG: one table row from pair's output.
+row() {
+  local n=$1 mode=$2 go=$WORK/$3-go-$1.txt ts=$WORK/$3-ts-$1.txt
+  printf '%4s %-8s %10s %10s %10s %10s %10s %9s %9s %9s\n' "$n" "$mode" \
+    "$(median 'A wall s' "$go")" "$(median 'B wall s' "$go")" "$(median 'B wall s' "$ts")" \
+    "$(median 'A/B wall' "$go")" "$(median 'A/B wall' "$ts")" \
+    "$(median 'A peak MiB' "$go")" "$(median 'B peak MiB' "$go")" "$(median 'B peak MiB' "$ts")"
+}
+header() { printf '%4s %-8s %10s %10s %10s %10s %10s %9s %9s %9s\n' N mode "ours s" "Go s" "TS s" "ours/Go" "ours/TS" "ours MiB" "Go MiB" "TS MiB"; }
+
+for app in $APPS; do
+  case $app in
+  basic)
+    echo
+    echo "== 1. examples/basic (more than the baselines' job: IMDSv2, ConfigureAutoScalingGroup, cdk-nag metadata)"
+    header
+    for n in $NS; do
+      ctx=$(python3 "$B/tools/context.py" "$n")
+      if (( n >= 20 )); then
+        ctx=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["organizationId"]="o-abcdefghij"; print(json.dumps(c))' "$ctx")
+      fi
+      CDK_CONTEXT_JSON=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["destinations"]=sys.argv[2]; print(json.dumps(c))' "$ctx" "$n")
+      export CDK_CONTEXT_JSON DESTINATIONS=$n OURS=$WORK/basic
+      pair basic "$n"
+      row "$n" "$mode" basic
+    done
+    ;;
+  baselinejob)
+    echo
+    echo "== 2. test/bench/baselinejob (exactly the baselines' job; the grant from encryptedami)"
+    header
+    for n in $NS; do
+      CDK_CONTEXT_JSON=$(python3 "$B/tools/context.py" "$n")
+      export CDK_CONTEXT_JSON DESTINATIONS=$n OURS=$WORK/baselinejob
+      pair baselinejob "$n"
+      row "$n" "$mode" baselinejob
+    done
+    ;;
+  *) echo "unknown app $app in APPS (basic, baselinejob)" >&2; exit 1 ;;
+  esac
 done
-echo "(medians of $RUNS runs; ours/Go and ours/TS are medians of per-pair ratios)"
+echo
+echo "(medians of $RUNS runs; ours/Go and ours/TS are medians of per-pair wall ratios;"
+echo " MiB = peak RSS of the largest single process of each app, see this script's header)"

@@ -2,7 +2,9 @@
 # Every performance figure the project tracks, in one run:
 #   1. synth time of each example app (median of RUNS, warm caches);
 #   2. synth time for N = 1, 10, 50 destinations next to ../shared/baselines
-#      (scripts/bench-synth.sh; skipped with a note when the baselines are absent);
+#      (scripts/bench-synth.sh: examples/basic and test/bench/baselinejob, with
+#      peak memory; skipped with a note when the baselines are absent);
+#   2b. jsii calls per destination (scripts/jsii-calls.sh);
 #   3. the grant handler's zip size, AWS calls per lifecycle event and warm
 #      latency per event (scripts/handler-figures.sh);
 #   4. cold and warm handler build time (internal/handlerbuild benchmarks);
@@ -39,6 +41,10 @@ if [[ -d ${BASELINES:-../shared/baselines} ]]; then
 else
   echo "no baselines at ${BASELINES:-../shared/baselines}: skipped"
 fi
+
+echo
+echo "== 2b. jsii calls per destination (JSII_DEBUG=1 at N=1 and N=11)"
+scripts/jsii-calls.sh
 
 echo
 echo "== 3. grant handler: zip size, AWS calls per event, warm latency"
