@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: static checks (gofmt, go vet, staticcheck), then every
+# The whole test suite: static checks (gofmt, go mod tidy, go vet, staticcheck), then every
 # Go test (unit, emulator, synth, golden, cfn-lint, cdk-nag). This is the
 # README's test command and what CI runs.
 set -euo pipefail
@@ -9,6 +9,11 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go') )
 if [[ -n $unformatted ]]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
+
+echo "== go mod tidy"
+# go.mod and go.sum must be what go mod tidy makes of the code: direct
+# requirements marked as such, every sum present, nothing stale.
+if ! go mod tidy -diff; then echo "go.mod or go.sum is not tidy: run go mod tidy" >&2; exit 1; fi
 
 echo "== go vet"
 go vet ./...
