@@ -84,7 +84,7 @@ func NewAmiSharing(scope constructs.Construct, id *string, props *AmiSharingProp
 	cfnProps := spec.CfnProperties()
 	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
 		ResourceType:   jsii.String(amisharespec.ResourceType),
-		ServiceToken:   src.Function.FunctionArn(),
+		ServiceToken:   src.ServiceToken,
 		ServiceTimeout: provider.ServiceTimeout(),
 		Properties:     &cfnProps,
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/slrspec"
 )
@@ -64,13 +65,12 @@ func NewAutoScalingServiceLinkedRole(scope constructs.Construct, id *string, pro
 			panic(fmt.Errorf("autoscalingrole.NewAutoScalingServiceLinkedRole %s/%s: %w", *scope.Node().Path(), *id, err))
 		}
 	}
-	c := constructs.NewConstruct(scope, id)
-	p := provider.Of(c)
-	p.AllowCreateAutoScalingSLR()
+	c := registry.Child(scope, *id)
+	p := provider.Of(c, provider.NeedSLR)
 	cfnProps := spec.CfnProperties()
 	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
 		ResourceType:   jsii.String(slrspec.ResourceType),
-		ServiceToken:   p.Function.FunctionArn(),
+		ServiceToken:   p.ServiceToken,
 		ServiceTimeout: provider.ServiceTimeout(),
 		Properties:     &cfnProps,
 		// The role serves every Auto Scaling group of the account: it stays

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/grantres"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
@@ -139,6 +140,7 @@ type CrossAccountEncryptedAmi interface {
 type crossAccountEncryptedAmi struct {
 	constructs.Construct
 	props      *CrossAccountEncryptedAmiProps
+	keyArn     string // read once: every read is a jsii round trip
 	region     string
 	grant      kmsgrant.KmsGrant
 	slrArn     string
@@ -158,7 +160,7 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	fail := func(err error) {
 		panic(fmt.Errorf("encryptedami.NewCrossAccountEncryptedAmi %s/%s: %w", *scope.Node().Path(), *id, err))
 	}
-	dest, err := resolveDestination(env, props)
+	dest, keyArn, err := resolveDestination(env, props)
 	if err != nil {
 		fail(err)
 	}
@@ -171,12 +173,12 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	default:
 		statements = amipolicy.Statements(dest, amipolicy.Style(props.KeyPolicyStyle))
 	}
-	if err := claimStatements(props.Key, statements); err != nil {
+	if err := claimStatements(env, props.Key, keyArn, statements); err != nil {
 		fail(err)
 	}
 
-	c := constructs.NewConstruct(scope, id)
-	a := &crossAccountEncryptedAmi{Construct: c, props: props, region: env.Region, slrArn: dest.SLRArn(), statements: statements}
+	c := registry.Child(scope, *id)
+	a := &crossAccountEncryptedAmi{Construct: c, props: props, keyArn: keyArn, region: env.Region, slrArn: dest.SLRArn(), statements: statements}
 
 	createSLR := props.CreateServiceLinkedRole == nil || *props.CreateServiceLinkedRole
 	gk := grantKey{key: props.Key, slrArn: a.slrArn, createSLR: createSLR}
@@ -186,9 +188,9 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 		a.grant, a.owner = first.grant, first.owner
 	} else {
 		a.owner = c
-		a.newGrant(createSLR)
+		a.newGrant(env, createSLR)
 	}
-	a.managed = addToKeyPolicy(c, props.Key, a.statements)
+	a.managed = addToKeyPolicy(c, props.Key, keyArn, a.statements)
 	if a.managed {
 		// The key policy must allow the grant before the grant is created.
 		// Across CDK Stages (a pipeline) no stack dependency can be drawn:
@@ -223,22 +225,32 @@ func sharedGrantOf(stack awscdk.Stack, k grantKey, a *crossAccountEncryptedAmi) 
 }
 
 // newGrant creates the service-linked role resource (when asked) and the grant under a.
-func (a *crossAccountEncryptedAmi) newGrant(createSLR bool) {
+func (a *crossAccountEncryptedAmi) newGrant(env *provider.StackEnv, createSLR bool) {
 	c, props := a.Construct, a.props
+	// The handler's policy gets what both resources need in one go.
+	var needs []provider.Need
+	if createSLR {
+		needs = append(needs, provider.NeedSLR)
+	}
+	needs = append(needs, provider.NeedListRetirable)
+	provider.Of(env.Stack, needs...)
 	var slr autoscalingrole.AutoScalingServiceLinkedRole
 	if createSLR {
 		slr = autoscalingrole.NewAutoScalingServiceLinkedRole(c, jsii.String("ServiceLinkedRole"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{
 			CustomSuffix: props.ServiceLinkedRoleSuffix,
 		})
 	}
-	a.grant = kmsgrant.NewKmsGrant(c, jsii.String("Grant"), &kmsgrant.KmsGrantProps{
-		Key:        props.Key,
-		Grantee:    awsiam.NewArnPrincipal(jsii.String(a.slrArn)),
-		Operations: jsii.Strings(grantspec.AutoScalingOperations...),
-	})
+	// The grantee is known as a string: grantres spares kmsgrant's reading
+	// of an IPrincipal (the props were checked by resolveDestination).
+	var deps []constructs.IDependable
 	if slr != nil {
-		a.grant.Resource().Node().AddDependency(slr.Resource())
+		deps = append(deps, slr.Resource())
 	}
+	a.grant = grantres.New(c, "Grant", grantspec.Properties{
+		KeyArn:           a.keyArn,
+		GranteePrincipal: a.slrArn,
+		Operations:       grantspec.AutoScalingOperations,
+	}, jsii.String(a.keyArn), deps...)
 }
 
 // addToKeyPolicy adds statements to key's policy. The policy of a key
@@ -246,7 +258,7 @@ func (a *crossAccountEncryptedAmi) newGrant(createSLR bool) {
 // says which statements to apply to which key, and it returns false.
 // Statements are added in one call to the policy document: every jsii call
 // counts when an app has hundreds of destinations.
-func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, statements []amipolicy.Statement) bool {
+func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, keyArn string, statements []amipolicy.Statement) bool {
 	owned, ok := key.(awskms.Key)
 	if ok && len(statements) > 0 {
 		if policy := owned.Policy(); policy != nil {
@@ -261,14 +273,20 @@ func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, statements []am
 	if len(statements) > 0 {
 		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String("crossaccountami:key-policy-not-managed"), jsii.String(fmt.Sprintf(
 			"The key %s is imported, so this app does not edit its policy. Call ManageKeyPolicy(<a stack in account %s>) to have a custom resource there keep these statements in the key policy, or add them by hand before deploying this stack (KeyPolicyStatements() returns them): %s",
-			*key.KeyArn(), *key.Env().Account, compactJSON(statements))), nil)
+			keyArn, keyAccount(key, keyArn), compactJSON(statements))), nil)
 	}
 	return false
 }
 
 // resolveDestination validates the props and works out the destination from
 // the stack the construct is in.
-func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiProps) (amipolicy.Destination, error) {
+// It returns the key's ARN too (a token for a key of the app).
+func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiProps) (d amipolicy.Destination, keyArn string, err error) {
+	d, err = resolveDestinationOf(env, props, &keyArn)
+	return d, keyArn, err
+}
+
+func resolveDestinationOf(env *provider.StackEnv, props *CrossAccountEncryptedAmiProps, keyArnOut *string) (amipolicy.Destination, error) {
 	if props == nil {
 		return amipolicy.Destination{}, fmt.Errorf("props: required, got nil")
 	}
@@ -289,6 +307,7 @@ func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiP
 		return amipolicy.Destination{}, fmt.Errorf("KeyPolicyStyle: expected %s, %s or %s, got %q", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION, props.KeyPolicyStyle)
 	}
 	keyArn := props.Key.KeyArn()
+	*keyArnOut = *keyArn
 	keyRegion := ""
 	if !tokens.IsUnresolved(keyArn) {
 		arn, err := awsid.ParseKeyARN(*keyArn)
@@ -312,7 +331,7 @@ func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiP
 	if err != nil {
 		return amipolicy.Destination{}, err
 	}
-	d := amipolicy.Destination{Partition: keyPartition(props.Key), Account: env.Account, GrantCreatorArn: roleArn}
+	d := amipolicy.Destination{Partition: keyPartition(props.Key, *keyArn), Account: env.Account, GrantCreatorArn: roleArn}
 	if props.KeyPolicyStyle == KeyPolicyStyle_SEED_ARTICLE && env.Stack.Node().TryGetContext(jsii.String(SeedArticleContextKey)) != "true" {
 		return amipolicy.Destination{}, seedArticleError(d, props)
 	}
@@ -375,8 +394,8 @@ var (
 // constructs for the same destination share identical statements, a clash of
 // Sids with different content fails clearly, and the policy's size is
 // checked before KMS would reject it at deploy time.
-func claimsFor(key awskms.IKey) *keyClaims {
-	k := claimKey{root: key.Node().Root(), key: *key.KeyArn()}
+func claimsFor(env *provider.StackEnv, key awskms.IKey, keyArn string) *keyClaims {
+	k := claimKey{root: env.Node.Root(), key: keyArn}
 	if tokens.IsUnresolved(&k.key) {
 		k.key = "path:" + *key.Node().Path()
 	}
@@ -390,8 +409,11 @@ func claimsFor(key awskms.IKey) *keyClaims {
 	return kc
 }
 
-func claimStatements(key awskms.IKey, statements []amipolicy.Statement) error {
-	kc := claimsFor(key)
+func claimStatements(env *provider.StackEnv, key awskms.IKey, keyArn string, statements []amipolicy.Statement) error {
+	if len(statements) == 0 {
+		return nil
+	}
+	kc := claimsFor(env, key, keyArn)
 	added := 0
 	for _, s := range statements {
 		body, _ := json.Marshal(s)

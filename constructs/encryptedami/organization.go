@@ -60,7 +60,8 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 	if props == nil || props.Key == nil || props.OrganizationId == nil {
 		fail(fmt.Errorf("Key and OrganizationId: required, got props %+v", props))
 	}
-	partition := keyPartition(props.Key)
+	keyArn := *props.Key.KeyArn()
+	partition := keyPartition(props.Key, keyArn)
 	org := amipolicy.Organization{
 		ID:                  *props.OrganizationId,
 		OUPaths:             deref.Strings(props.OrganizationalUnitPaths),
@@ -72,12 +73,12 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 		fail(fmt.Errorf("OrganizationId/OrganizationalUnitPaths/ServiceLinkedRoleSuffixes: %v", err))
 	}
 	statements := amipolicy.OrganizationStatements(org)
-	if err := claimStatements(props.Key, statements); err != nil {
+	if err := claimStatements(provider.EnvOf(scope), props.Key, keyArn, statements); err != nil {
 		fail(err)
 	}
 	c := constructs.NewConstruct(scope, id)
 	o := &organizationKeyAccess{Construct: c, statements: statements}
-	o.managed = addToKeyPolicy(c, props.Key, o.statements)
+	o.managed = addToKeyPolicy(c, props.Key, keyArn, o.statements)
 	return o
 }
 
@@ -97,13 +98,21 @@ func (o *organizationKeyAccess) KeyPolicyManaged() *bool { return jsii.Bool(o.ma
 // token (a key defined in the app), its stack's (the AWS::Partition
 // pseudo parameter when the stack's region is a token). Never a literal
 // "aws": a key in aws-cn or aws-us-gov gets statements of its own partition.
-func keyPartition(key awskms.IKey) string {
-	if arn := key.KeyArn(); !tokens.IsUnresolved(arn) {
-		if a, err := awsid.ParseKeyARN(*arn); err == nil {
+func keyPartition(key awskms.IKey, keyArn string) string {
+	if !tokens.IsUnresolved(&keyArn) {
+		if a, err := awsid.ParseKeyARN(keyArn); err == nil {
 			return a.Partition
 		}
 	}
 	return provider.EnvOf(key).Partition
+}
+
+// keyAccount is the account of key: from its ARN, or its stack's.
+func keyAccount(key awskms.IKey, keyArn string) string {
+	if a, err := awsid.ParseKeyARN(keyArn); err == nil {
+		return a.Account
+	}
+	return provider.EnvOf(key).Account
 }
 
 func toCDK(statements []amipolicy.Statement) []awsiam.PolicyStatement {

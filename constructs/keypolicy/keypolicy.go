@@ -159,7 +159,7 @@ func (writers keyWriters) of(scope constructs.Construct, key awskms.IKey, keyArn
 	}
 	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
 		ResourceType:   jsii.String(keypolicyspec.ResourceType),
-		ServiceToken:   src.Function.FunctionArn(),
+		ServiceToken:   src.ServiceToken,
 		ServiceTimeout: provider.ServiceTimeout(),
 		Properties:     &props,
 	})

@@ -30,7 +30,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/deref"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/grantres"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
@@ -87,18 +87,6 @@ type KmsGrant interface {
 	Resource() awscdk.CustomResource
 }
 
-type kmsGrant struct {
-	constructs.Construct
-	resource awscdk.CustomResource
-	keyArn   *string
-}
-
-func (g *kmsGrant) GrantId() *string {
-	return g.resource.GetAttString(jsii.String(grantspec.AttrGrantId))
-}
-func (g *kmsGrant) KeyArn() *string                 { return g.keyArn }
-func (g *kmsGrant) Resource() awscdk.CustomResource { return g.resource }
-
 // NewKmsGrant creates a grant on props.Key for props.Grantee. It panics with
 // an error naming the construct path, the prop and the value when a prop is
 // invalid; values that are unresolved tokens are checked by the handler at
@@ -108,23 +96,7 @@ func NewKmsGrant(scope constructs.Construct, id *string, props *KmsGrantProps) K
 	if err != nil {
 		panic(fmt.Errorf("kmsgrant.NewKmsGrant %s/%s: %w", *scope.Node().Path(), *id, err))
 	}
-	keyArn := props.Key.KeyArn()
-	p := provider.Of(scope)
-	if spec.RetiringPrincipal == "" {
-		// Written in the template, so that the grant's owner is visible
-		// where the grant is defined.
-		spec.RetiringPrincipal = p.RoleArn
-	}
-	c := constructs.NewConstruct(scope, id)
-	cfnProps := spec.CfnProperties()
-	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
-		ResourceType:   jsii.String(grantspec.ResourceType),
-		ServiceToken:   p.Function.FunctionArn(),
-		ServiceTimeout: provider.ServiceTimeout(),
-		Properties:     &cfnProps,
-	})
-	p.AllowGrant(c, resource, spec)
-	return &kmsGrant{Construct: c, resource: resource, keyArn: keyArn}
+	return grantres.New(scope, *id, spec, jsii.String(spec.KeyArn))
 }
 
 // specFromProps turns props into the handler's properties, checking every

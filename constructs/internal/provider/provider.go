@@ -8,12 +8,15 @@
 package provider
 
 import (
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -56,8 +59,7 @@ const ServiceTimeoutMinutes = FunctionTimeout + 5
 
 // Provider is the per-stack handler.
 type Provider struct {
-	Function awslambda.Function
-	Role     awsiam.Role
+	*handler
 	// RoleArn is the role's ARN: a literal when the stack's account and
 	// region are known (the key policy names it), else the role's Arn
 	// attribute. It is every owned grant's RetiringPrincipal, and the
@@ -65,86 +67,259 @@ type Provider struct {
 	RoleArn string
 
 	env           *StackEnv
-	mu            sync.Mutex
 	slrGrant      bool
 	retirableList bool
 }
 
+// Need is a permission of the role's own policy that a caller will need.
+type Need int
+
+const (
+	// NeedSLR: iam:CreateServiceLinkedRole for Auto Scaling (AllowCreateAutoScalingSLR).
+	NeedSLR Need = iota
+	// NeedListRetirable: kms:ListRetirableGrants (AllowListRetirable).
+	NeedListRetirable
+)
+
 // Of returns the handler of scope's stack, creating it on first use. Every
-// grant in a stack shares it, however many there are.
-func Of(scope constructs.IConstruct) *Provider {
-	return registry.Get(scope, "provider", newProvider)
+// grant in a stack shares it, however many there are. needs are written
+// into the role's policy as it is created (or added to it later), which
+// spares a jsii call per need compared with adding them one by one.
+func Of(scope constructs.IConstruct, needs ...Need) *Provider {
+	p := registry.Get(scope, "provider", func(stack awscdk.Stack) *Provider { return newProvider(stack, needs) })
+	for _, n := range needs {
+		switch n {
+		case NeedSLR:
+			p.AllowCreateAutoScalingSLR()
+		case NeedListRetirable:
+			p.AllowListRetirable()
+		}
+	}
+	return p
 }
 
-func newProvider(stack awscdk.Stack) *Provider {
+func newProvider(stack awscdk.Stack, needs []Need) *Provider {
 	env := EnvOf(stack)
-	fn, role := newHandler(stack, handlerSpec{
+	roleArn, err := env.RoleArn()
+	p := &Provider{env: env}
+	var initial []policyNeed
+	for _, n := range needs {
+		switch {
+		case n == NeedSLR && !p.slrGrant:
+			p.slrGrant = true
+			initial = append(initial, slrNeed(env))
+		case n == NeedListRetirable && !p.retirableList:
+			p.retirableList = true
+			initial = append(initial, listRetirableNeed)
+		}
+	}
+	h := newHandler(env, handlerSpec{
 		id:       ID,
 		roleName: env.RoleName(), rolePath: RolePath,
 		roleDescription: "Creates and retires KMS grants for crossaccountami custom resources",
 		description:     "crossaccountami: KMS grants and the Auto Scaling service-linked role",
 		pkg:             handlerbuild.GrantHandler,
-	})
-	roleArn, err := env.RoleArn()
-	if err != nil {
-		roleArn = *role.RoleArn()
-	}
-	fn.AddEnvironment(jsii.String(grantspec.HandlerRoleEnv), jsii.String(roleArn), nil)
-	return &Provider{Function: fn, Role: role, RoleArn: roleArn, env: env}
+		// The handler learns its own role from the environment: the
+		// retiring principal of the grants it owns.
+		environment: func(role awsiam.CfnRole) map[string]interface{} {
+			if err != nil {
+				roleArn = *role.AttrArn()
+			}
+			return map[string]interface{}{grantspec.HandlerRoleEnv: roleArn}
+		},
+	}, initial...)
+	p.handler, p.RoleArn = h, roleArn
+	return p
 }
 
 // handlerSpec says what differs between this library's handlers.
 type handlerSpec struct {
 	id, roleName, rolePath, roleDescription, description, pkg string
+	// environment, when set, gives the function's environment variables.
+	environment func(role awsiam.CfnRole) map[string]interface{}
 }
 
-// newHandler creates a handler's role, log group and Lambda function under
-// a construct spec.id of stack.
-func newHandler(stack awscdk.Stack, spec handlerSpec) (awslambda.Function, awsiam.Role) {
-	scope := constructs.NewConstruct(stack, jsii.String(spec.id))
-	role := awsiam.NewRole(scope, jsii.String("Role"), &awsiam.RoleProps{
+// handler is one Lambda function of this library in a stack: its role, the
+// role's own policy, its log group, the function and its asynchronous
+// invoke configuration.
+//
+// They are CloudFormation (L1) resources with their properties given in one
+// call each: every jsii call is a round trip to the Node process, and an app
+// with hundreds of destination stacks makes these calls for each. Each sits
+// at the construct path its L2 construct gave it (Role/Resource,
+// Role/DefaultPolicy/Resource, Logs/Resource, Function/Resource,
+// Function/EventInvokeConfig/Resource), so CloudFormation sees the same
+// logical ids as before: the role and its policies have fixed names, and a
+// new logical id would make CloudFormation create a second resource of the
+// same name before deleting the first.
+type handler struct {
+	// ServiceToken is the function's ARN, read once.
+	ServiceToken *string
+	stackPath    string
+	roleRef      string
+	policy       awsiam.CfnPolicy
+	statements   []interface{}
+	suppressions []map[string]interface{}
+	mu           sync.Mutex
+}
+
+// newHandler creates a handler's resources under a construct spec.id of the
+// stack. needs are statements (and their cdk-nag suppressions) the role's
+// own policy gets from the start.
+func newHandler(env *StackEnv, spec handlerSpec, needs ...policyNeed) *handler {
+	scope := registry.Child(env.Stack, spec.id)
+	at := registry.Child
+	roleScope := at(scope, "Role")
+	role := awsiam.NewCfnRole(roleScope, jsii.String("Resource"), &awsiam.CfnRoleProps{
 		RoleName:    jsii.String(spec.roleName),
 		Path:        jsii.String(spec.rolePath),
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String(spec.roleDescription),
+		AssumeRolePolicyDocument: map[string]interface{}{
+			"Statement": []interface{}{map[string]interface{}{
+				"Action": "sts:AssumeRole", "Effect": "Allow",
+				"Principal": map[string]interface{}{"Service": "lambda.amazonaws.com"},
+			}},
+			"Version": "2012-10-17",
+		},
 	})
-	logs := awslogs.NewLogGroup(scope, jsii.String("Logs"), &awslogs.LogGroupProps{
-		Retention:     awslogs.RetentionDays_ONE_YEAR,
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
+	logs := awslogs.NewCfnLogGroup(at(scope, "Logs"), jsii.String("Resource"), &awslogs.CfnLogGroupProps{RetentionInDays: jsii.Number(365)})
+	logs.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN, nil)
+	h := &handler{stackPath: env.Path, roleRef: *role.Ref()}
 	// The role is ours, so Lambda's basic execution policy is not attached:
 	// the function may write to its own log group and nowhere else.
-	logs.GrantWrite(role)
-	fn := awslambda.NewFunction(scope, jsii.String("Function"), &awslambda.FunctionProps{
-		Description:  jsii.String(spec.description),
-		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
-		Architecture: awslambda.Architecture_ARM_64(),
-		Handler:      jsii.String("bootstrap"),
-		Code:         handlerCode(spec.pkg),
-		Role:         role,
-		Timeout:      awscdk.Duration_Minutes(jsii.Number(FunctionTimeout)),
-		MemorySize:   jsii.Number(256),
-		LogGroup:     logs,
-		// CloudFormation invokes the function asynchronously. A retried
-		// invocation would answer the same request twice; the handler
-		// answers every request itself, failures included.
-		RetryAttempts: jsii.Number(0),
+	h.statements = []interface{}{map[string]interface{}{
+		"Action": []interface{}{"logs:CreateLogStream", "logs:PutLogEvents"}, "Effect": "Allow",
+		"Resource": *logs.AttrArn(),
+	}}
+	for _, n := range needs {
+		h.statements = append(h.statements, n.statement)
+		h.suppressions = append(h.suppressions, n.suppression)
+	}
+	h.policy = awsiam.NewCfnPolicy(at(roleScope, "DefaultPolicy"), jsii.String("Resource"), &awsiam.CfnPolicyProps{
+		// The name CDK's Role gave its default policy: its logical id.
+		PolicyName:     jsii.String(logicalID(spec.id, "Role", "DefaultPolicy", "Resource")),
+		Roles:          jsii.Strings(h.roleRef),
+		PolicyDocument: policyDocument(h.statements),
 	})
-	return fn, role
+	if len(h.suppressions) > 0 {
+		nagsuppress.Set(h.policy, h.suppressions...)
+	}
+	fnScope := at(scope, "Function")
+	bucket, key := handlerCode(fnScope, spec.pkg)
+	// With a known account and region the role's ARN is a literal: the
+	// function still waits for the role, through its policy.
+	var roleArn *string
+	if env.Concrete {
+		roleArn = jsii.String(awsid.RoleARN(env.Partition, env.Account, spec.rolePath, spec.roleName))
+	} else {
+		roleArn = role.AttrArn()
+	}
+	props := &awslambda.CfnFunctionProps{
+		Description:   jsii.String(spec.description),
+		Runtime:       jsii.String("provided.al2023"),
+		Architectures: jsii.Strings("arm64"),
+		Handler:       jsii.String("bootstrap"),
+		Code:          &awslambda.CfnFunction_CodeProperty{S3Bucket: bucket, S3Key: key},
+		Role:          roleArn,
+		Timeout:       jsii.Number(FunctionTimeout * 60),
+		MemorySize:    jsii.Number(256),
+		LoggingConfig: &awslambda.CfnFunction_LoggingConfigProperty{LogGroup: logs.Ref()},
+	}
+	if spec.environment != nil {
+		props.Environment = &awslambda.CfnFunction_EnvironmentProperty{Variables: spec.environment(role)}
+	}
+	fn := awslambda.NewCfnFunction(fnScope, jsii.String("Resource"), props)
+	// The function may run only once it may write its logs (and the
+	// policy waits for the role).
+	fn.AddDependency(h.policy)
+	// CloudFormation invokes the function asynchronously. A retried
+	// invocation would answer the same request twice; the handler answers
+	// every request itself, failures included.
+	awslambda.NewCfnEventInvokeConfig(at(fnScope, "EventInvokeConfig"), jsii.String("Resource"), &awslambda.CfnEventInvokeConfigProps{
+		FunctionName:         fn.Ref(),
+		Qualifier:            jsii.String("$LATEST"),
+		MaximumRetryAttempts: jsii.Number(0),
+	})
+	h.ServiceToken = fn.AttrArn()
+	return h
 }
 
-type builtAsset struct{ dir, hash string }
+// policyNeed is a statement of the role's own policy, with the cdk-nag
+// suppression its wildcard needs.
+type policyNeed struct {
+	statement   map[string]interface{}
+	suppression map[string]interface{}
+}
 
-var (
-	assetsMu sync.Mutex
-	assets   = map[string]builtAsset{}
-)
+// logicalID is the logical id CDK allocates to a resource at path (construct
+// ids from the stack down): the ids without "Resource" and "Default", then
+// the first 8 hex digits of the MD5 of the path without "Default", in upper
+// case. Only names use it (the default policy's name, which CDK derived
+// from its logical id); references go through CDK's own tokens.
+func logicalID(path ...string) string {
+	var human, hashed []string
+	for _, c := range path {
+		if c != "Default" {
+			hashed = append(hashed, c)
+			if c != "Resource" {
+				human = append(human, c)
+			}
+		}
+	}
+	sum := md5.Sum([]byte(strings.Join(hashed, "/")))
+	return nonAlnum.ReplaceAllString(strings.Join(human, ""), "") + strings.ToUpper(hex.EncodeToString(sum[:])[:8])
+}
+
+var nonAlnum = regexp.MustCompile(`[^A-Za-z0-9]`)
+
+// policyName names a resource's own policy as CDK's Policy did, after its
+// logical id, so that an existing policy keeps its name.
+func (h *handler) policyName(policyScope constructs.Construct) *string {
+	rel := strings.TrimPrefix(registry.Path(policyScope), h.stackPath+"/")
+	return jsii.String(logicalID(append(strings.Split(rel, "/"), "Resource")...))
+}
+
+func policyDocument(statements []interface{}) map[string]interface{} {
+	return map[string]interface{}{"Statement": statements, "Version": "2012-10-17"}
+}
+
+// addToRolePolicy adds a statement to the role's own policy, with the
+// cdk-nag suppression its wildcard needs. The whole statement list is
+// written again (one call), as are the suppressions.
+func (h *handler) addToRolePolicy(n policyNeed) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.statements = append(h.statements, n.statement)
+	h.policy.AddPropertyOverride(jsii.String("PolicyDocument.Statement"), h.statements)
+	h.suppressions = append(h.suppressions, n.suppression)
+	nagsuppress.Set(h.policy, h.suppressions...)
+}
+
+// resourcePolicy gives the role the permissions one custom resource needs,
+// in an AWS::IAM::Policy of its own (under scope) that the resource depends
+// on, as AwsCustomResource does. CloudFormation then deletes the resource
+// before its permissions: when a change removes the resource, or moves it to
+// another key, the handler still may clean up. Statements shared in the
+// role's own policy would go first, with the update, and the cleanup Delete
+// would be denied.
+func (h *handler) resourcePolicy(scope constructs.Construct, resource awscdk.CustomResource, statements []interface{}, deps ...constructs.IDependable) awsiam.CfnPolicy {
+	policyScope := registry.Child(scope, "HandlerPolicy")
+	policy := awsiam.NewCfnPolicy(policyScope, jsii.String("Resource"), &awsiam.CfnPolicyProps{
+		PolicyName:     h.policyName(policyScope),
+		Roles:          jsii.Strings(h.roleRef),
+		PolicyDocument: policyDocument(statements),
+	})
+	resource.Node().AddDependency(append([]constructs.IDependable{policy}, deps...)...)
+	return policy
+}
 
 // handlerCode builds a handler once per process (handlerbuild caches it
-// across processes) and names the asset by the binary's SHA-256. The build
-// is reproducible, so the hash is the same on every machine; giving it to
-// CDK spares CDK from fingerprinting the binary again for every stack.
-func handlerCode(pkg string) awslambda.Code {
+// across processes), stages it as a zip asset under scope (as a Function's
+// Code does, at Function/Code) and returns its S3 location. The asset is
+// named by the binary's SHA-256: the build is reproducible, so the hash is
+// the same on every machine, and CDK need not fingerprint the binary again
+// for every stack.
+func handlerCode(scope constructs.Construct, pkg string) (bucket, key *string) {
 	assetsMu.Lock()
 	a, ok := assets[pkg]
 	if !ok {
@@ -153,11 +328,20 @@ func handlerCode(pkg string) awslambda.Code {
 		assets[pkg] = a
 	}
 	assetsMu.Unlock()
-	return awslambda.Code_FromAsset(jsii.String(a.dir), &awss3assets.AssetOptions{
+	asset := awss3assets.NewAsset(scope, jsii.String("Code"), &awss3assets.AssetProps{
+		Path:          jsii.String(a.dir),
 		AssetHash:     jsii.String(a.hash),
 		AssetHashType: awscdk.AssetHashType_CUSTOM,
 	})
+	return asset.S3BucketName(), asset.S3ObjectKey()
 }
+
+type builtAsset struct{ dir, hash string }
+
+var (
+	assetsMu sync.Mutex
+	assets   = map[string]builtAsset{}
+)
 
 func fileSHA256(path string) string {
 	f, err := os.Open(path)
@@ -176,6 +360,7 @@ func fileSHA256(path string) string {
 // read is a round trip to the jsii runtime.
 type StackEnv struct {
 	Stack                       awscdk.Stack
+	Node                        constructs.Node
 	Path, Name, Account, Region string
 	Partition                   string
 	// Concrete is false when the account or the region is a token
@@ -186,8 +371,10 @@ type StackEnv struct {
 // EnvOf returns the StackEnv of scope's stack.
 func EnvOf(scope constructs.IConstruct) *StackEnv {
 	return registry.Get(scope, "env", func(stack awscdk.Stack) *StackEnv {
-		e := &StackEnv{Stack: stack, Path: *stack.Node().Path(), Name: *stack.StackName(),
+		node := stack.Node()
+		e := &StackEnv{Stack: stack, Node: node, Path: *node.Path(), Name: *stack.StackName(),
 			Account: *stack.Account(), Region: *stack.Region()}
+		registry.RememberStack(stack, e.Path)
 		e.Concrete = !tokens.IsUnresolved(&e.Account) && !tokens.IsUnresolved(&e.Region)
 		if tokens.IsUnresolved(&e.Region) {
 			e.Partition = *stack.Partition()
@@ -232,92 +419,72 @@ func (e *StackEnv) RoleArn() (string, error) {
 // account (AllowListRetirable). Any other grant is revoked, and looked up,
 // through the key: kms:RevokeGrant and kms:ListGrants on the key, which the
 // key policy must allow too.
-func (p *Provider) AllowGrant(scope constructs.Construct, resource awscdk.CustomResource, spec grantspec.Properties) {
+// deps are more constructs the resource depends on (added in the same call).
+func (p *Provider) AllowGrant(scope constructs.Construct, resource awscdk.CustomResource, spec grantspec.Properties, deps ...constructs.IDependable) {
 	equals := map[string]interface{}{"kms:GranteePrincipal": spec.GranteePrincipal}
 	if spec.RetiringPrincipal != "" {
 		equals["kms:RetiringPrincipal"] = spec.RetiringPrincipal
 	}
-	statements := []awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("kms:CreateGrant"),
-		Resources: jsii.Strings(spec.KeyArn),
-		Conditions: &map[string]interface{}{
+	statements := []interface{}{map[string]interface{}{
+		"Action": "kms:CreateGrant", "Effect": "Allow", "Resource": spec.KeyArn,
+		"Condition": map[string]interface{}{
 			"StringEquals":              equals,
 			"ForAllValues:StringEquals": map[string]interface{}{"kms:GrantOperations": spec.Operations},
 		},
-	})}
+	}}
 	if spec.RetiringPrincipal == p.RoleArn {
 		p.AllowListRetirable()
 	} else {
-		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Actions:   jsii.Strings("kms:ListGrants", "kms:RevokeGrant"),
-			Resources: jsii.Strings(spec.KeyArn),
-		}))
+		statements = append(statements, map[string]interface{}{
+			"Action": []interface{}{"kms:ListGrants", "kms:RevokeGrant"}, "Effect": "Allow", "Resource": spec.KeyArn,
+		})
 	}
-	resourcePolicy(scope, p.Role, resource, statements...)
+	p.resourcePolicy(scope, resource, statements, deps...)
 }
 
 // AllowListRetirable lets the handler list the grants its own role may
-// retire, in the role's default policy, once per stack. CloudFormation
-// deletes that policy after every grant (each grant depends on the
-// function, which depends on the policy), so cleanups can still list.
+// retire, in the role's own policy, once per stack. CloudFormation deletes
+// that policy after every grant (each grant depends on the function, which
+// depends on the policy), so cleanups can still list.
 func (p *Provider) AllowListRetirable() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.retirableList {
-		return
+	if !p.retirableList {
+		p.retirableList = true
+		p.addToRolePolicy(listRetirableNeed)
 	}
-	p.retirableList = true
-	p.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("kms:ListRetirableGrants"),
-		Resources: jsii.Strings("*"),
-	}))
-	policy := p.Role.Node().FindChild(jsii.String("DefaultPolicy")).Node().DefaultChild().(awscdk.CfnResource)
-	nagsuppress.Add(policy, "AwsSolutions-IAM5",
-		"kms:ListRetirableGrants only: it lists the grants whose retiring principal is this role (the handler asks only for its own role) "+
-			"and reveals nothing else; KMS authorizes it with an IAM policy of this account and the Service Authorization Reference gives it no resource type, so IAM requires Resource *",
-		"Resource::*")
 }
 
-// resourcePolicy gives role the permissions one custom resource needs, in an
-// AWS::IAM::Policy of its own (under scope) that the resource depends on,
-// as AwsCustomResource does. CloudFormation then deletes the resource before
-// its permissions: when a change removes the resource, or moves it to
-// another key, the handler still may clean up. Statements shared in the
-// role's default policy would go first, with the update, and the cleanup
-// Delete would be denied.
-func resourcePolicy(scope constructs.Construct, role awsiam.IRole, resource awscdk.CustomResource, statements ...awsiam.PolicyStatement) awsiam.Policy {
-	policy := awsiam.NewPolicy(scope, jsii.String("HandlerPolicy"), &awsiam.PolicyProps{
-		Roles:      &[]awsiam.IRole{role},
-		Statements: &statements,
-	})
-	resource.Node().AddDependency(policy)
-	return policy
+var listRetirableNeed = policyNeed{
+	statement: map[string]interface{}{"Action": "kms:ListRetirableGrants", "Effect": "Allow", "Resource": "*"},
+	suppression: nagsuppress.Rule("AwsSolutions-IAM5",
+		"kms:ListRetirableGrants only: it lists the grants whose retiring principal is this role (the handler asks only for its own role) "+
+			"and reveals nothing else; KMS authorizes it with an IAM policy of this account and the Service Authorization Reference gives it no resource type, so IAM requires Resource *",
+		"Resource::*"),
 }
 
 // AllowCreateAutoScalingSLR lets the handler create the Auto Scaling
 // service-linked role, and no other.
 func (p *Provider) AllowCreateAutoScalingSLR() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.slrGrant {
-		return
+	if !p.slrGrant {
+		p.slrGrant = true
+		p.addToRolePolicy(slrNeed(p.env))
 	}
-	p.slrGrant = true
-	p.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions: jsii.Strings("iam:CreateServiceLinkedRole"),
-		Resources: jsii.Strings(awsid.RoleARN(p.env.Partition, p.env.Account,
-			"/aws-service-role/"+awsid.AutoScalingService+"/", "AWSServiceRoleForAutoScaling*")),
-		Conditions: &map[string]interface{}{
-			"StringEquals": map[string]interface{}{"iam:AWSServiceName": awsid.AutoScalingService},
+}
+
+func slrNeed(env *StackEnv) policyNeed {
+	return policyNeed{
+		statement: map[string]interface{}{
+			"Action": "iam:CreateServiceLinkedRole", "Effect": "Allow",
+			"Resource": awsid.RoleARN(env.Partition, env.Account, "/aws-service-role/"+awsid.AutoScalingService+"/", "AWSServiceRoleForAutoScaling*"),
+			"Condition": map[string]interface{}{
+				"StringEquals": map[string]interface{}{"iam:AWSServiceName": awsid.AutoScalingService},
+			},
 		},
-	}))
-	// The statement above lives in the role's default policy.
-	policy := p.Role.Node().FindChild(jsii.String("DefaultPolicy")).Node().DefaultChild().(awscdk.CfnResource)
-	nagsuppress.Add(policy, "AwsSolutions-IAM5",
-		"iam:CreateServiceLinkedRole only, only for the Auto Scaling service (condition iam:AWSServiceName = autoscaling.amazonaws.com), "+
-			"only on role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling*: the wildcard covers the custom-suffix "+
-			"roles (AWSServiceRoleForAutoScaling_<suffix>) of this account, which the handler may create and never deletes",
-		nagsuppress.Regex(`/^Resource::arn:[^:]+:iam::[^:]+:role\/aws-service-role\/autoscaling\.amazonaws\.com\/AWSServiceRoleForAutoScaling\*$/`))
+		suppression: nagsuppress.Rule("AwsSolutions-IAM5",
+			"iam:CreateServiceLinkedRole only, only for the Auto Scaling service (condition iam:AWSServiceName = autoscaling.amazonaws.com), "+
+				"only on role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling*: the wildcard covers the custom-suffix "+
+				"roles (AWSServiceRoleForAutoScaling_<suffix>) of this account, which the handler may create and never deletes",
+			nagsuppress.Regex(`/^Resource::arn:[^:]+:iam::[^:]+:role\/aws-service-role\/autoscaling\.amazonaws\.com\/AWSServiceRoleForAutoScaling\*$/`)),
+	}
 }
 
 var serviceTimeout = sync.OnceValue(func() awscdk.Duration {

@@ -4,10 +4,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/constructs-go/constructs/v10"
-	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
@@ -28,9 +25,7 @@ const SourceRolePath = "/crossaccountami-source/"
 // (Custom::KmsKeyPolicyStatements, Custom::AmiLaunchPermission), in the
 // account that owns the key and the AMI.
 type Source struct {
-	Function awslambda.Function
-	Role     awsiam.Role
-
+	*handler
 	env *StackEnv
 }
 
@@ -41,14 +36,14 @@ func SourceOf(scope constructs.IConstruct) *Source {
 
 func newSource(stack awscdk.Stack) *Source {
 	env := EnvOf(stack)
-	fn, role := newHandler(stack, handlerSpec{
+	h := newHandler(env, handlerSpec{
 		id:       SourceID,
 		roleName: env.SourceRoleName(), rolePath: SourceRolePath,
 		roleDescription: "Manages crossaccountami statements in key policies and AMI launch permissions",
 		description:     "crossaccountami: key policy statements and AMI sharing in the source account",
 		pkg:             handlerbuild.SourceHandler,
 	})
-	return &Source{Function: fn, Role: role, env: env}
+	return &Source{handler: h, env: env}
 }
 
 // SourceRoleName is the deterministic name of the source handler role of a
@@ -66,10 +61,9 @@ func (s *Source) RoleArn() (string, error) {
 // AllowKeyPolicyOn lets the handler read and write the policy of the key of
 // one resource, in a policy of the resource's own (see resourcePolicy).
 func (s *Source) AllowKeyPolicyOn(scope constructs.Construct, resource awscdk.CustomResource, keyArn *string) {
-	resourcePolicy(scope, s.Role, resource, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("kms:GetKeyPolicy", "kms:PutKeyPolicy"),
-		Resources: &[]*string{keyArn},
-	}))
+	s.resourcePolicy(scope, resource, []interface{}{map[string]interface{}{
+		"Action": []interface{}{"kms:GetKeyPolicy", "kms:PutKeyPolicy"}, "Effect": "Allow", "Resource": *keyArn,
+	}})
 }
 
 // AllowImageSharing lets the handler of one sharing resource read images
@@ -78,37 +72,27 @@ func (s *Source) AllowKeyPolicyOn(scope constructs.Construct, resource awscdk.Cu
 // a policy of the resource's own (see resourcePolicy).
 func (s *Source) AllowImageSharing(scope constructs.Construct, resource awscdk.CustomResource) {
 	p, a, r := s.env.Partition, s.env.Account, s.env.Region
-	policy := resourcePolicy(scope, s.Role, resource,
-		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			// Describe* take no resource-level permissions.
-			Actions:   jsii.Strings("ec2:DescribeImages", "ec2:DescribeSnapshots"),
-			Resources: jsii.Strings("*"),
-		}),
-		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Actions: jsii.Strings("ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute"),
-			Resources: jsii.Strings(
-				fmt.Sprintf("arn:%s:ec2:%s::image/*", p, r),
-				fmt.Sprintf("arn:%s:ec2:%s::snapshot/*", p, r),
-			),
-		}),
-		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Actions:   jsii.Strings("kms:DescribeKey"),
-			Resources: jsii.Strings(fmt.Sprintf("arn:%s:kms:%s:%s:key/*", p, r, a)),
-		}))
+	images, snapshots := fmt.Sprintf("arn:%s:ec2:%s::image/*", p, r), fmt.Sprintf("arn:%s:ec2:%s::snapshot/*", p, r)
+	keys := fmt.Sprintf("arn:%s:kms:%s:%s:key/*", p, r, a)
+	policy := s.resourcePolicy(scope, resource, []interface{}{
+		// Describe* take no resource-level permissions.
+		map[string]interface{}{"Action": []interface{}{"ec2:DescribeImages", "ec2:DescribeSnapshots"}, "Effect": "Allow", "Resource": "*"},
+		map[string]interface{}{"Action": []interface{}{"ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute"}, "Effect": "Allow", "Resource": []interface{}{images, snapshots}},
+		map[string]interface{}{"Action": "kms:DescribeKey", "Effect": "Allow", "Resource": keys},
+	})
 	// Each suppression names the one wildcard it covers.
-	cfn := policy.Node().DefaultChild().(awscdk.CfnResource)
-	nagsuppress.Add(cfn, "AwsSolutions-IAM5",
-		"ec2:DescribeImages and ec2:DescribeSnapshots only: these read-only actions support no resource-level permissions, "+
-			"so IAM requires Resource *. The handler reads the shared AMI's snapshots and their keys with them",
-		"Resource::*")
-	nagsuppress.Add(cfn, "AwsSolutions-IAM5",
-		"ec2:ModifyImageAttribute and ec2:ModifySnapshotAttribute, in this region; EC2 lets an account modify only the images and snapshots it owns, "+
-			"so the reach is this account's. Snapshot ids are known only at deploy time (the handler reads them from the AMI). "+
-			"The image is not narrowed to ImageId on purpose: when the AMI is replaced, the handler must still remove the old AMI's launch permissions",
-		fmt.Sprintf("Resource::arn:%s:ec2:%s::image/*", p, r),
-		fmt.Sprintf("Resource::arn:%s:ec2:%s::snapshot/*", p, r))
-	nagsuppress.Add(cfn, "AwsSolutions-IAM5",
-		"kms:DescribeKey only (key metadata, no key material, no policy), on this account's keys in this region: the handler tells an "+
-			"AWS managed key (aws/ebs, which no other account can use) from a customer managed one for the snapshots' keys, known only at deploy time",
-		fmt.Sprintf("Resource::arn:%s:kms:%s:%s:key/*", p, r, a))
+	nagsuppress.Set(policy,
+		nagsuppress.Rule("AwsSolutions-IAM5",
+			"ec2:DescribeImages and ec2:DescribeSnapshots only: these read-only actions support no resource-level permissions, "+
+				"so IAM requires Resource *. The handler reads the shared AMI's snapshots and their keys with them",
+			"Resource::*"),
+		nagsuppress.Rule("AwsSolutions-IAM5",
+			"ec2:ModifyImageAttribute and ec2:ModifySnapshotAttribute, in this region; EC2 lets an account modify only the images and snapshots it owns, "+
+				"so the reach is this account's. Snapshot ids are known only at deploy time (the handler reads them from the AMI). "+
+				"The image is not narrowed to ImageId on purpose: when the AMI is replaced, the handler must still remove the old AMI's launch permissions",
+			"Resource::"+images, "Resource::"+snapshots),
+		nagsuppress.Rule("AwsSolutions-IAM5",
+			"kms:DescribeKey only (key metadata, no key material, no policy), on this account's keys in this region: the handler tells an "+
+				"AWS managed key (aws/ebs, which no other account can use) from a customer managed one for the snapshots' keys, known only at deploy time",
+			"Resource::"+keys))
 }
