@@ -96,6 +96,11 @@ func synthExample(t testing.TB, name string, context map[string]string, extraEnv
 	if err := cmd.Run(); err != nil {
 		return &Assembly{Dir: out}, &synthError{err: err, output: stderr.String()}
 	}
+	// jsii prints a [WARNING] for every deprecated API the library calls;
+	// users would see it on every synth.
+	if strings.Contains(stderr.String(), "is deprecated") {
+		return nil, fmt.Errorf("examples/%s: synth used a deprecated API:\n%s", name, stderr.String())
+	}
 	a := &Assembly{Dir: out, Templates: map[string]map[string]interface{}{}}
 	readJSON(t, filepath.Join(out, "manifest.json"), &a.Manifest)
 	a.readStacks(t, "", a.Manifest)

@@ -231,7 +231,7 @@ func newHandler(env *StackEnv, spec handlerSpec, needs ...policyNeed) *handler {
 	fn := awslambda.NewCfnFunction(fnScope, jsii.String("Resource"), props)
 	// The function may run only once it may write its logs (and the
 	// policy waits for the role).
-	fn.AddDependency(h.policy)
+	fn.AddResourceDependency(h.policy, nil)
 	// CloudFormation invokes the function asynchronously. A retried
 	// invocation would answer the same request twice; the handler answers
 	// every request itself, failures included.
