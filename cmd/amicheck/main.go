@@ -40,6 +40,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/cmd/amicheck/internal/check"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/names"
 )
 
 const (
@@ -76,7 +77,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.profile, "profile", "", "the destination account's profile (default: the SDK's default chain, AWS_PROFILE)")
 	fs.StringVar(&o.region, "region", "", "the group's region (default: the SDK's default chain, AWS_REGION)")
 	fs.StringVar(&o.in.KeyARN, "key-arn", "", "the key that encrypts the AMI, when its snapshots are not visible to the destination")
-	fs.StringVar(&o.in.GrantCreator, "grant-creator", "", "the principal that creates the grant (default: this library's grant handler roles, path "+check.GrantCreatorPath+")")
+	fs.StringVar(&o.in.GrantCreator, "grant-creator", "", "the principal that creates the grant (default: this library's grant handler roles, path "+names.GrantHandlerRolePath+")")
 	fs.BoolVar(&o.json, "json", false, "write a JSON document: {\"ok\": bool, \"checks\": [{\"check\", \"status\", \"resource\", \"detail\", \"fix\"}]}")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
 	fs.Usage = func() {

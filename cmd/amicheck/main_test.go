@@ -113,7 +113,7 @@ func TestAgainstMoto(t *testing.T) {
 		t.Fatalf("moto created the service-linked role %s, want %s", slrArn, want)
 	}
 	creator, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{
-		RoleName: aws.String("GrantHandler-Dest-0123456789"), Path: aws.String(check.GrantCreatorPath),
+		RoleName: aws.String("GrantHandler-Dest-0123456789"), Path: aws.String("/crossaccountami/"),
 		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}`),
 	})
 	if err != nil {

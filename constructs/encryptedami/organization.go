@@ -14,6 +14,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/names"
 )
 
 // OrganizationKeyAccessProps configures organization mode.
@@ -66,7 +67,7 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 		ID:                  *props.OrganizationId,
 		OUPaths:             deref.Strings(props.OrganizationalUnitPaths),
 		SLRSuffixes:         deref.Strings(props.ServiceLinkedRoleSuffixes),
-		GrantCreatorPattern: awsid.RoleARN(partition, "*", provider.RolePath, "*"),
+		GrantCreatorPattern: awsid.RoleARN(partition, "*", names.GrantHandlerRolePath, "*"),
 		Partition:           partition,
 	}
 	if err := org.Validate(); err != nil {

@@ -112,7 +112,12 @@ func NewManagedStatements(scope constructs.Construct, id *string, props *Managed
 	c := constructs.NewConstruct(scope, id)
 	w := writers.of(scope, props.Key, spec.KeyArn)
 	w.add(*c.Node().Path(), spec.Statements)
-	roleArn, _ := provider.SourceOf(scope).RoleArn()
+	roleArn, err := provider.SourceOf(scope).RoleArn()
+	if err != nil {
+		// specFromProps rejected a stack without a concrete account and
+		// region, the only case RoleArn fails on: this is a bug.
+		fail(fmt.Errorf("the source handler role's ARN: %w", err))
+	}
 	return &managedStatements{Construct: c, resource: w.resource, sids: keypolicyspec.Sids(spec.Statements), roleArn: roleArn}
 }
 
@@ -208,7 +213,11 @@ func (w *keyWriter) add(owner string, statements []keypolicyspec.Statement) {
 		// A value that resolves at deploy time (such as the partition in
 		// an account principal's ARN): CloudFormation renders the JSON.
 		var doc interface{}
-		_ = json.Unmarshal([]byte(stmts), &doc)
+		if err := json.Unmarshal([]byte(stmts), &doc); err != nil {
+			// keypolicyspec.StatementsJSON wrote it: JSON it cannot read
+			// back is a bug, not a bad prop.
+			panic(fmt.Errorf("keypolicy: the statements of %s rendered by keypolicyspec.StatementsJSON are not valid JSON (%v): %.200q", w.keyArn, err, stmts))
+		}
 		value = awscdk.Stack_Of(w.resource).ToJsonString(doc, nil)
 	}
 	w.resource.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String(keypolicyspec.PropStatements), value)

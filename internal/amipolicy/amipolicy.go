@@ -38,6 +38,9 @@ const (
 var UseActions = []string{"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"}
 
 // Destination is one account whose Auto Scaling groups launch the AMI.
+// Statements takes it as given: its fields are checked where they are read
+// (constructs/encryptedami resolveDestination, which names the prop that
+// carried a bad value).
 type Destination struct {
 	Partition string
 	Account   string
@@ -51,22 +54,6 @@ type Destination struct {
 // SLRArn is the destination's Auto Scaling service-linked role.
 func (d Destination) SLRArn() string {
 	return awsid.AutoScalingSLRARN(d.Partition, d.Account, d.SLRSuffix)
-}
-
-// Validate checks the destination's fields.
-func (d Destination) Validate() error {
-	if err := awsid.ValidateAccount(d.Account); err != nil {
-		return fmt.Errorf("destination account: %v", err)
-	}
-	if d.SLRSuffix != "" {
-		if err := awsid.ValidateSLRSuffix(d.SLRSuffix); err != nil {
-			return fmt.Errorf("service-linked role suffix: %v", err)
-		}
-	}
-	if err := awsid.ValidatePrincipalARN(d.GrantCreatorArn); err != nil {
-		return fmt.Errorf("grant creator: %v", err)
-	}
-	return nil
 }
 
 // Statement is one key policy statement, shaped as it appears in JSON.

@@ -336,6 +336,9 @@ func (h *Handler) modifySnapshot(ctx context.Context, snapshotID string, op type
 	return err
 }
 
+// gone and snapshotGone match EC2 error codes: the EC2 SDK models none of
+// its service's errors (every one comes as a smithy.GenericAPIError), so the
+// code is all there is to match.
 func gone(err error) bool {
 	c := awserr.Code(err)
 	return c == "InvalidAMIID.NotFound" || c == "InvalidAMIID.Unavailable"

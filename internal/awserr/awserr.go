@@ -9,6 +9,16 @@ import (
 	"github.com/aws/smithy-go"
 )
 
+// IsA reports whether err's chain holds an error of type T, such as
+// *kmstypes.NotFoundException: the way to match a service error the SDK
+// models, as the SDK deserializes every error its service model declares
+// into that type. Match by Code only the errors the SDK does not model
+// (they come as a smithy.GenericAPIError): say so where you do.
+func IsA[T error](err error) bool {
+	_, ok := errors.AsType[T](err)
+	return ok
+}
+
 // Code is the AWS error code of err, or "" for an error that did not come
 // from the service (a network error, a canceled context).
 func Code(err error) string {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -50,6 +52,28 @@ func TestRejected(t *testing.T) {
 	} {
 		if got := awserr.Rejected(tc.err); got != tc.want {
 			t.Errorf("%s: Rejected = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestIsA(t *testing.T) {
+	notFound := &kmstypes.NotFoundException{Message: aws.String("Key 'k' does not exist")}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"the modeled type", notFound, true},
+		{"wrapped, as the SDK returns it", &smithy.OperationError{ServiceID: "KMS", OperationName: "RetireGrant", Err: fmt.Errorf("https response error: %w", notFound)}, true},
+		{"another modeled type", &kmstypes.InvalidGrantIdException{Message: aws.String("bad")}, false},
+		// The code alone is not the type: a GenericAPIError is what the SDK
+		// returns for codes it does not model.
+		{"the same code, unmodeled", &smithy.GenericAPIError{Code: "NotFoundException"}, false},
+		{"not from the service", errors.New("dial tcp: connection refused"), false},
+		{"nil", nil, false},
+	} {
+		if got := awserr.IsA[*kmstypes.NotFoundException](tc.err); got != tc.want {
+			t.Errorf("%s: IsA[*kmstypes.NotFoundException] = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -20,7 +20,6 @@ var (
 	// whole name AWSServiceRoleForAutoScaling_<suffix> must stay within 64
 	// characters.
 	slrSuffixRe = regexp.MustCompile(`^[A-Za-z0-9_+=,.@-]{1,35}$`)
-	roleNameRe  = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]{1,64}$`)
 	rolePathRe  = regexp.MustCompile(`^/([\x21-\x7E]*/)?$`)
 )
 
@@ -92,9 +91,6 @@ func ParseKeyARN(s string) (ARN, error) {
 	return a, nil
 }
 
-// KeyID returns the key id part of a valid key ARN.
-func KeyID(keyARN ARN) string { return strings.TrimPrefix(keyARN.Resource, "key/") }
-
 // ValidatePrincipalARN checks an IAM principal ARN (a role, user, or account
 // root) as used for a grantee or retiring principal.
 func ValidatePrincipalARN(s string) error {
@@ -123,14 +119,6 @@ func ValidateImageID(id string) error {
 func ValidateSLRSuffix(suffix string) error {
 	if !slrSuffixRe.MatchString(suffix) {
 		return fmt.Errorf("%q is not a valid service-linked role suffix (expected 1 to 35 of A-Z a-z 0-9 _ + = , . @ -)", suffix)
-	}
-	return nil
-}
-
-// ValidateRoleName checks an IAM role name.
-func ValidateRoleName(name string) error {
-	if !roleNameRe.MatchString(name) {
-		return fmt.Errorf("%q is not a valid IAM role name (expected 1 to 64 of A-Z a-z 0-9 + = , . @ _ -)", name)
 	}
 	return nil
 }

@@ -32,15 +32,6 @@ import (
 )
 
 const (
-	// FunctionTimeout is the Lambda timeout the constructs give the handler
-	// function. CloudFormation waits up to an hour for a custom resource, but
-	// a handler should answer long before: the slowest legitimate wait is a
-	// new IAM principal (such as a service-linked role created a moment ago)
-	// becoming visible to KMS, which takes seconds and rarely minutes.
-	// Ten minutes leave room for that and still fail a stuck deployment
-	// quickly.
-	FunctionTimeout = 10 * time.Minute
-
 	// SafetyMargin is kept free before the Lambda deadline: the handler gives
 	// up at deadline minus SafetyMargin and still has time to send its
 	// FAILED answer (one PUT) and log. Without an answer CloudFormation

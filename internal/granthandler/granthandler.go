@@ -25,16 +25,21 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/slrspec"
 )
 
-// Main runs the Lambda function. It never returns.
+// Main runs the Lambda function. It never returns (lambda.Start does not).
 func Main() {
+	lambda.Start(mainRouter().LambdaHandler())
+}
+
+// mainRouter is the router Main serves: NewRouter over the configuration of
+// the environment or, when that cannot be loaded, a router that still
+// answers every event (FAILED, naming the error), so that CloudFormation
+// does not wait an hour for a function that cannot start.
+func mainRouter() *customresource.Router {
 	cfg, err := LoadConfig()
 	if err != nil {
-		// Still answer every event (FAILED), so that CloudFormation does not
-		// wait an hour for a function that cannot start.
-		lambda.Start(lambdaenv.FailingRouter(err, grantspec.ResourceType, slrspec.ResourceType).LambdaHandler())
-		return
+		return lambdaenv.FailingRouter(err, grantspec.ResourceType, slrspec.ResourceType)
 	}
-	lambda.Start(NewRouter(cfg).LambdaHandler())
+	return NewRouter(cfg)
 }
 
 // Config is what the handler needs to reach AWS.

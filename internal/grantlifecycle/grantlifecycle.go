@@ -55,7 +55,6 @@ package grantlifecycle
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -207,7 +206,7 @@ func (h *Handler) deletePending(ctx context.Context, req customresource.Request,
 	}
 	found, err := h.find(ctx, p, pending.Name)
 	if err != nil {
-		if awserr.Code(err) == "NotFoundException" {
+		if awserr.IsA[*types.NotFoundException](err) {
 			log.Info("the key no longer exists; the failed create left no grant that could be used")
 			return nil
 		}
@@ -424,7 +423,7 @@ func (h *Handler) exists(ctx context.Context, p grantspec.Properties, id grantsp
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx, inRegion(id.KeyArn))
 		if err != nil {
-			if _, ok := errors.AsType[*types.NotFoundException](err); ok {
+			if awserr.IsA[*types.NotFoundException](err) {
 				return false, nil
 			}
 			return false, err
@@ -527,23 +526,26 @@ func (h *Handler) remove(ctx context.Context, req customresource.Request, p gran
 func (h *Handler) removeOutcome(ctx context.Context, req customresource.Request, op string, p grantspec.Properties, id grantspec.PhysicalID, err error) error {
 	log := customresource.Logger(ctx).With("grantId", id.GrantId, "keyArn", id.KeyArn, "operation", op)
 	var why string
-	switch code := awserr.Code(err); {
+	// KMS errors are matched by their modeled types; AccessDeniedException
+	// is not in the KMS model (the SDK returns it as a GenericAPIError), so
+	// it is matched by its code.
+	switch denied := awserr.Code(err) == "AccessDeniedException"; {
 	case err == nil:
 		log.Info("grant removed")
 		return nil
-	case code == "InvalidGrantIdException":
+	case awserr.IsA[*types.InvalidGrantIdException](err):
 		log.Info("KMS does not know the grant id; nothing to remove", "error", err.Error())
 		return nil
-	case code == "NotFoundException":
+	case awserr.IsA[*types.NotFoundException](err):
 		// The grant was removed already, or the key itself is gone (and its
 		// grants with it).
 		log.Warn("the grant or its key no longer exists; nothing to remove", "error", err.Error())
 		return nil
-	case code == "KMSInvalidStateException" || code == "DisabledException":
+	case awserr.IsA[*types.KMSInvalidStateException](err) || awserr.IsA[*types.DisabledException](err):
 		why = "the key is disabled or pending deletion, so KMS kept the grant: it is back in force as soon as the key is enabled again (cancelling a deletion leaves the key disabled). Remove it once the key is enabled"
-	case code == "AccessDeniedException" && op == "RetireGrant":
+	case denied && op == "RetireGrant":
 		why = "KMS denied the retirement although this handler's role is the grant's retiring principal (was the role deleted and created again? KMS knows a role by its unique id)"
-	case code == "AccessDeniedException":
+	case denied:
 		why = "KMS denied the revocation: the key policy no longer allows kms:RevokeGrant for this handler's role"
 	default:
 		why = "KMS did not remove the grant"
@@ -595,8 +597,11 @@ func (h *Handler) explainCreate(p grantspec.Properties, window time.Duration) fu
 		if a, perr := awsid.ParseKeyARN(p.KeyArn); perr == nil {
 			region, account = a.Region, a.Account
 		}
-		switch awserr.Code(err) {
-		case "AccessDeniedException":
+		// KMS errors are matched by their modeled types; AccessDeniedException
+		// is not in the KMS model (the SDK returns it as a GenericAPIError),
+		// so it is matched by its code.
+		switch {
+		case awserr.Code(err) == "AccessDeniedException":
 			caller := "this handler's role"
 			if h.Role != "" {
 				caller = h.Role
@@ -606,15 +611,15 @@ func (h *Handler) explainCreate(p grantspec.Properties, window time.Duration) fu
 				"(the statement CrossAccountEncryptedAmi places on the key, or KeyPolicyStatements() for an imported key; deploy the key's stack first); "+
 				"(2) the IAM policy of %s in this stack (the grant's HandlerPolicy, which it depends on) must allow the same on the key",
 				text, window, p.KeyArn, account, caller, p.GranteePrincipal, strings.Join(p.Operations, " "), retiringCondition(p), caller)
-		case "NotFoundException":
+		case awserr.IsA[*types.NotFoundException](err):
 			return fmt.Sprintf("%s. The key %s does not exist: check the ARN, that the key was not deleted, and that it lives in %s (a key is served only in its own region)", text, p.KeyArn, region)
-		case "InvalidArnException":
+		case awserr.IsA[*types.InvalidArnException](err):
 			return fmt.Sprintf("%s. KMS does not know the grantee %s%s: create it first, or wait until it is visible (a new role or service-linked role takes seconds to minutes); for the Auto Scaling service-linked role, deploy a Custom::AutoScalingServiceLinkedRole resource before the grant", text, p.GranteePrincipal, retiring(p))
-		case "DisabledException":
+		case awserr.IsA[*types.DisabledException](err):
 			return fmt.Sprintf("%s. The key %s is disabled: enable it in account %s (aws kms enable-key --key-id %s)", text, p.KeyArn, account, p.KeyArn)
-		case "KMSInvalidStateException":
+		case awserr.IsA[*types.KMSInvalidStateException](err):
 			return fmt.Sprintf("%s. The key %s cannot take grants in its current state, usually pending deletion: cancel the deletion in account %s (aws kms cancel-key-deletion --key-id %s) and enable the key", text, p.KeyArn, account, p.KeyArn)
-		case "LimitExceededException":
+		case awserr.IsA[*types.LimitExceededException](err):
 			return fmt.Sprintf("%s. The key %s or the grantee has reached the KMS grants quota: revoke unused grants (aws kms list-grants --key-id %s)", text, p.KeyArn, p.KeyArn)
 		}
 		return text

@@ -15,6 +15,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/kmserr"
 )
 
 // fakeKMS records calls and answers through its function fields; a call
@@ -117,14 +118,17 @@ func created(id string) func(*kms.CreateGrantInput) (*kms.CreateGrantOutput, err
 	}
 }
 
-// apiErr is a KMS error as the SDK returns it: a client fault (KMS refused
-// the request) but for KMS's server-side codes.
+// apiErr is a KMS error as the SDK returns it, in an OperationError: the
+// modeled type for a code the KMS model declares (its fault is the
+// model's: server for KMSInternalException and DependencyTimeoutException),
+// else a GenericAPIError with a client fault (KMS refused the request), as
+// for AccessDeniedException.
 func apiErr(code, msg string) error {
-	fault := smithy.FaultClient
-	if code == "KMSInternalException" || code == "DependencyTimeoutException" {
-		fault = smithy.FaultServer
+	var err error = &smithy.GenericAPIError{Code: code, Message: msg, Fault: smithy.FaultClient}
+	if modeled, ok := kmserr.Modeled(code, msg); ok {
+		err = modeled
 	}
-	return &smithy.OperationError{ServiceID: "KMS", OperationName: "op", Err: &smithy.GenericAPIError{Code: code, Message: msg, Fault: fault}}
+	return &smithy.OperationError{ServiceID: "KMS", OperationName: "op", Err: err}
 }
 
 func physical(key, grant string) string {

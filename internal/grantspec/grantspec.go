@@ -44,12 +44,15 @@ const (
 	AttrKeyArn  = "KeyArn"
 )
 
-// Operations KMS accepts in a grant.
+// Operations KMS accepts in a grant: the values of the SDK's
+// types.GrantOperation (sdk_test.go checks they are the same set; this
+// package does not import the SDK, so the constructs need not).
 var Operations = []string{
 	"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
 	"ReEncryptFrom", "ReEncryptTo", "Sign", "Verify", "GetPublicKey",
 	"CreateGrant", "RetireGrant", "DescribeKey", "GenerateDataKeyPair",
 	"GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac", "DeriveSharedSecret",
+	"Encapsulate", "Decapsulate",
 }
 
 // AutoScalingOperations are the operations the Auto Scaling service-linked

@@ -68,6 +68,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
@@ -166,13 +167,13 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 		return nil
 	}
 	_, err = h.apply(ctx, id.KeyArn, change{remove: sids}, nil)
-	switch code := awserr.Code(err); {
+	switch {
 	case err == nil:
 		return nil
-	case code == "NotFoundException":
+	case awserr.IsA[*types.NotFoundException](err):
 		log.Warn("the key no longer exists; nothing to remove", "keyArn", id.KeyArn, "error", err.Error())
 		return nil
-	case code == "KMSInvalidStateException" || code == "DisabledException":
+	case awserr.IsA[*types.KMSInvalidStateException](err) || awserr.IsA[*types.DisabledException](err):
 		log.Warn("the key is disabled or pending deletion; its policy was left as it is. If the key is enabled again, remove these statements by hand", "keyArn", id.KeyArn, "sids", sids, "error", err.Error())
 		return nil
 	}
@@ -350,14 +351,17 @@ func (e *apiError) Error() string {
 	if a, err := awsid.ParseKeyARN(e.keyArn); err == nil {
 		account = a.Account
 	}
-	switch awserr.Code(e.err) {
-	case "AccessDeniedException":
+	// KMS errors are matched by their modeled types; AccessDeniedException
+	// is not in the KMS model (the SDK returns it as a GenericAPIError), so
+	// it is matched by its code.
+	switch {
+	case awserr.Code(e.err) == "AccessDeniedException":
 		return fmt.Sprintf("KMS %s: %s. This handler's role needs kms:GetKeyPolicy and kms:PutKeyPolicy on the key (the construct puts them in the role's policy), the key policy must let IAM policies of account %s apply (a statement with Principal arn:aws:iam::%s:root and kms:*, as in KMS's default policy) or name the role, and the handler must run in account %s: KMS allows PutKeyPolicy only in the key's own account", e.op, text, account, account, account)
-	case "NotFoundException":
+	case awserr.IsA[*types.NotFoundException](e.err):
 		return fmt.Sprintf("KMS %s: %s. The key %s does not exist: check the ARN and its region", e.op, text, e.keyArn)
-	case "KMSInvalidStateException":
+	case awserr.IsA[*types.KMSInvalidStateException](e.err):
 		return fmt.Sprintf("KMS %s: %s. The key is pending deletion or unavailable: cancel the deletion (aws kms cancel-key-deletion --key-id %s)", e.op, text, e.keyArn)
-	case "MalformedPolicyDocumentException":
+	case awserr.IsA[*types.MalformedPolicyDocumentException](e.err):
 		return fmt.Sprintf("KMS %s: %s. KMS rejected the merged policy: a principal the statements name may not exist yet (KMS rejects a policy naming a role that does not exist), or a statement is not valid", e.op, text)
 	}
 	return fmt.Sprintf("KMS %s: %s", e.op, text)

@@ -16,6 +16,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicylifecycle"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/kmserr"
 )
 
 const (
@@ -97,7 +98,14 @@ func (f *fakeKMS) PutKeyPolicy(ctx context.Context, in *kms.PutKeyPolicyInput, _
 	return &kms.PutKeyPolicyOutput{}, nil
 }
 
-func apiErr(code, msg string) error { return &smithy.GenericAPIError{Code: code, Message: msg} }
+// apiErr is a KMS error as the SDK returns it: the modeled type for a code
+// the KMS model declares, else a GenericAPIError (AccessDeniedException).
+func apiErr(code, msg string) error {
+	if modeled, ok := kmserr.Modeled(code, msg); ok {
+		return modeled
+	}
+	return &smithy.GenericAPIError{Code: code, Message: msg}
+}
 
 func stmt(sid, account string) string {
 	return fmt.Sprintf(`{"Sid":%q,"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":["kms:Decrypt"],"Resource":"*"}`, sid, account)

@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
@@ -273,7 +272,7 @@ func TestCreateFailingBeforeAnyWriteAnswersTheRequestID(t *testing.T) {
 func TestCreateWhoseFirstWriteIsInDoubtAnswersTheRollbackID(t *testing.T) {
 	f := newFake()
 	f.policies[keyArn] = ownerPolicy(handApplied)
-	f.errs["PutKeyPolicy"] = &smithy.GenericAPIError{Code: "KMSInternalException", Message: "internal error", Fault: smithy.FaultServer}
+	f.errs["PutKeyPolicy"] = &types.KMSInternalException{Message: aws.String("internal error")} // a server fault
 	id, err := serve(t, f, event(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333"))), 5*time.Second)
 	if want := physicalID.String() + "/keep-8"; err == nil || id != want {
 		t.Errorf("answer %q, %v; want FAILED with %q", id, err, want)

@@ -24,7 +24,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/smithy-go"
+	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
@@ -96,18 +96,12 @@ func (h *Handler) ensure(ctx context.Context, req customresource.Request) (custo
 
 // exists recognises "the role is there already": IAM answers InvalidInput
 // "... has been taken in this account"; moto answers EntityAlreadyExists.
+// Both are in the IAM model, so the SDK returns them as their modeled types.
 func exists(err error) bool {
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return false
+	if invalid, ok := errors.AsType[*types.InvalidInputException](err); ok {
+		return strings.Contains(invalid.ErrorMessage(), "has been taken in this account")
 	}
-	switch ae.ErrorCode() {
-	case "InvalidInput":
-		return strings.Contains(ae.ErrorMessage(), "has been taken in this account")
-	case "EntityAlreadyExists":
-		return true
-	}
-	return false
+	return awserr.IsA[*types.EntityAlreadyExistsException](err)
 }
 
 func explain(err error, roleARN, suffix string) string {
@@ -116,6 +110,8 @@ func explain(err error, roleARN, suffix string) string {
 	if suffix != "" {
 		cliSuffix = " --custom-suffix " + suffix
 	}
+	// IAM's AccessDenied is not in the IAM model (the SDK returns it as a
+	// GenericAPIError), so it is matched by its code.
 	if code := awserr.Code(err); code == "AccessDenied" || code == "AccessDeniedException" {
 		return fmt.Sprintf("%s. The handler's role needs iam:CreateServiceLinkedRole with the condition iam:AWSServiceName = %s to create %s (or create the role once by hand: aws iam create-service-linked-role --aws-service-name %s%s)", text, awsid.AutoScalingService, roleARN, awsid.AutoScalingService, cliSuffix)
 	}

@@ -28,14 +28,21 @@ import (
 // ResourceTypes are the types this handler serves.
 var ResourceTypes = []string{keypolicyspec.ResourceType, amisharespec.ResourceType}
 
-// Main runs the Lambda function. It never returns.
+// Main runs the Lambda function. It never returns (lambda.Start does not).
 func Main() {
+	lambda.Start(mainRouter().LambdaHandler())
+}
+
+// mainRouter is the router Main serves: NewRouter over the configuration of
+// the environment or, when that cannot be loaded, a router that still
+// answers every event (FAILED, naming the error), so that CloudFormation
+// does not wait an hour for a function that cannot start.
+func mainRouter() *customresource.Router {
 	cfg, err := lambdaenv.Load()
 	if err != nil {
-		lambda.Start(lambdaenv.FailingRouter(err, ResourceTypes...).LambdaHandler())
-		return
+		return lambdaenv.FailingRouter(err, ResourceTypes...)
 	}
-	lambda.Start(NewRouter(cfg).LambdaHandler())
+	return NewRouter(cfg)
 }
 
 // KMS is what the source resources need of KMS; *kms.Client has it.

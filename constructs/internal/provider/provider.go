@@ -33,16 +33,12 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
+	"github.com/crossaccountami/crossaccountami/internal/names"
 )
 
 // ID is the construct id of the provider under its stack. It is part of the
 // API: changing it would replace the function and its role on deploy.
 const ID = "CrossAccountAmiGrantHandler"
-
-// RolePath is the IAM path of every handler role, so that one ArnLike
-// pattern (arn:aws:iam::*:role/crossaccountami/*) names them all in
-// organization-wide key policies.
-const RolePath = "/crossaccountami/"
 
 // FunctionTimeout is the handler's Lambda timeout. A grant for a service-linked
 // role created moments earlier fails with InvalidArnException until IAM
@@ -115,7 +111,7 @@ func newProvider(stack awscdk.Stack, needs []Need) *Provider {
 	}
 	h := newHandler(env, handlerSpec{
 		id:       ID,
-		roleName: env.RoleName(), rolePath: RolePath,
+		roleName: env.RoleName(), rolePath: names.GrantHandlerRolePath,
 		roleDescription: "Creates and retires KMS grants for crossaccountami custom resources",
 		description:     "crossaccountami: KMS grants and the Auto Scaling service-linked role",
 		pkg:             handlerbuild.GrantHandler,
@@ -388,7 +384,7 @@ func EnvOf(scope constructs.IConstruct) *StackEnv {
 // RoleName is the deterministic name of the handler role of a stack. Role
 // names are global in an account, so it depends on the stack name and
 // region; the hash keeps it unique when the stack name is truncated.
-func (e *StackEnv) RoleName() string { return e.roleName("GrantHandler") }
+func (e *StackEnv) RoleName() string { return e.roleName(names.GrantHandlerRolePrefix) }
 
 func (e *StackEnv) roleName(prefix string) string {
 	sum := sha256.Sum256([]byte(e.Name + "\x00" + e.Region))
@@ -405,7 +401,7 @@ func (e *StackEnv) RoleArn() (string, error) {
 	if !e.Concrete {
 		return "", fmt.Errorf("stack %s has no concrete account and region (got account %q, region %q): set env on the stack so the source key policy can name the grant handler's role", e.Path, e.Account, e.Region)
 	}
-	return awsid.RoleARN(e.Partition, e.Account, RolePath, e.RoleName()), nil
+	return awsid.RoleARN(e.Partition, e.Account, names.GrantHandlerRolePath, e.RoleName()), nil
 }
 
 // AllowGrant lets the handler create exactly the grant spec defines, in a

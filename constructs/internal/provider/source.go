@@ -10,16 +10,12 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
+	"github.com/crossaccountami/crossaccountami/internal/names"
 )
 
 // SourceID is the construct id of the source-side handler under its stack.
 // Part of the API, like ID.
 const SourceID = "CrossAccountAmiSourceHandler"
-
-// SourceRolePath is the IAM path of the source handler roles. It differs
-// from RolePath so that the organization-wide pattern for grant creators
-// (role/crossaccountami/*) never matches a source handler.
-const SourceRolePath = "/crossaccountami-source/"
 
 // Source is the per-stack handler of the source-side resources
 // (Custom::KmsKeyPolicyStatements, Custom::AmiLaunchPermission), in the
@@ -38,7 +34,7 @@ func newSource(stack awscdk.Stack) *Source {
 	env := EnvOf(stack)
 	h := newHandler(env, handlerSpec{
 		id:       SourceID,
-		roleName: env.SourceRoleName(), rolePath: SourceRolePath,
+		roleName: env.SourceRoleName(), rolePath: names.SourceHandlerRolePath,
 		roleDescription: "Manages crossaccountami statements in key policies and AMI launch permissions",
 		description:     "crossaccountami: key policy statements and AMI sharing in the source account",
 		pkg:             handlerbuild.SourceHandler,
@@ -48,14 +44,14 @@ func newSource(stack awscdk.Stack) *Source {
 
 // SourceRoleName is the deterministic name of the source handler role of a
 // stack, so that a key policy that does not delegate to IAM can name it.
-func (e *StackEnv) SourceRoleName() string { return e.roleName("SourceHandler") }
+func (e *StackEnv) SourceRoleName() string { return e.roleName(names.SourceHandlerRolePrefix) }
 
 // RoleArn is the ARN of the source handler role (with a concrete stack env).
 func (s *Source) RoleArn() (string, error) {
 	if !s.env.Concrete {
 		return "", fmt.Errorf("stack %s has no concrete account and region", s.env.Path)
 	}
-	return awsid.RoleARN(s.env.Partition, s.env.Account, SourceRolePath, s.env.SourceRoleName()), nil
+	return awsid.RoleARN(s.env.Partition, s.env.Account, names.SourceHandlerRolePath, s.env.SourceRoleName()), nil
 }
 
 // AllowKeyPolicyOn lets the handler read and write the policy of the key of

@@ -39,10 +39,6 @@ type Input struct {
 	Region string
 }
 
-// GrantCreatorPath is the IAM path of this library's grant handler roles
-// (constructs/internal/provider.RolePath).
-const GrantCreatorPath = "/crossaccountami/"
-
 // Run runs every check and returns one result per check (the key checks
 // once per key when the snapshots use several).
 func Run(ctx context.Context, c Clients, in Input) []Result {

@@ -499,8 +499,9 @@ func TestRun(t *testing.T) {
 					return &iam.GetRoleOutput{Role: &iamtypes.Role{Arn: aws.String(slrARN), RoleName: in.RoleName}}, nil
 				},
 				listRoles: func(in *iam.ListRolesInput) (*iam.ListRolesOutput, error) {
-					if aws.ToString(in.PathPrefix) != GrantCreatorPath {
-						t.Errorf("ListRoles PathPrefix = %q, want %q", aws.ToString(in.PathPrefix), GrantCreatorPath)
+					// The path constructs/internal/provider gives the roles.
+					if got, want := aws.ToString(in.PathPrefix), "/crossaccountami/"; got != want {
+						t.Errorf("ListRoles PathPrefix = %q, want %q", got, want)
 					}
 					return &iam.ListRolesOutput{Roles: []iamtypes.Role{{Arn: aws.String(creatorARN), RoleName: aws.String("GrantHandler-Dest-0123456789")}}}, nil
 				},

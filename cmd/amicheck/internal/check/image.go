@@ -19,7 +19,7 @@ func checkImage(ctx context.Context, api EC2API, imageID string, who caller, reg
 	shareFix := fmt.Sprintf("in the account that owns the AMI: aws ec2 modify-image-attribute --region %s --image-id %s --launch-permission 'Add=[{UserId=%s}]'", region, imageID, who.Account)
 	out, err := api.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{imageID}})
 	switch {
-	case err != nil && isNotFound(err), err == nil && len(out.Images) == 0:
+	case err != nil && isImageNotFound(err), err == nil && len(out.Images) == 0:
 		res.Status = Fail
 		res.Detail = fmt.Sprintf("%s is not visible to account %s in %s: it does not exist in this region, or it is not shared with this account", imageID, who.Account, region)
 		res.Fix = shareFix

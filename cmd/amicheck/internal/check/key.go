@@ -2,7 +2,6 @@ package check
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
+	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 )
 
@@ -42,9 +42,8 @@ func checkKey(ctx context.Context, dest, source KMSAPI, ref, region string, who 
 		from = "the source profile"
 	}
 	if err != nil {
-		var nf *kmstypes.NotFoundException
 		switch {
-		case errors.As(err, &nf):
+		case awserr.IsA[*kmstypes.NotFoundException](err):
 			res.Status = Fail
 			res.Detail = fmt.Sprintf("key %s does not exist (or was deleted) in %s", ref, orDefault(k.Region, region))
 			res.Fix = "re-encrypt the AMI with an existing customer-managed key: in the source account, aws ec2 copy-image --encrypted --kms-key-id <key ARN>"

@@ -2,7 +2,6 @@ package check
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -11,7 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
+	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/names"
 )
 
 // checkServiceLinkedRole: the group's service-linked role exists. The
@@ -48,9 +49,8 @@ func checkServiceLinkedRole(ctx context.Context, iamAPI IAMAPI, asAPI AutoScalin
 		createFix += " --custom-suffix " + s
 	}
 	out, err := iamAPI.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
-	var nse *iamtypes.NoSuchEntityException
 	switch {
-	case errors.As(err, &nse):
+	case awserr.IsA[*iamtypes.NoSuchEntityException](err):
 		res.Status = Fail
 		res.Detail = fmt.Sprintf("%s does not exist in account %s%s", name, who.Account, source)
 		res.Fix = createFix + " (or let the CrossAccountEncryptedAmi construct create it); then the key policy and the grant must name it"
@@ -84,20 +84,21 @@ func grantCreators(ctx context.Context, api IAMAPI, flag string) ([]string, stri
 		return []string{flag}, ""
 	}
 	var out []string
-	p := iam.NewListRolesPaginator(api, &iam.ListRolesInput{PathPrefix: aws.String(GrantCreatorPath)})
+	// The path and the name prefix the constructs give the roles.
+	p := iam.NewListRolesPaginator(api, &iam.ListRolesInput{PathPrefix: aws.String(names.GrantHandlerRolePath)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Sprintf("could not list the grant handler roles under %s (%s)", GrantCreatorPath, errorCodeOr(err))
+			return nil, fmt.Sprintf("could not list the grant handler roles under %s (%s)", names.GrantHandlerRolePath, errorCodeOr(err))
 		}
 		for _, r := range page.Roles {
-			if strings.HasPrefix(aws.ToString(r.RoleName), "GrantHandler-") {
+			if strings.HasPrefix(aws.ToString(r.RoleName), names.GrantHandlerRolePrefix+"-") {
 				out = append(out, aws.ToString(r.Arn))
 			}
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Sprintf("no grant handler role of this library (%sGrantHandler-*) in this account", GrantCreatorPath)
+		return nil, fmt.Sprintf("no grant handler role of this library (%s%s-*) in this account", names.GrantHandlerRolePath, names.GrantHandlerRolePrefix)
 	}
 	return out, ""
 }
