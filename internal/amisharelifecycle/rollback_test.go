@@ -1,9 +1,6 @@
 package amisharelifecycle_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +12,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/amisharelifecycle"
 	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/routertest"
 )
 
 const (
@@ -24,20 +22,9 @@ const (
 
 var physicalID = amisharespec.NewPhysicalID(image, stackID, "Sharing").String()
 
-// serve runs one event through a Router, as the Lambda function does, and
-// returns the physical id of the answer: "" on a FAILED answer means
-// cfn.LambdaWrap answers with the request id (Create) or the event's
-// physical id (Delete).
 func serve(t *testing.T, h customresource.Handler, ev cfn.Event, timeout time.Duration) (string, error) {
 	t.Helper()
-	router := customresource.NewRouter()
-	router.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	router.SafetyMargin = timeout / 4
-	router.Handle(amisharespec.ResourceType, h)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	id, _, err := router.Serve(ctx, ev)
-	return id, err
+	return routertest.Serve(t, amisharespec.ResourceType, h, ev, timeout)
 }
 
 func event(typ cfn.RequestType, physical string, p map[string]interface{}) cfn.Event {

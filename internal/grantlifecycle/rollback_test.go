@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsretry"
-	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/fakekms"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/routertest"
 )
 
 // The tests here follow what CloudFormation does after a failure: the
@@ -24,13 +24,7 @@ import (
 
 func serve(t *testing.T, h *Handler, ev cfn.Event, timeout time.Duration) (string, error) {
 	t.Helper()
-	router := customresource.NewRouter()
-	router.SafetyMargin = timeout / 4
-	router.Handle(grantspec.ResourceType, h)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	id, _, err := router.Serve(ctx, ev)
-	return id, err
+	return routertest.Serve(t, grantspec.ResourceType, h, ev, timeout)
 }
 
 func event(typ cfn.RequestType, physical string, p map[string]interface{}) cfn.Event {

@@ -1,10 +1,7 @@
 package keypolicylifecycle_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -14,26 +11,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
+	"github.com/crossaccountami/crossaccountami/internal/testenv/routertest"
 )
 
 const requestID = "6a1a3f5e-3b5b-4b8a-9f0c-1d2e3f4a5b6c"
 
-// serve runs one event through a Router, as the Lambda function does, and
-// returns the physical id of the answer: "" on a FAILED answer means
-// cfn.LambdaWrap answers with the request id (Create) or the event's
-// physical id (Update, Delete).
 func serve(t *testing.T, f *fakeKMS, ev cfn.Event, timeout time.Duration) (string, error) {
 	t.Helper()
-	router := customresource.NewRouter()
-	router.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	router.SafetyMargin = timeout / 4
-	router.Handle(keypolicyspec.ResourceType, handler(f))
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	id, _, err := router.Serve(ctx, ev)
-	return id, err
+	return routertest.Serve(t, keypolicyspec.ResourceType, handler(f), ev, timeout)
 }
 
 func event(typ cfn.RequestType, physical string, p map[string]interface{}) cfn.Event {
