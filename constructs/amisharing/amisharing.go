@@ -81,13 +81,7 @@ func NewAmiSharing(scope constructs.Construct, id *string, props *AmiSharingProp
 	}
 	c := constructs.NewConstruct(scope, id)
 	src := provider.SourceOf(c)
-	cfnProps := spec.CfnProperties()
-	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
-		ResourceType:   jsii.String(amisharespec.ResourceType),
-		ServiceToken:   src.ServiceToken,
-		ServiceTimeout: provider.ServiceTimeout(),
-		Properties:     &cfnProps,
-	})
+	resource := src.Resource(c, amisharespec.ResourceType, spec.CfnProperties())
 	src.AllowImageSharing(c, resource)
 	return &amiSharing{Construct: c, resource: resource}
 }

@@ -67,15 +67,8 @@ func NewAutoScalingServiceLinkedRole(scope constructs.Construct, id *string, pro
 	}
 	c := registry.Child(scope, *id)
 	p := provider.Of(c, provider.NeedSLR)
-	cfnProps := spec.CfnProperties()
-	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
-		ResourceType:   jsii.String(slrspec.ResourceType),
-		ServiceToken:   p.ServiceToken,
-		ServiceTimeout: provider.ServiceTimeout(),
-		Properties:     &cfnProps,
-		// The role serves every Auto Scaling group of the account: it stays
-		// when the stack goes (the handler never deletes it either).
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
+	// The role serves every Auto Scaling group of the account: it stays
+	// when the stack goes (the handler never deletes it either).
+	resource := p.RetainedResource(c, slrspec.ResourceType, spec.CfnProperties())
 	return &autoScalingServiceLinkedRole{Construct: c, resource: resource}
 }

@@ -162,12 +162,7 @@ func (writers keyWriters) of(scope constructs.Construct, key awskms.IKey, keyArn
 	if rev, ok := stack.Node().TryGetContext(jsii.String(RevisionContextKey)).(string); ok && rev != "" {
 		props[propRevision] = rev
 	}
-	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
-		ResourceType:   jsii.String(keypolicyspec.ResourceType),
-		ServiceToken:   src.ServiceToken,
-		ServiceTimeout: provider.ServiceTimeout(),
-		Properties:     &props,
-	})
+	resource := src.Resource(c, keypolicyspec.ResourceType, props)
 	src.AllowKeyPolicyOn(c, resource, key.KeyArn())
 	w := &keyWriter{resource: resource, keyArn: keyArn, owners: map[string]string{}}
 	writers[keyArn] = w

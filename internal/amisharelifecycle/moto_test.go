@@ -73,18 +73,7 @@ func TestFailedCreateIsRolledBackAgainstMoto(t *testing.T) {
 		LaunchPermission: &types.LaunchPermissionModifications{Add: []types.LaunchPermission{{UserId: aws.String("999999999999")}}}}); err != nil {
 		t.Fatal(err)
 	}
-	launch := func() []string {
-		out, err := ec2Client.DescribeImageAttribute(ctx, &ec2.DescribeImageAttributeInput{ImageId: aws.String(imageID), Attribute: types.ImageAttributeNameLaunchPermission})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, p := range out.LaunchPermissions {
-			got = append(got, aws.ToString(p.UserId)+aws.ToString(p.OrganizationArn)+aws.ToString(p.OrganizationalUnitArn)+string(p.Group))
-		}
-		slices.Sort(got)
-		return got
-	}
+	launch := func() []string { return moto.LaunchPermissions(t, ec2Client, imageID) }
 	volume := func() []string {
 		var got []string
 		for _, s := range snapshots {

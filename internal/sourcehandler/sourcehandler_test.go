@@ -239,17 +239,7 @@ func (h *harness) newImage(t *testing.T) (imageID string, snapshots []string) {
 }
 
 func (h *harness) launchPermissions(t *testing.T, imageID string) []string {
-	t.Helper()
-	out, err := h.ec2.DescribeImageAttribute(context.Background(), &ec2.DescribeImageAttributeInput{ImageId: aws.String(imageID), Attribute: ec2types.ImageAttributeNameLaunchPermission})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, p := range out.LaunchPermissions {
-		got = append(got, aws.ToString(p.UserId)+aws.ToString(p.OrganizationArn)+aws.ToString(p.OrganizationalUnitArn)+string(p.Group))
-	}
-	slices.Sort(got)
-	return got
+	return moto.LaunchPermissions(t, h.ec2, imageID)
 }
 
 func (h *harness) volumePermissions(t *testing.T, snapshotID string) []string {

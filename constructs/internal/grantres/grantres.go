@@ -44,13 +44,7 @@ func New(scope constructs.Construct, id string, spec grantspec.Properties, keyAr
 		spec.RetiringPrincipal = p.RoleArn
 	}
 	c := registry.Child(scope, id)
-	cfnProps := spec.CfnProperties()
-	resource := awscdk.NewCustomResource(c, jsii.String("Resource"), &awscdk.CustomResourceProps{
-		ResourceType:   jsii.String(grantspec.ResourceType),
-		ServiceToken:   p.ServiceToken,
-		ServiceTimeout: provider.ServiceTimeout(),
-		Properties:     &cfnProps,
-	})
+	resource := p.Resource(c, grantspec.ResourceType, spec.CfnProperties())
 	p.AllowGrant(c, resource, spec, deps...)
 	return &Grant{Construct: c, resource: resource, keyArn: keyArn}
 }

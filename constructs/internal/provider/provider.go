@@ -291,6 +291,28 @@ func (h *handler) addToRolePolicy(n policyNeed) {
 	nagsuppress.Set(h.policy, h.suppressions...)
 }
 
+// Resource creates, under scope with the id "Resource", a custom resource of
+// resourceType that the handler serves, with the properties props.
+// CloudFormation waits ServiceTimeout for its answer.
+func (h *handler) Resource(scope constructs.Construct, resourceType string, props map[string]interface{}) awscdk.CustomResource {
+	return h.resource(scope, resourceType, props, "")
+}
+
+// RetainedResource is Resource, kept when it leaves the stack.
+func (h *handler) RetainedResource(scope constructs.Construct, resourceType string, props map[string]interface{}) awscdk.CustomResource {
+	return h.resource(scope, resourceType, props, awscdk.RemovalPolicy_RETAIN)
+}
+
+func (h *handler) resource(scope constructs.Construct, resourceType string, props map[string]interface{}, removal awscdk.RemovalPolicy) awscdk.CustomResource {
+	return awscdk.NewCustomResource(scope, jsii.String("Resource"), &awscdk.CustomResourceProps{
+		ResourceType:   jsii.String(resourceType),
+		ServiceToken:   h.ServiceToken,
+		ServiceTimeout: ServiceTimeout(),
+		Properties:     &props,
+		RemovalPolicy:  removal,
+	})
+}
+
 // resourcePolicy gives the role the permissions one custom resource needs,
 // in an AWS::IAM::Policy of its own (under scope) that the resource depends
 // on, as AwsCustomResource does. CloudFormation then deletes the resource
