@@ -101,15 +101,22 @@ func synthExample(t testing.TB, name string, context map[string]string, extraEnv
 	if strings.Contains(stderr.String(), "is deprecated") {
 		return nil, fmt.Errorf("examples/%s: synth used a deprecated API:\n%s", name, stderr.String())
 	}
-	a := &Assembly{Dir: out, Templates: map[string]map[string]interface{}{}}
-	readJSON(t, filepath.Join(out, "manifest.json"), &a.Manifest)
-	a.readStacks(t, "", a.Manifest)
+	a := readAssembly(t, out)
 	// A context lookup would make `cdk synth` call AWS (and fail without
 	// credentials): every example must synthesize offline.
 	if missing := a.missing(t, "", a.Manifest); len(missing) > 0 {
 		return a, fmt.Errorf("examples/%s needs context lookups, so cdk synth would call AWS: %v", name, missing)
 	}
 	return a, nil
+}
+
+// readAssembly reads the cloud assembly an app wrote to dir.
+func readAssembly(t testing.TB, dir string) *Assembly {
+	t.Helper()
+	a := &Assembly{Dir: dir, Templates: map[string]map[string]interface{}{}}
+	readJSON(t, filepath.Join(dir, "manifest.json"), &a.Manifest)
+	a.readStacks(t, "", a.Manifest)
+	return a
 }
 
 // missing lists the context lookups the app asked for (the manifest's
@@ -242,31 +249,4 @@ func firstDiff(want, got string) string {
 		}
 	}
 	return ""
-}
-
-// cfnLint runs cfn-lint over every template of an assembly and fails on
-// errors. A missing cfn-lint is a failure, not a skip.
-func cfnLint(t *testing.T, a *Assembly) {
-	t.Helper()
-	if _, err := exec.LookPath("cfn-lint"); err != nil {
-		t.Fatal("cfn-lint is required (pip install cfn-lint==1.51.0): ", err)
-	}
-	var files []string
-	for stack := range a.Templates {
-		files = append(files, filepath.Join(a.Dir, filepath.Dir(stack), filepath.Base(stack)+".template.json"))
-	}
-	if len(files) == 0 {
-		t.Fatalf("no templates in %s", a.Dir)
-	}
-	args := append([]string{"--format", "parseable", "--"}, files...)
-	out, err := exec.Command("cfn-lint", args...).CombinedOutput()
-	if err != nil {
-		// cfn-lint exits 2 for errors, 4 for warnings, 8 for informational
-		// findings (bit flags). Errors fail; warnings are listed in the README.
-		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode()&2 == 0 && ee.ExitCode()&^(4|8) == 0 {
-			t.Logf("cfn-lint warnings/informational:\n%s", out)
-			return
-		}
-		t.Fatalf("cfn-lint: %v\n%s", err, out)
-	}
 }

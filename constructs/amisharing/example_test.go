@@ -1,7 +1,10 @@
 package amisharing_test
 
 import (
+	"fmt"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/amisharing"
@@ -21,4 +24,12 @@ func ExampleNewAmiSharing() {
 		ShareSnapshots: jsii.Bool(true),
 	})
 	app.Synth(nil)
+
+	// The source stack shares the AMI through one custom resource:
+	template := assertions.Template_FromStack(source, nil)
+	for _, r := range *template.FindResources(jsii.String("Custom::AmiLaunchPermission"), nil) {
+		props := (*r)["Properties"].(map[string]interface{})
+		fmt.Println(props["ImageId"], props["AccountIds"], "ShareSnapshots:", props["ShareSnapshots"])
+	}
+	// Output: ami-0123456789abcdef0 [222222222222 333333333333] ShareSnapshots: true
 }

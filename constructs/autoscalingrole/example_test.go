@@ -1,7 +1,10 @@
 package autoscalingrole_test
 
 import (
+	"fmt"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
@@ -19,4 +22,11 @@ func ExampleNewAutoScalingServiceLinkedRole() {
 	})
 	awscdk.NewCfnOutput(stack, jsii.String("RoleArn"), &awscdk.CfnOutputProps{Value: role.RoleArn()})
 	app.Synth(nil)
+
+	// One custom resource ensures the role; deleting the stack keeps it:
+	template := assertions.Template_FromStack(stack, nil)
+	for _, r := range *template.FindResources(jsii.String("Custom::AutoScalingServiceLinkedRole"), nil) {
+		fmt.Println("CustomSuffix:", (*r)["Properties"].(map[string]interface{})["CustomSuffix"], "DeletionPolicy:", (*r)["DeletionPolicy"])
+	}
+	// Output: CustomSuffix: fleet DeletionPolicy: Retain
 }

@@ -1,7 +1,10 @@
 package encryptedami_test
 
 import (
+	"fmt"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
@@ -41,6 +44,22 @@ func ExampleNewCrossAccountEncryptedAmi() {
 	})
 	ami.ConfigureAutoScalingGroup(asg)
 	app.Synth(nil)
+
+	// The source key's policy gets two statements for this destination, and
+	// the destination stack the role and the grant the group waits for:
+	for _, statement := range *ami.KeyPolicyStatements() {
+		fmt.Println(*statement.Sid())
+	}
+	template := assertions.Template_FromStack(destination, nil)
+	for _, typ := range []string{"Custom::AutoScalingServiceLinkedRole", "Custom::KmsGrant", "AWS::AutoScaling::AutoScalingGroup"} {
+		fmt.Println(len(*template.FindResources(jsii.String(typ), nil)), typ)
+	}
+	// Output:
+	// Allow use of the key by AWSServiceRoleForAutoScaling of 222222222222
+	// Allow attachment of persistent resources by arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-AmiDestination-3874c726df
+	// 1 Custom::AutoScalingServiceLinkedRole
+	// 1 Custom::KmsGrant
+	// 1 AWS::AutoScaling::AutoScalingGroup
 }
 
 // An AWS Organization's accounts launch the AMI: the key policy holds three
@@ -51,10 +70,11 @@ func ExampleNewOrganizationKeyAccess() {
 		Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("us-east-1")},
 	})
 	key := awskms.NewKey(source, jsii.String("AmiKey"), nil)
-	encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
+	access := encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
 		Key:            key,
 		OrganizationId: jsii.String("o-abcdefghij"),
 	})
+	var destinations []awscdk.Stack
 	for _, account := range []string{"222222222222", "333333333333"} {
 		destination := awscdk.NewStack(app, jsii.String("AmiDestination-"+account), &awscdk.StackProps{
 			Env: &awscdk.Environment{Account: jsii.String(account), Region: jsii.String("us-east-1")},
@@ -64,6 +84,22 @@ func ExampleNewOrganizationKeyAccess() {
 			ImageId:        jsii.String("ami-0123456789abcdef0"),
 			KeyPolicyStyle: encryptedami.KeyPolicyStyle_ORGANIZATION,
 		})
+		destinations = append(destinations, destination)
 	}
 	app.Synth(nil)
+
+	// Next to the key's default statement, two that name no account; and a
+	// grant in each destination:
+	for _, statement := range *access.KeyPolicyStatements() {
+		fmt.Println(*statement.Sid())
+	}
+	for _, destination := range destinations {
+		grants := assertions.Template_FromStack(destination, nil).FindResources(jsii.String("Custom::KmsGrant"), nil)
+		fmt.Println(*destination.StackName(), len(*grants), "Custom::KmsGrant")
+	}
+	// Output:
+	// Allow use of the key by Auto Scaling service-linked roles of the organization
+	// Allow attachment of persistent resources by grant creators of the organization
+	// AmiDestination-222222222222 1 Custom::KmsGrant
+	// AmiDestination-333333333333 1 Custom::KmsGrant
 }

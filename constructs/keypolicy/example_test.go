@@ -1,7 +1,10 @@
 package keypolicy_test
 
 import (
+	"fmt"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
@@ -19,7 +22,7 @@ func ExampleNewManagedStatements() {
 	})
 	key := awskms.Key_FromKeyArn(source, jsii.String("PipelineKey"),
 		jsii.String("arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"))
-	keypolicy.NewManagedStatements(source, jsii.String("AuditorAccess"), &keypolicy.ManagedStatementsProps{
+	statements := keypolicy.NewManagedStatements(source, jsii.String("AuditorAccess"), &keypolicy.ManagedStatementsProps{
 		Key: key,
 		Statements: &[]awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:        jsii.String("Allow the audit account to describe the key"),
@@ -29,4 +32,14 @@ func ExampleNewManagedStatements() {
 		})},
 	})
 	app.Synth(nil)
+
+	// One custom resource keeps the statement in that key's policy:
+	template := assertions.Template_FromStack(source, nil)
+	for _, r := range *template.FindResources(jsii.String("Custom::KmsKeyPolicyStatements"), nil) {
+		fmt.Println((*r)["Properties"].(map[string]interface{})["KeyArn"])
+	}
+	fmt.Println(*(*statements.Sids())[0])
+	// Output:
+	// arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab
+	// Allow the audit account to describe the key
 }

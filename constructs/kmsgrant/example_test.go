@@ -1,7 +1,10 @@
 package kmsgrant_test
 
 import (
+	"fmt"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
@@ -29,4 +32,12 @@ func ExampleNewKmsGrant() {
 	})
 	awscdk.NewCfnOutput(stack, jsii.String("GrantId"), &awscdk.CfnOutputProps{Value: grant.GrantId()})
 	app.Synth(nil)
+
+	// The stack holds the grant as a Custom::KmsGrant:
+	template := assertions.Template_FromStack(stack, nil)
+	for _, r := range *template.FindResources(jsii.String("Custom::KmsGrant"), nil) {
+		props := (*r)["Properties"].(map[string]interface{})
+		fmt.Println(props["GranteePrincipal"], props["Operations"], props["EncryptionContextSubset"])
+	}
+	// Output: arn:aws:iam::222222222222:role/report-reader [Decrypt DescribeKey] map[project:reports]
 }
