@@ -221,6 +221,13 @@ func TestBasicDestinationGrant(t *testing.T) {
 			}
 		}
 	}
+	// AND each policy keeps the name CDK's L2 Policy gave it: its logical id
+	// (a renamed policy of a named role would be replaced on upgrade)
+	for id, p := range Resources(tmpl, "AWS::IAM::Policy") {
+		if name := p["Properties"].(map[string]interface{})["PolicyName"]; name != id {
+			t.Errorf("policy %s is named %v, want its logical id", id, name)
+		}
+	}
 	slices.Sort(all)
 	if want := []string{"iam:CreateServiceLinkedRole", "kms:CreateGrant", "kms:ListRetirableGrants", "logs:CreateLogStream", "logs:PutLogEvents"}; !slices.Equal(all, want) {
 		t.Errorf("the handler role's actions %v, want %v", all, want)

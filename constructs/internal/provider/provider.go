@@ -248,31 +248,55 @@ type policyNeed struct {
 }
 
 // logicalID is the logical id CDK allocates to a resource at path (construct
-// ids from the stack down): the ids without "Resource" and "Default", then
-// the first 8 hex digits of the MD5 of the path without "Default", in upper
-// case. Only names use it (the default policy's name, which CDK derived
-// from its logical id); references go through CDK's own tokens.
+// ids from the stack down), as aws-cdk-lib's makeUniqueId makes it: the ids
+// without "Default", without a component the previous one ends with, and
+// without "Resource", stripped to letters and digits and cut to 240
+// characters; then the first 8 hex digits of the MD5 of the path without
+// "Default", in upper case. Only names use it (the policies' names, which
+// CDK derived from their logical ids); references go through CDK's tokens.
 func logicalID(path ...string) string {
-	var human, hashed []string
+	var hashed []string
 	for _, c := range path {
 		if c != "Default" {
 			hashed = append(hashed, c)
-			if c != "Resource" {
-				human = append(human, c)
-			}
 		}
 	}
+	var human []string
+	for _, c := range hashed {
+		if len(human) > 0 && strings.HasSuffix(human[len(human)-1], c) {
+			continue
+		}
+		human = append(human, c)
+	}
+	var b strings.Builder
+	for _, c := range human {
+		if c != "Resource" {
+			b.WriteString(nonAlnum.ReplaceAllString(c, ""))
+		}
+	}
+	h := b.String()
+	if len(h) > 240 {
+		h = h[:240]
+	}
 	sum := md5.Sum([]byte(strings.Join(hashed, "/")))
-	return nonAlnum.ReplaceAllString(strings.Join(human, ""), "") + strings.ToUpper(hex.EncodeToString(sum[:])[:8])
+	return h + strings.ToUpper(hex.EncodeToString(sum[:])[:8])
 }
 
 var nonAlnum = regexp.MustCompile(`[^A-Za-z0-9]`)
+
+// maxPolicyName is IAM's limit on a policy name; CDK's Policy keeps the
+// last characters of a longer logical id.
+const maxPolicyName = 128
 
 // policyName names a resource's own policy as CDK's Policy did, after its
 // logical id, so that an existing policy keeps its name.
 func (h *handler) policyName(policyScope constructs.Construct) *string {
 	rel := strings.TrimPrefix(registry.Path(policyScope), h.stackPath+"/")
-	return jsii.String(logicalID(append(strings.Split(rel, "/"), "Resource")...))
+	name := logicalID(append(strings.Split(rel, "/"), "Resource")...)
+	if len(name) > maxPolicyName {
+		name = name[len(name)-maxPolicyName:]
+	}
+	return jsii.String(name)
 }
 
 func policyDocument(statements []interface{}) map[string]interface{} {

@@ -62,3 +62,25 @@ func TestRoleNamesAreValidIAMRoleNames(t *testing.T) {
 		}
 	}
 }
+
+// TestLogicalID: the policies keep the names CDK's L2 constructs gave them,
+// their logical ids (the values are those of test/testdata's templates).
+func TestLogicalID(t *testing.T) {
+	for _, tc := range []struct {
+		path []string
+		want string
+	}{
+		{[]string{"CrossAccountAmiGrantHandler", "Role", "DefaultPolicy", "Resource"}, "CrossAccountAmiGrantHandlerRoleDefaultPolicy02244E73"},
+		{[]string{"CrossAccountAmiSourceHandler", "Role", "DefaultPolicy", "Resource"}, "CrossAccountAmiSourceHandlerRoleDefaultPolicy72729CFB"},
+		{[]string{"SharedAmi", "Grant", "HandlerPolicy", "Resource"}, "SharedAmiGrantHandlerPolicyDE37019C"},
+	} {
+		if got := logicalID(tc.path...); got != tc.want {
+			t.Errorf("logicalID(%v) = %s, want %s", tc.path, got, tc.want)
+		}
+	}
+	// A component that the previous one ends with is left out of the human
+	// part (as CDK does), but not out of the hash.
+	if got := logicalID("Grant", "Grant", "Resource"); !strings.HasPrefix(got, "Grant") || strings.HasPrefix(got, "GrantGrant") || len(got) != len("Grant")+8 {
+		t.Errorf("logicalID(Grant, Grant, Resource) = %s", got)
+	}
+}
