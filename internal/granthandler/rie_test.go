@@ -68,3 +68,46 @@ func TestBootstrapAnswersBeforeTheLambdaTimeout(t *testing.T) {
 		t.Logf("emulator and function output:\n%s", e.Log())
 	}
 }
+
+// TestBootstrapDeleteFailsWhileTheGrantStays runs the real bootstrap under
+// the emulator against a KMS that denies the retirement: the Delete answers
+// FAILED with the commands that remove the grant by hand, because the grant
+// still gives the service-linked role access to the key. A grant that is
+// gone makes the Delete succeed.
+func TestBootstrapDeleteFailsWhileTheGrantStays(t *testing.T) {
+	bootstrap := rie.HostBootstrap(t, handlerbuild.GrantHandler)
+	kmsSrv := fakekms.Start(t)
+	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: handlerEnv(kmsSrv.URL), FunctionTimeout: rieFunctionTimeout})
+	h := &harness{invoke: underRIE(e), cfn: cfnresponse.Start(t), proxy: &moto.Proxy{}}
+	key := "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	kmsSrv.AddKey(key, fakekms.Enabled)
+	kmsSrv.SetCaller(handlerRole)
+
+	// GIVEN a grant the handler created, retirable by its role
+	created, _ := h.send(t, loadEvent(t, "grant-create.json"))
+	id := grantOf(t, created)
+	del := loadEvent(t, "grant-delete.json").with("PhysicalResourceId", id.String())
+
+	// WHEN KMS denies the retirement (the caller is not the retiring principal)
+	kmsSrv.SetCaller("arn:aws:iam::123456789012:role/someone-else")
+	a, _ := h.send(t, del)
+
+	// THEN the Delete fails, says why and how to remove the grant, and the grant is still there
+	for _, w := range []string{"KMS RetireGrant of grant " + id.GrantId, "AccessDeniedException", "aws kms revoke-grant --region us-east-1 --key-id " + key + " --grant-id " + id.GrantId, "--retain-resources AmiGrant"} {
+		if a.Status != "FAILED" || !strings.Contains(a.Reason, w) {
+			t.Errorf("answer %s, want FAILED containing %q", a.Body, w)
+		}
+	}
+	if len(kmsSrv.Grants(key)) != 1 {
+		t.Errorf("grants %v, want the grant kept", kmsSrv.Grants(key))
+	}
+
+	// WHEN the retirement is allowed again, the same Delete succeeds and the grant is gone
+	kmsSrv.SetCaller(handlerRole)
+	if a, _ := h.send(t, del); a.Status != "SUCCESS" || len(kmsSrv.Grants(key)) != 0 {
+		t.Errorf("second delete %s, grants %v", a.Body, kmsSrv.Grants(key))
+	}
+	if t.Failed() {
+		t.Logf("emulator and function output:\n%s", e.Log())
+	}
+}
