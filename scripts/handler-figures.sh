@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50}
-pkg=./internal/granthandler/bootstrap
+pkg=./internal/destinationhandler/bootstrap
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -19,8 +19,8 @@ GOOS=linux GOARCH=arm64 CGO_ENABLED=0 GOFLAGS= go build -trimpath -buildvcs=fals
 (cd "$tmp" && zip -q -9 -X bootstrap.zip bootstrap)
 printf 'binary %d bytes, zip -9 %d bytes (budget 3500000)\n' \
   "$(stat -c %s "$tmp/bootstrap")" "$(stat -c %s "$tmp/bootstrap.zip")"
-go test -count=1 -run '^TestBootstrapZipSize$' -v ./internal/granthandler/ | grep -E 'zip|FAIL' || true
+go test -count=1 -run '^TestBootstrapZipSize$' -v ./internal/destinationhandler/ | grep -E 'zip|FAIL' || true
 
 echo "== AWS calls (calls/op) and warm latency (median-ms) per event, $n iterations, against moto"
-go test -run '^$' -bench 'EventsAgainstMoto' -benchtime "${n}x" ./internal/granthandler/ |
+go test -run '^$' -bench 'EventsAgainstMoto' -benchtime "${n}x" ./internal/destinationhandler/ |
   grep -E '^Benchmark|FAIL' | sed -E 's/^BenchmarkEventsAgainstMoto\///; s/-[0-9]+[[:space:]]/ /'

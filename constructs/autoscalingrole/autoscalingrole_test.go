@@ -45,7 +45,7 @@ func TestBadSuffix(t *testing.T) {
 
 // TestSuffixTokenAndDefault: nil props mean the default role; a suffix that
 // is a token is written to the template and checked by the handler when it
-// resolves (internal/granthandler TestInProcessAgainstMoto, "slr bad suffix").
+// resolves (internal/destinationhandler TestInProcessAgainstMoto, "slr bad suffix").
 func TestSuffixTokenAndDefault(t *testing.T) {
 	stack := constructtest.NewStack()
 	autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("Default"), nil)

@@ -123,7 +123,7 @@ func TestBadProps(t *testing.T) {
 // TestTokensAreCheckedAtDeploy: values unknown at synth time (another stack's
 // key, a role created in this stack) are accepted and written to the template;
 // the handler validates them when CloudFormation resolves them (see
-// internal/granthandler TestInProcessAgainstMoto, "invalid ..." steps, and
+// internal/destinationhandler TestInProcessAgainstMoto, "invalid ..." steps, and
 // internal/grantspec TestDecodeRejects).
 func TestTokensAreCheckedAtDeploy(t *testing.T) {
 	// GIVEN a key in another stack and a grantee role created in this stack

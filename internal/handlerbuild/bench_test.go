@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// The benchmarks measure a real handler: GrantHandler built in this module,
+// The benchmarks measure a real handler: DestinationHandler built in this module,
 // or HANDLERBUILD_BENCH_PACKAGE in HANDLERBUILD_BENCH_DIR. Each reports the
 // median of its iterations as median-ms; run a few iterations only:
 //
@@ -23,7 +23,7 @@ import (
 // hashing what it watches); KeyFull is the key's full computation (go env,
 // go list, hashing, go mod edit), which a synth pays when the index misses.
 func benchOptions(b *testing.B) Options {
-	opts := Options{Package: GrantHandler, Dir: filepath.Join("..", "..")}
+	opts := Options{Package: DestinationHandler, Dir: filepath.Join("..", "..")}
 	if p := os.Getenv("HANDLERBUILD_BENCH_PACKAGE"); p != "" {
 		opts.Package = p
 		opts.Dir = os.Getenv("HANDLERBUILD_BENCH_DIR")

@@ -37,7 +37,7 @@ func TestColdProfile(t *testing.T) {
 	if os.Getenv(coldProfileEnv) == "" {
 		t.Skipf("a cold build takes minutes: set %s=1 (and -v) to build the handlers with an empty GOCACHE and print the time per package", coldProfileEnv)
 	}
-	for _, pkg := range []string{GrantHandler, SourceHandler} {
+	for _, pkg := range []string{DestinationHandler, SourceHandler} {
 		t.Run(filepath.Base(filepath.Dir(pkg)), func(t *testing.T) {
 			t.Log(coldProfile(t, pkg))
 		})

@@ -90,8 +90,8 @@ import (
 // Well-known handler packages of this module. They are import paths, so a
 // construct names a handler without importing the handler's dependencies.
 const (
-	GrantHandler  = "github.com/crossaccountami/crossaccountami/internal/granthandler/bootstrap"
-	SourceHandler = "github.com/crossaccountami/crossaccountami/internal/sourcehandler/bootstrap"
+	DestinationHandler = "github.com/crossaccountami/crossaccountami/internal/destinationhandler/bootstrap"
+	SourceHandler      = "github.com/crossaccountami/crossaccountami/internal/sourcehandler/bootstrap"
 )
 
 // CacheDirEnv names the environment variable that overrides the cache root.
@@ -197,8 +197,8 @@ func (b *builder) recordIndexOrWarn() {
 // handlerName names a handler in progress lines.
 func handlerName(pkg string) string {
 	switch pkg {
-	case GrantHandler:
-		return "the grant handler"
+	case DestinationHandler:
+		return "the destination handler (KMS grants, the service-linked role)"
 	case SourceHandler:
 		return "the source handler"
 	}

@@ -15,6 +15,6 @@
 package handlerbuild
 
 import (
-	_ "github.com/crossaccountami/crossaccountami/internal/granthandler"
+	_ "github.com/crossaccountami/crossaccountami/internal/destinationhandler"
 	_ "github.com/crossaccountami/crossaccountami/internal/sourcehandler"
 )

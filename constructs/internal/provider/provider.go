@@ -114,7 +114,7 @@ func newProvider(stack awscdk.Stack, needs []Need) *Provider {
 		roleName: env.RoleName(), rolePath: names.GrantHandlerRolePath,
 		roleDescription: "Creates and retires KMS grants for crossaccountami custom resources",
 		description:     "crossaccountami: KMS grants and the Auto Scaling service-linked role",
-		pkg:             handlerbuild.GrantHandler,
+		pkg:             handlerbuild.DestinationHandler,
 		// The handler learns its own role from the environment: the
 		// retiring principal of the grants it owns.
 		environment: func(role awsiam.CfnRole) map[string]interface{} {

@@ -54,7 +54,7 @@ func Path(t testing.TB) string {
 }
 
 // HostBootstrap builds the handler main package pkg (such as
-// handlerbuild.GrantHandler) for the host's architecture, which is what the
+// handlerbuild.DestinationHandler) for the host's architecture, which is what the
 // emulator runs here (the deployed bootstrap is arm64), and returns the
 // binary's path.
 func HostBootstrap(t testing.TB, pkg string) string {

@@ -1,13 +1,15 @@
-// Package granthandler wires the custom resource handler of this library:
-// real KMS and IAM clients (with the awsretry retryer) under a
+// Package destinationhandler wires the custom resource handler of the
+// destination side (its twin in the source account is sourcehandler): real
+// KMS and IAM clients (with the awsretry retryer) under a
 // customresource.Router that serves Custom::KmsGrant and
 // Custom::AutoScalingServiceLinkedRole. Its bootstrap package is the Lambda
-// function (provided.al2023, arm64) the constructs deploy.
+// function (provided.al2023, arm64) the constructs deploy; its role keeps the
+// name GrantHandler-<stack>-<hash>, which deployed key policies name.
 //
 // The clients are configured from the Lambda environment (LoadConfig), the
 // SDK's endpoint variables AWS_ENDPOINT_URL_KMS and AWS_ENDPOINT_URL_IAM
 // included: the tests point them at moto_server.
-package granthandler
+package destinationhandler
 
 import (
 	"os"

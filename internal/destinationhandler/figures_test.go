@@ -1,4 +1,4 @@
-package granthandler_test
+package destinationhandler_test
 
 import (
 	"archive/zip"
@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/crossaccountami/crossaccountami/internal/granthandler"
+	"github.com/crossaccountami/crossaccountami/internal/destinationhandler"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/cfnresponse"
@@ -32,7 +32,7 @@ const maxZipBytes = 3_500_000
 // TestBootstrapZipSize builds the bootstrap as deployed (linux/arm64,
 // handlerbuild's flags) and zips it as a Lambda asset.
 func TestBootstrapZipSize(t *testing.T) {
-	dir, err := handlerbuild.Build(context.Background(), handlerbuild.Options{Package: handlerbuild.GrantHandler, GOARCH: "arm64"})
+	dir, err := handlerbuild.Build(context.Background(), handlerbuild.Options{Package: handlerbuild.DestinationHandler, GOARCH: "arm64"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestBootstrapZipSize(t *testing.T) {
 	}
 	t.Logf("bootstrap linux/arm64: binary %d bytes, zip %d bytes (budget %d)", len(bin), buf.Len(), maxZipBytes)
 	if buf.Len() > maxZipBytes {
-		t.Errorf("the zipped bootstrap is %d bytes, over the %d budget: check its dependencies (go list -deps ./internal/granthandler/bootstrap)", buf.Len(), maxZipBytes)
+		t.Errorf("the zipped bootstrap is %d bytes, over the %d budget: check its dependencies (go list -deps ./internal/destinationhandler/bootstrap)", buf.Len(), maxZipBytes)
 	}
 }
 
@@ -65,18 +65,18 @@ func TestBootstrapZipSize(t *testing.T) {
 // calls the handler makes (counted at the HTTP layer, as calls/op) and the
 // warm in-process latency (median-ms), with moto_server standing in for KMS:
 //
-//	go test -run '^$' -bench EventsAgainstMoto -benchtime 50x ./internal/granthandler/
+//	go test -run '^$' -bench EventsAgainstMoto -benchtime 50x ./internal/destinationhandler/
 func BenchmarkEventsAgainstMoto(b *testing.B) {
 	m := moto.Start(b)
 	proxy := m.CountingProxy(b)
 	for k, v := range handlerEnv(proxy.URL) {
 		b.Setenv(k, v)
 	}
-	cfg, err := granthandler.LoadConfig()
+	cfg, err := destinationhandler.LoadConfig()
 	if err != nil {
 		b.Fatal(err)
 	}
-	router := granthandler.NewRouter(cfg)
+	router := destinationhandler.NewRouter(cfg)
 	router.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	log.SetOutput(io.Discard) // cfn.LambdaWrap logs failures with the standard logger
 	defer log.SetOutput(os.Stderr)

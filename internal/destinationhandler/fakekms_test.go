@@ -1,4 +1,4 @@
-package granthandler_test
+package destinationhandler_test
 
 import (
 	"slices"

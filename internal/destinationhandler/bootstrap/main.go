@@ -4,6 +4,6 @@
 // -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='.
 package main
 
-import "github.com/crossaccountami/crossaccountami/internal/granthandler"
+import "github.com/crossaccountami/crossaccountami/internal/destinationhandler"
 
-func main() { granthandler.Main() }
+func main() { destinationhandler.Main() }

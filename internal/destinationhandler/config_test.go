@@ -1,10 +1,10 @@
-package granthandler_test
+package destinationhandler_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/crossaccountami/crossaccountami/internal/granthandler"
+	"github.com/crossaccountami/crossaccountami/internal/destinationhandler"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -36,7 +36,7 @@ func TestLoadConfig(t *testing.T) {
 				t.Setenv(k, v)
 			}
 
-			cfg, err := granthandler.LoadConfig()
+			cfg, err := destinationhandler.LoadConfig()
 
 			if tc.wantErrSubstr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErrSubstr) {

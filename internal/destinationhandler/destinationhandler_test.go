@@ -1,4 +1,4 @@
-package granthandler_test
+package destinationhandler_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/crossaccountami/crossaccountami/internal/granthandler"
+	"github.com/crossaccountami/crossaccountami/internal/destinationhandler"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/cfnresponse"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/moto"
@@ -184,11 +184,11 @@ func inProcessWithin(t *testing.T, endpoint string, timeout time.Duration) invok
 	for k, v := range handlerEnv(endpoint) {
 		t.Setenv(k, v)
 	}
-	cfg, err := granthandler.LoadConfig()
+	cfg, err := destinationhandler.LoadConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := granthandler.NewRouter(cfg)
+	router := destinationhandler.NewRouter(cfg)
 	router.SafetyMargin = inProcessMargin
 	handle := router.LambdaHandler()
 	return func(t *testing.T, payload []byte) []byte {

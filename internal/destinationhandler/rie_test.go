@@ -1,4 +1,4 @@
-package granthandler_test
+package destinationhandler_test
 
 import (
 	"strings"
@@ -23,7 +23,7 @@ func underRIE(e *rie.Emulator) invoker {
 // test through the real bootstrap binary under the Lambda Runtime Interface
 // Emulator, with KMS and IAM pointed at moto through the environment.
 func TestBootstrapUnderRIE(t *testing.T) {
-	bootstrap := rie.HostBootstrap(t, handlerbuild.GrantHandler)
+	bootstrap := rie.HostBootstrap(t, handlerbuild.DestinationHandler)
 	m := moto.Start(t)
 	proxy := m.CountingProxy(t)
 	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: handlerEnv(proxy.URL), FunctionTimeout: rieFunctionTimeout})
@@ -42,7 +42,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 // never answers: the bootstrap must still answer FAILED, once, before the
 // emulator's function timeout.
 func TestBootstrapAnswersBeforeTheLambdaTimeout(t *testing.T) {
-	bootstrap := rie.HostBootstrap(t, handlerbuild.GrantHandler)
+	bootstrap := rie.HostBootstrap(t, handlerbuild.DestinationHandler)
 	kmsSrv := fakekms.Start(t)
 	kmsSrv.Inject("CreateGrant", fakekms.Fault{Hang: true})
 	env := handlerEnv(kmsSrv.URL)
@@ -75,7 +75,7 @@ func TestBootstrapAnswersBeforeTheLambdaTimeout(t *testing.T) {
 // still gives the service-linked role access to the key. A grant that is
 // gone makes the Delete succeed.
 func TestBootstrapDeleteFailsWhileTheGrantStays(t *testing.T) {
-	bootstrap := rie.HostBootstrap(t, handlerbuild.GrantHandler)
+	bootstrap := rie.HostBootstrap(t, handlerbuild.DestinationHandler)
 	kmsSrv := fakekms.Start(t)
 	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: handlerEnv(kmsSrv.URL), FunctionTimeout: rieFunctionTimeout})
 	h := &harness{invoke: underRIE(e), cfn: cfnresponse.Start(t), proxy: &moto.Proxy{}}
