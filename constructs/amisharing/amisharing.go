@@ -17,9 +17,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/internal/deref"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 )
@@ -95,20 +94,20 @@ func specFromProps(props *AmiSharingProps) (amisharespec.Properties, error) {
 	}
 	p := amisharespec.Properties{
 		ImageId:                *props.ImageId,
-		AccountIds:             deref.Strings(props.Accounts),
-		OrganizationArns:       deref.Strings(props.OrganizationArns),
-		OrganizationalUnitArns: deref.Strings(props.OrganizationalUnitArns),
+		AccountIds:             jsiivalue.Strings(props.Accounts),
+		OrganizationArns:       jsiivalue.Strings(props.OrganizationArns),
+		OrganizationalUnitArns: jsiivalue.Strings(props.OrganizationalUnitArns),
 		ShareSnapshots:         props.ShareSnapshots != nil && *props.ShareSnapshots,
 	}
 	// Check what is known now, with the prop names of this construct.
-	if !tokens.IsUnresolved(props.ImageId) {
+	if !jsiivalue.IsUnresolved(props.ImageId) {
 		if err := awsid.ValidateImageID(p.ImageId); err != nil {
 			return p, fmt.Errorf("ImageId: %v", err)
 		}
 	}
 	check := func(prop string, values []string, validate func(string) error) error {
 		for _, v := range values {
-			if tokens.IsUnresolved(&v) {
+			if jsiivalue.IsUnresolved(&v) {
 				continue
 			}
 			if err := validate(v); err != nil {

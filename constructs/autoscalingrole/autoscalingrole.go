@@ -16,9 +16,9 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/slrspec"
 )
 
@@ -60,7 +60,7 @@ func NewAutoScalingServiceLinkedRole(scope constructs.Construct, id *string, pro
 		}
 		spec.CustomSuffix = *props.CustomSuffix
 	}
-	if !tokens.IsUnresolved(&spec.CustomSuffix) {
+	if !jsiivalue.IsUnresolved(&spec.CustomSuffix) {
 		if err := spec.Validate(); err != nil {
 			panic(fmt.Errorf("autoscalingrole.NewAutoScalingServiceLinkedRole %s/%s: %w", *scope.Node().Path(), *id, err))
 		}

@@ -29,9 +29,9 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/grantres"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
@@ -296,7 +296,7 @@ func resolveDestinationOf(env *provider.StackEnv, props *CrossAccountEncryptedAm
 	if props.ImageId == nil {
 		return amipolicy.Destination{}, fmt.Errorf("ImageId: required, got nil")
 	}
-	if !tokens.IsUnresolved(props.ImageId) {
+	if !jsiivalue.IsUnresolved(props.ImageId) {
 		if err := awsid.ValidateImageID(*props.ImageId); err != nil {
 			return amipolicy.Destination{}, fmt.Errorf("ImageId: %v", err)
 		}
@@ -309,7 +309,7 @@ func resolveDestinationOf(env *provider.StackEnv, props *CrossAccountEncryptedAm
 	keyArn := props.Key.KeyArn()
 	*keyArnOut = *keyArn
 	keyRegion := ""
-	if !tokens.IsUnresolved(keyArn) {
+	if !jsiivalue.IsUnresolved(keyArn) {
 		arn, err := awsid.ParseKeyARN(*keyArn)
 		if err != nil {
 			return amipolicy.Destination{}, fmt.Errorf("Key: %v", err)
@@ -337,7 +337,7 @@ func resolveDestinationOf(env *provider.StackEnv, props *CrossAccountEncryptedAm
 	}
 	if props.ServiceLinkedRoleSuffix != nil {
 		d.SLRSuffix = *props.ServiceLinkedRoleSuffix
-		if tokens.IsUnresolved(props.ServiceLinkedRoleSuffix) {
+		if jsiivalue.IsUnresolved(props.ServiceLinkedRoleSuffix) {
 			return amipolicy.Destination{}, fmt.Errorf("ServiceLinkedRoleSuffix: must be known at synth time (the source key policy names the role), got the token %q", d.SLRSuffix)
 		}
 		if err := awsid.ValidateSLRSuffix(d.SLRSuffix); err != nil {
@@ -396,7 +396,7 @@ var (
 // checked before KMS would reject it at deploy time.
 func claimsFor(env *provider.StackEnv, key awskms.IKey, keyArn string) *keyClaims {
 	k := claimKey{root: env.Node.Root(), key: keyArn}
-	if tokens.IsUnresolved(&k.key) {
+	if jsiivalue.IsUnresolved(&k.key) {
 		k.key = "path:" + *key.Node().Path()
 	}
 	claimsMu.Lock()
@@ -510,7 +510,7 @@ func (a *crossAccountEncryptedAmi) NewLaunchTemplate(scope constructs.Construct,
 
 func (a *crossAccountEncryptedAmi) ConfigureAutoScalingGroup(asg awsautoscaling.AutoScalingGroup) {
 	asgRegion := awscdk.Stack_Of(asg).Region()
-	if !tokens.IsUnresolved(asgRegion) && *asgRegion != a.region {
+	if !jsiivalue.IsUnresolved(asgRegion) && *asgRegion != a.region {
 		panic(fmt.Errorf("CrossAccountEncryptedAmi.ConfigureAutoScalingGroup %s: asg: the Auto Scaling group %s is in region %q, the AMI and its key in %q; they must share one region",
 			*a.Node().Path(), *asg.Node().Path(), *asgRegion, a.region))
 	}

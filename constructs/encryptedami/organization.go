@@ -9,9 +9,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/internal/deref"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/names"
@@ -65,8 +64,8 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 	partition := keyPartition(props.Key, keyArn)
 	org := amipolicy.Organization{
 		ID:                  *props.OrganizationId,
-		OUPaths:             deref.Strings(props.OrganizationalUnitPaths),
-		SLRSuffixes:         deref.Strings(props.ServiceLinkedRoleSuffixes),
+		OUPaths:             jsiivalue.Strings(props.OrganizationalUnitPaths),
+		SLRSuffixes:         jsiivalue.Strings(props.ServiceLinkedRoleSuffixes),
 		GrantCreatorPattern: awsid.RoleARN(partition, "*", names.GrantHandlerRolePath, "*"),
 		Partition:           partition,
 	}
@@ -100,7 +99,7 @@ func (o *organizationKeyAccess) KeyPolicyManaged() *bool { return jsii.Bool(o.ma
 // pseudo parameter when the stack's region is a token). Never a literal
 // "aws": a key in aws-cn or aws-us-gov gets statements of its own partition.
 func keyPartition(key awskms.IKey, keyArn string) string {
-	if !tokens.IsUnresolved(&keyArn) {
+	if !jsiivalue.IsUnresolved(&keyArn) {
 		if a, err := awsid.ParseKeyARN(keyArn); err == nil {
 			return a.Partition
 		}

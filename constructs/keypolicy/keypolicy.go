@@ -42,9 +42,9 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
 )
@@ -204,7 +204,7 @@ func (w *keyWriter) add(owner string, statements []keypolicyspec.Statement) {
 	}
 	w.statements = all
 	var value interface{} = keypolicyspec.StatementsJSON(all)
-	if stmts := value.(string); tokens.IsUnresolved(&stmts) {
+	if stmts := value.(string); jsiivalue.IsUnresolved(&stmts) {
 		// A value that resolves at deploy time (such as the partition in
 		// an account principal's ARN): CloudFormation renders the JSON.
 		var doc interface{}
@@ -229,7 +229,7 @@ func specFromProps(env *provider.StackEnv, props *ManagedStatementsProps) (keypo
 		return keypolicyspec.Properties{}, fmt.Errorf("Key: %s is defined in this app, so CloudFormation owns its policy and would undo these statements: add them with the key's AddToResourcePolicy instead, got the key %s", *props.Key.Node().Path(), *props.Key.Node().Path())
 	}
 	keyArn := props.Key.KeyArn()
-	if tokens.IsUnresolved(keyArn) {
+	if jsiivalue.IsUnresolved(keyArn) {
 		return keypolicyspec.Properties{}, fmt.Errorf("Key: the key ARN must be known at synth time (import the key with awskms.Key_FromKeyArn and a literal ARN), got the token %q", *keyArn)
 	}
 	arn, err := awsid.ParseKeyARN(*keyArn)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/deref"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 )
 
@@ -81,7 +81,7 @@ func TestManagedStatementsInTheSourceStack(t *testing.T) {
 	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]interface{}{
 		"Runtime": "provided.al2023", "Architectures": []interface{}{"arm64"}, "Handler": "bootstrap",
 	})
-	if got := strings.Join(deref.Strings(m.Sids()), ","); got != "Allow decrypt by 222222222222,B" {
+	if got := strings.Join(jsiivalue.Strings(m.Sids()), ","); got != "Allow decrypt by 222222222222,B" {
 		t.Errorf("Sids() = %s", got)
 	}
 	if !strings.HasPrefix(*m.RoleArn(), "arn:aws:iam::111111111111:role/crossaccountami-source/SourceHandler-Source-") {
@@ -108,7 +108,7 @@ func TestEncryptedAmiManageKeyPolicy(t *testing.T) {
 		"Statements": assertions.Match_StringLikeRegexp(jsii.String(`Allow use of the key by AWSServiceRoleForAutoScaling of 222222222222.*Allow attachment of persistent resources by arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-Dest-`)),
 	})
 	if len(*m.Sids()) != 2 || !*ami.KeyPolicyManaged() || *m.Node().Id() != "KeyPolicy-Dest-SharedAmi" {
-		t.Errorf("Sids %v, managed %v, id %s", deref.Strings(m.Sids()), *ami.KeyPolicyManaged(), *m.Node().Id())
+		t.Errorf("Sids %v, managed %v, id %s", jsiivalue.Strings(m.Sids()), *ami.KeyPolicyManaged(), *m.Node().Id())
 	}
 	// AND the warning is withdrawn, and the destination deploys after the source
 	assertions.Annotations_FromStack(dest).HasNoWarning(jsii.String("/Dest/SharedAmi"), assertions.Match_StringLikeRegexp(jsii.String("is imported")))
@@ -137,7 +137,7 @@ func TestOneWriterPerKey(t *testing.T) {
 		ami := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
 			Key: awskms.Key_FromKeyArn(dest, jsii.String("Key"), jsii.String(keyArn)), ImageId: jsii.String("ami-0123456789abcdef0"),
 		})
-		sids = append(sids, deref.Strings(ami.ManageKeyPolicy(source).Sids())...)
+		sids = append(sids, jsiivalue.Strings(ami.ManageKeyPolicy(source).Sids())...)
 	}
 	own := keypolicy.NewManagedStatements(source, jsii.String("Own"), &keypolicy.ManagedStatementsProps{
 		Key: awskms.Key_FromKeyArn(source, jsii.String("Key"), jsii.String(keyArn)),

@@ -29,9 +29,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/internal/deref"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/grantres"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
 
@@ -122,8 +121,8 @@ func specFromProps(props *KmsGrantProps) (grantspec.Properties, error) {
 		KeyArn:                  *props.Key.KeyArn(),
 		GranteePrincipal:        grantee,
 		Operations:              derefAll(*props.Operations),
-		EncryptionContextEquals: deref.StringMap(props.EncryptionContextEquals),
-		EncryptionContextSubset: deref.StringMap(props.EncryptionContextSubset),
+		EncryptionContextEquals: jsiivalue.StringMap(props.EncryptionContextEquals),
+		EncryptionContextSubset: jsiivalue.StringMap(props.EncryptionContextSubset),
 	}
 	if props.RetiringPrincipal != nil {
 		if spec.RetiringPrincipal, err = PrincipalArn(props.RetiringPrincipal); err != nil {
@@ -176,7 +175,7 @@ func validateKnown(spec grantspec.Properties) error {
 	return probe.Validate()
 }
 
-func isToken(s string) bool { return tokens.IsUnresolved(&s) }
+func isToken(s string) bool { return jsiivalue.IsUnresolved(&s) }
 
 // PrincipalArn returns the single IAM ARN that principal stands for, such as
 // a role's ARN or the ARN of an awsiam.NewArnPrincipal.
@@ -202,7 +201,7 @@ func show(m map[string]*[]*string) string {
 	return fmt.Sprint(out)
 }
 
-// derefAll keeps a nil item as "", unlike deref.Strings: a nil operation
+// derefAll keeps a nil item as "", unlike jsiivalue.Strings: a nil operation
 // then fails grantspec's validation by name instead of vanishing.
 func derefAll(in []*string) []string {
 	out := make([]string, 0, len(in))

@@ -27,8 +27,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/tokens"
 	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
@@ -417,8 +417,8 @@ func EnvOf(scope constructs.IConstruct) *StackEnv {
 		e := &StackEnv{Stack: stack, Node: node, Path: *node.Path(), Name: *stack.StackName(),
 			Account: *stack.Account(), Region: *stack.Region()}
 		registry.RememberStack(stack, e.Path)
-		e.Concrete = !tokens.IsUnresolved(&e.Account) && !tokens.IsUnresolved(&e.Region)
-		if tokens.IsUnresolved(&e.Region) {
+		e.Concrete = !jsiivalue.IsUnresolved(&e.Account) && !jsiivalue.IsUnresolved(&e.Region)
+		if jsiivalue.IsUnresolved(&e.Region) {
 			e.Partition = *stack.Partition()
 		} else {
 			e.Partition = awsid.PartitionOfRegion(e.Region)

@@ -1,10 +1,10 @@
-package deref_test
+package jsiivalue_test
 
 import (
 	"reflect"
 	"testing"
 
-	"github.com/crossaccountami/crossaccountami/constructs/internal/deref"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 )
 
 func ptr(s string) *string { return &s }
@@ -21,7 +21,7 @@ func TestStrings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := deref.Strings(tt.in); !reflect.DeepEqual(got, tt.want) {
+			if got := jsiivalue.Strings(tt.in); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Strings = %#v, want %#v", got, tt.want)
 			}
 		})
@@ -39,9 +39,25 @@ func TestStringMap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := deref.StringMap(tt.in); !reflect.DeepEqual(got, tt.want) {
+			if got := jsiivalue.StringMap(tt.in); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("StringMap = %#v, want %#v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestIsUnresolved(t *testing.T) {
+	for _, tc := range []struct {
+		s    *string
+		want bool
+	}{
+		{nil, false},
+		{ptr("arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"), false},
+		{ptr("${Token[TOKEN.123]}"), true},
+		{ptr("arn:${Token[AWS.Partition.4]}:iam::111111111111:root"), true},
+	} {
+		if got := jsiivalue.IsUnresolved(tc.s); got != tc.want {
+			t.Errorf("IsUnresolved(%v) = %v, want %v", tc.s, got, tc.want)
+		}
 	}
 }
