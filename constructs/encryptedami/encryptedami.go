@@ -279,72 +279,66 @@ func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, keyArn string, 
 }
 
 // resolveDestination validates the props and works out the destination from
-// the stack the construct is in.
-// It returns the key's ARN too (a token for a key of the app).
-func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiProps) (d amipolicy.Destination, keyArn string, err error) {
-	d, err = resolveDestinationOf(env, props, &keyArn)
-	return d, keyArn, err
-}
-
-func resolveDestinationOf(env *provider.StackEnv, props *CrossAccountEncryptedAmiProps, keyArnOut *string) (amipolicy.Destination, error) {
+// the stack the construct is in, and the key's ARN (a token for a key of the
+// app), read once: every read is a jsii round trip.
+func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiProps) (amipolicy.Destination, string, error) {
 	if props == nil {
-		return amipolicy.Destination{}, fmt.Errorf("props: required, got nil")
+		return amipolicy.Destination{}, "", fmt.Errorf("props: required, got nil")
 	}
 	if props.Key == nil {
-		return amipolicy.Destination{}, fmt.Errorf("Key: required, got nil")
+		return amipolicy.Destination{}, "", fmt.Errorf("Key: required, got nil")
 	}
 	if props.ImageId == nil {
-		return amipolicy.Destination{}, fmt.Errorf("ImageId: required, got nil")
+		return amipolicy.Destination{}, "", fmt.Errorf("ImageId: required, got nil")
 	}
 	if !jsiivalue.IsUnresolved(props.ImageId) {
 		if err := awsid.ValidateImageID(*props.ImageId); err != nil {
-			return amipolicy.Destination{}, fmt.Errorf("ImageId: %v", err)
+			return amipolicy.Destination{}, "", fmt.Errorf("ImageId: %v", err)
 		}
 	}
 	switch props.KeyPolicyStyle {
 	case "", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION:
 	default:
-		return amipolicy.Destination{}, fmt.Errorf("KeyPolicyStyle: expected %s, %s or %s, got %q", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION, props.KeyPolicyStyle)
+		return amipolicy.Destination{}, "", fmt.Errorf("KeyPolicyStyle: expected %s, %s or %s, got %q", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION, props.KeyPolicyStyle)
 	}
 	keyArn := props.Key.KeyArn()
-	*keyArnOut = *keyArn
 	keyRegion := ""
 	if !jsiivalue.IsUnresolved(keyArn) {
 		arn, err := awsid.ParseKeyARN(*keyArn)
 		if err != nil {
-			return amipolicy.Destination{}, fmt.Errorf("Key: %v", err)
+			return amipolicy.Destination{}, "", fmt.Errorf("Key: %v", err)
 		}
 		keyRegion = arn.Region
 	} else if owner := provider.EnvOf(props.Key); owner.Concrete {
 		keyRegion = owner.Region
 	}
 	if !env.Concrete {
-		return amipolicy.Destination{}, fmt.Errorf("the destination stack %s needs a concrete account and region (env), got account %q and region %q: the source key policy names the destination account", env.Name, env.Account, env.Region)
+		return amipolicy.Destination{}, "", fmt.Errorf("the destination stack %s needs a concrete account and region (env), got account %q and region %q: the source key policy names the destination account", env.Name, env.Account, env.Region)
 	}
 	if keyRegion != "" && keyRegion != env.Region {
-		return amipolicy.Destination{}, fmt.Errorf("Key: the key is in region %q but the destination stack %s is in %q; an Auto Scaling group can launch an AMI only with a key of its own region (copy the AMI and re-encrypt it with a key in %s)", keyRegion, env.Name, env.Region, env.Region)
+		return amipolicy.Destination{}, "", fmt.Errorf("Key: the key is in region %q but the destination stack %s is in %q; an Auto Scaling group can launch an AMI only with a key of its own region (copy the AMI and re-encrypt it with a key in %s)", keyRegion, env.Name, env.Region, env.Region)
 	}
 	if err := awsid.ValidateAccount(env.Account); err != nil {
-		return amipolicy.Destination{}, fmt.Errorf("the destination stack %s has env.account %v", env.Name, err)
+		return amipolicy.Destination{}, "", fmt.Errorf("the destination stack %s has env.account %v", env.Name, err)
 	}
 	roleArn, err := env.RoleArn()
 	if err != nil {
-		return amipolicy.Destination{}, err
+		return amipolicy.Destination{}, "", err
 	}
 	d := amipolicy.Destination{Partition: keyPartition(props.Key, *keyArn), Account: env.Account, GrantCreatorArn: roleArn}
 	if props.KeyPolicyStyle == KeyPolicyStyle_SEED_ARTICLE && env.Stack.Node().TryGetContext(jsii.String(SeedArticleContextKey)) != "true" {
-		return amipolicy.Destination{}, seedArticleError(d, props)
+		return amipolicy.Destination{}, "", seedArticleError(d, props)
 	}
 	if props.ServiceLinkedRoleSuffix != nil {
 		d.SLRSuffix = *props.ServiceLinkedRoleSuffix
 		if jsiivalue.IsUnresolved(props.ServiceLinkedRoleSuffix) {
-			return amipolicy.Destination{}, fmt.Errorf("ServiceLinkedRoleSuffix: must be known at synth time (the source key policy names the role), got the token %q", d.SLRSuffix)
+			return amipolicy.Destination{}, "", fmt.Errorf("ServiceLinkedRoleSuffix: must be known at synth time (the source key policy names the role), got the token %q", d.SLRSuffix)
 		}
 		if err := awsid.ValidateSLRSuffix(d.SLRSuffix); err != nil {
-			return amipolicy.Destination{}, fmt.Errorf("ServiceLinkedRoleSuffix: %v", err)
+			return amipolicy.Destination{}, "", fmt.Errorf("ServiceLinkedRoleSuffix: %v", err)
 		}
 	}
-	return d, nil
+	return d, *keyArn, nil
 }
 
 // seedArticleError says why the article's statements cannot be deployed on

@@ -103,15 +103,15 @@ func NewManagedStatements(scope constructs.Construct, id *string, props *Managed
 	if err != nil {
 		fail(err)
 	}
-	writers := writersOf(scope)
+	writers := writersOf(env.Stack)
 	if w := writers[spec.KeyArn]; w != nil {
 		if _, err := w.merged(spec.Statements); err != nil {
 			fail(err)
 		}
 	}
-	c := constructs.NewConstruct(scope, id)
-	w := writers.of(scope, props.Key, spec.KeyArn)
-	w.add(*c.Node().Path(), spec.Statements)
+	c := registry.Child(scope, *id)
+	w := writers.of(env.Stack, props.Key, spec.KeyArn)
+	w.add(registry.Path(c), spec.Statements)
 	roleArn, err := provider.SourceOf(scope).RoleArn()
 	if err != nil {
 		// specFromProps rejected a stack without a concrete account and
@@ -147,16 +147,14 @@ func writersOf(scope constructs.Construct) keyWriters {
 	return registry.Get(scope, "keypolicy-writers", func(awscdk.Stack) keyWriters { return keyWriters{} })
 }
 
-// of returns the writer of keyArn in scope's stack, creating it (and its
-// resource, under the stack, with an id derived from the key ARN) on first
-// use.
-func (writers keyWriters) of(scope constructs.Construct, key awskms.IKey, keyArn string) *keyWriter {
+// of returns the writer of keyArn in stack, creating it (and its resource,
+// under the stack, with an id derived from the key ARN) on first use.
+func (writers keyWriters) of(stack awscdk.Stack, key awskms.IKey, keyArn string) *keyWriter {
 	if w := writers[keyArn]; w != nil {
 		return w
 	}
-	stack := awscdk.Stack_Of(scope)
 	sum := sha256.Sum256([]byte(keyArn))
-	c := constructs.NewConstruct(stack, jsii.String("CrossAccountAmiKeyPolicy"+hex.EncodeToString(sum[:4])))
+	c := registry.Child(stack, "CrossAccountAmiKeyPolicy"+hex.EncodeToString(sum[:4]))
 	src := provider.SourceOf(c)
 	props := map[string]interface{}{keypolicyspec.PropKeyArn: keyArn}
 	if rev, ok := stack.Node().TryGetContext(jsii.String(RevisionContextKey)).(string); ok && rev != "" {

@@ -76,8 +76,10 @@ func (s *grantStore) fake(t *testing.T) *fakeKMS {
 	}
 }
 
-// lostAnswer is KMS creating the grant and the answer never arriving: the
-// call returns only when its context ends.
+// lostAnswer is KMS acting on CreateGrant and the answer never arriving:
+// the call returns only when its context ends. With a store, KMS made the
+// grant id (it is added to the store); without, KMS answered with a grant
+// that already existed (same name and parameters) and made none.
 type lostAnswer struct {
 	*fakeKMS
 	store *grantStore
@@ -86,10 +88,10 @@ type lostAnswer struct {
 
 func (l *lostAnswer) CreateGrant(ctx context.Context, in *kms.CreateGrantInput, _ ...func(*kms.Options)) (*kms.CreateGrantOutput, error) {
 	l.calls = append(l.calls, "CreateGrant")
-	ops := []types.GrantOperation{}
-	ops = append(ops, in.Operations...)
-	l.store.add(types.GrantListEntry{GrantId: aws.String(l.id), KeyId: in.KeyId, Name: in.Name,
-		GranteePrincipal: in.GranteePrincipal, RetiringPrincipal: in.RetiringPrincipal, Operations: ops})
+	if l.store != nil {
+		l.store.add(types.GrantListEntry{GrantId: aws.String(l.id), KeyId: in.KeyId, Name: in.Name,
+			GranteePrincipal: in.GranteePrincipal, RetiringPrincipal: in.RetiringPrincipal, Operations: slices.Clone(in.Operations)})
+	}
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
@@ -202,7 +204,7 @@ func TestFailedRollbackUpdateKeepsTheGrantItRestores(t *testing.T) {
 	store.add(newGrant)
 	f := store.fake(t)
 	// KMS finds the old grant by name and parameters; the answer is lost.
-	h := New(&foundButLost{fakeKMS: f}, handlerRole)
+	h := New(&lostAnswer{fakeKMS: f}, handlerRole)
 	h.CleanupReserve = 500 * time.Millisecond
 	ev := event(cfn.RequestUpdate, physical(keyARN, grantID2), props(owned))
 	ev.OldResourceProperties = props(owned, set("Operations", []interface{}{"Decrypt", "DescribeKey"}))
@@ -222,16 +224,6 @@ func TestFailedRollbackUpdateKeepsTheGrantItRestores(t *testing.T) {
 	}
 }
 
-// foundButLost is KMS answering CreateGrant with an existing grant, and the
-// answer never arriving.
-type foundButLost struct{ *fakeKMS }
-
-func (l *foundButLost) CreateGrant(ctx context.Context, _ *kms.CreateGrantInput, _ ...func(*kms.Options)) (*kms.CreateGrantOutput, error) {
-	l.calls = append(l.calls, "CreateGrant")
-	<-ctx.Done()
-	return nil, ctx.Err()
-}
-
 // A Create that adopts a grant by its name (GrantName, with the grant's
 // parameters) and then fails in doubt did not make that grant: it answers
 // the request id, and the rollback Delete touches nothing.
@@ -243,7 +235,7 @@ func TestFailedCreateNeverRemovesTheGrantItAdopts(t *testing.T) {
 	handMade.Name = aws.String("team-grant")
 	store.add(handMade)
 	f := store.fake(t)
-	h := New(&foundButLost{fakeKMS: f}, handlerRole)
+	h := New(&lostAnswer{fakeKMS: f}, handlerRole)
 	p := props(set("Name", "team-grant"))
 
 	// WHEN a Create names it, with its parameters, and KMS's answer is lost

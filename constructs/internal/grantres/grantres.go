@@ -41,7 +41,7 @@ func (g *Grant) Resource() awscdk.CustomResource { return g.resource }
 func New(scope constructs.Construct, id string, spec grantspec.Properties, keyArn *string, deps ...constructs.IDependable) *Grant {
 	p := provider.Of(scope)
 	if spec.RetiringPrincipal == "" {
-		spec.RetiringPrincipal = p.RoleArn
+		spec.RetiringPrincipal = p.RoleArn()
 	}
 	c := registry.Child(scope, id)
 	resource := p.Resource(c, grantspec.ResourceType, spec.CfnProperties())

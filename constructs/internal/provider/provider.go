@@ -56,24 +56,21 @@ const ServiceTimeoutMinutes = FunctionTimeout + 5
 // Provider is the per-stack handler.
 type Provider struct {
 	*handler
-	// RoleArn is the role's ARN: a literal when the stack's account and
-	// region are known (the key policy names it), else the role's Arn
-	// attribute. It is every owned grant's RetiringPrincipal, and the
-	// handler learns it from grantspec.HandlerRoleEnv.
-	RoleArn string
-
-	env           *StackEnv
-	slrGrant      bool
-	retirableList bool
+	env *StackEnv
+	has map[Need]bool // what the role's own policy allows already
 }
 
 // Need is a permission of the role's own policy that a caller will need.
 type Need int
 
 const (
-	// NeedSLR: iam:CreateServiceLinkedRole for Auto Scaling (AllowCreateAutoScalingSLR).
+	// NeedSLR: iam:CreateServiceLinkedRole for the Auto Scaling
+	// service-linked role, and no other.
 	NeedSLR Need = iota
-	// NeedListRetirable: kms:ListRetirableGrants (AllowListRetirable).
+	// NeedListRetirable: kms:ListRetirableGrants, to find the grants the
+	// handler's role may retire. CloudFormation deletes the role's own
+	// policy after every grant (each grant depends on the function, which
+	// depends on the policy), so cleanups can still list.
 	NeedListRetirable
 )
 
@@ -84,32 +81,40 @@ const (
 func Of(scope constructs.IConstruct, needs ...Need) *Provider {
 	p := registry.Get(scope, "provider", func(stack awscdk.Stack) *Provider { return newProvider(stack, needs) })
 	for _, n := range needs {
-		switch n {
-		case NeedSLR:
-			p.AllowCreateAutoScalingSLR()
-		case NeedListRetirable:
-			p.AllowListRetirable()
-		}
+		p.allow(n)
 	}
 	return p
 }
 
+// allow adds what n needs to the role's policy, unless it has it.
+func (p *Provider) allow(n Need) {
+	if pn, ok := p.take(n); ok {
+		p.addToRolePolicy(pn)
+	}
+}
+
+// take returns the statement n needs, unless the role's policy has it.
+func (p *Provider) take(n Need) (policyNeed, bool) {
+	if p.has[n] {
+		return policyNeed{}, false
+	}
+	p.has[n] = true
+	if n == NeedSLR {
+		return slrNeed(p.env), true
+	}
+	return listRetirableNeed, true
+}
+
 func newProvider(stack awscdk.Stack, needs []Need) *Provider {
 	env := EnvOf(stack)
-	roleArn, err := env.RoleArn()
-	p := &Provider{env: env}
+	p := &Provider{env: env, has: map[Need]bool{}}
 	var initial []policyNeed
 	for _, n := range needs {
-		switch {
-		case n == NeedSLR && !p.slrGrant:
-			p.slrGrant = true
-			initial = append(initial, slrNeed(env))
-		case n == NeedListRetirable && !p.retirableList:
-			p.retirableList = true
-			initial = append(initial, listRetirableNeed)
+		if pn, ok := p.take(n); ok {
+			initial = append(initial, pn)
 		}
 	}
-	h := newHandler(env, handlerSpec{
+	p.handler = newHandler(env, handlerSpec{
 		id:       ID,
 		roleName: env.RoleName(), rolePath: names.GrantHandlerRolePath,
 		roleDescription: "Creates and retires KMS grants for crossaccountami custom resources",
@@ -117,22 +122,25 @@ func newProvider(stack awscdk.Stack, needs []Need) *Provider {
 		pkg:             handlerbuild.DestinationHandler,
 		// The handler learns its own role from the environment: the
 		// retiring principal of the grants it owns.
-		environment: func(role awsiam.CfnRole) map[string]interface{} {
-			if err != nil {
-				roleArn = *role.AttrArn()
-			}
+		environment: func(roleArn string) map[string]interface{} {
 			return map[string]interface{}{grantspec.HandlerRoleEnv: roleArn}
 		},
 	}, initial...)
-	p.handler, p.RoleArn = h, roleArn
 	return p
 }
+
+// RoleArn is the role's ARN: a literal when the stack's account and region
+// are known (the key policy names it), else the role's Arn attribute. It is
+// every owned grant's RetiringPrincipal, and the handler learns it from
+// grantspec.HandlerRoleEnv.
+func (p *Provider) RoleArn() string { return p.roleArn }
 
 // handlerSpec says what differs between this library's handlers.
 type handlerSpec struct {
 	id, roleName, rolePath, roleDescription, description, pkg string
-	// environment, when set, gives the function's environment variables.
-	environment func(role awsiam.CfnRole) map[string]interface{}
+	// environment, when set, gives the function's environment variables
+	// from the role's ARN.
+	environment func(roleArn string) map[string]interface{}
 }
 
 // handler is one Lambda function of this library in a stack: its role, the
@@ -151,6 +159,9 @@ type handlerSpec struct {
 type handler struct {
 	// ServiceToken is the function's ARN, read once.
 	ServiceToken *string
+	// roleArn is the role's ARN: a literal when the stack's account and
+	// region are known, else the role's Arn attribute.
+	roleArn      string
 	stackPath    string
 	roleRef      string
 	policy       awsiam.CfnPolicy
@@ -204,11 +215,10 @@ func newHandler(env *StackEnv, spec handlerSpec, needs ...policyNeed) *handler {
 	bucket, key := handlerCode(fnScope, spec.pkg)
 	// With a known account and region the role's ARN is a literal: the
 	// function still waits for the role, through its policy.
-	var roleArn *string
 	if env.Concrete {
-		roleArn = jsii.String(awsid.RoleARN(env.Partition, env.Account, spec.rolePath, spec.roleName))
+		h.roleArn = awsid.RoleARN(env.Partition, env.Account, spec.rolePath, spec.roleName)
 	} else {
-		roleArn = role.AttrArn()
+		h.roleArn = *role.AttrArn()
 	}
 	props := &awslambda.CfnFunctionProps{
 		Description:   jsii.String(spec.description),
@@ -216,13 +226,13 @@ func newHandler(env *StackEnv, spec handlerSpec, needs ...policyNeed) *handler {
 		Architectures: jsii.Strings("arm64"),
 		Handler:       jsii.String("bootstrap"),
 		Code:          &awslambda.CfnFunction_CodeProperty{S3Bucket: bucket, S3Key: key},
-		Role:          roleArn,
+		Role:          jsii.String(h.roleArn),
 		Timeout:       jsii.Number(FunctionTimeout * 60),
 		MemorySize:    jsii.Number(256),
 		LoggingConfig: &awslambda.CfnFunction_LoggingConfigProperty{LogGroup: logs.Ref()},
 	}
 	if spec.environment != nil {
-		props.Environment = &awslambda.CfnFunction_EnvironmentProperty{Variables: spec.environment(role)}
+		props.Environment = &awslambda.CfnFunction_EnvironmentProperty{Variables: spec.environment(h.roleArn)}
 	}
 	fn := awslambda.NewCfnFunction(fnScope, jsii.String("Resource"), props)
 	// The function may run only once it may write its logs (and the
@@ -458,7 +468,7 @@ func (e *StackEnv) RoleArn() (string, error) {
 // A grant the handler owns (its RetiringPrincipal is RoleArn) needs nothing
 // more on the key: KMS lets the retiring principal retire it, and the
 // handler finds it with kms:ListRetirableGrants, an IAM permission of this
-// account (AllowListRetirable). Any other grant is revoked, and looked up,
+// account (NeedListRetirable). Any other grant is revoked, and looked up,
 // through the key: kms:RevokeGrant and kms:ListGrants on the key, which the
 // key policy must allow too.
 // deps are more constructs the resource depends on (added in the same call).
@@ -474,25 +484,14 @@ func (p *Provider) AllowGrant(scope constructs.Construct, resource awscdk.Custom
 			"ForAllValues:StringEquals": map[string]interface{}{"kms:GrantOperations": spec.Operations},
 		},
 	}}
-	if spec.RetiringPrincipal == p.RoleArn {
-		p.AllowListRetirable()
+	if spec.RetiringPrincipal == p.roleArn {
+		p.allow(NeedListRetirable)
 	} else {
 		statements = append(statements, map[string]interface{}{
 			"Action": []interface{}{"kms:ListGrants", "kms:RevokeGrant"}, "Effect": "Allow", "Resource": spec.KeyArn,
 		})
 	}
 	p.resourcePolicy(scope, resource, statements, deps...)
-}
-
-// AllowListRetirable lets the handler list the grants its own role may
-// retire, in the role's own policy, once per stack. CloudFormation deletes
-// that policy after every grant (each grant depends on the function, which
-// depends on the policy), so cleanups can still list.
-func (p *Provider) AllowListRetirable() {
-	if !p.retirableList {
-		p.retirableList = true
-		p.addToRolePolicy(listRetirableNeed)
-	}
 }
 
 var listRetirableNeed = policyNeed{
@@ -503,15 +502,8 @@ var listRetirableNeed = policyNeed{
 		"Resource::*"),
 }
 
-// AllowCreateAutoScalingSLR lets the handler create the Auto Scaling
-// service-linked role, and no other.
-func (p *Provider) AllowCreateAutoScalingSLR() {
-	if !p.slrGrant {
-		p.slrGrant = true
-		p.addToRolePolicy(slrNeed(p.env))
-	}
-}
-
+// slrNeed lets the handler create the Auto Scaling service-linked role, and
+// no other.
 func slrNeed(env *StackEnv) policyNeed {
 	return policyNeed{
 		statement: map[string]interface{}{

@@ -116,9 +116,7 @@ func (s *Server) SetCaller(arn string) {
 func (s *Server) AddGrant(keyARN string, g Grant) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.seq++
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", keyARN, s.seq)))
-	g.KeyId, g.GrantId = keyARN, hex.EncodeToString(sum[:])
+	g.KeyId, g.GrantId = keyARN, s.grantID(keyARN)
 	slices.Sort(g.Operations)
 	s.grants[keyARN] = append(s.grants[keyARN], g)
 	return g.GrantId
@@ -263,9 +261,7 @@ func (s *Server) handle(op string, in map[string]interface{}) (out interface{}, 
 				}
 			}
 		}
-		s.seq++
-		sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", arn, s.seq)))
-		g.GrantId = hex.EncodeToString(sum[:])
+		g.GrantId = s.grantID(arn)
 		s.grants[arn] = append(s.grants[arn], g)
 		return map[string]string{"GrantId": g.GrantId, "GrantToken": s.token()}, 0, "", ""
 	case "ListGrants":
@@ -311,6 +307,13 @@ func (s *Server) handle(op string, in map[string]interface{}) (out interface{}, 
 		return nil, 400, "NotFoundException", fmt.Sprintf("Grant ID %s not found", id)
 	}
 	return nil, 400, "UnknownOperationException", "fakekms does not serve " + op
+}
+
+// grantID is a new grant id: 64 hex digits, as KMS's.
+func (s *Server) grantID(keyARN string) string {
+	s.seq++
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", keyARN, s.seq)))
+	return hex.EncodeToString(sum[:])
 }
 
 func (s *Server) token() string {
