@@ -1,4 +1,4 @@
-// Package autoscalingrole provides AutoScalingServiceLinkedRole: it makes sure
+// Package autoscalingrole provides ServiceLinkedRole: it makes sure
 // an account's Auto Scaling service-linked role exists, creating it if it
 // does not, and never deletes it.
 //
@@ -22,16 +22,16 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/slrspec"
 )
 
-// AutoScalingServiceLinkedRoleProps configures the role.
-type AutoScalingServiceLinkedRoleProps struct {
+// ServiceLinkedRoleProps configures the role.
+type ServiceLinkedRoleProps struct {
 	// The suffix of a custom-suffix role, AWSServiceRoleForAutoScaling_<suffix>.
 	// Default: - the account's default role, AWSServiceRoleForAutoScaling.
 	CustomSuffix *string `field:"optional"`
 }
 
-// AutoScalingServiceLinkedRole is the Auto Scaling service-linked role of the
+// ServiceLinkedRole is the Auto Scaling service-linked role of the
 // stack's account, ensured to exist.
-type AutoScalingServiceLinkedRole interface {
+type ServiceLinkedRole interface {
 	constructs.Construct
 	// The role's ARN, available once the role exists.
 	RoleArn() *string
@@ -49,20 +49,20 @@ func (r *autoScalingServiceLinkedRole) RoleArn() *string {
 }
 func (r *autoScalingServiceLinkedRole) Resource() awscdk.CustomResource { return r.resource }
 
-// NewAutoScalingServiceLinkedRole ensures the role exists. It panics with an
+// NewServiceLinkedRole ensures the role exists. It panics with an
 // error naming the construct path, the prop and the value when the suffix
 // is invalid.
-func NewAutoScalingServiceLinkedRole(scope constructs.Construct, id *string, props *AutoScalingServiceLinkedRoleProps) AutoScalingServiceLinkedRole {
+func NewServiceLinkedRole(scope constructs.Construct, id *string, props *ServiceLinkedRoleProps) ServiceLinkedRole {
 	var spec slrspec.Properties
 	if props != nil && props.CustomSuffix != nil {
 		if *props.CustomSuffix == "" {
-			panic(fmt.Errorf(`autoscalingrole.NewAutoScalingServiceLinkedRole %s/%s: CustomSuffix: expected 1 to 35 of A-Z a-z 0-9 _ + = , . @ -, got "" (leave CustomSuffix nil for the default role)`, *scope.Node().Path(), *id))
+			panic(fmt.Errorf(`autoscalingrole.NewServiceLinkedRole %s/%s: CustomSuffix: expected 1 to 35 of A-Z a-z 0-9 _ + = , . @ -, got "" (leave CustomSuffix nil for the default role)`, *scope.Node().Path(), *id))
 		}
 		spec.CustomSuffix = *props.CustomSuffix
 	}
 	if !jsiivalue.IsUnresolved(&spec.CustomSuffix) {
 		if err := spec.Validate(); err != nil {
-			panic(fmt.Errorf("autoscalingrole.NewAutoScalingServiceLinkedRole %s/%s: %w", *scope.Node().Path(), *id, err))
+			panic(fmt.Errorf("autoscalingrole.NewServiceLinkedRole %s/%s: %w", *scope.Node().Path(), *id, err))
 		}
 	}
 	c := registry.Child(scope, *id)

@@ -26,7 +26,7 @@ func TestBadSuffix(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			stack := constructtest.NewStack()
 			msg := constructtest.Catch(func() {
-				autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("Slr"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{
+				autoscalingrole.NewServiceLinkedRole(stack, jsii.String("Slr"), &autoscalingrole.ServiceLinkedRoleProps{
 					CustomSuffix: jsii.String(tc.suffix),
 				})
 			})
@@ -48,9 +48,9 @@ func TestBadSuffix(t *testing.T) {
 // resolves (internal/destinationhandler TestInProcessAgainstMoto, "slr bad suffix").
 func TestSuffixTokenAndDefault(t *testing.T) {
 	stack := constructtest.NewStack()
-	autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("Default"), nil)
+	autoscalingrole.NewServiceLinkedRole(stack, jsii.String("Default"), nil)
 	param := awscdk.NewCfnParameter(stack, jsii.String("Suffix"), nil)
-	autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("Custom"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{
+	autoscalingrole.NewServiceLinkedRole(stack, jsii.String("Custom"), &autoscalingrole.ServiceLinkedRoleProps{
 		CustomSuffix: param.ValueAsString(),
 	})
 	tmpl := assertions.Template_FromStack(stack, nil)

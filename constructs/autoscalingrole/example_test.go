@@ -12,12 +12,12 @@ import (
 
 // Make sure the account's custom-suffix Auto Scaling role exists before
 // something (a KMS grant) names it. The role is never deleted.
-func ExampleNewAutoScalingServiceLinkedRole() {
+func ExampleNewServiceLinkedRole() {
 	app := awscdk.NewApp(nil)
 	stack := awscdk.NewStack(app, jsii.String("Fleet"), &awscdk.StackProps{
 		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
 	})
-	role := autoscalingrole.NewAutoScalingServiceLinkedRole(stack, jsii.String("AutoScalingRole"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{
+	role := autoscalingrole.NewServiceLinkedRole(stack, jsii.String("AutoScalingRole"), &autoscalingrole.ServiceLinkedRoleProps{
 		CustomSuffix: jsii.String("fleet"),
 	})
 	awscdk.NewCfnOutput(stack, jsii.String("RoleArn"), &awscdk.CfnOutputProps{Value: role.RoleArn()})

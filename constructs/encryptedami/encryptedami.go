@@ -105,7 +105,7 @@ type CrossAccountEncryptedAmi interface {
 	// The source key.
 	Key() awskms.IKey
 	// The grant for the service-linked role.
-	Grant() kmsgrant.KmsGrant
+	Grant() kmsgrant.Grant
 	// The id of the grant for the service-linked role.
 	GrantId() *string
 	// The ARN of the Auto Scaling service-linked role that receives the grant.
@@ -142,7 +142,7 @@ type crossAccountEncryptedAmi struct {
 	props      *CrossAccountEncryptedAmiProps
 	keyArn     string // read once: every read is a jsii round trip
 	region     string
-	grant      kmsgrant.KmsGrant
+	grant      kmsgrant.Grant
 	slrArn     string
 	statements []amipolicy.Statement
 	managed    bool
@@ -234,9 +234,9 @@ func (a *crossAccountEncryptedAmi) newGrant(env *provider.StackEnv, createSLR bo
 	}
 	needs = append(needs, provider.NeedListRetirable)
 	provider.Of(env.Stack, needs...)
-	var slr autoscalingrole.AutoScalingServiceLinkedRole
+	var slr autoscalingrole.ServiceLinkedRole
 	if createSLR {
-		slr = autoscalingrole.NewAutoScalingServiceLinkedRole(c, jsii.String("ServiceLinkedRole"), &autoscalingrole.AutoScalingServiceLinkedRoleProps{
+		slr = autoscalingrole.NewServiceLinkedRole(c, jsii.String("ServiceLinkedRole"), &autoscalingrole.ServiceLinkedRoleProps{
 			CustomSuffix: props.ServiceLinkedRoleSuffix,
 		})
 	}
@@ -443,7 +443,7 @@ func (a *crossAccountEncryptedAmi) MachineImage() awsec2.IMachineImage {
 }
 func (a *crossAccountEncryptedAmi) ImageId() *string              { return a.props.ImageId }
 func (a *crossAccountEncryptedAmi) Key() awskms.IKey              { return a.props.Key }
-func (a *crossAccountEncryptedAmi) Grant() kmsgrant.KmsGrant      { return a.grant }
+func (a *crossAccountEncryptedAmi) Grant() kmsgrant.Grant         { return a.grant }
 func (a *crossAccountEncryptedAmi) GrantId() *string              { return a.grant.GrantId() }
 func (a *crossAccountEncryptedAmi) ServiceLinkedRoleArn() *string { return jsii.String(a.slrArn) }
 func (a *crossAccountEncryptedAmi) KeyPolicyManaged() *bool       { return jsii.Bool(a.managed) }

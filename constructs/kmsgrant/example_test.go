@@ -14,7 +14,7 @@ import (
 
 // The AWS::KMS::Grant CloudFormation lacks: let a role decrypt with a key,
 // only for one encryption context, and revoke the grant with the stack.
-func ExampleNewKmsGrant() {
+func ExampleNewGrant() {
 	app := awscdk.NewApp(nil)
 	stack := awscdk.NewStack(app, jsii.String("Reports"), &awscdk.StackProps{
 		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
@@ -24,7 +24,7 @@ func ExampleNewKmsGrant() {
 	reader := awsiam.Role_FromRoleArn(stack, jsii.String("Reader"),
 		jsii.String("arn:aws:iam::222222222222:role/report-reader"), nil)
 
-	grant := kmsgrant.NewKmsGrant(stack, jsii.String("ReaderGrant"), &kmsgrant.KmsGrantProps{
+	grant := kmsgrant.NewGrant(stack, jsii.String("ReaderGrant"), &kmsgrant.GrantProps{
 		Key:                     key,
 		Grantee:                 reader,
 		Operations:              jsii.Strings("Decrypt", "DescribeKey"),

@@ -1,4 +1,4 @@
-// Package kmsgrant provides KmsGrant, the AWS::KMS::Grant that CloudFormation
+// Package kmsgrant provides Grant, the AWS::KMS::Grant that CloudFormation
 // lacks: a custom resource that creates a KMS grant, keeps it right on
 // update, and removes it on delete.
 //
@@ -34,8 +34,8 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
 
-// KmsGrantProps configures a grant.
-type KmsGrantProps struct {
+// GrantProps configures a grant.
+type GrantProps struct {
 	// The key the grant is on: a key of this app (any stack or account) or an
 	// imported one (awskms.Key_FromKeyArn). An alias is not accepted: KMS
 	// grants need the key itself.
@@ -74,8 +74,8 @@ type KmsGrantProps struct {
 	VerifyToken *string `field:"optional"`
 }
 
-// KmsGrant is one KMS grant managed by CloudFormation.
-type KmsGrant interface {
+// Grant is one KMS grant managed by CloudFormation.
+type Grant interface {
 	constructs.Construct
 	// The grant id, as KMS returned it.
 	GrantId() *string
@@ -86,21 +86,21 @@ type KmsGrant interface {
 	Resource() awscdk.CustomResource
 }
 
-// NewKmsGrant creates a grant on props.Key for props.Grantee. It panics with
+// NewGrant creates a grant on props.Key for props.Grantee. It panics with
 // an error naming the construct path, the prop and the value when a prop is
 // invalid; values that are unresolved tokens are checked by the handler at
 // deploy time instead.
-func NewKmsGrant(scope constructs.Construct, id *string, props *KmsGrantProps) KmsGrant {
+func NewGrant(scope constructs.Construct, id *string, props *GrantProps) Grant {
 	spec, err := specFromProps(props)
 	if err != nil {
-		panic(fmt.Errorf("kmsgrant.NewKmsGrant %s/%s: %w", *scope.Node().Path(), *id, err))
+		panic(fmt.Errorf("kmsgrant.NewGrant %s/%s: %w", *scope.Node().Path(), *id, err))
 	}
 	return grantres.New(scope, *id, spec, jsii.String(spec.KeyArn))
 }
 
 // specFromProps turns props into the handler's properties, checking every
 // value that is known at synth time.
-func specFromProps(props *KmsGrantProps) (grantspec.Properties, error) {
+func specFromProps(props *GrantProps) (grantspec.Properties, error) {
 	if props == nil {
 		return grantspec.Properties{}, fmt.Errorf("props: required, got nil")
 	}
@@ -145,7 +145,7 @@ func specFromProps(props *KmsGrantProps) (grantspec.Properties, error) {
 }
 
 // propNames renames the template properties grantspec's errors name to the
-// Go props a user of NewKmsGrant wrote.
+// Go props a user of NewGrant wrote.
 var propNames = strings.NewReplacer(
 	grantspec.PropKeyArn+":", "Key:",
 	grantspec.PropGranteePrincipal+":", "Grantee:",

@@ -30,15 +30,15 @@ func TestBadProps(t *testing.T) {
 	key := func(s awscdk.Stack, arn string) awskms.IKey {
 		return awskms.Key_FromKeyArn(s, jsii.String(arn), jsii.String(arn))
 	}
-	valid := func(s awscdk.Stack) *kmsgrant.KmsGrantProps {
-		return &kmsgrant.KmsGrantProps{
+	valid := func(s awscdk.Stack) *kmsgrant.GrantProps {
+		return &kmsgrant.GrantProps{
 			Key:        key(s, keyArn),
 			Grantee:    awsiam.NewArnPrincipal(jsii.String(slrArn)),
 			Operations: jsii.Strings("Decrypt"),
 		}
 	}
-	with := func(mod func(s awscdk.Stack, p *kmsgrant.KmsGrantProps)) func(awscdk.Stack) *kmsgrant.KmsGrantProps {
-		return func(s awscdk.Stack) *kmsgrant.KmsGrantProps {
+	with := func(mod func(s awscdk.Stack, p *kmsgrant.GrantProps)) func(awscdk.Stack) *kmsgrant.GrantProps {
+		return func(s awscdk.Stack) *kmsgrant.GrantProps {
 			p := valid(s)
 			mod(s, p)
 			return p
@@ -46,60 +46,60 @@ func TestBadProps(t *testing.T) {
 	}
 	cases := []struct {
 		name  string
-		props func(awscdk.Stack) *kmsgrant.KmsGrantProps
+		props func(awscdk.Stack) *kmsgrant.GrantProps
 		want  []string // substrings of the error: prop, value, expectation
 	}{
-		{"nil props", func(awscdk.Stack) *kmsgrant.KmsGrantProps { return nil },
+		{"nil props", func(awscdk.Stack) *kmsgrant.GrantProps { return nil },
 			[]string{"props: required, got nil"}},
-		{"nil key", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Key = nil }),
+		{"nil key", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) { p.Key = nil }),
 			[]string{"Key: required, got nil"}},
-		{"nil grantee", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Grantee = nil }),
+		{"nil grantee", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) { p.Grantee = nil }),
 			[]string{"Grantee: required, got nil"}},
-		{"nil operations", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Operations = nil }),
+		{"nil operations", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) { p.Operations = nil }),
 			[]string{"Operations: required, got nil"}},
-		{"empty operations", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Operations = &[]*string{} }),
+		{"empty operations", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) { p.Operations = &[]*string{} }),
 			[]string{"Operations", "at least one grant operation", "got none"}},
-		{"unknown operation", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Operations = jsii.Strings("Decrypt", "Explode") }),
+		{"unknown operation", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) { p.Operations = jsii.Strings("Decrypt", "Explode") }),
 			[]string{"Operations", `"Explode"`, "expected one of"}},
-		{"operation with the kms: prefix", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Operations = jsii.Strings("kms:Decrypt") }),
+		{"operation with the kms: prefix", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) { p.Operations = jsii.Strings("kms:Decrypt") }),
 			[]string{"Operations", `"kms:Decrypt"`, "expected one of"}},
-		{"operation listed twice", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.Operations = jsii.Strings("Decrypt", "Decrypt") }),
+		{"operation listed twice", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) { p.Operations = jsii.Strings("Decrypt", "Decrypt") }),
 			[]string{"Operations", `"Decrypt" is listed twice`}},
-		{"malformed key ARN", with(func(s awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+		{"malformed key ARN", with(func(s awscdk.Stack, p *kmsgrant.GrantProps) {
 			p.Key = key(s, "arn:aws:kms:us-east-1:111111111111:key/not-a-key-id")
 		}), []string{"Key: ", `"arn:aws:kms:us-east-1:111111111111:key/not-a-key-id"`, "key/<key-id>"}},
-		{"alias ARN instead of a key", with(func(s awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+		{"alias ARN instead of a key", with(func(s awscdk.Stack, p *kmsgrant.GrantProps) {
 			p.Key = key(s, "arn:aws:kms:us-east-1:111111111111:alias/ami")
 		}), []string{"Key: ", "alias ARN", `"arn:aws:kms:us-east-1:111111111111:alias/ami"`, "need the key ARN"}},
-		{"key ARN whose account is not 12 digits", with(func(s awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+		{"key ARN whose account is not 12 digits", with(func(s awscdk.Stack, p *kmsgrant.GrantProps) {
 			p.Key = key(s, "arn:aws:kms:us-east-1:11111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab")
 		}), []string{"Key: ", `"11111111111"`, "12 digits"}},
-		{"grantee with no IAM ARN", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+		{"grantee with no IAM ARN", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) {
 			p.Grantee = awsiam.NewServicePrincipal(jsii.String("autoscaling.amazonaws.com"), nil)
 		}), []string{"Grantee", "exactly one IAM ARN", "autoscaling.amazonaws.com"}},
-		{"grantee account not 12 digits", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+		{"grantee account not 12 digits", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) {
 			p.Grantee = awsiam.NewArnPrincipal(jsii.String("arn:aws:iam::2222:role/x"))
 		}), []string{"Grantee", `"2222"`, "12 digits"}},
-		{"grantee not an ARN", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+		{"grantee not an ARN", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) {
 			p.Grantee = awsiam.NewArnPrincipal(jsii.String("AWSServiceRoleForAutoScaling"))
 		}), []string{"Grantee", `"AWSServiceRoleForAutoScaling"`, "arn:<partition>"}},
-		{"retiring principal not an ARN", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+		{"retiring principal not an ARN", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) {
 			p.RetiringPrincipal = awsiam.NewArnPrincipal(jsii.String("bob"))
 		}), []string{"RetiringPrincipal", `"bob"`, "arn:<partition>"}},
-		{"retiring principal of another service", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+		{"retiring principal of another service", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) {
 			p.RetiringPrincipal = awsiam.NewArnPrincipal(jsii.String("arn:aws:s3:::bucket"))
 		}), []string{"RetiringPrincipal", `"arn:aws:s3:::bucket"`, "expected service iam or sts"}},
-		{"both encryption context constraints", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) {
+		{"both encryption context constraints", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) {
 			p.EncryptionContextEquals = &map[string]*string{"a": jsii.String("b")}
 			p.EncryptionContextSubset = &map[string]*string{"a": jsii.String("b")}
 		}), []string{"EncryptionContextEquals", "EncryptionContextSubset", "got both"}},
-		{"grant name with a space", with(func(_ awscdk.Stack, p *kmsgrant.KmsGrantProps) { p.GrantName = jsii.String("my grant") }),
+		{"grant name with a space", with(func(_ awscdk.Stack, p *kmsgrant.GrantProps) { p.GrantName = jsii.String("my grant") }),
 			[]string{"GrantName: ", `"my grant"`, "1 to 256"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			stack := constructtest.NewStack()
-			msg := constructtest.Catch(func() { kmsgrant.NewKmsGrant(stack, jsii.String("Grant"), tc.props(stack)) })
+			msg := constructtest.Catch(func() { kmsgrant.NewGrant(stack, jsii.String("Grant"), tc.props(stack)) })
 			if msg == "" {
 				t.Fatal("no error")
 			}
@@ -139,7 +139,7 @@ func TestTokensAreCheckedAtDeploy(t *testing.T) {
 
 	// WHEN a grant names both, and a retiring principal
 	msg := constructtest.Catch(func() {
-		kmsgrant.NewKmsGrant(dest, jsii.String("Grant"), &kmsgrant.KmsGrantProps{
+		kmsgrant.NewGrant(dest, jsii.String("Grant"), &kmsgrant.GrantProps{
 			Key: k, Grantee: role, RetiringPrincipal: role,
 			Operations: jsii.Strings("Decrypt"),
 		})
@@ -168,7 +168,7 @@ func TestEachGrantHasItsOwnHandlerPolicy(t *testing.T) {
 	stack := constructtest.NewStack()
 	k := awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(keyArn))
 	for _, id := range []string{"A", "B"} {
-		kmsgrant.NewKmsGrant(stack, jsii.String(id), &kmsgrant.KmsGrantProps{
+		kmsgrant.NewGrant(stack, jsii.String(id), &kmsgrant.GrantProps{
 			Key: k, Grantee: awsiam.NewArnPrincipal(jsii.String(slrArn)), Operations: jsii.Strings("Decrypt"),
 		})
 	}
@@ -231,7 +231,7 @@ func TestARetiringPrincipalOfYourOwnIsRevoked(t *testing.T) {
 	stack := constructtest.NewStack()
 	k := awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(keyArn))
 	retirer := "arn:aws:iam::222222222222:role/retirer"
-	kmsgrant.NewKmsGrant(stack, jsii.String("G"), &kmsgrant.KmsGrantProps{
+	kmsgrant.NewGrant(stack, jsii.String("G"), &kmsgrant.GrantProps{
 		Key: k, Grantee: awsiam.NewArnPrincipal(jsii.String(slrArn)), Operations: jsii.Strings("Decrypt"),
 		RetiringPrincipal: awsiam.NewArnPrincipal(jsii.String(retirer)),
 	})

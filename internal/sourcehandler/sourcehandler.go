@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/crossaccountami/crossaccountami/internal/amisharelifecycle"
-	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionlifecycle"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionspec"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicylifecycle"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
@@ -26,7 +26,7 @@ import (
 )
 
 // ResourceTypes are the types this handler serves.
-var ResourceTypes = []string{keypolicyspec.ResourceType, amisharespec.ResourceType}
+var ResourceTypes = []string{keypolicyspec.ResourceType, amipermissionspec.ResourceType}
 
 // Main runs the Lambda function. It never returns (lambda.Start does not).
 func Main() {
@@ -48,13 +48,13 @@ func mainRouter() *customresource.Router {
 // KMS is what the source resources need of KMS; *kms.Client has it.
 type KMS interface {
 	keypolicylifecycle.KMS
-	amisharelifecycle.KMS
+	amipermissionlifecycle.KMS
 }
 
 // Register adds the source-side resource types to router.
-func Register(router *customresource.Router, kmsClient KMS, ec2Client amisharelifecycle.EC2) {
+func Register(router *customresource.Router, kmsClient KMS, ec2Client amipermissionlifecycle.EC2) {
 	router.Handle(keypolicyspec.ResourceType, keypolicylifecycle.New(kmsClient))
-	router.Handle(amisharespec.ResourceType, amisharelifecycle.New(ec2Client, kmsClient))
+	router.Handle(amipermissionspec.ResourceType, amipermissionlifecycle.New(ec2Client, kmsClient))
 }
 
 // NewRouter is the router Main serves, over KMS and EC2 clients made from

@@ -15,7 +15,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionspec"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
 	"github.com/crossaccountami/crossaccountami/internal/lambdaenv"
 	"github.com/crossaccountami/crossaccountami/internal/sourcehandler"
@@ -284,7 +284,7 @@ func sharingSequence(t *testing.T, h *harness) {
 	}
 
 	p1 := shareProps(imageID, "AccountIds", list("222222222222", "333333333333"), "ShareSnapshots", "true")
-	a := h.send(t, "Create", amisharespec.ResourceType, "", p1, nil)
+	a := h.send(t, "Create", amipermissionspec.ResourceType, "", p1, nil)
 	if a.Status != "SUCCESS" {
 		t.Fatalf("Create: %s", a.Body)
 	}
@@ -299,7 +299,7 @@ func sharingSequence(t *testing.T, h *harness) {
 	}
 
 	p2 := shareProps(imageID, "AccountIds", list("333333333333"), "OrganizationArns", list(orgArn))
-	a = h.send(t, "Update", amisharespec.ResourceType, a.PhysicalResourceId, p2, p1)
+	a = h.send(t, "Update", amipermissionspec.ResourceType, a.PhysicalResourceId, p2, p1)
 	if a.Status != "SUCCESS" {
 		t.Fatalf("Update: %s", a.Body)
 	}
@@ -310,7 +310,7 @@ func sharingSequence(t *testing.T, h *harness) {
 		t.Errorf("create-volume permissions after Update %v, want none", got)
 	}
 
-	a = h.send(t, "Delete", amisharespec.ResourceType, a.PhysicalResourceId, p2, nil)
+	a = h.send(t, "Delete", amipermissionspec.ResourceType, a.PhysicalResourceId, p2, nil)
 	if a.Status != "SUCCESS" {
 		t.Fatalf("Delete: %s", a.Body)
 	}
@@ -322,12 +322,12 @@ func sharingSequence(t *testing.T, h *harness) {
 	if _, err := h.ec2.DeregisterImage(context.Background(), &ec2.DeregisterImageInput{ImageId: aws.String(imageID)}); err != nil {
 		t.Fatal(err)
 	}
-	a = h.send(t, "Delete", amisharespec.ResourceType, a.PhysicalResourceId, p1, nil)
+	a = h.send(t, "Delete", amipermissionspec.ResourceType, a.PhysicalResourceId, p1, nil)
 	if a.Status != "SUCCESS" {
 		t.Errorf("Delete of a deregistered AMI: %s", a.Body)
 	}
 	// And a Create on it explains.
-	a = h.send(t, "Create", amisharespec.ResourceType, "", p1, nil)
+	a = h.send(t, "Create", amipermissionspec.ResourceType, "", p1, nil)
 	if a.Status != "FAILED" || !strings.Contains(a.Reason, "the AMI "+imageID+" does not exist") {
 		t.Errorf("Create on a deregistered AMI: %s", a.Body)
 	}

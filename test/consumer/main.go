@@ -20,7 +20,7 @@ func main() {
 		Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("us-east-1")},
 	})
 	key := awskms.NewKey(stack, jsii.String("Key"), nil)
-	kmsgrant.NewKmsGrant(stack, jsii.String("Grant"), &kmsgrant.KmsGrantProps{
+	kmsgrant.NewGrant(stack, jsii.String("Grant"), &kmsgrant.GrantProps{
 		Key:        key,
 		Grantee:    awsiam.NewArnPrincipal(jsii.String("arn:aws:iam::111111111111:role/consumer")),
 		Operations: jsii.Strings("Decrypt"),

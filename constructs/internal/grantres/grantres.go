@@ -1,5 +1,5 @@
 // Package grantres creates the Custom::KmsGrant resource of a grant whose
-// properties are already checked: for kmsgrant.NewKmsGrant, and for
+// properties are already checked: for kmsgrant.NewGrant, and for
 // CrossAccountEncryptedAmi, which knows its grantee's ARN as a string and so
 // spares the jsii calls that reading an IPrincipal costs (an app with
 // hundreds of destinations pays each call hundreds of times).
@@ -15,7 +15,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
 
-// Grant is one Custom::KmsGrant; it satisfies kmsgrant.KmsGrant.
+// Grant is one Custom::KmsGrant; it satisfies kmsgrant.Grant.
 type Grant struct {
 	constructs.Construct
 	resource awscdk.CustomResource

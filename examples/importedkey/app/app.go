@@ -15,7 +15,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/amisharing"
+	"github.com/crossaccountami/crossaccountami/constructs/amipermission"
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/examples/internal/fleet"
 	"github.com/crossaccountami/crossaccountami/examples/internal/run"
@@ -58,7 +58,7 @@ func New(app awscdk.App, cfg Config) {
 		Env:         &awscdk.Environment{Account: jsii.String(cfg.SourceAccount), Region: jsii.String(cfg.Region)},
 		Description: jsii.String("crossaccountami example: statements in an existing key's policy, and the AMI shared"),
 	})
-	amisharing.NewAmiSharing(source, jsii.String("AmiSharing"), &amisharing.AmiSharingProps{
+	amipermission.NewLaunchPermission(source, jsii.String("AmiSharing"), &amipermission.LaunchPermissionProps{
 		ImageId:        jsii.String(cfg.ImageId),
 		Accounts:       jsii.Strings(cfg.DestinationAccounts...),
 		ShareSnapshots: jsii.Bool(cfg.ShareSnapshots),

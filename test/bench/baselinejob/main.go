@@ -135,7 +135,7 @@ func newDestinationStack(scope constructs.Construct, id, account string, organiz
 	if organization {
 		style = encryptedami.KeyPolicyStyle_ORGANIZATION
 	}
-	// Replaces the baseline's GrantCreatorRole and KmsGrant (AwsCustomResource).
+	// Replaces the baseline's GrantCreatorRole and Grant (AwsCustomResource).
 	ami := encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
 		Key:            sourceKey,
 		ImageId:        jsii.String(amiID),

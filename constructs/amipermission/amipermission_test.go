@@ -1,4 +1,4 @@
-package amisharing_test
+package amipermission_test
 
 import (
 	"strings"
@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/amisharing"
+	"github.com/crossaccountami/crossaccountami/constructs/amipermission"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 )
 
@@ -22,18 +22,18 @@ func sourceStack() awscdk.Stack {
 	return awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("us-east-1")}})
 }
 
-func TestAmiSharing(t *testing.T) {
+func TestLaunchPermission(t *testing.T) {
 	// GIVEN a source stack
 	s := sourceStack()
 	// WHEN an AMI is shared with an account (and its snapshots), an organization and an OU
-	amisharing.NewAmiSharing(s, jsii.String("Sharing"), &amisharing.AmiSharingProps{
+	amipermission.NewLaunchPermission(s, jsii.String("Sharing"), &amipermission.LaunchPermissionProps{
 		ImageId:                jsii.String("ami-0123456789abcdef0"),
 		Accounts:               jsii.Strings("222222222222"),
 		OrganizationArns:       jsii.Strings(orgArn),
 		OrganizationalUnitArns: jsii.Strings(ouArn),
 		ShareSnapshots:         jsii.Bool(true),
 	})
-	amisharing.NewAmiSharing(s, jsii.String("Other"), &amisharing.AmiSharingProps{
+	amipermission.NewLaunchPermission(s, jsii.String("Other"), &amipermission.LaunchPermissionProps{
 		ImageId: jsii.String("ami-01234567"), Accounts: jsii.Strings("333333333333"),
 	})
 	// THEN the custom resource carries them, served by one source handler
@@ -57,21 +57,21 @@ func TestAmiSharing(t *testing.T) {
 func TestBadProps(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		props *amisharing.AmiSharingProps
+		props *amipermission.LaunchPermissionProps
 		want  []string
 	}{
 		{"nil", nil, []string{"props: required"}},
-		{"image", &amisharing.AmiSharingProps{ImageId: jsii.String("ami-XYZ"), Accounts: jsii.Strings("222222222222")}, []string{"ImageId:", `"ami-XYZ"`}},
-		{"account", &amisharing.AmiSharingProps{ImageId: jsii.String("ami-01234567"), Accounts: jsii.Strings("22")}, []string{"Accounts:", `"22"`}},
-		{"org", &amisharing.AmiSharingProps{ImageId: jsii.String("ami-01234567"), OrganizationArns: jsii.Strings("o-abcdefghij")}, []string{"OrganizationArns:", `"o-abcdefghij"`}},
-		{"ou", &amisharing.AmiSharingProps{ImageId: jsii.String("ami-01234567"), OrganizationalUnitArns: jsii.Strings("ou-ab12-cdefghij")}, []string{"OrganizationalUnitArns:", `"ou-ab12-cdefghij"`}},
-		{"none", &amisharing.AmiSharingProps{ImageId: jsii.String("ami-01234567")}, []string{"at least one is required"}},
-		{"snapshots without accounts", &amisharing.AmiSharingProps{ImageId: jsii.String("ami-01234567"), OrganizationArns: jsii.Strings(orgArn), ShareSnapshots: jsii.Bool(true)}, []string{"ShareSnapshots:", "accounts only"}},
+		{"image", &amipermission.LaunchPermissionProps{ImageId: jsii.String("ami-XYZ"), Accounts: jsii.Strings("222222222222")}, []string{"ImageId:", `"ami-XYZ"`}},
+		{"account", &amipermission.LaunchPermissionProps{ImageId: jsii.String("ami-01234567"), Accounts: jsii.Strings("22")}, []string{"Accounts:", `"22"`}},
+		{"org", &amipermission.LaunchPermissionProps{ImageId: jsii.String("ami-01234567"), OrganizationArns: jsii.Strings("o-abcdefghij")}, []string{"OrganizationArns:", `"o-abcdefghij"`}},
+		{"ou", &amipermission.LaunchPermissionProps{ImageId: jsii.String("ami-01234567"), OrganizationalUnitArns: jsii.Strings("ou-ab12-cdefghij")}, []string{"OrganizationalUnitArns:", `"ou-ab12-cdefghij"`}},
+		{"none", &amipermission.LaunchPermissionProps{ImageId: jsii.String("ami-01234567")}, []string{"at least one is required"}},
+		{"snapshots without accounts", &amipermission.LaunchPermissionProps{ImageId: jsii.String("ami-01234567"), OrganizationArns: jsii.Strings(orgArn), ShareSnapshots: jsii.Bool(true)}, []string{"ShareSnapshots:", "accounts only"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := sourceStack()
-			msg := constructtest.Catch(func() { amisharing.NewAmiSharing(s, jsii.String("Sharing"), tc.props) })
-			for _, w := range append(tc.want, "amisharing.NewAmiSharing Source/Sharing: ") {
+			msg := constructtest.Catch(func() { amipermission.NewLaunchPermission(s, jsii.String("Sharing"), tc.props) })
+			for _, w := range append(tc.want, "amipermission.NewLaunchPermission Source/Sharing: ") {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error %q does not contain %q", msg, w)
 				}

@@ -1,4 +1,4 @@
-package amisharelifecycle_test
+package amipermissionlifecycle_test
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/crossaccountami/crossaccountami/internal/amisharelifecycle"
-	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionlifecycle"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionspec"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/moto"
 )
@@ -88,10 +88,10 @@ func TestFailedCreateIsRolledBackAgainstMoto(t *testing.T) {
 		slices.Sort(got)
 		return got
 	}
-	serveWith := func(api amisharelifecycle.EC2, ev cfn.Event) (string, error) {
+	serveWith := func(api amipermissionlifecycle.EC2, ev cfn.Event) (string, error) {
 		router := customresource.NewRouter()
 		router.SafetyMargin = 2 * time.Second
-		router.Handle(amisharespec.ResourceType, amisharelifecycle.New(api, kmsClient))
+		router.Handle(amipermissionspec.ResourceType, amipermissionlifecycle.New(api, kmsClient))
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		id, _, err := router.Serve(ctx, ev)
@@ -102,7 +102,7 @@ func TestFailedCreateIsRolledBackAgainstMoto(t *testing.T) {
 	// WHEN the Create adds the permissions and the snapshot step fails
 	id, err := serveWith(snapshotAnswerLost{ec2Client}, event(cfn.RequestCreate, "", p))
 	// THEN it answers the physical id
-	if want := amisharespec.NewPhysicalID(imageID, stackID, "Sharing").String(); err == nil || id != want {
+	if want := amipermissionspec.NewPhysicalID(imageID, stackID, "Sharing").String(); err == nil || id != want {
 		t.Fatalf("answer %q, %v; want FAILED with %q", id, err, want)
 	}
 	if got, want := launch(), []string{"222222222222", "333333333333", "999999999999"}; !slices.Equal(got, want) {

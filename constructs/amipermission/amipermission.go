@@ -1,4 +1,4 @@
-// Package amisharing provides AmiSharing: launch permission on an existing
+// Package amipermission provides LaunchPermission: launch permission on an existing
 // AMI for destination accounts, an organization or organizational units
 // (ec2:ModifyImageAttribute), and optionally create-volume permission on its
 // snapshots for the accounts, managed by a custom resource in the AMI's
@@ -8,7 +8,7 @@
 // At deploy time, an AMI whose snapshots are encrypted with the AWS managed
 // key aws/ebs fails with a reason that says to copy it with a customer
 // managed key: no other account can use aws/ebs.
-package amisharing
+package amipermission
 
 import (
 	"fmt"
@@ -19,12 +19,12 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
-	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionspec"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 )
 
-// AmiSharingProps configures the sharing.
-type AmiSharingProps struct {
+// LaunchPermissionProps configures the launch permission.
+type LaunchPermissionProps struct {
 	// The AMI, in this stack's account and region: ami- followed by 8 or 17 hex digits.
 	ImageId *string `field:"required"`
 	// Accounts that may launch the AMI (12-digit ids).
@@ -45,8 +45,8 @@ type AmiSharingProps struct {
 	ShareSnapshots *bool `field:"optional"`
 }
 
-// AmiSharing is the sharing of one AMI.
-type AmiSharing interface {
+// LaunchPermission is the launch permission of one AMI.
+type LaunchPermission interface {
 	constructs.Construct
 	// The custom resource (Custom::AmiLaunchPermission).
 	Resource() awscdk.CustomResource
@@ -54,22 +54,22 @@ type AmiSharing interface {
 	SnapshotIds() *string
 }
 
-type amiSharing struct {
+type launchPermission struct {
 	constructs.Construct
 	resource awscdk.CustomResource
 }
 
-func (a *amiSharing) Resource() awscdk.CustomResource { return a.resource }
-func (a *amiSharing) SnapshotIds() *string {
-	return a.resource.GetAttString(jsii.String(amisharespec.AttrSnapshotIds))
+func (a *launchPermission) Resource() awscdk.CustomResource { return a.resource }
+func (a *launchPermission) SnapshotIds() *string {
+	return a.resource.GetAttString(jsii.String(amipermissionspec.AttrSnapshotIds))
 }
 
-// NewAmiSharing shares props.ImageId. It panics with an error naming the
+// NewLaunchPermission shares props.ImageId. It panics with an error naming the
 // construct path, the prop and the value when a prop is invalid; unresolved
 // tokens are checked by the handler at deploy time.
-func NewAmiSharing(scope constructs.Construct, id *string, props *AmiSharingProps) AmiSharing {
+func NewLaunchPermission(scope constructs.Construct, id *string, props *LaunchPermissionProps) LaunchPermission {
 	fail := func(err error) {
-		panic(fmt.Errorf("amisharing.NewAmiSharing %s/%s: %w", *scope.Node().Path(), *id, err))
+		panic(fmt.Errorf("amipermission.NewLaunchPermission %s/%s: %w", *scope.Node().Path(), *id, err))
 	}
 	spec, err := specFromProps(props)
 	if err != nil {
@@ -80,19 +80,19 @@ func NewAmiSharing(scope constructs.Construct, id *string, props *AmiSharingProp
 	}
 	c := constructs.NewConstruct(scope, id)
 	src := provider.SourceOf(c)
-	resource := src.Resource(c, amisharespec.ResourceType, spec.CfnProperties())
+	resource := src.Resource(c, amipermissionspec.ResourceType, spec.CfnProperties())
 	src.AllowImageSharing(c, resource)
-	return &amiSharing{Construct: c, resource: resource}
+	return &launchPermission{Construct: c, resource: resource}
 }
 
-func specFromProps(props *AmiSharingProps) (amisharespec.Properties, error) {
+func specFromProps(props *LaunchPermissionProps) (amipermissionspec.Properties, error) {
 	if props == nil {
-		return amisharespec.Properties{}, fmt.Errorf("props: required, got nil")
+		return amipermissionspec.Properties{}, fmt.Errorf("props: required, got nil")
 	}
 	if props.ImageId == nil {
-		return amisharespec.Properties{}, fmt.Errorf("ImageId: required, got nil")
+		return amipermissionspec.Properties{}, fmt.Errorf("ImageId: required, got nil")
 	}
-	p := amisharespec.Properties{
+	p := amipermissionspec.Properties{
 		ImageId:                *props.ImageId,
 		AccountIds:             jsiivalue.Strings(props.Accounts),
 		OrganizationArns:       jsiivalue.Strings(props.OrganizationArns),
@@ -119,10 +119,10 @@ func specFromProps(props *AmiSharingProps) (amisharespec.Properties, error) {
 	if err := check("Accounts", p.AccountIds, awsid.ValidateAccount); err != nil {
 		return p, err
 	}
-	if err := check("OrganizationArns", p.OrganizationArns, amisharespec.ValidateOrganizationArn); err != nil {
+	if err := check("OrganizationArns", p.OrganizationArns, amipermissionspec.ValidateOrganizationArn); err != nil {
 		return p, err
 	}
-	if err := check("OrganizationalUnitArns", p.OrganizationalUnitArns, amisharespec.ValidateOrganizationalUnitArn); err != nil {
+	if err := check("OrganizationalUnitArns", p.OrganizationalUnitArns, amipermissionspec.ValidateOrganizationalUnitArn); err != nil {
 		return p, err
 	}
 	if len(p.AccountIds)+len(p.OrganizationArns)+len(p.OrganizationalUnitArns) == 0 {

@@ -1,4 +1,4 @@
-package amisharing_test
+package amipermission_test
 
 import (
 	"fmt"
@@ -7,18 +7,18 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/amisharing"
+	"github.com/crossaccountami/crossaccountami/constructs/amipermission"
 )
 
 // Let two destination accounts launch an AMI of the source account, and
 // copy it (create-volume permission on its snapshots). Deleting the stack
 // removes exactly these permissions.
-func ExampleNewAmiSharing() {
+func ExampleNewLaunchPermission() {
 	app := awscdk.NewApp(nil)
 	source := awscdk.NewStack(app, jsii.String("AmiSource"), &awscdk.StackProps{
 		Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("us-east-1")},
 	})
-	amisharing.NewAmiSharing(source, jsii.String("Sharing"), &amisharing.AmiSharingProps{
+	amipermission.NewLaunchPermission(source, jsii.String("Sharing"), &amipermission.LaunchPermissionProps{
 		ImageId:        jsii.String("ami-0123456789abcdef0"),
 		Accounts:       jsii.Strings("222222222222", "333333333333"),
 		ShareSnapshots: jsii.Bool(true),

@@ -1,9 +1,9 @@
-// Package amisharespec is the one definition of the Custom::AmiLaunchPermission
+// Package amipermissionspec is the one definition of the Custom::AmiLaunchPermission
 // resource's properties: launch permissions on one AMI for accounts, an
 // organization or organizational units, and optionally create-volume
 // permission on its snapshots. The construct writes them with
 // Properties.CfnProperties, the handler reads them back with Decode.
-package amisharespec
+package amipermissionspec
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package amisharelifecycle_test
+package amipermissionlifecycle_test
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/crossaccountami/crossaccountami/internal/amisharelifecycle"
-	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionlifecycle"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionspec"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 )
 
@@ -165,7 +165,7 @@ func list(s ...string) []interface{} {
 }
 
 func req(rt cfn.RequestType, physical string, p, old map[string]interface{}) customresource.Request {
-	return customresource.Request{RequestType: rt, ResourceType: amisharespec.ResourceType, StackID: stackID, RequestID: "r", LogicalResourceID: "Sharing", PhysicalResourceID: physical, Properties: p, OldProperties: old}
+	return customresource.Request{RequestType: rt, ResourceType: amipermissionspec.ResourceType, StackID: stackID, RequestID: "r", LogicalResourceID: "Sharing", PhysicalResourceID: physical, Properties: p, OldProperties: old}
 }
 
 func TestCreateRefusesTheAWSManagedKey(t *testing.T) {
@@ -178,7 +178,7 @@ func TestCreateRefusesTheAWSManagedKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeEC2{key: tc.key}
-			_, err := amisharelifecycle.New(f, keys).Create(context.Background(), req(cfn.RequestCreate, "", props("AccountIds", list("222222222222")), nil))
+			_, err := amipermissionlifecycle.New(f, keys).Create(context.Background(), req(cfn.RequestCreate, "", props("AccountIds", list("222222222222")), nil))
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "customer managed key") || !strings.Contains(err.Error(), snap)) {
 				t.Fatalf("error %v, want %q", err, tc.wantErr)
 			}
@@ -191,7 +191,7 @@ func TestCreateRefusesTheAWSManagedKey(t *testing.T) {
 
 func TestUpdateAddsAndRemovesTheDifference(t *testing.T) {
 	f := &fakeEC2{key: cmk}
-	h := amisharelifecycle.New(f, keys)
+	h := amipermissionlifecycle.New(f, keys)
 	old := props("AccountIds", list("222222222222", "333333333333"), "ShareSnapshots", "true")
 	res, err := h.Create(context.Background(), req(cfn.RequestCreate, "", old, nil))
 	if err != nil {
@@ -214,12 +214,12 @@ func TestUpdateAddsAndRemovesTheDifference(t *testing.T) {
 }
 
 func TestDeleteToleratesAGoneAMI(t *testing.T) {
-	id := amisharespec.NewPhysicalID(image, stackID, "Sharing").String()
+	id := amipermissionspec.NewPhysicalID(image, stackID, "Sharing").String()
 	for _, code := range []string{"InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"} {
 		for _, share := range []string{"true", "false"} {
 			t.Run(code+"/snapshots "+share, func(t *testing.T) {
 				f := &fakeEC2{imageErr: &smithy.GenericAPIError{Code: code, Message: "gone"}}
-				if err := amisharelifecycle.New(f, keys).Delete(context.Background(), req(cfn.RequestDelete, id, props("AccountIds", list("222222222222"), "ShareSnapshots", share), nil)); err != nil {
+				if err := amipermissionlifecycle.New(f, keys).Delete(context.Background(), req(cfn.RequestDelete, id, props("AccountIds", list("222222222222"), "ShareSnapshots", share), nil)); err != nil {
 					t.Errorf("Delete: %v", err)
 				}
 			})
@@ -227,7 +227,7 @@ func TestDeleteToleratesAGoneAMI(t *testing.T) {
 	}
 	t.Run("removes only its own", func(t *testing.T) {
 		f := &fakeEC2{}
-		if err := amisharelifecycle.New(f, keys).Delete(context.Background(), req(cfn.RequestDelete, id, props("AccountIds", list("222222222222"), "OrganizationArns", list(orgArn)), nil)); err != nil {
+		if err := amipermissionlifecycle.New(f, keys).Delete(context.Background(), req(cfn.RequestDelete, id, props("AccountIds", list("222222222222"), "OrganizationArns", list(orgArn)), nil)); err != nil {
 			t.Fatal(err)
 		}
 		if want := []string{"-222222222222", "-" + orgArn}; !slices.Equal(f.launch, want) {

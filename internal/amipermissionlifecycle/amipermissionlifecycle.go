@@ -1,4 +1,4 @@
-// Package amisharelifecycle implements the Custom::AmiLaunchPermission
+// Package amipermissionlifecycle implements the Custom::AmiLaunchPermission
 // resource: launch permission on one AMI for accounts, an organization or
 // organizational units (ec2:ModifyImageAttribute), and optionally
 // create-volume permission on the AMI's snapshots for the accounts
@@ -34,7 +34,7 @@
 //     snapshot that is gone ends the Delete successfully. A permission that
 //     someone also granted by hand, for the same account, goes with it:
 //     EC2 keeps one permission per account, not one per grantor.
-package amisharelifecycle
+package amipermissionlifecycle
 
 import (
 	"context"
@@ -50,7 +50,7 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionspec"
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 )
@@ -68,7 +68,7 @@ type KMS interface {
 	DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, optFns ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
 }
 
-// Handler is the customresource.Handler of amisharespec.ResourceType.
+// Handler is the customresource.Handler of amipermissionspec.ResourceType.
 type Handler struct {
 	EC2 EC2
 	KMS KMS
@@ -85,7 +85,7 @@ type targets struct {
 	snapshotAccounts    []string // create-volume permission on the snapshots
 }
 
-func targetsOf(p amisharespec.Properties) targets {
+func targetsOf(p amipermissionspec.Properties) targets {
 	t := targets{accounts: p.AccountIds, orgs: p.OrganizationArns, ous: p.OrganizationalUnitArns}
 	if p.ShareSnapshots {
 		t.snapshotAccounts = p.AccountIds
@@ -136,8 +136,8 @@ func (h *Handler) Update(ctx context.Context, req customresource.Request) (custo
 	if err != nil {
 		return customresource.Result{}, err
 	}
-	id, ok := amisharespec.ParsePhysicalID(req.PhysicalResourceID)
-	old, oldErr := amisharespec.Decode(req.OldProperties)
+	id, ok := amipermissionspec.ParsePhysicalID(req.PhysicalResourceID)
+	old, oldErr := amipermissionspec.Decode(req.OldProperties)
 	if !ok || id.ImageId != p.ImageId || oldErr != nil || old.ImageId != p.ImageId {
 		customresource.Logger(ctx).Info("the AMI changed; sharing the new one (CloudFormation then deletes the old resource, which stops sharing the old AMI)", "imageId", p.ImageId)
 		return h.apply(ctx, req, p, targetsOf(p), targets{})
@@ -149,12 +149,12 @@ func (h *Handler) Update(ctx context.Context, req customresource.Request) (custo
 // Delete removes the permissions the properties name.
 func (h *Handler) Delete(ctx context.Context, req customresource.Request) error {
 	log := customresource.Logger(ctx)
-	id, ok := amisharespec.ParsePhysicalID(req.PhysicalResourceID)
+	id, ok := amipermissionspec.ParsePhysicalID(req.PhysicalResourceID)
 	if !ok {
 		log.Info("physical id does not name an AMI; nothing to delete", "physicalResourceId", req.PhysicalResourceID)
 		return nil
 	}
-	p, err := amisharespec.Decode(req.Properties)
+	p, err := amipermissionspec.Decode(req.Properties)
 	if err != nil {
 		log.Warn("properties are not valid; cannot tell which permissions to remove", "imageId", id.ImageId, "error", err.Error())
 		return nil
@@ -187,15 +187,15 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 	return nil
 }
 
-func decode(raw map[string]interface{}) (amisharespec.Properties, error) {
-	p, err := amisharespec.Decode(raw)
+func decode(raw map[string]interface{}) (amipermissionspec.Properties, error) {
+	p, err := amipermissionspec.Decode(raw)
 	if err != nil {
-		return p, fmt.Errorf("invalid %s properties: %s", amisharespec.ResourceType, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return p, fmt.Errorf("invalid %s properties: %s", amipermissionspec.ResourceType, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return p, nil
 }
 
-func (h *Handler) apply(ctx context.Context, req customresource.Request, p amisharespec.Properties, add, remove targets) (customresource.Result, error) {
+func (h *Handler) apply(ctx context.Context, req customresource.Request, p amipermissionspec.Properties, add, remove targets) (customresource.Result, error) {
 	img, err := h.image(ctx, p.ImageId)
 	if err != nil {
 		if gone(err) {
@@ -208,7 +208,7 @@ func (h *Handler) apply(ctx context.Context, req customresource.Request, p amish
 			return customresource.Result{}, err
 		}
 	}
-	id := amisharespec.NewPhysicalID(p.ImageId, req.StackID, req.LogicalResourceID)
+	id := amipermissionspec.NewPhysicalID(p.ImageId, req.StackID, req.LogicalResourceID)
 	creating := req.RequestType == cfn.RequestCreate
 	if creating {
 		// From the first write on, a failed Create answers the physical id:
@@ -238,8 +238,8 @@ func (h *Handler) apply(ctx context.Context, req customresource.Request, p amish
 	return customresource.Result{
 		PhysicalResourceID: id.String(),
 		Data: map[string]interface{}{
-			amisharespec.AttrImageId:     p.ImageId,
-			amisharespec.AttrSnapshotIds: strings.Join(snapshots, ","),
+			amipermissionspec.AttrImageId:     p.ImageId,
+			amipermissionspec.AttrSnapshotIds: strings.Join(snapshots, ","),
 		},
 	}, nil
 }

@@ -1,4 +1,4 @@
-package amisharelifecycle_test
+package amipermissionlifecycle_test
 
 import (
 	"slices"
@@ -9,8 +9,8 @@ import (
 	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/smithy-go"
 
-	"github.com/crossaccountami/crossaccountami/internal/amisharelifecycle"
-	"github.com/crossaccountami/crossaccountami/internal/amisharespec"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionlifecycle"
+	"github.com/crossaccountami/crossaccountami/internal/amipermissionspec"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/routertest"
 )
@@ -20,16 +20,16 @@ const (
 	snap2     = "snap-0fedcba9876543210"
 )
 
-var physicalID = amisharespec.NewPhysicalID(image, stackID, "Sharing").String()
+var physicalID = amipermissionspec.NewPhysicalID(image, stackID, "Sharing").String()
 
 func serve(t *testing.T, h customresource.Handler, ev cfn.Event, timeout time.Duration) (string, error) {
 	t.Helper()
-	return routertest.Serve(t, amisharespec.ResourceType, h, ev, timeout)
+	return routertest.Serve(t, amipermissionspec.ResourceType, h, ev, timeout)
 }
 
 func event(typ cfn.RequestType, physical string, p map[string]interface{}) cfn.Event {
 	return cfn.Event{
-		RequestType: typ, ResourceType: amisharespec.ResourceType, StackID: stackID,
+		RequestType: typ, ResourceType: amipermissionspec.ResourceType, StackID: stackID,
 		RequestID: requestID, LogicalResourceID: "Sharing",
 		PhysicalResourceID: physical, ResourceProperties: p,
 	}
@@ -60,7 +60,7 @@ func TestFailedCreateIsRolledBack(t *testing.T) {
 			// GIVEN an AMI with two snapshots, encrypted with a customer managed key
 			f := &fakeEC2{key: cmk, snapshots: []string{snap, snap2}}
 			tc.prepare(f)
-			h := amisharelifecycle.New(f, keys)
+			h := amipermissionlifecycle.New(f, keys)
 			p := props("AccountIds", list("222222222222", "333333333333"), "OrganizationArns", list(orgArn), "ShareSnapshots", "true")
 
 			// WHEN the Create fails after sharing the AMI
@@ -97,7 +97,7 @@ func TestFailedCreateIsRolledBack(t *testing.T) {
 // shared the AMI: the Create answers the physical id.
 func TestCreateWhoseShareIsInDoubtAnswersThePhysicalID(t *testing.T) {
 	f := &fakeEC2{key: cmk, modifyErr: &smithy.GenericAPIError{Code: "InternalError", Message: "internal error", Fault: smithy.FaultServer}}
-	id, err := serve(t, amisharelifecycle.New(f, keys), event(cfn.RequestCreate, "", props("AccountIds", list("222222222222"))), 5*time.Second)
+	id, err := serve(t, amipermissionlifecycle.New(f, keys), event(cfn.RequestCreate, "", props("AccountIds", list("222222222222"))), 5*time.Second)
 	if err == nil || id != physicalID {
 		t.Errorf("answer %q, %v; want FAILED with %q", id, err, physicalID)
 	}
@@ -118,7 +118,7 @@ func TestCreateFailingBeforeAnyWriteAnswersTheRequestID(t *testing.T) {
 		{"EC2 rejects ModifyImageAttribute", &fakeEC2{modifyErr: clientErr("InvalidAMIAttributeItemValue")}, props("AccountIds", list("222222222222")), "InvalidAMIAttributeItemValue"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := amisharelifecycle.New(tc.f, keys)
+			h := amipermissionlifecycle.New(tc.f, keys)
 			id, err := serve(t, h, event(cfn.RequestCreate, "", tc.props), 5*time.Second)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("error %v, want %q", err, tc.wantErr)
@@ -140,7 +140,7 @@ func TestCreateFailingBeforeAnyWriteAnswersTheRequestID(t *testing.T) {
 // goes with its rollback, as with any Delete. Another account's stays.
 func TestRollbackRemovesAPermissionGrantedByHandToTheSameAccount(t *testing.T) {
 	f := &fakeEC2{snapErr: map[string]error{snap: clientErr("UnauthorizedOperation")}, granted: map[string]bool{"222222222222": true, "999999999999": true}}
-	h := amisharelifecycle.New(f, keys)
+	h := amipermissionlifecycle.New(f, keys)
 	p := props("AccountIds", list("222222222222", "333333333333"), "ShareSnapshots", "true")
 	id, err := serve(t, h, event(cfn.RequestCreate, "", p), 5*time.Second)
 	if err == nil || id != physicalID {
