@@ -33,8 +33,9 @@ func TestAutoScalingGroupWithCustomSuffixRole(t *testing.T) {
 	// WHEN an Auto Scaling group uses its launch template and is configured by it
 	asg := awsautoscaling.NewAutoScalingGroup(dest, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
 		Vpc: vpc,
-		LaunchTemplate: ami.NewLaunchTemplate(dest, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
-			InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro")),
+		LaunchTemplate: ami.NewLaunchTemplate(dest, jsii.String("LaunchTemplate"), &encryptedami.LaunchTemplateProps{
+			LaunchTemplate: &awsec2.LaunchTemplateProps{InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro"))},
+			RootDeviceName: jsii.String("/dev/sda1"),
 		}),
 	})
 	ami.ConfigureAutoScalingGroup(asg)
@@ -66,12 +67,12 @@ func TestAutoScalingGroupWithCustomSuffixRole(t *testing.T) {
 			"DependsOn": assertions.Match_ArrayWith(&[]interface{}{id}),
 		})
 	}
-	// AND the root volume is encrypted with the source key, its size left to the snapshot
+	// AND the root volume named by RootDeviceName is encrypted with the source key, its size left to the snapshot
 	tmpl.HasResourceProperties(jsii.String("AWS::EC2::LaunchTemplate"), &map[string]interface{}{
 		"LaunchTemplateData": assertions.Match_ObjectLike(&map[string]interface{}{
 			"ImageId": "ami-0123456789abcdef0",
 			"BlockDeviceMappings": []interface{}{map[string]interface{}{
-				"DeviceName": "/dev/xvda",
+				"DeviceName": "/dev/sda1",
 				"Ebs":        map[string]interface{}{"Encrypted": true, "KmsKeyId": importedKeyArn, "VolumeType": "gp3"},
 			}},
 		}),

@@ -75,6 +75,41 @@ func TestMoreBadProps(t *testing.T) {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
 					ServiceLinkedRoleSuffix: p.ValueAsString()}
 			}, []string{"ServiceLinkedRoleSuffix", "must be known at synth time", "${Token["}},
+		{"organization style on a key of this app without its OrganizationKeyAccess", constructtest.Env("222222222222", "us-east-1"),
+			func(app awscdk.App, _ awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: awskms.NewKey(src, jsii.String("Key"), nil), ImageId: jsii.String(imageID),
+					KeyPolicyStyle: encryptedami.KeyPolicyStyle_ORGANIZATION}
+			}, []string{"OrganizationKeyAccess: required with KeyPolicyStyle_ORGANIZATION", "Src/Key", "got nil"}},
+		{"OrganizationKeyAccess of another key", constructtest.Env("222222222222", "us-east-1"),
+			func(app awscdk.App, _ awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+				access := encryptedami.NewOrganizationKeyAccess(src, jsii.String("Access"), &encryptedami.OrganizationKeyAccessProps{
+					Key: awskms.NewKey(src, jsii.String("Other"), nil), OrganizationId: jsii.String("o-abcdefghij")})
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: awskms.NewKey(src, jsii.String("Key"), nil), ImageId: jsii.String(imageID),
+					OrganizationKeyAccess: access}
+			}, []string{"OrganizationKeyAccess: it is on the key", "Src/Access", "must be the same key"}},
+		{"OrganizationKeyAccess with the scoped style", constructtest.Env("222222222222", "us-east-1"),
+			func(app awscdk.App, _ awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+				key := awskms.NewKey(src, jsii.String("Key"), nil)
+				access := encryptedami.NewOrganizationKeyAccess(src, jsii.String("Access"), &encryptedami.OrganizationKeyAccessProps{
+					Key: key, OrganizationId: jsii.String("o-abcdefghij")})
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID),
+					OrganizationKeyAccess: access, KeyPolicyStyle: encryptedami.KeyPolicyStyle_SCOPED}
+			}, []string{"OrganizationKeyAccess:", "got KeyPolicyStyle SCOPED"}},
+		{"KeyPolicyScope for a key of this app", constructtest.Env("222222222222", "us-east-1"),
+			func(app awscdk.App, _ awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: awskms.NewKey(src, jsii.String("Key"), nil), ImageId: jsii.String(imageID),
+					KeyPolicyScope: src}
+			}, []string{"KeyPolicyScope: only for an imported key", "Src/Key", "got Src"}},
+		{"KeyPolicyScope with the organization style", constructtest.Env("222222222222", "us-east-1"),
+			func(app awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
+					KeyPolicyStyle: encryptedami.KeyPolicyStyle_ORGANIZATION, KeyPolicyScope: src}
+			}, []string{"KeyPolicyScope: KeyPolicyStyle_ORGANIZATION adds no statements", "got Src"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,7 +185,7 @@ func TestSeedArticleNeedsTheRolesToExist(t *testing.T) {
 	// GIVEN roles that exist (a first deploy with SCOPED): THEN the article's statements are placed
 	dest, key = newApp(map[string]interface{}{encryptedami.SeedArticleContextKey: "true"})
 	ami := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), props(key))
-	if js := *ami.KeyPolicyStatementsJson(); !strings.Contains(js, `"kms:ListGrants"`) || strings.Contains(js, "aws:PrincipalArn") {
+	if js := statementsJSON(t, ami); !strings.Contains(js, `"kms:ListGrants"`) || strings.Contains(js, "aws:PrincipalArn") {
 		t.Errorf("statements %s, want the article's", js)
 	}
 }
@@ -166,9 +201,20 @@ func TestMethodBadInput(t *testing.T) {
 	t.Run("launch template with its own machine image", func(t *testing.T) {
 		_, dest, ami := newAmi()
 		msg := constructtest.Catch(func() {
-			ami.NewLaunchTemplate(dest, jsii.String("Lt"), &awsec2.LaunchTemplateProps{MachineImage: awsec2.MachineImage_LatestAmazonLinux2023(nil)})
+			ami.NewLaunchTemplate(dest, jsii.String("Lt"), &encryptedami.LaunchTemplateProps{LaunchTemplate: &awsec2.LaunchTemplateProps{MachineImage: awsec2.MachineImage_LatestAmazonLinux2023(nil)}})
 		})
-		for _, w := range []string{"D/Lt", "MachineImage", "must be unset", imageID} {
+		for _, w := range []string{"D/Lt", "LaunchTemplate.MachineImage", "must be unset", imageID} {
+			if !strings.Contains(msg, w) {
+				t.Errorf("error %q does not contain %q", msg, w)
+			}
+		}
+	})
+	t.Run("empty root device name", func(t *testing.T) {
+		_, dest, ami := newAmi()
+		msg := constructtest.Catch(func() {
+			ami.NewLaunchTemplate(dest, jsii.String("Lt"), &encryptedami.LaunchTemplateProps{RootDeviceName: jsii.String("")})
+		})
+		for _, w := range []string{"D/Lt", "RootDeviceName", `got ""`} {
 			if !strings.Contains(msg, w) {
 				t.Errorf("error %q does not contain %q", msg, w)
 			}
@@ -254,7 +300,7 @@ func TestSameKeySameDestinationSharesOneGrant(t *testing.T) {
 	vpc := awsec2.NewVpc(dest, jsii.String("Vpc"), &awsec2.VpcProps{AvailabilityZones: jsii.Strings("us-east-1a"), NatGateways: jsii.Number(0),
 		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{{Name: jsii.String("P"), SubnetType: awsec2.SubnetType_PUBLIC}}})
 	asg := awsautoscaling.NewAutoScalingGroup(dest, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
-		Vpc: vpc, LaunchTemplate: b.NewLaunchTemplate(dest, jsii.String("Lt"), &awsec2.LaunchTemplateProps{InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro"))}),
+		Vpc: vpc, LaunchTemplate: b.NewLaunchTemplate(dest, jsii.String("Lt"), &encryptedami.LaunchTemplateProps{LaunchTemplate: &awsec2.LaunchTemplateProps{InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro"))}}),
 	})
 	b.ConfigureAutoScalingGroup(asg)
 	grantID := *dest.GetLogicalId(a.Grant().Resource().Node().DefaultChild().(awscdk.CfnElement))

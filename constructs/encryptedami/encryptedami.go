@@ -15,9 +15,7 @@
 package encryptedami
 
 import (
-	"encoding/json"
 	"fmt"
-	"sync"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
@@ -87,10 +85,37 @@ type CrossAccountEncryptedAmiProps struct {
 	// Default: true.
 	CreateServiceLinkedRole *bool `field:"optional"`
 	// How tightly the source key policy statements are scoped.
-	// Default: KeyPolicyStyle_SCOPED.
+	// Default: KeyPolicyStyle_ORGANIZATION when OrganizationKeyAccess is set,
+	// else KeyPolicyStyle_SCOPED.
 	KeyPolicyStyle KeyPolicyStyle `field:"optional"`
-	// The AMI's root device name, used by NewLaunchTemplate to encrypt the
-	// root volume with the source key.
+	// For an imported key (awskms.Key_FromKeyArn), whose policy this app does
+	// not own: a scope in the key's account (a stack of this app) where a
+	// custom resource keeps this destination's statements in the key policy
+	// (keypolicy.ManagedStatements, construct id "KeyPolicy-<this construct's
+	// path, / as ->"). This construct's stack then depends on that scope's
+	// stack, so `cdk deploy --all` writes the statements before the grant.
+	// Not for a key of this app (its policy is edited directly) nor with
+	// KeyPolicyStyle_ORGANIZATION (no statements to keep).
+	// Default: - an imported key's statements are returned by
+	// KeyPolicyStatements and a synth warning says where to apply them.
+	KeyPolicyScope constructs.Construct `field:"optional"`
+	// The OrganizationKeyAccess placed on Key, which covers this destination:
+	// the typed link KeyPolicyStyle_ORGANIZATION needs when Key is a key of
+	// this app. It must be on the same key. Setting it implies
+	// KeyPolicyStyle_ORGANIZATION.
+	// Default: - none; KeyPolicyStyle_ORGANIZATION is then accepted only for
+	// an imported key, whose policy another app keeps.
+	OrganizationKeyAccess OrganizationKeyAccess `field:"optional"`
+}
+
+// LaunchTemplateProps configures CrossAccountEncryptedAmi.NewLaunchTemplate.
+type LaunchTemplateProps struct {
+	// The launch template's own props. Its MachineImage must be unset (the
+	// template launches the shared AMI); when its BlockDevices are unset,
+	// the root volume mapping is added.
+	// Default: - a launch template with only the AMI and its root volume.
+	LaunchTemplate *awsec2.LaunchTemplateProps `field:"optional"`
+	// The AMI's root device name, whose volume is encrypted with the source key.
 	// Default: "/dev/xvda" (Amazon Linux).
 	RootDeviceName *string `field:"optional"`
 }
@@ -100,37 +125,28 @@ type CrossAccountEncryptedAmi interface {
 	constructs.Construct
 	// The AMI as a machine image for a launch template or an instance.
 	MachineImage() awsec2.IMachineImage
-	// The AMI id.
-	ImageId() *string
-	// The source key.
-	Key() awskms.IKey
-	// The grant for the service-linked role.
+	// The grant for the service-linked role (its GrantId, its resource).
 	Grant() kmsgrant.Grant
-	// The id of the grant for the service-linked role.
-	GrantId() *string
 	// The ARN of the Auto Scaling service-linked role that receives the grant.
 	ServiceLinkedRoleArn() *string
 	// Something to depend on so that a resource (an Auto Scaling group) is
 	// created only after the service-linked role and the grant exist.
 	GrantDependency() constructs.IDependable
-	// The statements the source key's policy needs for this destination.
+	// The statements the source key's policy needs for this destination
+	// (none with KeyPolicyStyle_ORGANIZATION). Marshal them with
+	// encoding/json (PolicyStatement.ToJSON) to paste into a key policy.
 	KeyPolicyStatements() *[]awsiam.PolicyStatement
-	// The same statements as JSON, ready for a key policy's Statement list.
-	KeyPolicyStatementsJson() *string
-	// Whether the statements were added to the key's policy (false for an
-	// imported key, whose policy this app cannot edit, until ManageKeyPolicy).
-	KeyPolicyManaged() *bool
-	// ManageKeyPolicy keeps KeyPolicyStatements() in the policy of an
-	// imported key through a custom resource placed in scope's stack, which
-	// must be in the key's account (keypolicy.ManagedStatements), instead of
-	// copying them by hand. This construct's stack then depends on that
-	// stack, so `cdk deploy --all` writes the statements before the grant.
-	ManageKeyPolicy(scope constructs.Construct) keypolicy.ManagedStatements
+	// Whether this app keeps the statements in the key's policy: true for a
+	// key of this app, for an imported key with KeyPolicyScope, and when
+	// there are no statements; false for an imported key whose statements
+	// you apply by hand (a synth warning prints them).
+	KeyPolicyManaged() bool
+	// The custom resource that keeps the statements in an imported key's
+	// policy, placed in KeyPolicyScope; nil without KeyPolicyScope.
+	ManagedKeyPolicy() keypolicy.ManagedStatements
 	// NewLaunchTemplate creates a launch template that launches the AMI with
-	// its root volume encrypted by the source key. props may be nil; its
-	// MachineImage must be unset, and when its BlockDevices are unset the root
-	// volume mapping is added.
-	NewLaunchTemplate(scope constructs.Construct, id *string, props *awsec2.LaunchTemplateProps) awsec2.LaunchTemplate
+	// its root volume encrypted by the source key. props may be nil.
+	NewLaunchTemplate(scope constructs.Construct, id *string, props *LaunchTemplateProps) awsec2.LaunchTemplate
 	// ConfigureAutoScalingGroup makes asg wait for the service-linked role
 	// and the grant, and sets its ServiceLinkedRoleARN when a custom-suffix
 	// role is used. asg must be in this construct's stack region.
@@ -146,6 +162,7 @@ type crossAccountEncryptedAmi struct {
 	slrArn     string
 	statements []amipolicy.Statement
 	managed    bool
+	keyPolicy  keypolicy.ManagedStatements // with KeyPolicyScope
 	// owner holds the grant and the service-linked role resource: this
 	// construct, or the first one of the stack for the same key and role.
 	owner constructs.Construct
@@ -153,8 +170,9 @@ type crossAccountEncryptedAmi struct {
 
 // NewCrossAccountEncryptedAmi places the construct in the destination stack.
 // It panics with an error naming the construct path, the prop and the value
-// when a prop is invalid; values that are unresolved tokens are checked by
-// the handler at deploy time instead.
+// when a prop is invalid, before it creates anything; values that are
+// unresolved tokens are checked by the handler at deploy time instead.
+// Every answer of the returned construct is final.
 func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *CrossAccountEncryptedAmiProps) CrossAccountEncryptedAmi {
 	env := provider.EnvOf(scope)
 	fail := func(err error) {
@@ -164,16 +182,16 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	if err != nil {
 		fail(err)
 	}
-	var statements []amipolicy.Statement
-	switch props.KeyPolicyStyle {
-	case KeyPolicyStyle_ORGANIZATION:
-		// The organization's statements are placed once, on the key's side.
-	case "":
-		statements = amipolicy.Statements(dest, amipolicy.Scoped)
-	default:
-		statements = amipolicy.Statements(dest, amipolicy.Style(props.KeyPolicyStyle))
+	style, err := styleOf(props, keyArn)
+	if err != nil {
+		fail(err)
 	}
-	if err := claimStatements(env, props.Key, keyArn, statements); err != nil {
+	var statements []amipolicy.Statement
+	if style != KeyPolicyStyle_ORGANIZATION {
+		// The organization's statements are placed once, on the key's side.
+		statements = amipolicy.Statements(dest, amipolicy.Style(style))
+	}
+	if err := budgetOf(env, props.Key, keyArn).claim(statements); err != nil {
 		fail(err)
 	}
 
@@ -190,17 +208,64 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 		a.owner = c
 		a.newGrant(env, createSLR)
 	}
+	if props.KeyPolicyScope != nil {
+		a.manageKeyPolicy(props.KeyPolicyScope)
+		return a
+	}
 	a.managed = addToKeyPolicy(c, props.Key, keyArn, a.statements)
 	if a.managed {
 		// The key policy must allow the grant before the grant is created.
 		// Across CDK Stages (a pipeline) no stack dependency can be drawn:
 		// the pipeline's order (the key's stage first) gives it instead.
-		keyStack := awscdk.Stack_Of(props.Key)
-		if keyStack != env.Stack && awscdk.Stage_Of(keyStack) == awscdk.Stage_Of(env.Stack) {
-			env.Stack.AddStackDependency(keyStack, jsii.String("the source key policy must allow the grant before the destination creates it"))
-		}
+		dependOnKeyPolicy(env.Stack, awscdk.Stack_Of(props.Key), "the source key policy must allow the grant before the destination creates it")
 	}
 	return a
+}
+
+// dependOnKeyPolicy makes the destination stack depend on the stack that
+// writes the key policy, when both are in one stage.
+func dependOnKeyPolicy(destination, keyPolicy awscdk.Stack, reason string) {
+	if keyPolicy != destination && awscdk.Stage_Of(keyPolicy) == awscdk.Stage_Of(destination) {
+		destination.AddStackDependency(keyPolicy, jsii.String(reason))
+	}
+}
+
+// styleOf is the key policy style props ask for, with the typed link to an
+// OrganizationKeyAccess checked: KeyPolicyStyle_ORGANIZATION adds no
+// statement, so for a key of this app it must be able to name the
+// construct that does.
+func styleOf(props *CrossAccountEncryptedAmiProps, keyArn string) (KeyPolicyStyle, error) {
+	style := props.KeyPolicyStyle
+	_, ownKey := props.Key.(awskms.Key)
+	if props.OrganizationKeyAccess != nil {
+		if style == "" {
+			style = KeyPolicyStyle_ORGANIZATION
+		}
+		if style != KeyPolicyStyle_ORGANIZATION {
+			return "", fmt.Errorf("OrganizationKeyAccess: it covers this destination with the organization's statements, which is KeyPolicyStyle_ORGANIZATION; got KeyPolicyStyle %s with it (unset KeyPolicyStyle, or OrganizationKeyAccess)", style)
+		}
+		o, ok := props.OrganizationKeyAccess.(*organizationKeyAccess)
+		if !ok {
+			return "", fmt.Errorf("OrganizationKeyAccess: expected the value NewOrganizationKeyAccess returned, got %T", props.OrganizationKeyAccess)
+		}
+		if o.keyArn != keyArn {
+			return "", fmt.Errorf("OrganizationKeyAccess: it is on the key %s (%s), but Key is %s; they must be the same key", o.keyArn, *o.Node().Path(), keyArn)
+		}
+	} else if style == KeyPolicyStyle_ORGANIZATION && ownKey {
+		return "", fmt.Errorf("OrganizationKeyAccess: required with KeyPolicyStyle_ORGANIZATION for a key of this app (%s): nothing else would put the organization's statements on its policy; pass the OrganizationKeyAccess placed on that key, got nil", *props.Key.Node().Path())
+	}
+	if style == "" {
+		style = KeyPolicyStyle_SCOPED
+	}
+	if props.KeyPolicyScope != nil {
+		switch {
+		case ownKey:
+			return "", fmt.Errorf("KeyPolicyScope: only for an imported key; the key %s is defined in this app, which edits its policy directly; got %s", *props.Key.Node().Path(), *props.KeyPolicyScope.Node().Path())
+		case style == KeyPolicyStyle_ORGANIZATION:
+			return "", fmt.Errorf("KeyPolicyScope: KeyPolicyStyle_ORGANIZATION adds no statements for this destination (the organization's statements cover it), got %s", *props.KeyPolicyScope.Node().Path())
+		}
+	}
+	return style, nil
 }
 
 // grantKey identifies the grant a construct needs within its stack: one
@@ -271,8 +336,8 @@ func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, keyArn string, 
 		return true
 	}
 	if len(statements) > 0 {
-		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String("crossaccountami:key-policy-not-managed"), jsii.String(fmt.Sprintf(
-			"The key %s is imported, so this app does not edit its policy. Call ManageKeyPolicy(<a stack in account %s>) to have a custom resource there keep these statements in the key policy, or add them by hand before deploying this stack (KeyPolicyStatements() returns them): %s",
+		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String(notManagedWarning), jsii.String(fmt.Sprintf(
+			"The key %s is imported, so this app does not edit its policy. Set KeyPolicyScope to a stack in account %s to have a custom resource there keep these statements in the key policy, or add them by hand before deploying this stack (KeyPolicyStatements() returns them): %s",
 			keyArn, keyAccount(key, keyArn), compactJSON(statements))), nil)
 	}
 	return false
@@ -354,99 +419,14 @@ func seedArticleError(d amipolicy.Destination, props *CrossAccountEncryptedAmiPr
 		d.SLRArn(), d.GrantCreatorArn, SeedArticleContextKey, props.KeyPolicyStyle)
 }
 
-// MaxKeyPolicyBytes is KMS's limit on the size of a key policy.
-const MaxKeyPolicyBytes = 32768
-
-// reservedPolicyBytes is room kept for the statements this library does not
-// write: CDK's default "Enable IAM User Permissions" statement and the
-// document's frame take about 200 bytes; the rest is margin for a few
-// statements of the key's owner.
-const reservedPolicyBytes = 2048
-
-type keyClaims struct {
-	bySid        map[string]string
-	bytes        int
-	destinations int
-}
-
-// claimKey names one key policy within one app: the app's root construct
-// (jsii-runtime-go hands back the same Go value for the same object, so two
-// apps in one process never share claims) and the key's ARN, or, while the
-// ARN is a token (a key defined in the app), the key's construct path. Keys
-// imported by ARN in several stacks are several Go values, one policy.
-type claimKey struct {
-	root constructs.IConstruct
-	key  string
-}
-
-var (
-	claimsMu sync.Mutex
-	claims   = map[claimKey]*keyClaims{}
-)
-
-// claimsFor returns the statements this library placed on key, by Sid: two
-// constructs for the same destination share identical statements, a clash of
-// Sids with different content fails clearly, and the policy's size is
-// checked before KMS would reject it at deploy time.
-func claimsFor(env *provider.StackEnv, key awskms.IKey, keyArn string) *keyClaims {
-	k := claimKey{root: env.Node.Root(), key: keyArn}
-	if jsiivalue.IsUnresolved(&k.key) {
-		k.key = "path:" + *key.Node().Path()
-	}
-	claimsMu.Lock()
-	defer claimsMu.Unlock()
-	kc := claims[k]
-	if kc == nil {
-		kc = &keyClaims{bySid: map[string]string{}}
-		claims[k] = kc
-	}
-	return kc
-}
-
-func claimStatements(env *provider.StackEnv, key awskms.IKey, keyArn string, statements []amipolicy.Statement) error {
-	if len(statements) == 0 {
-		return nil
-	}
-	kc := claimsFor(env, key, keyArn)
-	added := 0
-	for _, s := range statements {
-		body, _ := json.Marshal(s)
-		if prev, ok := kc.bySid[s.Sid]; ok {
-			if prev != string(body) {
-				return fmt.Errorf("Key: another CrossAccountEncryptedAmi already placed a different statement %q on this key: %s", s.Sid, prev)
-			}
-			continue
-		}
-		added += len(body) + 1
-	}
-	if added == 0 {
-		return nil
-	}
-	total := kc.bytes + added + reservedPolicyBytes
-	if total > MaxKeyPolicyBytes {
-		perDestination := added
-		fit := (MaxKeyPolicyBytes - reservedPolicyBytes) / perDestination
-		return fmt.Errorf("Key: the key policy would grow to about %d bytes with this destination (%d destinations of about %d bytes each, plus %d bytes kept for the key's own statements); KMS rejects key policies over %d bytes, so about %d destinations fit. Use KeyPolicyStyle_ORGANIZATION with NewOrganizationKeyAccess: its statements keep a constant size for every account of an organization or OU",
-			total, kc.destinations+1, perDestination, reservedPolicyBytes, MaxKeyPolicyBytes, fit)
-	}
-	for _, s := range statements {
-		body, _ := json.Marshal(s)
-		kc.bySid[s.Sid] = string(body)
-	}
-	kc.bytes += added
-	kc.destinations++
-	return nil
-}
-
 func (a *crossAccountEncryptedAmi) MachineImage() awsec2.IMachineImage {
 	return awsec2.MachineImage_GenericLinux(&map[string]*string{a.region: a.props.ImageId}, nil)
 }
-func (a *crossAccountEncryptedAmi) ImageId() *string              { return a.props.ImageId }
-func (a *crossAccountEncryptedAmi) Key() awskms.IKey              { return a.props.Key }
 func (a *crossAccountEncryptedAmi) Grant() kmsgrant.Grant         { return a.grant }
-func (a *crossAccountEncryptedAmi) GrantId() *string              { return a.grant.GrantId() }
 func (a *crossAccountEncryptedAmi) ServiceLinkedRoleArn() *string { return jsii.String(a.slrArn) }
-func (a *crossAccountEncryptedAmi) KeyPolicyManaged() *bool       { return jsii.Bool(a.managed) }
+func (a *crossAccountEncryptedAmi) KeyPolicyManaged() bool {
+	return a.managed || len(a.statements) == 0
+}
 
 // GrantDependency returns the construct that holds the grant and the
 // service-linked role resource (this one, or the first one of the stack for
@@ -454,29 +434,29 @@ func (a *crossAccountEncryptedAmi) KeyPolicyManaged() *bool       { return jsii.
 func (a *crossAccountEncryptedAmi) GrantDependency() constructs.IDependable { return a.owner }
 
 func (a *crossAccountEncryptedAmi) KeyPolicyStatements() *[]awsiam.PolicyStatement {
-	out := a.cdkStatements()
+	out := toCDK(a.statements)
 	return &out
-}
-
-// cdkStatements converts the statements to CDK policy statements.
-func (a *crossAccountEncryptedAmi) cdkStatements() []awsiam.PolicyStatement {
-	return toCDK(a.statements)
-}
-
-func (a *crossAccountEncryptedAmi) KeyPolicyStatementsJson() *string {
-	return statementsJSON(a.statements)
 }
 
 // DefaultRootDeviceName is the root device of Amazon Linux AMIs.
 const DefaultRootDeviceName = "/dev/xvda"
 
-func (a *crossAccountEncryptedAmi) NewLaunchTemplate(scope constructs.Construct, id *string, props *awsec2.LaunchTemplateProps) awsec2.LaunchTemplate {
+func (a *crossAccountEncryptedAmi) NewLaunchTemplate(scope constructs.Construct, id *string, props *LaunchTemplateProps) awsec2.LaunchTemplate {
 	var p awsec2.LaunchTemplateProps
+	root := DefaultRootDeviceName
 	if props != nil {
-		p = *props
+		if props.LaunchTemplate != nil {
+			p = *props.LaunchTemplate
+		}
+		if props.RootDeviceName != nil {
+			root = *props.RootDeviceName
+		}
 	}
 	if p.MachineImage != nil {
-		panic(fmt.Errorf("CrossAccountEncryptedAmi.NewLaunchTemplate %s/%s: MachineImage: must be unset, the launch template uses the shared AMI %s", *scope.Node().Path(), *id, *a.props.ImageId))
+		panic(fmt.Errorf("CrossAccountEncryptedAmi.NewLaunchTemplate %s/%s: LaunchTemplate.MachineImage: must be unset, the launch template uses the shared AMI %s", *scope.Node().Path(), *id, *a.props.ImageId))
+	}
+	if root == "" {
+		panic(fmt.Errorf(`CrossAccountEncryptedAmi.NewLaunchTemplate %s/%s: RootDeviceName: expected a device name such as "/dev/xvda", got "" (leave it nil for the default)`, *scope.Node().Path(), *id))
 	}
 	p.MachineImage = a.MachineImage()
 	lt := awsec2.NewLaunchTemplate(scope, id, &p)
@@ -484,10 +464,6 @@ func (a *crossAccountEncryptedAmi) NewLaunchTemplate(scope constructs.Construct,
 		// Through the L1 resource: the L2 BlockDevice needs a volume size,
 		// and the right size is the AMI's snapshot size, which only EC2
 		// knows. Without VolumeSize, EC2 uses the snapshot's size.
-		root := DefaultRootDeviceName
-		if a.props.RootDeviceName != nil {
-			root = *a.props.RootDeviceName
-		}
 		lt.Node().DefaultChild().(awsec2.CfnLaunchTemplate).AddPropertyOverride(jsii.String("LaunchTemplateData.BlockDeviceMappings"), []interface{}{
 			map[string]interface{}{
 				"DeviceName": root,

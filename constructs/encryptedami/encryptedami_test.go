@@ -1,6 +1,7 @@
 package encryptedami_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -27,14 +28,14 @@ func TestImportedKeyWarnsAndReturnsStatements(t *testing.T) {
 	})
 
 	// THEN it cannot manage the key policy, says so at synth, and returns the statements
-	if *ami.KeyPolicyManaged() {
+	if ami.KeyPolicyManaged() {
 		t.Error("KeyPolicyManaged() = true for an imported key")
 	}
 	if n := len(*ami.KeyPolicyStatements()); n != 2 {
 		t.Errorf("KeyPolicyStatements() has %d statements, want 2 (use of the key, CreateGrant)", n)
 	}
-	if js := *ami.KeyPolicyStatementsJson(); !strings.Contains(js, "kms:CreateGrant") || !strings.Contains(js, "AWSServiceRoleForAutoScaling") {
-		t.Errorf("KeyPolicyStatementsJson() = %s", js)
+	if js := statementsJSON(t, ami); !strings.Contains(js, "kms:CreateGrant") || !strings.Contains(js, "AWSServiceRoleForAutoScaling") {
+		t.Errorf("KeyPolicyStatements() as JSON = %s", js)
 	}
 	annotations := assertions.Annotations_FromStack(dest)
 	annotations.HasWarning(jsii.String("/Dest/SharedAmi"), assertions.Match_StringLikeRegexp(jsii.String(
@@ -122,4 +123,19 @@ func TestBadProps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// statementsJSON is ami's key policy statements as JSON, the way a user
+// pastes them into a key policy (PolicyStatement.ToJSON, encoding/json).
+func statementsJSON(t *testing.T, ami encryptedami.CrossAccountEncryptedAmi) string {
+	t.Helper()
+	var out []interface{}
+	for _, s := range *ami.KeyPolicyStatements() {
+		out = append(out, s.ToJSON())
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

@@ -36,8 +36,8 @@ func ExampleNewCrossAccountEncryptedAmi() {
 	})
 	asg := awsautoscaling.NewAutoScalingGroup(destination, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
 		Vpc: vpc,
-		LaunchTemplate: ami.NewLaunchTemplate(destination, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
-			InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro")),
+		LaunchTemplate: ami.NewLaunchTemplate(destination, jsii.String("LaunchTemplate"), &encryptedami.LaunchTemplateProps{
+			LaunchTemplate: &awsec2.LaunchTemplateProps{InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro"))},
 		}),
 		MinCapacity: jsii.Number(1),
 		MaxCapacity: jsii.Number(2),
@@ -80,9 +80,9 @@ func ExampleNewOrganizationKeyAccess() {
 			Env: &awscdk.Environment{Account: jsii.String(account), Region: jsii.String("us-east-1")},
 		})
 		encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
-			Key:            key,
-			ImageId:        jsii.String("ami-0123456789abcdef0"),
-			KeyPolicyStyle: encryptedami.KeyPolicyStyle_ORGANIZATION,
+			Key:                   key,
+			ImageId:               jsii.String("ami-0123456789abcdef0"),
+			OrganizationKeyAccess: access,
 		})
 		destinations = append(destinations, destination)
 	}

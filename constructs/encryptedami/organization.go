@@ -7,7 +7,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/constructs-go/constructs/v10"
-	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
@@ -33,20 +32,21 @@ type OrganizationKeyAccessProps struct {
 
 // OrganizationKeyAccess lets every account of an organization (or of some of
 // its OUs) launch the AMI, with key policy statements of constant size.
-// Place it next to the key; in each destination, use CrossAccountEncryptedAmi
-// with KeyPolicyStyle_ORGANIZATION.
+// Place it next to the key; in each destination of this app, pass it to
+// CrossAccountEncryptedAmi as OrganizationKeyAccess (destinations of other
+// apps, which import the key by ARN, use KeyPolicyStyle_ORGANIZATION).
 type OrganizationKeyAccess interface {
 	constructs.Construct
 	// The statements placed on the key (or to place, for an imported key).
 	KeyPolicyStatements() *[]awsiam.PolicyStatement
-	// The same statements as JSON.
-	KeyPolicyStatementsJson() *string
-	// Whether the statements were added to the key's policy.
-	KeyPolicyManaged() *bool
+	// Whether the statements were added to the key's policy (false for an
+	// imported key: a synth warning prints them).
+	KeyPolicyManaged() bool
 }
 
 type organizationKeyAccess struct {
 	constructs.Construct
+	keyArn     string // what CrossAccountEncryptedAmi's OrganizationKeyAccess prop is checked against
 	statements []amipolicy.Statement
 	managed    bool
 }
@@ -73,26 +73,20 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 		fail(fmt.Errorf("OrganizationId/OrganizationalUnitPaths/ServiceLinkedRoleSuffixes: %v", err))
 	}
 	statements := amipolicy.OrganizationStatements(org)
-	if err := claimStatements(provider.EnvOf(scope), props.Key, keyArn, statements); err != nil {
+	if err := budgetOf(provider.EnvOf(scope), props.Key, keyArn).claim(statements); err != nil {
 		fail(err)
 	}
 	c := constructs.NewConstruct(scope, id)
-	o := &organizationKeyAccess{Construct: c, statements: statements}
+	o := &organizationKeyAccess{Construct: c, keyArn: keyArn, statements: statements}
 	o.managed = addToKeyPolicy(c, props.Key, keyArn, o.statements)
 	return o
 }
 
-func (o *organizationKeyAccess) cdkStatements() []awsiam.PolicyStatement {
-	return toCDK(o.statements)
-}
 func (o *organizationKeyAccess) KeyPolicyStatements() *[]awsiam.PolicyStatement {
-	out := o.cdkStatements()
+	out := toCDK(o.statements)
 	return &out
 }
-func (o *organizationKeyAccess) KeyPolicyStatementsJson() *string {
-	return statementsJSON(o.statements)
-}
-func (o *organizationKeyAccess) KeyPolicyManaged() *bool { return jsii.Bool(o.managed) }
+func (o *organizationKeyAccess) KeyPolicyManaged() bool { return o.managed }
 
 // keyPartition is the partition of key: from its ARN, or, while the ARN is a
 // token (a key defined in the app), its stack's (the AWS::Partition
@@ -121,14 +115,6 @@ func toCDK(statements []amipolicy.Statement) []awsiam.PolicyStatement {
 		out = append(out, awsiam.PolicyStatement_FromJson(s.JSON()))
 	}
 	return out
-}
-
-func statementsJSON(statements []amipolicy.Statement) *string {
-	body, err := json.MarshalIndent(statements, "", "  ")
-	if err != nil {
-		panic(err)
-	}
-	return jsii.String(string(body))
 }
 
 func compactJSON(statements []amipolicy.Statement) string {

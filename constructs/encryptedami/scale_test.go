@@ -17,54 +17,60 @@ import (
 )
 
 // addDestinations adds n destination stacks (accounts 222222222222, +1, ...)
-// that share key, and returns the message of the first construct error, if any.
-func addDestinations(app awscdk.App, key awskms.IKey, n int, style encryptedami.KeyPolicyStyle) (added int, errMsg string) {
+// that share key, then synthesizes the app, and returns the message of the
+// first construct or validation error, if any. The key policy's size is
+// checked when the app validates, once every destination is known.
+func addDestinations(app awscdk.App, key awskms.IKey, n int, org encryptedami.OrganizationKeyAccess) (errMsg string) {
 	for i := 0; i < n; i++ {
 		account := fmt.Sprintf("%012d", 222222222222+i)
 		stack := awscdk.NewStack(app, jsii.String("Dest-"+account), &awscdk.StackProps{Env: constructtest.Env(account, "us-east-1")})
 		if msg := constructtest.Catch(func() {
 			encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{
-				Key: key, ImageId: jsii.String("ami-0123456789abcdef0"), KeyPolicyStyle: style,
+				Key: key, ImageId: jsii.String("ami-0123456789abcdef0"), OrganizationKeyAccess: org,
 			})
 		}); msg != "" {
-			return i, msg
+			return msg
 		}
 	}
-	return n, ""
+	return constructtest.Catch(func() { app.Synth(nil) })
+}
+
+// destinationsOnOneKey synthesizes an app of n destinations that share one
+// key of a source stack, and returns the error message, if any.
+func destinationsOnOneKey(n int) string {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+	key := awskms.NewKey(source, jsii.String("Key"), nil)
+	return addDestinations(app, key, n, nil)
 }
 
 var fitRe = regexp.MustCompile(`about (\d+) destinations fit`)
 
 func TestKeyPolicySizeLimit(t *testing.T) {
-	for _, n := range []int{1, 10, 60} {
-		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			// GIVEN one source key
-			app := awscdk.NewApp(nil)
-			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
-			key := awskms.NewKey(source, jsii.String("Key"), nil)
-			// WHEN n destinations use it
-			added, msg := addDestinations(app, key, n, "")
-			// THEN up to the limit they fit; past it, a clear error says how many fit and points to organization mode
-			if msg == "" {
-				t.Logf("N=%d: all destinations fit", n)
-				if n == 60 {
-					t.Fatal("60 destinations fit into one key policy: the 32 KB check did not fire")
-				}
-				return
-			}
-			if n <= 10 {
-				t.Fatalf("N=%d failed: %s", n, msg)
-			}
-			m := fitRe.FindStringSubmatch(msg)
-			if m == nil || !strings.Contains(msg, "32768") || !strings.Contains(msg, "KeyPolicyStyle_ORGANIZATION") {
-				t.Fatalf("error does not say how many fit, the limit and the way out: %s", msg)
-			}
-			fit, _ := strconv.Atoi(m[1])
-			if added != fit {
-				t.Errorf("the error says %d destinations fit, but it fired at destination %d", fit, added+1)
-			}
-			t.Logf("N=%d: failed at destination %d (about %d fit)", n, added+1, fit)
-		})
+	// GIVEN one source key, WHEN n destinations use it
+	for _, n := range []int{1, 10} {
+		// THEN up to the limit they fit
+		if msg := destinationsOnOneKey(n); msg != "" {
+			t.Fatalf("N=%d failed: %s", n, msg)
+		}
+	}
+	// THEN past it, the app's validation says how many fit and points to organization mode
+	msg := destinationsOnOneKey(60)
+	if msg == "" {
+		t.Fatal("60 destinations fit into one key policy: the 32 KB check did not fire")
+	}
+	m := fitRe.FindStringSubmatch(msg)
+	if m == nil || !strings.Contains(msg, "32768") || !strings.Contains(msg, "KeyPolicyStyle_ORGANIZATION") || !strings.Contains(msg, "Source/Key/CrossAccountAmiKeyPolicyBudget") {
+		t.Fatalf("error does not name the key, say how many fit, the limit and the way out: %s", msg)
+	}
+	fit, _ := strconv.Atoi(m[1])
+	t.Logf("N=60: about %d destinations fit", fit)
+	// AND the number it gives is right: that many synthesize, one more does not
+	if msg := destinationsOnOneKey(fit); msg != "" {
+		t.Errorf("the error says %d destinations fit, but %d fail: %s", fit, fit, msg)
+	}
+	if msg := destinationsOnOneKey(fit + 1); !strings.Contains(msg, "about "+m[1]+" destinations fit") {
+		t.Errorf("the error says %d destinations fit, but %d give %q", fit, fit+1, msg)
 	}
 }
 
@@ -78,11 +84,11 @@ func TestOrganizationModeConstantSize(t *testing.T) {
 		OrganizationId:          jsii.String("o-abcdefghij"),
 		OrganizationalUnitPaths: jsii.Strings("o-abcdefghij/r-ab12/ou-ab12-11111111/"),
 	})
-	if !*org.KeyPolicyManaged() {
+	if !org.KeyPolicyManaged() {
 		t.Error("KeyPolicyManaged() = false for a key of this app")
 	}
 	// WHEN 70 destinations (more than fit one by one) use organization mode
-	if _, msg := addDestinations(app, key, 70, encryptedami.KeyPolicyStyle_ORGANIZATION); msg != "" {
+	if msg := addDestinations(app, key, 70, org); msg != "" {
 		t.Fatal(msg)
 	}
 	// THEN the key policy holds CDK's default statement plus the organization's two, no more
@@ -143,23 +149,16 @@ func TestOrganizationBadProps(t *testing.T) {
 func TestKeyPolicySizeLimitForAKeyImportedInEachStack(t *testing.T) {
 	// GIVEN 60 destination stacks, each importing the same key ARN
 	app := awscdk.NewApp(nil)
-	var msg string
-	added := 0
-	for ; added < 60 && msg == ""; added++ {
-		account := fmt.Sprintf("%012d", 222222222222+added)
+	for i := 0; i < 60; i++ {
+		account := fmt.Sprintf("%012d", 222222222222+i)
 		stack := awscdk.NewStack(app, jsii.String("Dest-"+account), &awscdk.StackProps{Env: constructtest.Env(account, "us-east-1")})
 		key := awskms.Key_FromKeyArn(stack, jsii.String("Key"), jsii.String(importedKeyArn))
-		msg = constructtest.Catch(func() {
-			encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String("ami-0123456789abcdef0")})
-		})
+		encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String("ami-0123456789abcdef0")})
 	}
-	// THEN the check fires, where it says the policy is full
-	m := fitRe.FindStringSubmatch(msg)
-	if m == nil {
+	// WHEN the app validates, THEN the check fires for the one policy, with the 60 destinations counted
+	msg := constructtest.Catch(func() { app.Synth(nil) })
+	if m := fitRe.FindStringSubmatch(msg); m == nil || !strings.Contains(msg, "with 60 destinations") {
 		t.Fatalf("60 destinations of one imported key were accepted, or the error is unclear: %q", msg)
 	}
-	if fit, _ := strconv.Atoi(m[1]); fit != added-1 {
-		t.Errorf("the error says %d destinations fit, but it fired at destination %d", fit, added)
-	}
-	t.Logf("failed at destination %d (about %s fit)", added, m[1])
+	t.Logf("%s", msg)
 }

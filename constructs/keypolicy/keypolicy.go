@@ -10,7 +10,7 @@
 //
 // One writer per key: all the statements one stack keeps on one key go
 // through a single Custom::KmsKeyPolicyStatements, however many
-// ManagedStatements (or CrossAccountEncryptedAmi.ManageKeyPolicy calls)
+// ManagedStatements (or CrossAccountEncryptedAmiProps.KeyPolicyScope)
 // contribute them. KMS has no conditional write, so two resources writing
 // one key policy at the same time (CloudFormation runs independent
 // resources in parallel) could each read the same policy and the second
@@ -61,7 +61,7 @@ type ManagedStatementsProps struct {
 	// Default: - none; StatementsJson must then hold at least one.
 	Statements *[]awsiam.PolicyStatement `field:"optional"`
 	// More statements, as a JSON array (such as
-	// CrossAccountEncryptedAmi.KeyPolicyStatementsJson()).
+	// CrossAccountEncryptedAmi.KeyPolicyStatements() marshalled to JSON).
 	// Default: - none.
 	StatementsJson *string `field:"optional"`
 }

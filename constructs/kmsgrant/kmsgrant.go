@@ -40,10 +40,11 @@ type GrantProps struct {
 	// imported one (awskms.Key_FromKeyArn). An alias is not accepted: KMS
 	// grants need the key itself.
 	Key awskms.IKey `field:"required"`
-	// The principal that receives the permissions, such as a role or the
-	// Auto Scaling service-linked role (awsiam.NewArnPrincipal). It must
+	// What receives the permissions, as CDK passes grantees: a role, a
+	// Lambda function (its role), or a principal such as the Auto Scaling
+	// service-linked role (awsiam.NewArnPrincipal). Its GrantPrincipal must
 	// stand for exactly one IAM ARN.
-	Grantee awsiam.IPrincipal `field:"required"`
+	Grantee awsiam.IGrantable `field:"required"`
 	// The operations the grant allows, e.g. "Decrypt", "CreateGrant". At
 	// least one; each must be a KMS grant operation.
 	Operations *[]*string `field:"required"`
@@ -113,7 +114,7 @@ func specFromProps(props *GrantProps) (grantspec.Properties, error) {
 	if props.Operations == nil {
 		return grantspec.Properties{}, fmt.Errorf("Operations: required, got nil")
 	}
-	grantee, err := PrincipalArn(props.Grantee)
+	grantee, err := PrincipalArn(props.Grantee.GrantPrincipal())
 	if err != nil {
 		return grantspec.Properties{}, fmt.Errorf("Grantee: %w", err)
 	}

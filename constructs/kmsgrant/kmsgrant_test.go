@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
@@ -154,6 +155,23 @@ func TestTokensAreCheckedAtDeploy(t *testing.T) {
 		"KeyArn":            assertions.Match_ObjectLike(&map[string]interface{}{"Fn::ImportValue": assertions.Match_AnyValue()}),
 		"GranteePrincipal":  assertions.Match_ObjectLike(&map[string]interface{}{"Fn::GetAtt": assertions.Match_AnyValue()}),
 		"RetiringPrincipal": assertions.Match_ObjectLike(&map[string]interface{}{"Fn::GetAtt": assertions.Match_AnyValue()}),
+	})
+}
+
+// TestGranteeAsCDKPassesIt: a Lambda function is an awsiam.IGrantable (not
+// an IPrincipal); the grant goes to its role, as CDK's own grant methods do.
+func TestGranteeAsCDKPassesIt(t *testing.T) {
+	stack := constructtest.NewStack()
+	fn := awslambda.NewFunction(stack, jsii.String("Fn"), &awslambda.FunctionProps{
+		Runtime: awslambda.Runtime_PYTHON_3_13(), Handler: jsii.String("index.handler"),
+		Code: awslambda.Code_FromInline(jsii.String("def handler(e, c): pass")),
+	})
+	kmsgrant.NewGrant(stack, jsii.String("Grant"), &kmsgrant.GrantProps{
+		Key: awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(keyArn)), Grantee: fn, Operations: jsii.Strings("Decrypt"),
+	})
+	role := *stack.GetLogicalId(fn.Role().Node().DefaultChild().(awscdk.CfnElement))
+	assertions.Template_FromStack(stack, nil).HasResourceProperties(jsii.String("Custom::KmsGrant"), &map[string]interface{}{
+		"GranteePrincipal": map[string]interface{}{"Fn::GetAtt": []interface{}{role, "Arn"}},
 	})
 }
 

@@ -45,8 +45,9 @@ func New(app awscdk.App, cfg Config) {
 		Description:       jsii.String("Encrypts the shared AMI's snapshots"),
 		EnableKeyRotation: jsii.Bool(true),
 	})
+	var access encryptedami.OrganizationKeyAccess
 	if cfg.OrganizationId != "" {
-		encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
+		access = encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
 			Key:            key,
 			OrganizationId: jsii.String(cfg.OrganizationId),
 		})
@@ -56,23 +57,21 @@ func New(app awscdk.App, cfg Config) {
 		if len(cfg.DestinationAccounts) > 1 {
 			name += "-" + account
 		}
-		newDestination(app, name, account, key, cfg)
+		newDestination(app, name, account, key, access, cfg)
 	}
 }
 
-func newDestination(app awscdk.App, name, account string, key awskms.IKey, cfg Config) {
-	style := encryptedami.KeyPolicyStyle_SCOPED
-	if cfg.OrganizationId != "" {
-		style = encryptedami.KeyPolicyStyle_ORGANIZATION
-	}
+// newDestination adds a destination stack. With access (organization
+// mode) the key's statements cover it; without, it adds its own.
+func newDestination(app awscdk.App, name, account string, key awskms.IKey, access encryptedami.OrganizationKeyAccess, cfg Config) {
 	destination := fleet.NewStack(app, name, &awscdk.StackProps{
 		Env:         &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(cfg.Region)},
 		Description: jsii.String("crossaccountami example: an Auto Scaling group that launches the shared, encrypted AMI"),
 	})
 	ami := encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
-		Key:            key,
-		ImageId:        jsii.String(cfg.ImageId),
-		KeyPolicyStyle: style,
+		Key:                   key,
+		ImageId:               jsii.String(cfg.ImageId),
+		OrganizationKeyAccess: access,
 	})
 
 	fleet.New(destination, ami, cfg.Region)

@@ -78,14 +78,14 @@ func newDestination(app awscdk.App, source awscdk.Stack, name, account string, c
 		Description: jsii.String("crossaccountami example: an Auto Scaling group that launches the shared AMI of an imported key"),
 	})
 	key := awskms.Key_FromKeyArn(destination, jsii.String("SourceKey"), jsii.String(cfg.KeyArn))
-	ami := encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
-		Key:     key,
-		ImageId: jsii.String(cfg.ImageId),
-	})
 	// The source stack keeps this destination's statements in the key
-	// policy; the destination deploys after it (ManageKeyPolicy adds the
+	// policy; the destination deploys after it (KeyPolicyScope adds the
 	// dependency, stated here as well for the reader).
-	ami.ManageKeyPolicy(source)
+	ami := encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
+		Key:            key,
+		ImageId:        jsii.String(cfg.ImageId),
+		KeyPolicyScope: source,
+	})
 	destination.AddStackDependency(source, jsii.String("the key policy statements and the launch permission come first"))
 
 	fleet.New(destination, ami, cfg.Region)

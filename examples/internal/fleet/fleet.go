@@ -47,9 +47,11 @@ func New(scope constructs.Construct, ami encryptedami.CrossAccountEncryptedAmi, 
 			{Name: jsii.String("Public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
 		},
 	})
-	launchTemplate := ami.NewLaunchTemplate(scope, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
-		InstanceType:  awsec2.NewInstanceType(jsii.String("t3.micro")),
-		RequireImdsv2: jsii.Bool(true),
+	launchTemplate := ami.NewLaunchTemplate(scope, jsii.String("LaunchTemplate"), &encryptedami.LaunchTemplateProps{
+		LaunchTemplate: &awsec2.LaunchTemplateProps{
+			InstanceType:  awsec2.NewInstanceType(jsii.String("t3.micro")),
+			RequireImdsv2: jsii.Bool(true),
+		},
 	})
 	asg := awsautoscaling.NewAutoScalingGroup(scope, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
 		Vpc:            vpc,

@@ -1,0 +1,128 @@
+package encryptedami
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
+)
+
+// MaxKeyPolicyBytes is KMS's limit on the size of a key policy.
+const MaxKeyPolicyBytes = 32768
+
+// reservedPolicyBytes is room kept for the statements this library does not
+// write: CDK's default "Enable IAM User Permissions" statement and the
+// document's frame take about 200 bytes; the rest is margin for a few
+// statements of the key's owner.
+const reservedPolicyBytes = 2048
+
+// budgetID is the construct id of a key's policy budget.
+const budgetID = "CrossAccountAmiKeyPolicyBudget"
+
+// policyBudget is the statements this library places on one key policy,
+// kept as the state of a construct: two constructs for the same
+// destination share identical statements, a clash of Sids with different
+// content fails when it is made, and the policy's size is checked when the
+// app validates (Node().AddValidation), once every destination is known.
+//
+// It lives under the key for a key of this app, and under the app's root
+// for a key imported by ARN (one key imported once per stack is still one
+// policy: the id carries a hash of the ARN).
+type policyBudget struct {
+	constructs.Construct
+	bySid        map[string]string
+	bytes        int
+	perStatement []int // bytes each claim added, to say how many fit
+	destinations int
+}
+
+// ToString is the override jsii-runtime-go needs to make policyBudget a
+// construct of its own, found again by TryFindChild as this Go value.
+func (b *policyBudget) ToString() *string { return jsii.String(budgetID) }
+
+// budgetOf returns key's budget, creating it on first use.
+func budgetOf(env *provider.StackEnv, key awskms.IKey, keyArn string) *policyBudget {
+	// A key of this app (its ARN is a token) keeps its budget; a key
+	// imported by ARN, or any other key jsii hands back as a bare IKey, has
+	// it under the root, named by its ARN (or path, while that is a token).
+	scope, isConstruct := key.(constructs.Construct)
+	id := budgetID
+	if !jsiivalue.IsUnresolved(&keyArn) || !isConstruct {
+		name := keyArn
+		if jsiivalue.IsUnresolved(&name) {
+			name = "path:" + *key.Node().Path()
+		}
+		sum := sha256.Sum256([]byte(name))
+		scope, id = env.Node.Root().(constructs.Construct), budgetID+hex.EncodeToString(sum[:4])
+	}
+	if found, ok := scope.Node().TryFindChild(&id).(*policyBudget); ok {
+		return found
+	}
+	b := &policyBudget{bySid: map[string]string{}}
+	constructs.NewConstruct_Override(b, scope, &id)
+	b.Node().AddValidation(&budgetCheck{b})
+	return b
+}
+
+// claim records statements on the budget. It fails on a Sid already placed
+// with different content.
+func (b *policyBudget) claim(statements []amipolicy.Statement) error {
+	added := 0
+	for _, s := range statements {
+		body, _ := json.Marshal(s)
+		if prev, ok := b.bySid[s.Sid]; ok {
+			if prev != string(body) {
+				return fmt.Errorf("Key: another CrossAccountEncryptedAmi already placed a different statement %q on this key: %s", s.Sid, prev)
+			}
+			continue
+		}
+		added += len(body) + 1
+	}
+	if added == 0 {
+		return nil
+	}
+	for _, s := range statements {
+		body, _ := json.Marshal(s)
+		b.bySid[s.Sid] = string(body)
+	}
+	b.bytes += added
+	b.perStatement = append(b.perStatement, added)
+	b.destinations++
+	return nil
+}
+
+// problem is the budget's validation error, or "".
+func (b *policyBudget) problem() string {
+	total := b.bytes + reservedPolicyBytes
+	if total <= MaxKeyPolicyBytes {
+		return ""
+	}
+	fit, used := 0, reservedPolicyBytes
+	for _, n := range b.perStatement {
+		if used+n > MaxKeyPolicyBytes {
+			break
+		}
+		used += n
+		fit++
+	}
+	return fmt.Sprintf("the key policy would grow to about %d bytes with %d destinations (about %d bytes each, plus %d bytes kept for the key's own statements); KMS rejects key policies over %d bytes, so about %d destinations fit. Use KeyPolicyStyle_ORGANIZATION with NewOrganizationKeyAccess: its statements keep a constant size for every account of an organization or OU",
+		total, b.destinations, b.bytes/b.destinations, reservedPolicyBytes, MaxKeyPolicyBytes, fit)
+}
+
+// budgetCheck is the budget's validation (constructs.IValidation).
+type budgetCheck struct{ b *policyBudget }
+
+func (c *budgetCheck) Validate() *[]*string {
+	if p := c.b.problem(); p != "" {
+		return &[]*string{jsii.String(p)}
+	}
+	return &[]*string{}
+}
