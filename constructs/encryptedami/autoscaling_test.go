@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
 
@@ -25,6 +26,7 @@ func TestAutoScalingGroupWithCustomSuffixRole(t *testing.T) {
 	key := awskms.Key_FromKeyArn(dest, jsii.String("Key"), jsii.String(importedKeyArn))
 	ami := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
 		Key: key, ImageId: jsii.String("ami-0123456789abcdef0"), ServiceLinkedRoleSuffix: jsii.String("fleet"),
+		HealSchedule: awsevents.Schedule_Expression(jsii.String("rate(12 hours)")),
 	})
 	vpc := awsec2.NewVpc(dest, jsii.String("Vpc"), &awsec2.VpcProps{
 		AvailabilityZones: jsii.Strings("us-east-1a", "us-east-1b"), NatGateways: jsii.Number(0),
@@ -67,6 +69,13 @@ func TestAutoScalingGroupWithCustomSuffixRole(t *testing.T) {
 			"DependsOn": assertions.Match_ArrayWith(&[]interface{}{id}),
 		})
 	}
+	// AND the grant is checked on the schedule asked for, with the name the handler gives it
+	tmpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), &map[string]interface{}{
+		"ScheduleExpression": "rate(12 hours)",
+		"Targets": []interface{}{map[string]interface{}{"Id": "GrantHandler", "Arn": assertions.Match_AnyValue(), "Input": assertions.Match_ObjectLike(&map[string]interface{}{
+			"Fn::Join": []interface{}{"", assertions.Match_ArrayWith(&[]interface{}{map[string]interface{}{"Fn::GetAtt": []interface{}{want[0], "GrantName"}}})},
+		})}},
+	})
 	// AND the root volume named by RootDeviceName is encrypted with the source key, its size left to the snapshot
 	tmpl.HasResourceProperties(jsii.String("AWS::EC2::LaunchTemplate"), &map[string]interface{}{
 		"LaunchTemplateData": assertions.Match_ObjectLike(&map[string]interface{}{

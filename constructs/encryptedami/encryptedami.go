@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -106,6 +107,13 @@ type CrossAccountEncryptedAmiProps struct {
 	// Default: - none; KeyPolicyStyle_ORGANIZATION is then accepted only for
 	// an imported key, whose policy another app keeps.
 	OrganizationKeyAccess OrganizationKeyAccess `field:"optional"`
+	// Check on this schedule that the grant exists, and re-create it under
+	// its name if someone revoked it (kmsgrant.GrantProps.HealSchedule):
+	// an EventBridge rule invokes the stack's handler, which logs the result
+	// and writes the metrics CrossAccountAmi/GrantRecreated and
+	// CrossAccountAmi/GrantCheckFailed (dimension GrantName).
+	// Default: - no scheduled check (organization.NewDeployment checks daily by default).
+	HealSchedule awsevents.Schedule `field:"optional"`
 }
 
 // LaunchTemplateProps configures CrossAccountEncryptedAmi.NewLaunchTemplate.
@@ -212,7 +220,8 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 		a.manageKeyPolicy(props.KeyPolicyScope)
 		return a
 	}
-	a.managed = addToKeyPolicy(c, props.Key, keyArn, a.statements)
+	a.managed = addToKeyPolicy(c, props.Key, keyArn, a.statements,
+		"Set KeyPolicyScope to a stack in account "+keyAccount(props.Key, keyArn)+" to have a custom resource there keep these statements in the key policy")
 	if a.managed {
 		// The key policy must allow the grant before the grant is created.
 		// Across CDK Stages (a pipeline) no stack dependency can be drawn:
@@ -311,11 +320,18 @@ func (a *crossAccountEncryptedAmi) newGrant(env *provider.StackEnv, createSLR bo
 	if slr != nil {
 		deps = append(deps, slr.Resource())
 	}
-	a.grant = grantres.New(c, "Grant", grantspec.Properties{
+	grant := grantres.New(c, "Grant", grantspec.Properties{
 		KeyArn:           a.keyArn,
 		GranteePrincipal: a.slrArn,
 		Operations:       grantspec.AutoScalingOperations,
 	}, jsii.String(a.keyArn), deps...)
+	if props.HealSchedule != nil {
+		// The grant is the handler's own, so the check cannot be refused.
+		if err := grant.Heal(*props.HealSchedule.ExpressionString()); err != nil {
+			panic(err)
+		}
+	}
+	a.grant = grant
 }
 
 // addToKeyPolicy adds statements to key's policy. The policy of a key
@@ -323,7 +339,7 @@ func (a *crossAccountEncryptedAmi) newGrant(env *provider.StackEnv, createSLR bo
 // says which statements to apply to which key, and it returns false.
 // Statements are added in one call to the policy document: every jsii call
 // counts when an app has hundreds of destinations.
-func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, keyArn string, statements []amipolicy.Statement) bool {
+func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, keyArn string, statements []amipolicy.Statement, howToManage string) bool {
 	owned, ok := key.(awskms.Key)
 	if ok && len(statements) > 0 {
 		if policy := owned.Policy(); policy != nil {
@@ -337,8 +353,8 @@ func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, keyArn string, 
 	}
 	if len(statements) > 0 {
 		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String(notManagedWarning), jsii.String(fmt.Sprintf(
-			"The key %s is imported, so this app does not edit its policy. Set KeyPolicyScope to a stack in account %s to have a custom resource there keep these statements in the key policy, or add them by hand before deploying this stack (KeyPolicyStatements() returns them): %s",
-			keyArn, keyAccount(key, keyArn), compactJSON(statements))), nil)
+			"The key %s is imported, so this app does not edit its policy. %s, or add them by hand before deploying this stack (KeyPolicyStatements() returns them): %s",
+			keyArn, howToManage, compactJSON(statements))), nil)
 	}
 	return false
 }

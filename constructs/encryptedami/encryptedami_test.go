@@ -139,3 +139,29 @@ func statementsJSON(t *testing.T, ami encryptedami.CrossAccountEncryptedAmi) str
 	}
 	return string(body)
 }
+
+// TestOrganizationKeyAccessOnAnImportedKey: placed in a stack of the key's
+// account and region, it keeps the organization's statements in the
+// imported key's policy through a custom resource; placed anywhere else,
+// it can only warn.
+func TestOrganizationKeyAccessOnAnImportedKey(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	keyStack := awscdk.NewStack(app, jsii.String("KeyAccount"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+	other := awscdk.NewStack(app, jsii.String("Elsewhere"), &awscdk.StackProps{Env: constructtest.Env("333333333333", "us-east-1")})
+	props := func(s awscdk.Stack) *encryptedami.OrganizationKeyAccessProps {
+		return &encryptedami.OrganizationKeyAccessProps{
+			Key: awskms.Key_FromKeyArn(s, jsii.String("Key"), jsii.String(importedKeyArn)), OrganizationId: jsii.String("o-abcdefghij"),
+		}
+	}
+	managed := encryptedami.NewOrganizationKeyAccess(keyStack, jsii.String("Access"), props(keyStack))
+	warned := encryptedami.NewOrganizationKeyAccess(other, jsii.String("Access"), props(other))
+	if !managed.KeyPolicyManaged() || warned.KeyPolicyManaged() {
+		t.Errorf("KeyPolicyManaged: in the key's account %v, elsewhere %v; want true, false", managed.KeyPolicyManaged(), warned.KeyPolicyManaged())
+	}
+	assertions.Template_FromStack(keyStack, nil).HasResourceProperties(jsii.String("Custom::KmsKeyPolicyStatements"), &map[string]interface{}{
+		"KeyArn":     importedKeyArn,
+		"Statements": assertions.Match_StringLikeRegexp(jsii.String(`Allow use of the key by Auto Scaling service-linked roles of the organization.*aws:PrincipalOrgID.*o-abcdefghij`)),
+	})
+	assertions.Template_FromStack(other, nil).ResourceCountIs(jsii.String("Custom::KmsKeyPolicyStatements"), jsii.Number(0))
+	assertions.Annotations_FromStack(other).HasWarning(jsii.String("/Elsewhere/Access"), assertions.Match_StringLikeRegexp(jsii.String("is imported.*Place the OrganizationKeyAccess in a stack of the key's account and region")))
+}

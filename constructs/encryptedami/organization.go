@@ -7,9 +7,11 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/names"
@@ -32,7 +34,10 @@ type OrganizationKeyAccessProps struct {
 
 // OrganizationKeyAccess lets every account of an organization (or of some of
 // its OUs) launch the AMI, with key policy statements of constant size.
-// Place it next to the key; in each destination of this app, pass it to
+// Place it next to the key (for a key imported by ARN, in a stack of the
+// key's account and region: a keypolicy.ManagedStatements there, construct
+// id "KeyPolicy" under it, keeps the statements in the key's policy); in
+// each destination of this app, pass it to
 // CrossAccountEncryptedAmi as OrganizationKeyAccess (destinations of other
 // apps, which import the key by ARN, use KeyPolicyStyle_ORGANIZATION).
 type OrganizationKeyAccess interface {
@@ -40,7 +45,8 @@ type OrganizationKeyAccess interface {
 	// The statements placed on the key (or to place, for an imported key).
 	KeyPolicyStatements() *[]awsiam.PolicyStatement
 	// Whether the statements were added to the key's policy (false for an
-	// imported key: a synth warning prints them).
+	// imported key placed outside its account and region: a synth warning
+	// prints them).
 	KeyPolicyManaged() bool
 }
 
@@ -78,8 +84,25 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 	}
 	c := constructs.NewConstruct(scope, id)
 	o := &organizationKeyAccess{Construct: c, keyArn: keyArn, statements: statements}
-	o.managed = addToKeyPolicy(c, props.Key, keyArn, o.statements)
+	if _, ownKey := props.Key.(awskms.Key); !ownKey && inKeysEnv(provider.EnvOf(scope), keyArn) {
+		// An imported key, placed next to it as the doc says: a custom
+		// resource of this stack keeps the statements in its policy.
+		keypolicy.NewManagedStatements(c, jsii.String("KeyPolicy"), &keypolicy.ManagedStatementsProps{
+			Key:            props.Key,
+			StatementsJson: jsii.String(compactJSON(statements)),
+		})
+		o.managed = true
+		return o
+	}
+	o.managed = addToKeyPolicy(c, props.Key, keyArn, o.statements,
+		"Place the OrganizationKeyAccess in a stack of the key's account and region to have a custom resource there keep these statements in the key policy")
 	return o
+}
+
+// inKeysEnv reports whether env is the account and region of the key keyArn.
+func inKeysEnv(env *provider.StackEnv, keyArn string) bool {
+	a, err := awsid.ParseKeyARN(keyArn)
+	return err == nil && env.Concrete && env.Account == a.Account && env.Region == a.Region
 }
 
 func (o *organizationKeyAccess) KeyPolicyStatements() *[]awsiam.PolicyStatement {

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -73,6 +74,15 @@ type GrantProps struct {
 	// with a RetiringPrincipal of your own), no new grant.
 	// Default: - not set; an update that changes nothing that defines the grant makes no KMS call.
 	VerifyToken *string `field:"optional"`
+	// Check on this schedule that the grant exists, and re-create it under
+	// its name if someone revoked it: an EventBridge rule invokes the
+	// stack's handler, which logs the result and writes the metrics
+	// CrossAccountAmi/GrantRecreated and CrossAccountAmi/GrantCheckFailed
+	// (dimension GrantName) that an alarm can watch. Only for a grant the
+	// handler owns (no RetiringPrincipal of your own). Delete retires every
+	// grant of that name the handler owns, so a re-created grant never leaks.
+	// Default: - no scheduled check.
+	HealSchedule awsevents.Schedule `field:"optional"`
 }
 
 // Grant is one KMS grant managed by CloudFormation.
@@ -96,7 +106,16 @@ func NewGrant(scope constructs.Construct, id *string, props *GrantProps) Grant {
 	if err != nil {
 		panic(fmt.Errorf("kmsgrant.NewGrant %s/%s: %w", *scope.Node().Path(), *id, err))
 	}
-	return grantres.New(scope, *id, spec, jsii.String(spec.KeyArn))
+	if props.HealSchedule != nil && spec.RetiringPrincipal != "" {
+		panic(fmt.Errorf("kmsgrant.NewGrant %s/%s: HealSchedule: only a grant the handler owns can be checked (the handler finds it with kms:ListRetirableGrants); got RetiringPrincipal %s", *scope.Node().Path(), *id, spec.RetiringPrincipal))
+	}
+	g := grantres.New(scope, *id, spec, jsii.String(spec.KeyArn))
+	if props.HealSchedule != nil {
+		if err := g.Heal(*props.HealSchedule.ExpressionString()); err != nil {
+			panic(fmt.Errorf("kmsgrant.NewGrant %s/%s: %w", *scope.Node().Path(), *id, err))
+		}
+	}
+	return g
 }
 
 // specFromProps turns props into the handler's properties, checking every

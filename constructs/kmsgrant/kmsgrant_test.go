@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -266,5 +267,42 @@ func TestARetiringPrincipalOfYourOwnIsRevoked(t *testing.T) {
 	body, _ := json.Marshal(tmpl.ToJSON())
 	if strings.Contains(string(body), "kms:ListRetirableGrants") {
 		t.Error("the role may list retirable grants, though it owns none")
+	}
+}
+
+// TestHealSchedule: the scheduled check is for grants the handler owns; a
+// grant with a RetiringPrincipal of your own is refused, naming it.
+func TestHealSchedule(t *testing.T) {
+	stack := constructtest.NewStack()
+	k := awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(keyArn))
+	kmsgrant.NewGrant(stack, jsii.String("Owned"), &kmsgrant.GrantProps{
+		Key: k, Grantee: awsiam.NewArnPrincipal(jsii.String(slrArn)), Operations: jsii.Strings("Decrypt"),
+		GrantName: jsii.String("fleet-grant"), HealSchedule: awsevents.Schedule_Rate(awscdk.Duration_Hours(jsii.Number(6))),
+	})
+	tmpl := assertions.Template_FromStack(stack, nil)
+	grant := *stack.GetLogicalId(stack.Node().FindChild(jsii.String("Owned")).Node().FindChild(jsii.String("Resource")).Node().DefaultChild().(awscdk.CfnElement))
+	tmpl.HasResource(jsii.String("AWS::Events::Rule"), &map[string]interface{}{
+		"DependsOn": []interface{}{grant},
+		"Properties": map[string]interface{}{
+			"ScheduleExpression": "rate(6 hours)",
+			"Targets": []interface{}{map[string]interface{}{
+				"Id": "GrantHandler", "Arn": assertions.Match_AnyValue(),
+				"Input": assertions.Match_StringLikeRegexp(jsii.String(`^\{"ResourceProperties":\{.*"Name":"fleet-grant".*\},"crossaccountami":"heal-grant"\}$`)),
+			}},
+		},
+	})
+	tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(1))
+
+	msg := constructtest.Catch(func() {
+		kmsgrant.NewGrant(stack, jsii.String("NotOwned"), &kmsgrant.GrantProps{
+			Key: k, Grantee: awsiam.NewArnPrincipal(jsii.String(slrArn)), Operations: jsii.Strings("Decrypt"),
+			RetiringPrincipal: awsiam.NewArnPrincipal(jsii.String("arn:aws:iam::222222222222:role/ops")),
+			HealSchedule:      awsevents.Schedule_Rate(awscdk.Duration_Days(jsii.Number(1))),
+		})
+	})
+	for _, w := range []string{"Dest/NotOwned", "HealSchedule", "arn:aws:iam::222222222222:role/ops"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not contain %q", msg, w)
+		}
 	}
 }

@@ -4,6 +4,11 @@
 // before Lambda stops the function, reasons cut to what CloudFormation
 // accepts, and one structured log line per event.
 //
+// The same function may also be invoked by a scheduled EventBridge rule
+// with a constant Input of this library's (an EventHandler, registered with
+// HandleEvent): an event that carries neither RequestType nor ResponseURL is
+// not CloudFormation's and goes there, or fails naming what it was.
+//
 // The response protocol itself (the PUT to the pre-signed URL) is
 // github.com/aws/aws-lambda-go/cfn.LambdaWrap: it answers FAILED when the
 // function panics, and when a handler fails without a physical id it falls
@@ -88,9 +93,24 @@ type Handler interface {
 	Delete(ctx context.Context, req Request) error
 }
 
+// EventHandler handles an event that did not come from CloudFormation: the
+// constant Input of a scheduled EventBridge rule. It runs under the same
+// internal deadline as a Handler, with Logger and Waiting; its result is the
+// invocation's, and its error fails the invocation (Lambda counts it in the
+// function's Errors metric). Nobody waits for an answer, so there is none
+// to send.
+type EventHandler func(ctx context.Context, raw json.RawMessage) (string, error)
+
+// eventKind is the member (key) and string value (kind) that mark an event
+// for one EventHandler.
+type eventKind struct{ key, kind string }
+
+func (k eventKind) String() string { return fmt.Sprintf("%q:%q", k.key, k.kind) }
+
 // Router sends each event to the Handler registered for its ResourceType.
 type Router struct {
 	handlers map[string]Handler
+	events   map[eventKind]EventHandler
 	// Logger receives one JSON line per event (and the handlers' warnings).
 	Logger *slog.Logger
 	// SafetyMargin overrides the package constant of the same name (tests
@@ -103,6 +123,7 @@ type Router struct {
 func NewRouter() *Router {
 	return &Router{
 		handlers: map[string]Handler{},
+		events:   map[eventKind]EventHandler{},
 		Logger:   slog.New(slog.NewJSONHandler(os.Stdout, nil)),
 	}
 }
@@ -113,6 +134,19 @@ func (r *Router) Handle(resourceType string, h Handler) {
 		panic("customresource: a handler for " + resourceType + " is already registered")
 	}
 	r.handlers[resourceType] = h
+}
+
+// HandleEvent registers h for the events that are not CloudFormation's and
+// whose member key is the string kind, such as {"crossaccountami":"heal-grant",...}.
+func (r *Router) HandleEvent(key, kind string, h EventHandler) {
+	k := eventKind{key, kind}
+	if _, dup := r.events[k]; dup {
+		panic("customresource: a handler for the event " + k.String() + " is already registered")
+	}
+	if r.events == nil {
+		r.events = map[eventKind]EventHandler{}
+	}
+	r.events[k] = h
 }
 
 // ResourceTypes lists the registered types, sorted.
@@ -129,8 +163,14 @@ func (r *Router) ResourceTypes() []string {
 // the event itself so that an event whose fields have unexpected types
 // still gets a FAILED answer when its ResponseURL can be read, instead of
 // leaving CloudFormation waiting for an hour.
+//
+// An event that is not CloudFormation's (isCloudFormation) goes to the
+// EventHandler its kind names, and fails the invocation when none does.
 func (r *Router) LambdaHandler() func(context.Context, json.RawMessage) (string, error) {
 	return func(ctx context.Context, raw json.RawMessage) (string, error) {
+		if !isCloudFormation(raw) {
+			return r.ServeEvent(ctx, raw)
+		}
 		ev, err := decodeEvent(raw)
 		serve := r.Serve
 		if err != nil {
@@ -141,6 +181,93 @@ func (r *Router) LambdaHandler() func(context.Context, json.RawMessage) (string,
 		}
 		return cfn.LambdaWrap(serve)(ctx, ev)
 	}
+}
+
+// isCloudFormation reports whether raw is a CloudFormation event: a JSON
+// object with a RequestType or a ResponseURL member. Every custom resource
+// event has both; an EventBridge event or a rule's Input has neither. An
+// object with one of them, malformed or not, is CloudFormation's, so that
+// it gets a FAILED answer if its ResponseURL can be read.
+func isCloudFormation(raw json.RawMessage) bool {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil {
+		return false
+	}
+	_, hasType := fields["RequestType"]
+	_, hasURL := fields["ResponseURL"]
+	return hasType || hasURL
+}
+
+// maxEventExcerpt bounds how much of an unknown event an error quotes.
+const maxEventExcerpt = 512
+
+// ServeEvent handles an event that is not CloudFormation's: it finds the
+// EventHandler registered for the event's kind and runs it under the
+// internal deadline. An event of no registered kind is an error that quotes
+// it, so that a misdirected rule shows in the function's errors and log.
+func (r *Router) ServeEvent(ctx context.Context, raw json.RawMessage) (string, error) {
+	start := time.Now()
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &fields)
+	var kind eventKind
+	var h EventHandler
+	for k, eh := range r.events {
+		var v string
+		if json.Unmarshal(fields[k.key], &v) == nil && v == k.kind {
+			kind, h = k, eh
+			break
+		}
+	}
+	if h == nil {
+		err := fmt.Errorf("unknown event: not a CloudFormation custom resource event (it has no RequestType and no ResponseURL) and not of a kind this function serves (%s); received %s",
+			r.eventKinds(), excerpt(raw))
+		r.logger().Error("unknown event", "error", err.Error())
+		return "", err
+	}
+
+	log := r.logger().With("event", kind.kind)
+	log.Info("event", "input", fields)
+	ctx, cancel := r.withDeadline(ctx)
+	defer cancel()
+	p := &progress{}
+	ctx = context.WithValue(ctx, progressKey{}, p)
+	ctx = withLogger(ctx, log)
+
+	// The handler runs on this goroutine: there is no answer to send before
+	// the Lambda deadline, and a handler that returns (the SDK honours its
+	// context) reports its own outcome, a metric included, before the
+	// invocation ends.
+	res, err := h(ctx, raw)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%s (%w)", p.timeoutReason("the "+kind.kind+" event handler"), err)
+	}
+	if err != nil {
+		log.Error("outcome", "outcome", "failed", "error", err.Error(), "durationMs", time.Since(start).Milliseconds())
+		return "", err
+	}
+	log.Info("outcome", "outcome", "succeeded", "result", res, "durationMs", time.Since(start).Milliseconds())
+	return res, nil
+}
+
+// eventKinds lists the registered event kinds, sorted, or says there are none.
+func (r *Router) eventKinds() string {
+	var out []string
+	for k := range r.events {
+		out = append(out, k.String())
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
+}
+
+// excerpt quotes at most maxEventExcerpt bytes of raw.
+func excerpt(raw json.RawMessage) string {
+	if len(raw) <= maxEventExcerpt {
+		return string(raw)
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strings.ToValidUTF8(string(raw[:maxEventExcerpt]), ""), len(raw))
 }
 
 // decodeEvent reads a CloudFormation event. When the event does not match
@@ -267,7 +394,7 @@ func (r *Router) run(ctx context.Context, req Request, log *slog.Logger, p *prog
 		select {
 		case o = <-done: // finished at the same moment: keep its answer
 		default:
-			return Result{}, errors.New(p.timeoutReason(req))
+			return Result{}, errors.New(p.timeoutReason(handlerName(req)))
 		}
 	}
 	if o.panicked != nil {
@@ -279,9 +406,14 @@ func (r *Router) run(ctx context.Context, req Request, log *slog.Logger, p *prog
 	if o.err != nil && ctx.Err() != nil {
 		// The handler honoured the deadline; its error is usually a bare
 		// "context deadline exceeded". Say what it was waiting for.
-		return Result{}, fmt.Errorf("%s (%v)", p.timeoutReason(req), o.err)
+		return Result{}, fmt.Errorf("%s (%v)", p.timeoutReason(handlerName(req)), o.err)
 	}
 	return o.res, o.err
+}
+
+// handlerName names the handler of req in a timeout reason.
+func handlerName(req Request) string {
+	return fmt.Sprintf("the %s %s handler", req.ResourceType, req.RequestType)
 }
 
 // withDeadline derives the internal deadline: the Lambda deadline minus the
@@ -451,12 +583,14 @@ func LastRetry(ctx context.Context) error {
 	return nil
 }
 
-func (p *progress) timeoutReason(req Request) string {
+// timeoutReason says what the handler was waiting for when its deadline
+// passed; handler names it when the handler never said (Waiting).
+func (p *progress) timeoutReason(handler string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	what := p.what
 	if what == "" {
-		what = fmt.Sprintf("the %s %s handler", req.ResourceType, req.RequestType)
+		what = handler
 	}
 	msg := "timed out waiting for " + what
 	if p.last == nil {

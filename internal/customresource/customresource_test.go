@@ -259,3 +259,124 @@ func TestStackARN(t *testing.T) {
 		t.Errorf("StackARN of an S3 ARN: %v", err)
 	}
 }
+
+// eventEnv is a router with a Custom::Thing handler that fails the test if
+// called, and an event handler for {"crossaccountami":"heal-grant"}.
+func eventEnv(t *testing.T, h customresource.EventHandler) env {
+	never := func(context.Context, customresource.Request) (customresource.Result, error) {
+		t.Error("the CloudFormation handler was called")
+		return customresource.Result{}, errors.New("no")
+	}
+	e := newEnv(t, handler{create: never, update: never, delete: func(context.Context, customresource.Request) error {
+		t.Error("the CloudFormation handler was called")
+		return nil
+	}})
+	e.router.HandleEvent("crossaccountami", "heal-grant", h)
+	return e
+}
+
+func TestScheduledEventGoesToItsEventHandler(t *testing.T) {
+	var got json.RawMessage
+	e := eventEnv(t, func(ctx context.Context, raw json.RawMessage) (string, error) {
+		got = raw
+		customresource.Logger(ctx).Info("from the handler")
+		return "grant present", nil
+	})
+	raw := json.RawMessage(`{"crossaccountami":"heal-grant","ResourceProperties":{"Name":"g"}}`)
+
+	res, err := e.router.LambdaHandler()(context.Background(), raw)
+
+	if err != nil || res != "grant present" || string(got) != string(raw) {
+		t.Errorf("result %q, %v; the handler got %s", res, err, got)
+	}
+	if a := e.cfn.Answers(); len(a) != 0 {
+		t.Errorf("CloudFormation answers %v, want none", a)
+	}
+	for _, w := range []string{`"msg":"from the handler","event":"heal-grant"`, `"outcome":"succeeded"`, `"result":"grant present"`} {
+		if !strings.Contains(e.log.String(), w) {
+			t.Errorf("log lacks %s:\n%s", w, e.log)
+		}
+	}
+}
+
+func TestEventHandlerErrorFailsTheInvocation(t *testing.T) {
+	e := eventEnv(t, func(context.Context, json.RawMessage) (string, error) {
+		return "", errors.New("KMS denied kms:ListRetirableGrants")
+	})
+	_, err := e.router.LambdaHandler()(context.Background(), json.RawMessage(`{"crossaccountami":"heal-grant"}`))
+	if err == nil || err.Error() != "KMS denied kms:ListRetirableGrants" {
+		t.Errorf("error %v", err)
+	}
+	if !strings.Contains(e.log.String(), `"outcome":"failed"`) {
+		t.Errorf("log:\n%s", e.log)
+	}
+}
+
+func TestEventHandlerTimeoutNamesWhatItWaitedFor(t *testing.T) {
+	e := eventEnv(t, func(ctx context.Context, _ json.RawMessage) (string, error) {
+		customresource.Waiting(ctx, "KMS ListRetirableGrants of role-1", nil)
+		<-ctx.Done()
+		return "", fmt.Errorf("operation error KMS: ListRetirableGrants: %w", ctx.Err())
+	})
+	e.router.SafetyMargin = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+
+	_, err := e.router.LambdaHandler()(ctx, json.RawMessage(`{"crossaccountami":"heal-grant"}`))
+
+	// The internal deadline passes before Lambda's: the handler returns,
+	// and the invocation fails naming the call.
+	if err == nil || !strings.HasPrefix(err.Error(), "timed out waiting for KMS ListRetirableGrants of role-1 (no answer before the handler's deadline) (operation error KMS") ||
+		!errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		t.Errorf("error %v (Lambda's context: %v)", err, ctx.Err())
+	}
+}
+
+func TestUnknownEventIsAnErrorNamingIt(t *testing.T) {
+	for _, tc := range []struct {
+		name, raw string
+	}{
+		{"an EventBridge scheduled event without Input", `{"version":"0","id":"53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa","detail-type":"Scheduled Event","source":"aws.events","account":"222222222222","time":"2026-11-28T09:30:00Z","region":"us-east-1","resources":["arn:aws:events:us-east-1:222222222222:rule/r"],"detail":{}}`},
+		{"another kind", `{"crossaccountami":"heal-everything"}`},
+		{"the kind as a number", `{"crossaccountami":7}`},
+		{"not an object", `"heal-grant"`},
+		{"long", `{"detail":"` + strings.Repeat("x", 2000) + `"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := eventEnv(t, func(context.Context, json.RawMessage) (string, error) {
+				t.Error("the event handler was called")
+				return "", nil
+			})
+
+			_, err := e.router.LambdaHandler()(context.Background(), json.RawMessage(tc.raw))
+
+			want := tc.raw
+			if len(want) > 512 {
+				want = fmt.Sprintf("%s... (%d bytes)", want[:512], len(tc.raw))
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), "unknown event: not a CloudFormation custom resource event (it has no RequestType and no ResponseURL) and not of a kind this function serves (\"crossaccountami\":\"heal-grant\"); received ") ||
+				!strings.HasSuffix(err.Error(), want) {
+				t.Errorf("error %v", err)
+			}
+			if a := e.cfn.Answers(); len(a) != 0 {
+				t.Errorf("CloudFormation answers %v, want none", a)
+			}
+		})
+	}
+}
+
+func TestCloudFormationEventWithAKindMemberIsStillCloudFormations(t *testing.T) {
+	e := newEnv(t, answering("id", nil, nil))
+	e.router.HandleEvent("crossaccountami", "heal-grant", func(context.Context, json.RawMessage) (string, error) {
+		t.Error("the event handler was called")
+		return "", nil
+	})
+	var ev map[string]interface{}
+	_ = json.Unmarshal(event(e.cfn.URL, "Create", "Custom::Thing", ""), &ev)
+	ev["crossaccountami"] = "heal-grant"
+	raw, _ := json.Marshal(ev)
+
+	if a := e.invoke(t, context.Background(), raw); a.Status != "SUCCESS" || a.PhysicalResourceId != "id" {
+		t.Errorf("answer %s", a.Body)
+	}
+}

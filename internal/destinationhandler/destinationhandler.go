@@ -2,9 +2,12 @@
 // destination side (its twin in the source account is sourcehandler): real
 // KMS and IAM clients (with the awsretry retryer) under a
 // customresource.Router that serves Custom::KmsGrant and
-// Custom::AutoScalingServiceLinkedRole. Its bootstrap package is the Lambda
-// function (provided.al2023, arm64) the constructs deploy; its role keeps the
-// name GrantHandler-<stack>-<hash>, which deployed key policies name.
+// Custom::AutoScalingServiceLinkedRole, and the scheduled check of a grant
+// (grantspec.HealEvent, the constant Input of an EventBridge rule), which
+// writes its metric to stdout in CloudWatch's embedded metric format. Its
+// bootstrap package is the Lambda function (provided.al2023, arm64) the
+// constructs deploy; its role keeps the name GrantHandler-<stack>-<hash>,
+// which deployed key policies name.
 //
 // The clients are configured from the Lambda environment (LoadConfig), the
 // SDK's endpoint variables AWS_ENDPOINT_URL_KMS and AWS_ENDPOINT_URL_IAM
@@ -12,6 +15,7 @@
 package destinationhandler
 
 import (
+	"io"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -39,7 +43,9 @@ func Main() {
 func mainRouter() *customresource.Router {
 	cfg, err := LoadConfig()
 	if err != nil {
-		return lambdaenv.FailingRouter(err, grantspec.ResourceType, slrspec.ResourceType)
+		router := lambdaenv.FailingRouter(err, grantspec.ResourceType, slrspec.ResourceType)
+		router.HandleEvent(grantspec.HealEventKey, grantspec.HealEventKind, grantlifecycle.FailingHeal(nil, err))
+		return router
 	}
 	return NewRouter(cfg)
 }
@@ -52,6 +58,9 @@ type Config struct {
 	// Role is the ARN of the function's role (grantspec.HandlerRoleEnv): the
 	// retiring principal of the grants the handler owns.
 	Role string
+	// Metrics receives the scheduled check's metric lines. Nil: os.Stdout,
+	// where Lambda collects them and CloudWatch extracts the metrics.
+	Metrics io.Writer
 }
 
 // LoadConfig reads the configuration from the environment Lambda gives a
@@ -67,10 +76,15 @@ func LoadConfig() (Config, error) {
 	return Config{AWS: awsCfg, KMSEndpoint: lambdaenv.Endpoint("KMS"), IAMEndpoint: lambdaenv.Endpoint("IAM"), Role: os.Getenv(grantspec.HandlerRoleEnv)}, nil
 }
 
-// Register adds this library's resource types to router; role is the
-// function's role ARN. A new resource type is one more Handle call.
-func Register(router *customresource.Router, kmsClient grantlifecycle.KMS, iamClient slrlifecycle.IAM, role string) {
-	router.Handle(grantspec.ResourceType, grantlifecycle.New(kmsClient, role))
+// Register adds this library's resource types and the scheduled check of a
+// grant to router; role is the function's role ARN, metrics where the check
+// writes its metric lines (nil: stdout). A new resource type is one more
+// Handle call.
+func Register(router *customresource.Router, kmsClient grantlifecycle.KMS, iamClient slrlifecycle.IAM, role string, metrics io.Writer) {
+	grants := grantlifecycle.New(kmsClient, role)
+	grants.Metrics = metrics
+	router.Handle(grantspec.ResourceType, grants)
+	router.HandleEvent(grantspec.HealEventKey, grantspec.HealEventKind, grants.Heal)
 	router.Handle(slrspec.ResourceType, slrlifecycle.New(iamClient))
 }
 
@@ -87,6 +101,6 @@ func NewRouter(cfg Config) *customresource.Router {
 		}
 	})
 	router := customresource.NewRouter()
-	Register(router, kmsClient, iamClient, cfg.Role)
+	Register(router, kmsClient, iamClient, cfg.Role, cfg.Metrics)
 	return router
 }

@@ -1,14 +1,17 @@
 package destinationhandler_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,6 +114,8 @@ type harness struct {
 	cfn    *cfnresponse.Server
 	proxy  *moto.Proxy // counts the handler's AWS calls
 	kms    *kms.Client // the test's own client, straight to moto
+	// output is what the function printed so far (where its metric lines go).
+	output func() string
 	seq    int
 }
 
@@ -181,6 +186,27 @@ func inProcess(t *testing.T, endpoint string) invoker {
 
 // inProcessWithin is inProcess with a Lambda timeout of its own.
 func inProcessWithin(t *testing.T, endpoint string, timeout time.Duration) invoker {
+	return inProcessTo(t, endpoint, timeout, nil)
+}
+
+// inProcessTo is inProcessWithin with the scheduled check's metric lines
+// going to metrics (nil: stdout).
+func inProcessTo(t *testing.T, endpoint string, timeout time.Duration, metrics io.Writer) invoker {
+	handle := lambdaIn(t, endpoint, timeout, metrics)
+	return func(t *testing.T, payload []byte) []byte {
+		out, err := handle(payload)
+		if err != nil {
+			t.Fatalf("invocation failed: %v", err)
+		}
+		b, _ := json.Marshal(out)
+		return b
+	}
+}
+
+// lambdaIn is the function's entry point (the router Main serves, over
+// clients that LoadConfig makes from the environment), invoked under a
+// Lambda deadline of timeout; it returns the invocation's result and error.
+func lambdaIn(t *testing.T, endpoint string, timeout time.Duration, metrics io.Writer) func(payload []byte) (string, error) {
 	for k, v := range handlerEnv(endpoint) {
 		t.Setenv(k, v)
 	}
@@ -188,19 +214,33 @@ func inProcessWithin(t *testing.T, endpoint string, timeout time.Duration) invok
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Metrics = metrics
 	router := destinationhandler.NewRouter(cfg)
 	router.SafetyMargin = inProcessMargin
 	handle := router.LambdaHandler()
-	return func(t *testing.T, payload []byte) []byte {
+	return func(payload []byte) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		out, err := handle(ctx, payload)
-		if err != nil {
-			t.Fatalf("invocation failed: %v", err)
-		}
-		b, _ := json.Marshal(out)
-		return b
+		return handle(ctx, payload)
 	}
+}
+
+// lockedBuffer collects output written from more than one goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func wantIDs(ids ...string) []string {
@@ -215,8 +255,8 @@ func grantOf(t *testing.T, a cfnresponse.Answer) grantspec.PhysicalID {
 	if !ok {
 		t.Fatalf("physical id %q is not a grant id", a.PhysicalResourceId)
 	}
-	if a.Data[grantspec.AttrGrantId] != id.GrantId || a.Data[grantspec.AttrKeyArn] != id.KeyArn || len(a.Data) != 2 {
-		t.Errorf("Data %v, want GrantId %s and KeyArn %s", a.Data, id.GrantId, id.KeyArn)
+	if name, _ := a.Data[grantspec.AttrGrantName].(string); a.Data[grantspec.AttrGrantId] != id.GrantId || a.Data[grantspec.AttrKeyArn] != id.KeyArn || name == "" || len(a.Data) != 3 {
+		t.Errorf("Data %v, want GrantId %s, KeyArn %s and a GrantName", a.Data, id.GrantId, id.KeyArn)
 	}
 	return id
 }
@@ -249,6 +289,10 @@ func grantSequence(t *testing.T, h *harness) {
 	if g1.KeyArn != key || len(g1.GrantId) != 8 { // moto's grant ids have 8 hex digits
 		t.Errorf("create: grant %+v", g1)
 	}
+	// The derived name, for the scheduled check's event.
+	if want := grantspec.DefaultName(create.str("StackId"), create.str("LogicalResourceId")); a.Data[grantspec.AttrGrantName] != want {
+		t.Errorf("create: GrantName %v, want %s", a.Data[grantspec.AttrGrantName], want)
+	}
 	if got := h.grants(t, key); !slices.Equal(got, wantIDs(g1.GrantId)) {
 		t.Errorf("after create: grants %v, want %v", got, []string{g1.GrantId})
 	}
@@ -279,41 +323,50 @@ func grantSequence(t *testing.T, h *harness) {
 	if _, err := h.kms.RevokeGrant(context.Background(), &kms.RevokeGrantInput{KeyId: aws.String(key), GrantId: aws.String(g2.GrantId)}); err != nil {
 		t.Fatal(err)
 	}
+	// The grant is owned: it is found by its definition and name, made again
+	// under the same name, and the physical id stays (a new one would make
+	// CloudFormation delete the old, which retires every matching grant);
+	// Data names the new grant.
 	p2v := create.props("ResourceProperties", "Operations", p2["Operations"], "VerifyToken", "2026-11-28")
 	a, calls = h.send(t, update.with("PhysicalResourceId", g2.String(), "ResourceProperties", p2v, "OldResourceProperties", p2))
-	expect(t, "verify update", a, "SUCCESS", calls, []string{"KMS.ListRetirableGrants", "KMS.ListRetirableGrants", "KMS.CreateGrant"})
-	g3 := grantOf(t, a)
+	expect(t, "verify update", a, "SUCCESS", calls, []string{"KMS.ListRetirableGrants", "KMS.CreateGrant"})
+	g3 := grantspec.PhysicalID{KeyArn: key, GrantId: fmt.Sprint(a.Data[grantspec.AttrGrantId])}
+	if a.PhysicalResourceId != g2.String() || a.Data[grantspec.AttrKeyArn] != key {
+		t.Errorf("verify update: physical id %s, Data %v; want the physical id %s kept", a.PhysicalResourceId, a.Data, g2)
+	}
 	if got := h.grants(t, key); g3 == g2 || !slices.Equal(got, wantIDs(g1.GrantId, g3.GrantId)) {
 		t.Errorf("after verify update: grant %s, grants %v", g3, got)
 	}
 	// The same check while the grant exists keeps it.
 	p2w := create.props("ResourceProperties", "Operations", p2["Operations"], "VerifyToken", "2026-11-29")
-	a, calls = h.send(t, update.with("PhysicalResourceId", g3.String(), "ResourceProperties", p2w, "OldResourceProperties", p2v))
+	a, calls = h.send(t, update.with("PhysicalResourceId", g2.String(), "ResourceProperties", p2w, "OldResourceProperties", p2v))
 	expect(t, "verify update, grant present", a, "SUCCESS", calls, []string{"KMS.ListRetirableGrants"})
-	if grantOf(t, a) != g3 {
-		t.Errorf("verify update with the grant present: %s, want %s", a.PhysicalResourceId, g3)
+	if a.PhysicalResourceId != g2.String() || a.Data[grantspec.AttrGrantId] != g3.GrantId {
+		t.Errorf("verify update with the grant present: %s, Data %v; want %s naming %s", a.PhysicalResourceId, a.Data, g2, g3.GrantId)
 	}
 
-	// CloudFormation deletes the old grant after the update.
+	// CloudFormation deletes the old grant after the update: retired, then
+	// the handler's grants of its definition listed (none left).
 	a, calls = h.send(t, del.with("PhysicalResourceId", g1.String(), "ResourceProperties", p1))
-	expect(t, "delete old", a, "SUCCESS", calls, []string{"KMS.RetireGrant"})
+	expect(t, "delete old", a, "SUCCESS", calls, []string{"KMS.RetireGrant", "KMS.ListRetirableGrants"})
 	if got := h.grants(t, key); !slices.Equal(got, wantIDs(g3.GrantId)) {
 		t.Errorf("after delete old: grants %v, want %v", got, []string{g3.GrantId})
 	}
 
-	// Stack deletion.
-	a, calls = h.send(t, del.with("PhysicalResourceId", g3.String(), "ResourceProperties", p2w))
-	expect(t, "delete new", a, "SUCCESS", calls, []string{"KMS.RetireGrant"})
-	if a.PhysicalResourceId != g3.String() {
-		t.Errorf("delete answered physical id %q, want %q", a.PhysicalResourceId, g3)
+	// Stack deletion: the physical id names g2, which is gone; the grant
+	// made again under its name is found and retired.
+	a, calls = h.send(t, del.with("PhysicalResourceId", g2.String(), "ResourceProperties", p2w))
+	expect(t, "delete new", a, "SUCCESS", calls, []string{"KMS.RetireGrant", "KMS.ListRetirableGrants", "KMS.RetireGrant"})
+	if a.PhysicalResourceId != g2.String() {
+		t.Errorf("delete answered physical id %q, want %q", a.PhysicalResourceId, g2)
 	}
 	if got := h.grants(t, key); len(got) != 0 {
 		t.Errorf("after delete new: grants %v, want none", got)
 	}
 
 	// The same delete again (CloudFormation retries a delete): success.
-	a, calls = h.send(t, del.with("PhysicalResourceId", g3.String(), "ResourceProperties", p2w))
-	expect(t, "delete again", a, "SUCCESS", calls, []string{"KMS.RetireGrant"})
+	a, calls = h.send(t, del.with("PhysicalResourceId", g2.String(), "ResourceProperties", p2w))
+	expect(t, "delete again", a, "SUCCESS", calls, []string{"KMS.RetireGrant", "KMS.ListRetirableGrants"})
 
 	// Create on a key that does not exist: FAILED, naming the key. moto
 	// answers HTTP 500 (real KMS: NotFoundException, not retried), which is
@@ -440,10 +493,12 @@ func malformed(t *testing.T, h *harness) {
 func TestInProcessAgainstMoto(t *testing.T) {
 	m := moto.Start(t)
 	proxy := m.CountingProxy(t)
-	h := &harness{invoke: inProcess(t, proxy.URL), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m)}
+	out := &lockedBuffer{}
+	h := &harness{invoke: inProcessTo(t, proxy.URL, inProcessTimeout, out), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m), output: out.String}
 
 	t.Run("grant", func(t *testing.T) { grantSequence(t, h) })
 	t.Run("rollback of a failed create", func(t *testing.T) { rollbackSequence(t, h) })
+	t.Run("scheduled check", func(t *testing.T) { healSequence(t, h) })
 	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
 	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
 }

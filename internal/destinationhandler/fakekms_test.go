@@ -114,15 +114,15 @@ func TestAgainstFakeKMS(t *testing.T) {
 			a, _ := send(t, del.with("PhysicalResourceId", id))
 			expect(t, "first delete", a, "SUCCESS", nil, nil)
 			return id
-		}, del, "SUCCESS", []string{"RetireGrant"}, ""},
+		}, del, "SUCCESS", []string{"RetireGrant", "ListRetirableGrants"}, ""},
 		{"invalid grant id", func() string {
 			return grantspec.PhysicalID{KeyArn: key, GrantId: "deadbeef"}.String()
-		}, del, "SUCCESS", []string{"RetireGrant"}, ""},
+		}, del, "SUCCESS", []string{"RetireGrant", "ListRetirableGrants"}, ""},
 		{"key deleted", func() string {
 			id := createGrant(t, send, create)
 			srv.DeleteKey(key)
 			return id
-		}, del, "SUCCESS", []string{"RetireGrant"}, ""},
+		}, del, "SUCCESS", []string{"RetireGrant", "ListRetirableGrants"}, ""},
 		{"key pending deletion", func() string {
 			id := createGrant(t, send, create)
 			srv.SetKeyState(key, fakekms.PendingDeletion)

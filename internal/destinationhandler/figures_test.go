@@ -6,9 +6,11 @@ import (
 	"compress/flate"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,7 +63,8 @@ func TestBootstrapZipSize(t *testing.T) {
 	}
 }
 
-// BenchmarkEventsAgainstMoto measures, for each lifecycle event, the AWS
+// BenchmarkEventsAgainstMoto measures, for each lifecycle event and the
+// scheduled check, the AWS
 // calls the handler makes (counted at the HTTP layer, as calls/op) and the
 // warm in-process latency (median-ms), with moto_server standing in for KMS:
 //
@@ -76,6 +79,7 @@ func BenchmarkEventsAgainstMoto(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	cfg.Metrics = io.Discard
 	router := destinationhandler.NewRouter(cfg)
 	router.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	log.SetOutput(io.Discard) // cfn.LambdaWrap logs failures with the standard logger
@@ -88,21 +92,44 @@ func BenchmarkEventsAgainstMoto(b *testing.B) {
 	create := loadEvent(b, "grant-create.json")
 	p1 := create.props("ResourceProperties", "KeyArn", key)
 	p2 := create.props("ResourceProperties", "KeyArn", key, "Operations", []interface{}{"Decrypt"})
-	p1v := create.props("ResourceProperties", "KeyArn", key, "VerifyToken", "v2")
+	p2v := create.props("ResourceProperties", "KeyArn", key, "Operations", []interface{}{"Decrypt"}, "VerifyToken", "v2")
 	create = create.with("ResourceProperties", p1, "ResponseURL", cfn.URL+"/r")
 	update := loadEvent(b, "grant-update.json").with("ResponseURL", cfn.URL+"/r")
 	del := loadEvent(b, "grant-delete.json").with("ResponseURL", cfn.URL+"/r", "ResourceProperties", p1)
 
-	// grant makes a grant with the test's own client (not counted).
-	grant := func() string {
+	// named is p with the grant name name.
+	named := func(p map[string]interface{}, name string) map[string]interface{} {
+		out := maps.Clone(p)
+		out["Name"] = name
+		return out
+	}
+	// grant makes, with the test's own client (not counted), the grant p2
+	// defines under a name of its own (an owned grant is found by its
+	// definition and name), and returns its physical id and name.
+	seq := 0
+	grant := func() (grantspec.PhysicalID, string) {
+		seq++
+		name := fmt.Sprintf("bench/%d", seq)
 		out, err := kc.CreateGrant(context.Background(), &kms.CreateGrantInput{
 			KeyId: aws.String(key), GranteePrincipal: aws.String(slrARN), RetiringPrincipal: aws.String(handlerRole),
-			Operations: []types.GrantOperation{types.GrantOperationDecrypt},
+			Operations: []types.GrantOperation{types.GrantOperationDecrypt}, Name: aws.String(name),
 		})
 		if err != nil {
 			b.Fatal(err)
 		}
-		return grantspec.PhysicalID{KeyArn: key, GrantId: aws.ToString(out.GrantId)}.String()
+		return grantspec.PhysicalID{KeyArn: key, GrantId: aws.ToString(out.GrantId)}, name
+	}
+	// heal is the scheduled check of the grant p2 defines under name.
+	heal := func(name string) event {
+		p, err := grantspec.Decode(named(p2, name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		in, err := grantspec.HealEventInput(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return event(in)
 	}
 	for _, bc := range []struct {
 		name  string
@@ -110,25 +137,43 @@ func BenchmarkEventsAgainstMoto(b *testing.B) {
 	}{
 		{"Create", func() event { return create }},
 		{"Update/no-op", func() event {
-			return update.with("PhysicalResourceId", grant(), "ResourceProperties", p1, "OldResourceProperties", p1)
+			id, name := grant()
+			return update.with("PhysicalResourceId", id.String(), "ResourceProperties", named(p2, name), "OldResourceProperties", named(p2, name))
 		}},
 		{"Update/VerifyToken", func() event {
-			return update.with("PhysicalResourceId", grant(), "ResourceProperties", p1v, "OldResourceProperties", p1)
+			id, name := grant()
+			return update.with("PhysicalResourceId", id.String(), "ResourceProperties", named(p2v, name), "OldResourceProperties", named(p2, name))
 		}},
 		{"Update/replacing", func() event {
-			return update.with("PhysicalResourceId", grant(), "ResourceProperties", p2, "OldResourceProperties", p1)
+			id, name := grant()
+			return update.with("PhysicalResourceId", id.String(), "ResourceProperties", named(p1, name), "OldResourceProperties", named(p2, name))
 		}},
-		{"Delete", func() event { return del.with("PhysicalResourceId", grant()) }},
+		{"Delete", func() event {
+			id, name := grant()
+			return del.with("PhysicalResourceId", id.String(), "ResourceProperties", named(p2, name))
+		}},
 		{"Delete/not-a-grant", func() event { return del.with("PhysicalResourceId", "6a1a3f5e-3b5b-4b8a-9f0c-1d2e3f4a5b6c") }},
 		{"Delete/failed-create", func() event {
 			return del.with("PhysicalResourceId", grantspec.PendingID{KeyArn: key, Name: "never-created"}.String())
+		}},
+		{"Heal/present", func() event {
+			_, name := grant()
+			return heal(name)
+		}},
+		{"Heal/re-created", func() event {
+			id, name := grant()
+			if _, err := kc.RevokeGrant(context.Background(), &kms.RevokeGrantInput{KeyId: aws.String(key), GrantId: aws.String(id.GrantId)}); err != nil {
+				b.Fatal(err)
+			}
+			return heal(name)
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var ds []time.Duration
 			calls := 0
 			for b.Loop() {
-				payload, _ := json.Marshal(bc.event())
+				ev := bc.event()
+				payload, _ := json.Marshal(ev)
 				cfn.Reset()
 				proxy.Reset()
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -136,7 +181,9 @@ func BenchmarkEventsAgainstMoto(b *testing.B) {
 				_, err := handle(ctx, payload)
 				ds = append(ds, time.Since(start))
 				cancel()
-				if a := cfn.Answers(); err != nil || len(a) != 1 || a[0].Status != "SUCCESS" {
+				// A CloudFormation event has one SUCCESS answer, the check none.
+				_, isCheck := ev[grantspec.HealEventKey]
+				if a := cfn.Answers(); err != nil || (isCheck && len(a) != 0) || (!isCheck && (len(a) != 1 || a[0].Status != "SUCCESS")) {
 					b.Fatalf("%v %q", err, a)
 				}
 				calls += len(proxy.Calls())

@@ -21,16 +21,19 @@ func underRIE(e *rie.Emulator) invoker {
 
 // TestBootstrapUnderRIE runs the same event sequences as the in-process
 // test through the real bootstrap binary under the Lambda Runtime Interface
-// Emulator, with KMS and IAM pointed at moto through the environment.
+// Emulator, with KMS and IAM pointed at moto through the environment: the
+// scheduled check's event included.
 func TestBootstrapUnderRIE(t *testing.T) {
 	bootstrap := rie.HostBootstrap(t, handlerbuild.DestinationHandler)
 	m := moto.Start(t)
 	proxy := m.CountingProxy(t)
 	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: handlerEnv(proxy.URL), FunctionTimeout: rieFunctionTimeout})
-	h := &harness{invoke: underRIE(e), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m)}
+	h := &harness{invoke: underRIE(e), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m), output: e.Log}
 
 	t.Run("grant", func(t *testing.T) { grantSequence(t, h) })
 	t.Run("rollback of a failed create", func(t *testing.T) { rollbackSequence(t, h) })
+	// The check's metric lines are the bootstrap's stdout, as on Lambda.
+	t.Run("scheduled check", func(t *testing.T) { healSequence(t, h) })
 	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
 	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
 	if t.Failed() {

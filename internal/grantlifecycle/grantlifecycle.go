@@ -44,6 +44,11 @@
 //     replacing Update leaves exactly the old grant.
 //     Without a defining change Update makes no KMS call, unless VerifyToken
 //     changed: then it looks the grant up and recreates it if it has vanished.
+//     An owned grant is looked up by its definition and name, not by its id
+//     (the scheduled check may have re-created it under a new one), and keeps
+//     its physical id when re-created; Data's GrantId names the grant found
+//     or made (see verifyOwned). Any other grant is looked up by its id, and
+//     a re-created one answers its new physical id.
 //   - Delete retires an owned grant and revokes any other. Only "already
 //     gone" counts as success: NotFoundException (the grant or its key is
 //     gone) and InvalidGrantIdException. A denied RetireGrant or RevokeGrant,
@@ -51,11 +56,21 @@
 //     command that removes the grant by hand: a stack reported deleted while
 //     the grant still lets another account decrypt with the key would be a
 //     lie. See the README's troubleshooting for DELETE_FAILED.
+//     For an owned grant, Delete then retires every grant this handler owns
+//     under that name that matches the properties, so that a re-created grant
+//     never leaks: one RetireGrant, one ListRetirableGrants (per page), and
+//     one RetireGrant per re-created grant. If that listing fails, so does
+//     the Delete, with the command that lists them.
+//   - Heal (the scheduled check, grantspec.HealEvent) looks for an owned
+//     grant by its definition and name, re-creates it if it is gone, and
+//     writes a metric line for an alarm (see heal.go). It never removes a
+//     grant.
 package grantlifecycle
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -106,6 +121,9 @@ type Handler struct {
 	// CleanupReserve is kept for the cleanup after a failed replacing
 	// Update. Default: DefaultCleanupReserve (at most a third of the time left).
 	CleanupReserve time.Duration
+	// Metrics receives the scheduled check's metric lines (Heal). Nil:
+	// os.Stdout, where Lambda collects them into the function's log group.
+	Metrics io.Writer
 }
 
 // New returns the handler over client, running as role.
@@ -149,7 +167,9 @@ func (h *Handler) Update(ctx context.Context, req customresource.Request) (custo
 		log.Info("the grant's definition changed; creating a new grant (CloudFormation removes the old one after the update)")
 		return h.replace(ctx, req, p, id.GrantId)
 	case old.VerifyToken == p.VerifyToken:
-		return result(id), nil
+		return result(id, nameOf(req, p)), nil
+	case h.owns(p):
+		return h.verifyOwned(ctx, req, p, id)
 	}
 	exists, err := h.exists(ctx, p, id)
 	switch {
@@ -162,11 +182,47 @@ func (h *Handler) Update(ctx context.Context, req customresource.Request) (custo
 		log.Warn("the grant no longer exists (revoked outside CloudFormation?); creating it again", "grantId", id.GrantId, "keyArn", id.KeyArn)
 		return h.replace(ctx, req, p, id.GrantId)
 	}
-	return result(id), nil
+	return result(id, nameOf(req, p)), nil
+}
+
+// verifyOwned is the VerifyToken check of a grant the handler owns. Its
+// grant is any of the handler's grants that matches the definition and the
+// name, whatever its id: the scheduled check re-creates a revoked grant
+// under a new id. So the physical id stays, and Data's GrantId names the
+// grant found or made: a new physical id would make CloudFormation delete
+// the old one, and that Delete retires every grant matching the definition,
+// the live one included.
+func (h *Handler) verifyOwned(ctx context.Context, req customresource.Request, p grantspec.Properties, id grantspec.PhysicalID) (customresource.Result, error) {
+	log := customresource.Logger(ctx).With("grantId", id.GrantId, "keyArn", id.KeyArn)
+	name := nameOf(req, p)
+	found, err := h.find(ctx, p, name)
+	switch {
+	case err != nil:
+		// CreateGrant with the same Name and parameters returns the existing
+		// grant on KMS, so it is a sound check of its own.
+		log.Warn("cannot look the grant up; calling CreateGrant, which returns the grant if it still exists", "error", err.Error())
+	case slices.Contains(found, id):
+		return result(id, name), nil
+	case len(found) > 0:
+		log.Info("the grant was re-created under a new id; keeping the physical id", "currentGrantId", found[0].GrantId)
+		return resultOf(id, found[0].GrantId, name), nil
+	default:
+		log.Warn("the grant no longer exists (revoked outside CloudFormation?); creating it again, keeping the physical id")
+	}
+	// A CreateGrant that fails in doubt may leave the grant: it is this
+	// resource's grant all the same, which its Delete retires.
+	res, err := h.create(ctx, req, p)
+	if err != nil {
+		return customresource.Result{}, err
+	}
+	made, _ := grantspec.ParsePhysicalID(res.PhysicalResourceID) // create answers a grant's
+	return resultOf(id, made.GrantId, name), nil
 }
 
 // Delete removes the grant the physical id names, or, after a failed
-// Create, the grant that Create may have made.
+// Create, the grant that Create may have made. For a grant the handler
+// owns it then retires every other grant of the handler that matches the
+// properties and the name (see removeRecreated).
 func (h *Handler) Delete(ctx context.Context, req customresource.Request) error {
 	log := customresource.Logger(ctx)
 	if pending, ok := grantspec.ParsePendingID(req.PhysicalResourceID); ok {
@@ -188,8 +244,40 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 		if s, ok := req.Properties[grantspec.PropRetiringPrincipal].(string); ok {
 			p.RetiringPrincipal = s
 		}
+		return h.remove(ctx, req, p, id)
 	}
-	return h.remove(ctx, req, p, id)
+	if err := h.remove(ctx, req, p, id); err != nil {
+		return err
+	}
+	if !h.owns(p) || p.KeyArn != id.KeyArn {
+		return nil
+	}
+	return h.removeRecreated(ctx, req, p, id)
+}
+
+// removeRecreated retires, after the grant the physical id names, every
+// other grant the handler owns that matches p under the resource's name:
+// the scheduled check (Heal) and a VerifyToken Update re-create a revoked
+// grant under a new id that the physical id does not name, and a Delete
+// that left it would leak it. Only grants matching the definition exactly
+// are touched, and only the handler's own (ListRetirableGrants of its role).
+func (h *Handler) removeRecreated(ctx context.Context, req customresource.Request, p grantspec.Properties, id grantspec.PhysicalID) error {
+	name := nameOf(req, p)
+	found, err := h.find(ctx, p, name)
+	if err != nil {
+		return fmt.Errorf("the grant %s on %s is removed, but listing the other grants named %s that this handler owns (a grant re-created after a revocation has an id of its own) failed: %s. Check with '%s', remove what it shows (%s), then delete the stack again; or keep the stack's record of it with --retain-resources %s",
+			id.GrantId, id.KeyArn, name, awserr.Text(err), h.findCommand(p, name), h.removeHint(p), req.LogicalResourceID)
+	}
+	for _, other := range found {
+		if other.GrantId == id.GrantId {
+			continue // listed a moment after its retirement (KMS is eventually consistent)
+		}
+		customresource.Logger(ctx).Info("removing a grant of this resource that was re-created under a new id", "grantId", other.GrantId, "keyArn", other.KeyArn, "name", name)
+		if err := h.remove(ctx, req, p, other); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deletePending cleans up after a failed Create: KMS may have created the
@@ -234,12 +322,22 @@ func decode(raw map[string]interface{}) (grantspec.Properties, error) {
 	return p, nil
 }
 
-func result(id grantspec.PhysicalID) customresource.Result {
+// result answers the physical id id of the grant named name.
+func result(id grantspec.PhysicalID, name string) customresource.Result {
+	return resultOf(id, id.GrantId, name)
+}
+
+// resultOf answers the physical id id with Data naming grantID, the grant
+// in force (an owned grant re-created after a revocation has an id the
+// physical id does not name), and the grant's name (the scheduled check of
+// a grant of the default name reads it, grantspec.AttrGrantName).
+func resultOf(id grantspec.PhysicalID, grantID, name string) customresource.Result {
 	return customresource.Result{
 		PhysicalResourceID: id.String(),
 		Data: map[string]interface{}{
-			grantspec.AttrGrantId: id.GrantId,
-			grantspec.AttrKeyArn:  id.KeyArn,
+			grantspec.AttrGrantId:   grantID,
+			grantspec.AttrKeyArn:    id.KeyArn,
+			grantspec.AttrGrantName: name,
 		},
 	}
 }
@@ -260,8 +358,10 @@ func nameOf(req customresource.Request, p grantspec.Properties) string {
 	return grantspec.DefaultName(req.StackID, req.LogicalResourceID)
 }
 
-func (h *Handler) create(ctx context.Context, req customresource.Request, p grantspec.Properties) (customresource.Result, error) {
-	name := nameOf(req, p)
+// createGrantInput is the CreateGrant of the grant p defines under name:
+// the same request for Create, Update and the scheduled check, so that KMS
+// answers a repeat with the existing grant.
+func createGrantInput(p grantspec.Properties, name string) *kms.CreateGrantInput {
 	in := &kms.CreateGrantInput{
 		KeyId:            aws.String(p.KeyArn),
 		GranteePrincipal: aws.String(p.GranteePrincipal),
@@ -279,6 +379,12 @@ func (h *Handler) create(ctx context.Context, req customresource.Request, p gran
 			EncryptionContextSubset: p.EncryptionContextSubset,
 		}
 	}
+	return in
+}
+
+func (h *Handler) create(ctx context.Context, req customresource.Request, p grantspec.Properties) (customresource.Result, error) {
+	name := nameOf(req, p)
+	in := createGrantInput(p, name)
 	window := h.propagationWindow()
 	explain := h.explainCreate(p, window)
 	if req.RequestType == cfn.RequestCreate {
@@ -303,7 +409,7 @@ func (h *Handler) create(ctx context.Context, req customresource.Request, p gran
 		return customresource.Result{}, fmt.Errorf("KMS CreateGrant on %s for %s answered no grant id", p.KeyArn, p.GranteePrincipal)
 	}
 	customresource.Logger(ctx).Info("grant created (or found by name)", "grantId", *out.GrantId, "keyArn", p.KeyArn, "name", name)
-	return result(grantspec.PhysicalID{KeyArn: p.KeyArn, GrantId: *out.GrantId}), nil
+	return result(grantspec.PhysicalID{KeyArn: p.KeyArn, GrantId: *out.GrantId}, name), nil
 }
 
 // pendingID is the physical id a Create answers if it fails after its
@@ -407,17 +513,10 @@ func (h *Handler) propagationWindow() time.Duration {
 	return DefaultPropagationWindow
 }
 
-// exists looks the grant up: among the handler's retirable grants when it
-// owns the grant, else with ListGrants filtered by grant id.
+// exists looks up a grant the handler does not own, with ListGrants
+// filtered by grant id (an owned grant is looked up by its definition, see
+// verifyOwned).
 func (h *Handler) exists(ctx context.Context, p grantspec.Properties, id grantspec.PhysicalID) (bool, error) {
-	if h.owns(p) {
-		customresource.Waiting(ctx, fmt.Sprintf("KMS ListRetirableGrants of %s for grant %s", p.RetiringPrincipal, id.GrantId), nil)
-		found := false
-		err := h.eachRetirable(ctx, p, func(g types.GrantListEntry) {
-			found = found || (aws.ToString(g.GrantId) == id.GrantId && sameKey(aws.ToString(g.KeyId), id.KeyArn))
-		})
-		return found, err
-	}
 	customresource.Waiting(ctx, fmt.Sprintf("KMS ListGrants on %s for grant %s", id.KeyArn, id.GrantId), nil)
 	pages := kms.NewListGrantsPaginator(h.KMS, &kms.ListGrantsInput{KeyId: aws.String(id.KeyArn), GrantId: aws.String(id.GrantId)})
 	for pages.HasMorePages() {
@@ -589,7 +688,8 @@ func (h *Handler) findCommand(p grantspec.Properties, name string) string {
 	return fmt.Sprintf("aws kms list-grants%s --key-id %s --query \"Grants[?Name=='%s']\"", region, p.KeyArn, name)
 }
 
-// explainCreate turns a CreateGrant error into a sentence a person can act on.
+// explainCreate turns a CreateGrant error into a sentence a person can act
+// on; window is how long a denial was retried (0: not at all).
 func (h *Handler) explainCreate(p grantspec.Properties, window time.Duration) func(error) string {
 	return func(err error) string {
 		text := strings.TrimSuffix(awserr.Text(err), ".")
@@ -606,11 +706,15 @@ func (h *Handler) explainCreate(p grantspec.Properties, window time.Duration) fu
 			if h.Role != "" {
 				caller = h.Role
 			}
-			return fmt.Sprintf("%s. KMS denied kms:CreateGrant, also when asked again (a denial is retried for up to %v while policies written moments earlier propagate). Two policies must allow it: "+
+			retried := ""
+			if window > 0 {
+				retried = fmt.Sprintf(", also when asked again (a denial is retried for up to %v while policies written moments earlier propagate)", window)
+			}
+			return fmt.Sprintf("%s. KMS denied kms:CreateGrant%s. Two policies must allow it: "+
 				"(1) the key policy of %s (account %s) must allow kms:CreateGrant to %s with kms:GranteePrincipal %s, kms:GrantOperations within %s%s "+
 				"(the statement CrossAccountEncryptedAmi places on the key, or KeyPolicyStatements() for an imported key; deploy the key's stack first); "+
 				"(2) the IAM policy of %s in this stack (the grant's HandlerPolicy, which it depends on) must allow the same on the key",
-				text, window, p.KeyArn, account, caller, p.GranteePrincipal, strings.Join(p.Operations, " "), retiringCondition(p), caller)
+				text, retried, p.KeyArn, account, caller, p.GranteePrincipal, strings.Join(p.Operations, " "), retiringCondition(p), caller)
 		case awserr.IsA[*types.NotFoundException](err):
 			return fmt.Sprintf("%s. The key %s does not exist: check the ARN, that the key was not deleted, and that it lives in %s (a key is served only in its own region)", text, p.KeyArn, region)
 		case awserr.IsA[*types.InvalidArnException](err):

@@ -151,7 +151,7 @@ func TestCreate(t *testing.T) {
 	if want := physical(keyARN, grantID); res.PhysicalResourceID != want {
 		t.Errorf("physical id %q, want %q", res.PhysicalResourceID, want)
 	}
-	if want := map[string]interface{}{"GrantId": grantID, "KeyArn": keyARN}; !maps.Equal(res.Data, want) {
+	if want := map[string]interface{}{"GrantId": grantID, "KeyArn": keyARN, "GrantName": grantspec.DefaultName(stackID, "AmiGrant")}; !maps.Equal(res.Data, want) {
 		t.Errorf("Data %v, want %v", res.Data, want)
 	}
 	if want := grantspec.DefaultName(stackID, "AmiGrant"); aws.ToString(got.Name) != want {
@@ -271,6 +271,7 @@ func TestUpdate(t *testing.T) {
 		physical  string
 		fake      fakeKMS
 		wantID    string
+		wantGrant string // Data's GrantId, when not the physical id's
 		wantCalls []string
 	}{
 		{
@@ -326,10 +327,30 @@ func TestUpdate(t *testing.T) {
 			wantID: physical(keyARN, grantID), wantCalls: []string{"ListRetirableGrants"},
 		},
 		{
-			name: "owned grant, VerifyToken changed, only the same id on another key: recreate",
+			// An owned grant is its definition and name: re-made, it keeps
+			// the physical id (a new one would make CloudFormation delete
+			// the old, and that Delete retires every matching grant).
+			name: "owned grant, VerifyToken changed, only the same id on another key: recreate, same physical id",
 			old:  props(owned, set("VerifyToken", "1")), new: props(owned, set("VerifyToken", "2")),
 			fake:   fakeKMS{retirable: retirableOf(entry(grantID, key2ARN, handlerRole)), createGrant: created(grantID2)},
-			wantID: physical(keyARN, grantID2), wantCalls: []string{"ListRetirableGrants", "ListRetirableGrants", "CreateGrant"},
+			wantID: physical(keyARN, grantID), wantGrant: grantID2, wantCalls: []string{"ListRetirableGrants", "CreateGrant"},
+		},
+		{
+			name: "owned grant, VerifyToken changed, re-created by the scheduled check: keep, Data names it",
+			old:  props(owned, set("VerifyToken", "1")), new: props(owned, set("VerifyToken", "2")),
+			fake:   fakeKMS{retirable: retirableOf(entry(grantID2, keyARN, handlerRole))},
+			wantID: physical(keyARN, grantID), wantGrant: grantID2, wantCalls: []string{"ListRetirableGrants"},
+		},
+		{
+			name: "owned grant, VerifyToken changed, listing denied: CreateGrant by name, same physical id",
+			old:  props(owned, set("VerifyToken", "1")), new: props(owned, set("VerifyToken", "2")),
+			fake: fakeKMS{
+				retirable: func(*kms.ListRetirableGrantsInput) (*kms.ListRetirableGrantsOutput, error) {
+					return nil, apiErr("AccessDeniedException", "no")
+				},
+				createGrant: created(grantID), // KMS returns the existing grant for the same Name
+			},
+			wantID: physical(keyARN, grantID), wantCalls: []string{"ListRetirableGrants", "CreateGrant"},
 		},
 		{
 			name: "rollback from invalid old properties: create by name",
@@ -361,7 +382,10 @@ func TestUpdate(t *testing.T) {
 				t.Errorf("physical id %q, want %q", res.PhysicalResourceID, tc.wantID)
 			}
 			id, _ := grantspec.ParsePhysicalID(tc.wantID)
-			if want := map[string]interface{}{"GrantId": id.GrantId, "KeyArn": id.KeyArn}; !maps.Equal(res.Data, want) {
+			if tc.wantGrant != "" {
+				id.GrantId = tc.wantGrant
+			}
+			if want := map[string]interface{}{"GrantId": id.GrantId, "KeyArn": id.KeyArn, "GrantName": grantspec.DefaultName(stackID, "AmiGrant")}; !maps.Equal(res.Data, want) {
 				t.Errorf("Data %v, want %v", res.Data, want)
 			}
 			if !slices.Equal(f.calls, tc.wantCalls) {
@@ -409,9 +433,13 @@ func TestDelete(t *testing.T) {
 		wantErr   []string
 		wantCalls []string
 	}{
-		{name: "owned: retire", props: retire, fake: fakeKMS{retireGrant: retired(nil)}, wantCalls: []string{"RetireGrant"}},
-		{name: "owned: grant gone", props: retire, fake: fakeKMS{retireGrant: retired(apiErr("NotFoundException", "x"))}, wantCalls: []string{"RetireGrant"}},
-		{name: "owned: invalid grant id", props: retire, fake: fakeKMS{retireGrant: retired(apiErr("InvalidGrantIdException", "bad"))}, wantCalls: []string{"RetireGrant"}},
+		// An owned grant: retired, then the handler's grants matching it
+		// are listed, for one re-created under another id (none here).
+		{name: "owned: retire", props: retire, fake: fakeKMS{retireGrant: retired(nil), retirable: retirableOf()}, wantCalls: []string{"RetireGrant", "ListRetirableGrants"}},
+		{name: "owned: grant gone", props: retire, fake: fakeKMS{retireGrant: retired(apiErr("NotFoundException", "x")), retirable: retirableOf()}, wantCalls: []string{"RetireGrant", "ListRetirableGrants"}},
+		{name: "owned: invalid grant id", props: retire, fake: fakeKMS{retireGrant: retired(apiErr("InvalidGrantIdException", "bad")), retirable: retirableOf()}, wantCalls: []string{"RetireGrant", "ListRetirableGrants"}},
+		{name: "owned: the listing still shows the retired grant", props: retire, fake: fakeKMS{retireGrant: retired(nil), retirable: retirableOf(entry(grantID, keyARN, handlerRole))}, wantCalls: []string{"RetireGrant", "ListRetirableGrants"}},
+		{name: "owned, properties on another key: only the physical id's grant", props: props(owned, set("KeyArn", key2ARN)), fake: fakeKMS{retireGrant: retired(nil)}, wantCalls: []string{"RetireGrant"}},
 		{
 			name: "owned: retire denied fails, no revoke", props: retire,
 			fake:    fakeKMS{retireGrant: retired(apiErr("AccessDeniedException", "not the retiring principal"))},

@@ -37,10 +37,13 @@ func event(typ cfn.RequestType, physical string, p map[string]interface{}) cfn.E
 
 // grantStore is a key's grants as KMS keeps them, behind the fake's calls:
 // ListGrants lists the key's, ListRetirableGrants those naming the asked
-// retiring principal, RetireGrant and RevokeGrant remove one.
+// retiring principal, RetireGrant and RevokeGrant remove one, CreateGrant
+// (with create) adds one.
 type grantStore struct {
 	grants  []types.GrantListEntry
 	removed []string
+	// next are the ids CreateGrant gives new grants, in order.
+	next []string
 }
 
 func (s *grantStore) add(g types.GrantListEntry) { s.grants = append(s.grants, g) }
@@ -54,9 +57,15 @@ func (s *grantStore) ids() []string {
 }
 
 func (s *grantStore) fake(t *testing.T) *fakeKMS {
-	remove := func(id string) {
-		s.removed = append(s.removed, id)
+	// remove answers NotFoundException for a grant that is not there, as KMS does.
+	remove := func(id string) error {
+		n := len(s.grants)
 		s.grants = slices.DeleteFunc(s.grants, func(g types.GrantListEntry) bool { return aws.ToString(g.GrantId) == id })
+		if len(s.grants) == n {
+			return &types.NotFoundException{Message: aws.String("Grant ID " + id + " not found")}
+		}
+		s.removed = append(s.removed, id)
+		return nil
 	}
 	return &fakeKMS{t: t,
 		listGrants: func(*kms.ListGrantsInput) (*kms.ListGrantsOutput, error) {
@@ -66,14 +75,40 @@ func (s *grantStore) fake(t *testing.T) *fakeKMS {
 			return retirableOf(s.grants...)(in)
 		},
 		retireGrant: func(in *kms.RetireGrantInput) (*kms.RetireGrantOutput, error) {
-			remove(aws.ToString(in.GrantId))
-			return &kms.RetireGrantOutput{}, nil
+			return &kms.RetireGrantOutput{}, remove(aws.ToString(in.GrantId))
 		},
 		revokeGrant: func(in *kms.RevokeGrantInput) (*kms.RevokeGrantOutput, error) {
-			remove(aws.ToString(in.GrantId))
-			return &kms.RevokeGrantOutput{}, nil
+			return &kms.RevokeGrantOutput{}, remove(aws.ToString(in.GrantId))
+		},
+		createGrant: func(in *kms.CreateGrantInput) (*kms.CreateGrantOutput, error) {
+			g := types.GrantListEntry{KeyId: in.KeyId, Name: in.Name, GranteePrincipal: in.GranteePrincipal,
+				RetiringPrincipal: in.RetiringPrincipal, Operations: slices.Clone(in.Operations), Constraints: in.Constraints}
+			for _, old := range s.grants {
+				if matches(propertiesOf(in), aws.ToString(in.Name), old) {
+					// KMS answers a repeated name and parameters with the grant.
+					return &kms.CreateGrantOutput{GrantId: old.GrantId}, nil
+				}
+			}
+			if len(s.next) == 0 {
+				t.Fatalf("CreateGrant %+v: the store has no more grant ids", in)
+			}
+			g.GrantId, s.next = aws.String(s.next[0]), s.next[1:]
+			s.add(g)
+			return &kms.CreateGrantOutput{GrantId: g.GrantId}, nil
 		},
 	}
+}
+
+// propertiesOf is the definition a CreateGrant asks for.
+func propertiesOf(in *kms.CreateGrantInput) grantspec.Properties {
+	p := grantspec.Properties{KeyArn: aws.ToString(in.KeyId), GranteePrincipal: aws.ToString(in.GranteePrincipal), RetiringPrincipal: aws.ToString(in.RetiringPrincipal)}
+	for _, op := range in.Operations {
+		p.Operations = append(p.Operations, string(op))
+	}
+	if in.Constraints != nil {
+		p.EncryptionContextEquals, p.EncryptionContextSubset = in.Constraints.EncryptionContextEquals, in.Constraints.EncryptionContextSubset
+	}
+	return p
 }
 
 // lostAnswer is KMS acting on CreateGrant and the answer never arriving:

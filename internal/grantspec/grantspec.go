@@ -42,6 +42,10 @@ const HandlerRoleEnv = "CROSSACCOUNTAMI_HANDLER_ROLE_ARN"
 const (
 	AttrGrantId = "GrantId"
 	AttrKeyArn  = "KeyArn"
+	// AttrGrantName is the grant's name: Name, or the one the handler
+	// derived (DefaultName), which is known only at deploy time. The
+	// scheduled check's event carries it (HealEvent).
+	AttrGrantName = "GrantName"
 )
 
 // Operations KMS accepts in a grant: the values of the SDK's

@@ -6,7 +6,11 @@
 package grantres
 
 import (
+	"fmt"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -20,6 +24,8 @@ type Grant struct {
 	constructs.Construct
 	resource awscdk.CustomResource
 	keyArn   *string
+	spec     grantspec.Properties // as written in the template
+	provider *provider.Provider
 }
 
 // GrantId is the grant id, as KMS returned it.
@@ -46,5 +52,55 @@ func New(scope constructs.Construct, id string, spec grantspec.Properties, keyAr
 	c := registry.Child(scope, id)
 	resource := p.Resource(c, grantspec.ResourceType, spec.CfnProperties())
 	p.AllowGrant(c, resource, spec, deps...)
-	return &Grant{Construct: c, resource: resource, keyArn: keyArn}
+	return &Grant{Construct: c, resource: resource, keyArn: keyArn, spec: spec, provider: p}
+}
+
+// HealRuleID is the construct id, under the grant, of its scheduled check.
+const HealRuleID = "Heal"
+
+// Heal adds the scheduled check of the grant ("grants that heal
+// themselves"): an EventBridge rule that invokes the stack's handler on
+// schedule (an EventBridge schedule expression, such as "rate(1 day)")
+// with the grant's grantspec.HealEvent, and a permission that lets
+// EventBridge invoke the function from that rule only. The handler finds
+// the grant with kms:ListRetirableGrants and re-creates it under its name
+// with kms:CreateGrant: permissions its role has for this grant already, so
+// the check adds none. Only a grant the handler owns can be checked.
+func (g *Grant) Heal(schedule string) error {
+	if g.spec.RetiringPrincipal != g.provider.RoleArn() {
+		return fmt.Errorf("HealSchedule: only a grant the handler owns (no RetiringPrincipal of your own) can be checked: the handler finds it with kms:ListRetirableGrants; got RetiringPrincipal %s", g.spec.RetiringPrincipal)
+	}
+	spec := g.spec
+	if spec.Name == "" {
+		// The default name is made from the stack id at deploy time: the
+		// handler answers it as an attribute.
+		spec.Name = *g.resource.GetAttString(jsii.String(grantspec.AttrGrantName))
+	}
+	input, err := grantspec.HealEventInput(spec)
+	if err != nil {
+		return err
+	}
+	scope := registry.Child(g.Construct, HealRuleID)
+	stack := awscdk.Stack_Of(scope)
+	rule := awsevents.NewCfnRule(scope, jsii.String("Rule"), &awsevents.CfnRuleProps{
+		Description:        jsii.String("crossaccountami: checks that the KMS grant " + registry.Path(g.Construct) + " exists, re-creates it if it was revoked"),
+		ScheduleExpression: jsii.String(schedule),
+		Targets: []interface{}{&awsevents.CfnRule_TargetProperty{
+			Id:    jsii.String("GrantHandler"),
+			Arn:   g.provider.FunctionArn(),
+			Input: stack.ToJsonString(input, nil),
+		}},
+	})
+	if g.spec.Name != "" {
+		// The rule starts once the grant exists (with the default name,
+		// its GetAtt says so already).
+		rule.AddResourceDependency(g.resource.Node().DefaultChild().(awscdk.CfnResource), nil)
+	}
+	awslambda.NewCfnPermission(scope, jsii.String("Permission"), &awslambda.CfnPermissionProps{
+		Action:       jsii.String("lambda:InvokeFunction"),
+		FunctionName: g.provider.FunctionArn(),
+		Principal:    jsii.String("events.amazonaws.com"),
+		SourceArn:    rule.AttrArn(),
+	})
+	return nil
 }

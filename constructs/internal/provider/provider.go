@@ -135,6 +135,9 @@ func newProvider(stack awscdk.Stack, needs []Need) *Provider {
 // grantspec.HandlerRoleEnv.
 func (p *Provider) RoleArn() string { return p.roleArn }
 
+// FunctionArn is the handler function's ARN (every resource's ServiceToken).
+func (p *Provider) FunctionArn() *string { return p.handler.ServiceToken }
+
 // handlerSpec says what differs between this library's handlers.
 type handlerSpec struct {
 	id, roleName, rolePath, roleDescription, description, pkg string
@@ -212,7 +215,14 @@ func newHandler(env *StackEnv, spec handlerSpec, needs ...policyNeed) *handler {
 		nagsuppress.Set(h.policy, h.suppressions...)
 	}
 	fnScope := at(scope, "Function")
-	bucket, key := handlerCode(fnScope, spec.pkg)
+	var bucket, key *string
+	if loc := codeLocationOf(env.Stack); loc.Bucket != nil {
+		// A stack deployed where there is no CDK bootstrap (a StackSet's
+		// instance) reads the code from a bucket the caller publishes it to.
+		bucket, key = loc.Bucket, jsii.String(loc.Key)
+	} else {
+		bucket, key = handlerCode(fnScope, spec.pkg)
+	}
 	// With a known account and region the role's ARN is a literal: the
 	// function still waits for the role, through its policy.
 	if env.Concrete {
@@ -372,14 +382,7 @@ func (h *handler) resourcePolicy(scope constructs.Construct, resource awscdk.Cus
 // the same on every machine, and CDK need not fingerprint the binary again
 // for every stack.
 func handlerCode(scope constructs.Construct, pkg string) (bucket, key *string) {
-	assetsMu.Lock()
-	a, ok := assets[pkg]
-	if !ok {
-		a.dir = handlerbuild.MustBuild(handlerbuild.Options{Package: pkg})
-		a.hash = fileSHA256(filepath.Join(a.dir, handlerbuild.BinaryName))
-		assets[pkg] = a
-	}
-	assetsMu.Unlock()
+	a := built(pkg)
 	asset := awss3assets.NewAsset(scope, jsii.String("Code"), &awss3assets.AssetProps{
 		Path:          jsii.String(a.dir),
 		AssetHash:     jsii.String(a.hash),
@@ -388,12 +391,49 @@ func handlerCode(scope constructs.Construct, pkg string) (bucket, key *string) {
 	return asset.S3BucketName(), asset.S3ObjectKey()
 }
 
+// CodeLocation is where a stack's handler code is read from instead of a
+// CDK asset: Bucket (a name, which may hold tokens such as AWS::Region) and
+// Key.
+type CodeLocation struct {
+	Bucket *string
+	Key    string
+}
+
+// UseCode makes the handlers created later in stack read their code from
+// loc instead of a CDK asset; the caller publishes BuiltHandler's zip there.
+// A stack without CDK bootstrap (a StackSet's instance) has no asset bucket.
+func UseCode(stack awscdk.Stack, loc CodeLocation) { *codeLocationOf(stack) = loc }
+
+func codeLocationOf(stack awscdk.Stack) *CodeLocation {
+	return registry.Get(stack, "code-location", func(awscdk.Stack) *CodeLocation { return &CodeLocation{} })
+}
+
+// DestinationHandler is the destination handler's build: a directory that
+// holds only its bootstrap, and the bootstrap's SHA-256 (the asset hash).
+func DestinationHandler() (dir, hash string) {
+	a := built(handlerbuild.DestinationHandler)
+	return a.dir, a.hash
+}
+
 type builtAsset struct{ dir, hash string }
 
 var (
 	assetsMu sync.Mutex
 	assets   = map[string]builtAsset{}
 )
+
+// built builds pkg's handler once per process.
+func built(pkg string) builtAsset {
+	assetsMu.Lock()
+	defer assetsMu.Unlock()
+	a, ok := assets[pkg]
+	if !ok {
+		a.dir = handlerbuild.MustBuild(handlerbuild.Options{Package: pkg})
+		a.hash = fileSHA256(filepath.Join(a.dir, handlerbuild.BinaryName))
+		assets[pkg] = a
+	}
+	return a
+}
 
 func fileSHA256(path string) string {
 	f, err := os.Open(path)
@@ -443,6 +483,13 @@ func EnvOf(scope constructs.IConstruct) *StackEnv {
 func (e *StackEnv) RoleName() string { return e.roleName(names.GrantHandlerRolePrefix) }
 
 func (e *StackEnv) roleName(prefix string) string {
+	if jsiivalue.IsUnresolved(&e.Region) {
+		// A stack deployed to many regions of one account (a StackSet's
+		// instances): the region is known only at deploy time, and a role
+		// name is global in the account, so the region is part of it.
+		sum := sha256.Sum256([]byte(e.Name))
+		return *awscdk.Fn_Join(jsii.String(""), jsii.Strings(prefix+"-", e.Region, "-"+hex.EncodeToString(sum[:])[:10]))
+	}
 	sum := sha256.Sum256([]byte(e.Name + "\x00" + e.Region))
 	short := e.Name
 	if len(short) > 36 {
