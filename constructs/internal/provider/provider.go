@@ -564,7 +564,9 @@ func slrNeed(env *StackEnv) policyNeed {
 			"iam:CreateServiceLinkedRole only, only for the Auto Scaling service (condition iam:AWSServiceName = autoscaling.amazonaws.com), "+
 				"only on role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling*: the wildcard covers the custom-suffix "+
 				"roles (AWSServiceRoleForAutoScaling_<suffix>) of this account, which the handler may create and never deletes",
-			nagsuppress.Regex(`/^Resource::arn:[^:]+:iam::[^:]+:role\/aws-service-role\/autoscaling\.amazonaws\.com\/AWSServiceRoleForAutoScaling\*$/`)),
+			// The partition and account are literals, or pseudo parameters
+			// (<AWS::Partition>, <AWS::AccountId>) in a StackSet's template.
+			nagsuppress.Regex(`/^Resource::arn:(<AWS::Partition>|[^:<]+):iam::(<AWS::AccountId>|[^:<]+):role\/aws-service-role\/autoscaling\.amazonaws\.com\/AWSServiceRoleForAutoScaling\*$/`)),
 	}
 }
 
