@@ -1,6 +1,8 @@
-// Package awserr reads an AWS service error out of an SDK error chain, so
-// that every handler and tool names the service's code and message the same
-// way in what it reports.
+// Package awserr is how the handlers treat AWS's errors: it reads a service
+// error out of an SDK error chain, so that every handler and tool names the
+// service's code and message the same way in what it reports, and it
+// decides which errors the SDK's retryer retries, and for how long
+// (retry.go).
 package awserr
 
 import (

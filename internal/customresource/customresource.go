@@ -561,7 +561,7 @@ func Waiting(ctx context.Context, what string, explain func(error) string) {
 	}
 }
 
-// RecordRetry notes an error that is being retried (awsretry calls it for
+// RecordRetry notes an error that is being retried (awserr's retryer calls it for
 // every retried attempt), so that a timeout can show it.
 func RecordRetry(ctx context.Context, err error) {
 	if p, ok := ctx.Value(progressKey{}).(*progress); ok {

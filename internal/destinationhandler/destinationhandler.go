@@ -1,6 +1,6 @@
 // Package destinationhandler wires the custom resource handler of the
 // destination side (its twin in the source account is sourcehandler): real
-// KMS and IAM clients (with the awsretry retryer) under a
+// KMS and IAM clients (with awserr's retryer) under a
 // customresource.Router that serves Custom::KmsGrant and
 // Custom::AutoScalingServiceLinkedRole, and the scheduled check of a grant
 // (grantspec.HealEvent, the constant Input of an EventBridge rule), which

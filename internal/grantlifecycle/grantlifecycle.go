@@ -83,7 +83,6 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
-	"github.com/crossaccountami/crossaccountami/internal/awsretry"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
@@ -396,7 +395,7 @@ func (h *Handler) create(ctx context.Context, req customresource.Request, p gran
 	customresource.Waiting(ctx, fmt.Sprintf("KMS CreateGrant on %s for %s", p.KeyArn, p.GranteePrincipal), explain)
 	until := time.Now().Add(window)
 	out, err := h.KMS.CreateGrant(ctx, in, inRegion(p.KeyArn), func(o *kms.Options) {
-		o.Retryer = awsretry.RetryCodesUntil(o.Retryer, until, "AccessDeniedException")
+		o.Retryer = awserr.RetryCodesUntil(o.Retryer, until, "AccessDeniedException")
 	})
 	if err != nil && req.RequestType == cfn.RequestCreate && awserr.Rejected(err) {
 		// KMS rejected the request: no grant exists for the rollback to find.

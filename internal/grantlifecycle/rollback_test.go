@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/crossaccountami/crossaccountami/internal/awsretry"
+	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/fakekms"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/routertest"
@@ -342,7 +342,7 @@ func TestDeniedCreateGrantIsRetriedWhilePoliciesPropagate(t *testing.T) {
 		return kms.New(kms.Options{
 			Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 			Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-			Retryer:     awsretry.New(awsretry.Options{BaseDelay: time.Millisecond, MaxBackoff: 20 * time.Millisecond}),
+			Retryer:     awserr.NewRetryer(awserr.RetryOptions{BaseDelay: time.Millisecond, MaxBackoff: 20 * time.Millisecond}),
 		})
 	}
 	denied := fakekms.Fault{Code: "AccessDeniedException", Message: "User: " + handlerRole + " is not authorized to perform: kms:CreateGrant"}
@@ -394,7 +394,7 @@ func TestRetireThroughTheSDK(t *testing.T) {
 	c := kms.New(kms.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-		Retryer:     awsretry.New(awsretry.Options{BaseDelay: time.Millisecond, MaxBackoff: 5 * time.Millisecond}),
+		Retryer:     awserr.NewRetryer(awserr.RetryOptions{BaseDelay: time.Millisecond, MaxBackoff: 5 * time.Millisecond}),
 	})
 	h := New(c, handlerRole)
 

@@ -14,14 +14,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/crossaccountami/crossaccountami/internal/awsretry"
+	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 )
 
 // Load reads the configuration from the environment Lambda gives a
 // function: the region (AWS_REGION, else AWS_DEFAULT_REGION) and the
 // function role's credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-// AWS_SESSION_TOKEN). Clients get the awsretry retryer, which reports
+// AWS_SESSION_TOKEN). Clients get awserr's retryer, which reports
 // retried errors to the router for timeout reasons. Endpoint gives the
 // endpoint overrides.
 //
@@ -41,7 +41,7 @@ func Load() (aws.Config, error) {
 		Region:      region,
 		Credentials: credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN")),
 		Retryer: func() aws.Retryer {
-			return awsretry.New(awsretry.Options{OnRetry: customresource.RecordRetry})
+			return awserr.NewRetryer(awserr.RetryOptions{OnRetry: customresource.RecordRetry})
 		},
 	}, nil
 }

@@ -7,7 +7,7 @@
 // It is a binary of its own, apart from the destination's grant handler, so
 // that the EC2 SDK (a large package) stays out of the destination's zip. The
 // plumbing is shared: lambdaenv (configuration, the SDK's
-// AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL_EC2 overrides), awsretry,
+// AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL_EC2 overrides), awserr's retryer,
 // customresource.
 package sourcehandler
 

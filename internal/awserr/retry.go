@@ -1,12 +1,13 @@
-// Package awsretry configures the AWS SDK's standard retryer for handlers
-// that must keep trying until their deadline rather than give up after three
+package awserr
+
+// Retries. The AWS SDK's standard retryer is configured for handlers that
+// must keep trying until their deadline rather than give up after three
 // attempts: KMS answers InvalidArnException while a new IAM principal
 // propagates, and that can last minutes.
 //
 // No retry loop is written here: the SDK's retry middleware does the work;
-// this package only chooses what is retried, how long to back off, and
-// reports each retried error so a timeout can say what went wrong last.
-package awsretry
+// this file only chooses what is retried, how long to back off, and reports
+// each retried error so a timeout can say what went wrong last.
 
 import (
 	"context"
@@ -31,8 +32,8 @@ var RetryableCodes = []string{
 // or per principal) is full, and waiting does not empty it.
 var NotRetriedCodes = []string{"LimitExceededException"}
 
-// Options of the retryer. The zero value means the defaults.
-type Options struct {
+// RetryOptions of the retryer. The zero value means the defaults.
+type RetryOptions struct {
 	// MaxAttempts bounds the attempts of one call. Default: 1000, so that in
 	// practice the context deadline is what ends the retries.
 	MaxAttempts int
@@ -53,11 +54,11 @@ const (
 	DefaultMaxBackoff  = 10 * time.Second
 )
 
-// New returns a retryer for aws.Config.Retryer (config.WithRetryer):
+// NewRetryer returns a retryer for aws.Config.Retryer (config.WithRetryer):
 // retry.NewStandard with the extra RetryableCodes, capped exponential
 // backoff with full jitter, and no retry quota (ratelimit.None), so a burst
 // of errors never stops the retries before the deadline does.
-func New(o Options) aws.RetryerV2 {
+func NewRetryer(o RetryOptions) aws.RetryerV2 {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = DefaultMaxAttempts
 	}
@@ -117,7 +118,7 @@ func (r *recording) GetRetryToken(ctx context.Context, opErr error) (func(error)
 // to CreateGrant until a key policy or IAM policy written moments earlier
 // has propagated, and a policy that is really wrong should still fail, just
 // later. Use it per call: client.CreateGrant(ctx, in, func(o *kms.Options) {
-// o.Retryer = awsretry.RetryCodesUntil(o.Retryer, until, "AccessDeniedException") }).
+// o.Retryer = awserr.RetryCodesUntil(o.Retryer, until, "AccessDeniedException") }).
 func RetryCodesUntil(r aws.Retryer, until time.Time, codes ...string) aws.Retryer {
 	return &retryUntil{Retryer: r, until: until, codes: codeSet(codes)}
 }

@@ -1,9 +1,10 @@
-package awsretry_test
+package awserr_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/crossaccountami/crossaccountami/internal/awsretry"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/fakekms"
 )
 
@@ -46,7 +46,7 @@ func client(t *testing.T, srv *fakekms.Server, r *retries) *kms.Client {
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(srv.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-		Retryer: awsretry.New(awsretry.Options{
+		Retryer: awserr.NewRetryer(awserr.RetryOptions{
 			BaseDelay: time.Millisecond, MaxBackoff: 5 * time.Millisecond, OnRetry: r.record,
 		}),
 	})
@@ -134,14 +134,14 @@ func TestRetriesStopAtTheDeadline(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	r := awsretry.New(awsretry.Options{})
-	if r.MaxAttempts() != awsretry.DefaultMaxAttempts {
+	r := awserr.NewRetryer(awserr.RetryOptions{})
+	if r.MaxAttempts() != awserr.DefaultMaxAttempts {
 		t.Errorf("MaxAttempts %d", r.MaxAttempts())
 	}
 	for attempt := 1; attempt < 30; attempt++ {
 		d, err := r.RetryDelay(attempt, &types.InvalidArnException{})
-		if err != nil || d < 0 || d > awsretry.DefaultMaxBackoff {
-			t.Fatalf("RetryDelay(%d) = %v, %v; want within [0, %v]", attempt, d, err, awsretry.DefaultMaxBackoff)
+		if err != nil || d < 0 || d > awserr.DefaultMaxBackoff {
+			t.Fatalf("RetryDelay(%d) = %v, %v; want within [0, %v]", attempt, d, err, awserr.DefaultMaxBackoff)
 		}
 	}
 }
@@ -150,7 +150,7 @@ func TestRetryCodesUntil(t *testing.T) {
 	denied := fakekms.Fault{Code: "AccessDeniedException", Message: "not yet", Times: 3}
 	withUntil := func(until time.Time) func(*kms.Options) {
 		return func(o *kms.Options) {
-			o.Retryer = awsretry.RetryCodesUntil(o.Retryer, until, "AccessDeniedException")
+			o.Retryer = awserr.RetryCodesUntil(o.Retryer, until, "AccessDeniedException")
 		}
 	}
 	t.Run("retried while the window is open", func(t *testing.T) {
