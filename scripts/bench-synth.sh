@@ -14,6 +14,7 @@
 #   scripts/bench-synth.sh                 # NS="1 10 50" RUNS=5 WARMUP=1
 #   BASELINES=/path/to/baselines NS="1 10" RUNS=9 scripts/bench-synth.sh
 #   APPS=baselinejob RUNS=1 WARMUP=0 NS=1 scripts/bench-synth.sh   # one table only
+#   APPS=organization RUNS=5 scripts/bench-synth.sh    # the StackSet vs one destination stack
 #
 # Each app is run directly (not through the CDK CLI), with CDK_OUTDIR set to
 # a fresh directory per run and CDK_CONTEXT_JSON from the baselines'
@@ -56,7 +57,7 @@ go build -o "$WORK/baselinejob" ./test/bench/baselinejob
 CDK_OUTDIR=$WORK/warm "$WORK/basic" >/dev/null
 CDK_OUTDIR=$WORK/warm-baselinejob "$WORK/baselinejob" >/dev/null
 
-export RUNROOT=$WORK/runs GOBASE=$B/go-baseline/bin/go-baseline TSAPP=$B/ts-baseline/bin/app.js
+export WORK RUNROOT=$WORK/runs GOBASE=$B/go-baseline/bin/go-baseline TSAPP=$B/ts-baseline/bin/app.js
 mkdir -p "$RUNROOT"
 median() { awk -v l="$1" 'index($0, l) == 1 { print $(NF - 1); exit }' "$2"; }
 
@@ -123,7 +124,30 @@ for app in $APPS; do
       row "$n" "$mode" baselinejob
     done
     ;;
-  *) echo "unknown app $app in APPS (basic, baselinejob)" >&2; exit 1 ;;
+  organization)
+    # Not the baselines' job (they have no organization mode): the StackSet
+    # of examples/organization for 2 OUs x 3 regions, whatever the number of
+    # accounts in them, next to a single destination stack of
+    # test/bench/baselinejob (N=1).
+    echo
+    echo "== 3. examples/organization (2 OUs x 3 regions, any number of accounts) vs one destination stack (baselinejob, N=1)"
+    go build -o "$WORK/organization" ./examples/organization
+    CDK_OUTDIR=$WORK/warm-organization "$WORK/organization" >/dev/null
+    export CDK_CONTEXT_JSON='{"keyArns": "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab,arn:aws:kms:eu-west-1:111111111111:key/2234abcd-12ab-34cd-56ef-1234567890ab,arn:aws:kms:ap-southeast-2:111111111111:key/3234abcd-12ab-34cd-56ef-1234567890ab"}'
+    export ONE="$WORK/baselinejob" ONECTX
+    ONECTX=$(python3 "$B/tools/context.py" 1)
+    # shellcheck disable=SC2016
+    python3 "$B/tools/bench.py" -n "$RUNS" --warmup "$WARMUP" \
+      --vs "sh -c 'CDK_OUTDIR=\$(mktemp -d -p \"\$RUNROOT\") CDK_CONTEXT_JSON=\"\$ONECTX\" exec \"\$ONE\"'" \
+      -- sh -c 'CDK_OUTDIR=$(mktemp -d -p "$RUNROOT") exec "$WORK/organization"' >"$WORK/organization.txt"
+    if grep -E '^[AB] exit' "$WORK/organization.txt" | grep -vqE '^[AB] exit 0 \('; then echo "a run failed:"; cat "$WORK/organization.txt"; exit 1; fi
+    rm -rf "${RUNROOT:?}"/*
+    printf '%-34s %10s %10s\n' "" "wall s" "peak MiB"
+    printf '%-34s %10s %10s\n' "organization, 2 OUs x 3 regions" "$(median 'A wall s' "$WORK/organization.txt")" "$(median 'A peak MiB' "$WORK/organization.txt")"
+    printf '%-34s %10s %10s\n' "one destination stack (N=1)" "$(median 'B wall s' "$WORK/organization.txt")" "$(median 'B peak MiB' "$WORK/organization.txt")"
+    printf '%-34s %10s\n' "ratio (median of per-pair ratios)" "$(median 'A/B wall' "$WORK/organization.txt")"
+    ;;
+  *) echo "unknown app $app in APPS (basic, baselinejob, organization)" >&2; exit 1 ;;
   esac
 done
 echo

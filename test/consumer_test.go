@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +19,10 @@ import (
 // TestConsumerModule builds and synthesizes test/consumer, a CDK app in a
 // module of its own that depends on this module through a replace directive,
 // after `go mod tidy`: the handler's dependencies must reach the consumer's
-// go.sum, and the handler must build by import path in the consumer's
-// directory. It is one deliberate cold build of an awscdk app (15-36 s).
+// go.sum, the handler must build by import path in the consumer's
+// directory, and none of this module's test and development tools may reach
+// the consumer's module graph. It is one deliberate cold build of an awscdk
+// app (15-36 s).
 func TestConsumerModule(t *testing.T) {
 	root := repoRoot(t)
 	tmp := t.TempDir()
@@ -52,6 +55,9 @@ func TestConsumerModule(t *testing.T) {
 			t.Errorf("the consumer's go.sum lacks %s after go mod tidy", m)
 		}
 	}
+	// AND no test or development tool is in its module graph
+	checkConsumerGraph(t, root, consumer, env)
+
 	app := filepath.Join(tmp, "app")
 	runConsumer(t, consumer, env, "go", "build", "-o", app, ".")
 
@@ -74,6 +80,84 @@ func TestConsumerModule(t *testing.T) {
 	if hashes[0] != hashes[1] {
 		t.Errorf("asset hashes differ between two clean synths: %s vs %s", hashes[0], hashes[1])
 	}
+}
+
+// pinnedTools are the Go modules of the tools pinned in the tools module
+// .ci/tools: staticcheck and the Lambda Runtime Interface Emulator.
+var pinnedTools = []string{
+	"honnef.co/go/tools",
+	"github.com/aws/aws-lambda-runtime-interface-emulator",
+}
+
+// devTools are this module's test and development tools: pinnedTools, and
+// cdk-nag's Go bindings (a dependency once; cdk-nag now runs from npm, in
+// scripts/nag.js). None may be in this module's module graph, nor so in a
+// consumer's.
+var devTools = append(slices.Clip(pinnedTools), "github.com/cdklabs/cdk-nag-go/cdknag/v2")
+
+// checkConsumerGraph compares the module graphs (go mod graph) of the
+// consumer, of this module and of the tools module .ci/tools: the tools and
+// every module that only the tools module's graph has (what they bring
+// along) must be absent from the consumer's graph, and the tools from this
+// module's too. It logs the graphs' sizes side by side.
+func checkConsumerGraph(t *testing.T, root, consumer string, env []string) {
+	t.Helper()
+	consumerGraph := parseModGraph(runConsumer(t, consumer, env, "go", "mod", "graph"))
+	rootGraph := parseModGraph(runConsumer(t, root, os.Environ(), "go", "mod", "graph"))
+	toolsGraph := parseModGraph(runConsumer(t, filepath.Join(root, ".ci", "tools"), os.Environ(), "go", "mod", "graph"))
+	t.Logf("module graphs (go mod graph): consumer %d edges, %d modules; crossaccountami %d edges, %d modules; .ci/tools %d edges, %d modules",
+		consumerGraph.edges, len(consumerGraph.modules), rootGraph.edges, len(rootGraph.modules), toolsGraph.edges, len(toolsGraph.modules))
+
+	for _, m := range pinnedTools {
+		if !toolsGraph.modules[m] {
+			t.Errorf("the tools module's graph lacks %s: is .ci/tools still where the tools are pinned?", m)
+		}
+	}
+	for _, m := range devTools {
+		if rootGraph.modules[m] {
+			t.Errorf("crossaccountami's module graph has the development tool %s", m)
+		}
+	}
+	var toolsOnly []string
+	for m := range toolsGraph.modules {
+		if !rootGraph.modules[m] {
+			toolsOnly = append(toolsOnly, m)
+		}
+	}
+	slices.Sort(toolsOnly)
+	var leaked []string
+	for _, m := range slices.Concat(devTools, toolsOnly) {
+		if consumerGraph.modules[m] && !slices.Contains(leaked, m) {
+			leaked = append(leaked, m)
+		}
+	}
+	if len(leaked) > 0 {
+		t.Errorf("test or development tools (or what only they require) reached the consumer's module graph: %v", leaked)
+	}
+	t.Logf("%d modules of the tools' graph, absent from the consumer's: %v", len(toolsOnly), toolsOnly)
+}
+
+// modGraph is go mod graph's output: how many requirement edges, and the
+// module paths (versions dropped) that appear in it.
+type modGraph struct {
+	edges   int
+	modules map[string]bool
+}
+
+func parseModGraph(out []byte) modGraph {
+	g := modGraph{modules: map[string]bool{}}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) != 2 {
+			continue
+		}
+		g.edges++
+		for _, f := range fields {
+			path, _, _ := strings.Cut(f, "@")
+			g.modules[path] = true
+		}
+	}
+	return g
 }
 
 // bootstrapAsset checks the assembly's file assets and returns the hash of
@@ -153,10 +237,11 @@ func readConsumerJSON(t *testing.T, path string, v any) {
 	}
 }
 
-// runConsumer runs a command of the consumer test. A command that hangs
-// (a deadlocked synth) fails the test after three minutes with its output,
-// instead of the whole test binary panicking at go test's timeout.
-func runConsumer(t *testing.T, dir string, env []string, name string, args ...string) {
+// runConsumer runs a command of the consumer test and returns what it
+// printed on stdout. A command that hangs (a deadlocked synth) fails the
+// test after three minutes with its output, instead of the whole test
+// binary panicking at go test's timeout.
+func runConsumer(t *testing.T, dir string, env []string, name string, args ...string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -164,11 +249,14 @@ func runConsumer(t *testing.T, dir string, env []string, name string, args ...st
 	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir
 	cmd.Env = env
-	out, err := cmd.CombinedOutput()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%w (%v)", err, ctx.Err())
 	}
 	if err != nil {
-		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
+		t.Fatalf("%s %s in %s: %v\n%s%s", name, strings.Join(args, " "), dir, err, stdout.Bytes(), stderr.Bytes())
 	}
+	return stdout.Bytes()
 }

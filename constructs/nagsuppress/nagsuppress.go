@@ -9,6 +9,8 @@
 package nagsuppress
 
 import (
+	"regexp"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -48,4 +50,37 @@ func Set(resource awscdk.CfnResource, rules ...map[string]interface{}) {
 		list[i] = r
 	}
 	resource.AddMetadata(jsii.String("cdk_nag"), map[string]interface{}{"rules_to_suppress": list})
+}
+
+// AddToStack suppresses rule id for every resource of stack with a reason,
+// narrowed by appliesTo: the place for a finding on a resource CDK adds
+// while it synthesizes, after every construct ran (such as the policy of a
+// cross-account reference's GetStackOutput role), which no resource's
+// metadata can carry. cdk-nag reads it from the template's Metadata.
+func AddToStack(stack awscdk.Stack, id, reason string, appliesTo ...interface{}) {
+	options := stack.TemplateOptions()
+	metadata := map[string]interface{}{}
+	if m := options.Metadata(); m != nil {
+		for k, v := range *m {
+			metadata[k] = v
+		}
+	}
+	var rules []interface{}
+	if existing, ok := metadata["cdk_nag"].(map[string]interface{}); ok {
+		rules, _ = existing["rules_to_suppress"].([]interface{})
+	}
+	metadata["cdk_nag"] = map[string]interface{}{"rules_to_suppress": append(rules, Rule(id, reason, appliesTo...))}
+	options.SetMetadata(&metadata)
+}
+
+// CrossAccountReference suppresses, on stack, cdk-nag's IAM5 finding on the
+// policy CDK generates for a cross-account reference to one of stack's
+// values (Fn::GetStackOutput: Publish/GetStackOutputPolicy):
+// cloudformation:DescribeStacks on this stack's own ARN, whose wildcard is
+// the stack id.
+func CrossAccountReference(stack awscdk.Stack) {
+	AddToStack(stack, "AwsSolutions-IAM5",
+		"CDK's cross-account reference (Fn::GetStackOutput) to a value of this stack: the role CDK generates for the referencing accounts' "+
+			"CloudFormation execution roles may call cloudformation:DescribeStacks on this stack only; the wildcard is the stack id part of its ARN.",
+		Regex(`/^Resource::arn:<AWS::Partition>:cloudformation:[^:]+:[0-9]+:stack\/`+regexp.QuoteMeta(*stack.StackName())+`\/\*$/`))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
+	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
 	"github.com/crossaccountami/crossaccountami/examples/internal/fleet"
 	"github.com/crossaccountami/crossaccountami/examples/internal/run"
 )
@@ -45,6 +46,8 @@ func New(app awscdk.App, cfg Config) {
 		Description:       jsii.String("Encrypts the shared AMI's snapshots"),
 		EnableKeyRotation: jsii.Bool(true),
 	})
+	// The destinations read the key ARN across accounts.
+	nagsuppress.CrossAccountReference(source)
 	var access encryptedami.OrganizationKeyAccess
 	if cfg.OrganizationId != "" {
 		access = encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{

@@ -1,7 +1,7 @@
 // Package rie runs a Lambda bootstrap binary under the AWS Lambda Runtime
-// Interface Emulator (aws-lambda-rie, a Go tool dependency of this module)
-// on 127.0.0.1, for one test, and stops it by its process id when the test
-// ends.
+// Interface Emulator (aws-lambda-rie, a tool of the development tools module
+// .ci/tools, not a dependency of this module) on 127.0.0.1, for one test, and
+// stops it by its process id when the test ends.
 package rie
 
 import (
@@ -25,8 +25,12 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/testenv/proc"
 )
 
-// Tool is the tool name in go.mod's tool directive.
+// Tool is the tool name in the tool directive of .ci/tools/go.mod.
 const Tool = "aws-lambda-rie"
+
+// ToolsModule is the development tools module's directory, relative to
+// this module's root.
+const ToolsModule = ".ci/tools"
 
 var (
 	toolOnce sync.Once
@@ -34,23 +38,40 @@ var (
 	toolErr  error
 )
 
-// Path builds the emulator (once per test binary; the go build cache makes
-// later builds cheap) and returns its path. It needs the module's go.mod
-// (go tool -n) and the Go toolchain.
+// Path builds the emulator from the tools module (once per test binary;
+// go tool keeps the binary in the go build cache, so later builds are cheap
+// and concurrent test binaries do not race on one file) and returns its
+// path. It needs this module's source tree (go env GOMOD, then .ci/tools)
+// and the Go toolchain; without them the test fails, it is not skipped.
 func Path(t testing.TB) string {
 	t.Helper()
-	toolOnce.Do(func() {
-		out, err := exec.Command("go", "tool", "-n", Tool).CombinedOutput()
-		if err != nil {
-			toolErr = fmt.Errorf("go tool -n %s: %v\n%s", Tool, err, out)
-			return
-		}
-		toolPath = strings.TrimSpace(string(out))
-	})
+	toolOnce.Do(func() { toolPath, toolErr = build() })
 	if toolErr != nil {
 		t.Fatal(toolErr)
 	}
 	return toolPath
+}
+
+func build() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("building %s: no main module here (go env GOMOD: %q, %v)", Tool, gomod, err)
+	}
+	tools := filepath.Join(filepath.Dir(gomod), filepath.FromSlash(ToolsModule))
+	if _, err := os.Stat(filepath.Join(tools, "go.mod")); err != nil {
+		return "", fmt.Errorf("building %s: the tools module is missing: %v", Tool, err)
+	}
+	// Stdout is the path alone; go: downloading lines go to stderr.
+	var stderr bytes.Buffer
+	cmd := exec.Command("go", "tool", "-n", Tool)
+	cmd.Dir = tools
+	cmd.Stderr = &stderr
+	out, err = cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go tool -n %s in %s: %v\n%s", Tool, tools, err, stderr.Bytes())
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // HostBootstrap builds the handler main package pkg (such as
