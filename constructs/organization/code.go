@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3deployment"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
@@ -35,6 +36,20 @@ func validateBucketPrefix(prefix, account string, regions []string) error {
 	return nil
 }
 
+// codeStackScope is where the code stacks go: next to the StackSet's stack,
+// in its stage (or app).
+func codeStackScope(stackSetStack awscdk.Stack) constructs.Construct {
+	if stage := awscdk.Stage_Of(stackSetStack); stage != nil {
+		return stage
+	}
+	return awscdk.App_Of(stackSetStack)
+}
+
+// codeStackID is the construct id of a region's code stack.
+func codeStackID(stackSetStack awscdk.Stack, region string) string {
+	return *stackSetStack.Node().Id() + "-HandlerCode-" + region
+}
+
 type codeStackSpec struct {
 	orgID, bucketName, account string
 	handlerDir, handlerHash    string
@@ -45,11 +60,7 @@ type codeStackSpec struct {
 // handler to it: the CDK asset (in that region's bootstrap bucket of the
 // deploying account) copied as is by a BucketDeployment.
 func newCodeStack(stackSetStack awscdk.Stack, region string, spec codeStackSpec) awscdk.Stack {
-	scope := awscdk.Stage_Of(stackSetStack)
-	if scope == nil {
-		scope = awscdk.App_Of(stackSetStack)
-	}
-	stack := awscdk.NewStack(scope, jsii.String(*stackSetStack.Node().Id()+"-HandlerCode-"+region), &awscdk.StackProps{
+	stack := awscdk.NewStack(codeStackScope(stackSetStack), jsii.String(codeStackID(stackSetStack, region)), &awscdk.StackProps{
 		Env:         &awscdk.Environment{Account: jsii.String(spec.account), Region: jsii.String(region)},
 		Description: jsii.String("crossaccountami: the grant handler's code, readable by the organization's accounts, for the StackSet of " + *stackSetStack.StackName()),
 	})

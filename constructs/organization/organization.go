@@ -91,7 +91,8 @@ type DeploymentProps struct {
 	// in every region of Regions. Not with KeyArns.
 	// Default: - KeyArns.
 	MultiRegionKeyArn *string `field:"optional"`
-	// The suffix of a custom-suffix Auto Scaling service-linked role.
+	// The suffix of a custom-suffix Auto Scaling service-linked role (list
+	// it in OrganizationKeyAccessProps.ServiceLinkedRoleSuffixes too).
 	// Default: - the default role, AWSServiceRoleForAutoScaling.
 	ServiceLinkedRoleSuffix *string `field:"optional"`
 	// The StackSet's name, unique in the deploying account and region.
@@ -199,6 +200,9 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 	}
 	if err := validateBucketPrefix(prefix, in.deployAccount, p.regions); err != nil {
 		fail(fmt.Errorf("CodeBucketPrefix: %v", err))
+	}
+	if existing := codeStackScope(stack).Node().TryFindChild(jsii.String(codeStackID(stack, p.regions[0]))); existing != nil {
+		fail(fmt.Errorf("the stack %s has an organization.NewDeployment already (its code stacks, such as %s, are named after the stack): place one per stack", *stack.Node().Path(), *existing.Node().Path()))
 	}
 	schedule := DefaultHealSchedule
 	if props.HealSchedule != nil {

@@ -288,4 +288,13 @@ func TestDeploymentBadProps(t *testing.T) {
 	if stack.Node().TryFindChild(jsii.String("Fleet")) != nil || len(*app.Node().Children()) != 1 {
 		t.Errorf("constructs were added despite the error: %d children of the app", len(*app.Node().Children()))
 	}
+
+	// AND a second deployment in one stack is refused, naming the first's code stack
+	organization.NewDeployment(stack, jsii.String("First"), defaultProps())
+	msg = constructtest.Catch(func() { organization.NewDeployment(stack, jsii.String("Second"), defaultProps()) })
+	for _, w := range []string{"Org/Second", "has an organization.NewDeployment already", "Org-HandlerCode-us-east-1", "one per stack"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not contain %q", msg, w)
+		}
+	}
 }
