@@ -6,26 +6,16 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
 
-var (
-	basicOnce sync.Once
-	basic     *Assembly
-	basicErr  error
-)
-
-// basicAssembly synthesizes examples/basic once for every test of this file.
+// basicAssembly is examples/basic on its defaults, synthesized once for
+// every test that asks for it.
 func basicAssembly(t *testing.T) *Assembly {
 	t.Helper()
-	basicOnce.Do(func() { basic, basicErr = synthExample(t, "basic", nil) })
-	if basicErr != nil {
-		t.Fatal(basicErr)
-	}
-	return basic
+	return exampleAssembly(t, "basic", nil)
 }
 
 const (
@@ -71,6 +61,7 @@ func strs(v interface{}) []string {
 }
 
 func TestBasicSourceKeyPolicy(t *testing.T) {
+	t.Parallel()
 	// GIVEN the example app on its default accounts
 	a := basicAssembly(t)
 	// WHEN we read the source key's policy
@@ -245,12 +236,10 @@ func TestBasicDeployOrder(t *testing.T) {
 }
 
 func TestBasicGolden(t *testing.T) {
-	a := basicAssembly(t)
-	for _, stack := range []string{"AmiSource", "AmiDestination"} {
-		t.Run(stack, func(t *testing.T) { golden(t, "basic/"+stack+".template.json", a.Templates[stack]) })
-	}
+	goldenAssembly(t, "basic", basicAssembly(t))
 }
 
 func TestBasicCfnLint(t *testing.T) {
+	t.Parallel()
 	cfnLint(t, basicAssembly(t))
 }

@@ -27,7 +27,7 @@ var cfnLintAccepted = []cfnLintAllowance{
 		// examples/importedkey, and each destination stage of examples/pipeline.
 		Template: `^(AmiDestination(-\d{12})?|assembly-Destination-\d{12}/Destination\d{12}AmiDestination[0-9A-F]{8})$`,
 		Path:     `^Resources/VpcPublicSubnet\d+Subnet[0-9A-F]{8}/Properties/AvailabilityZone$`,
-		Reason: "the example VPC's subnets (examples/internal/fleet): the example names its availability zones " +
+		Reason: "the example VPC's subnets (newFleet in each example's fleet.go): the example names its availability zones " +
 			"so that synth needs no context lookup",
 	},
 	{
@@ -45,12 +45,20 @@ var cfnLintAccepted = []cfnLintAllowance{
 		Reason: "the pipeline's role: CDK adds an explicit DependsOn on the role that the pipeline's GetAtt of it " +
 			"already implies; harmless (the handler functions no longer get it: their role is a literal ARN)",
 	},
+	{
+		Rule:     "W3005",
+		Template: `^AmiGrants-HandlerCode-[a-z]{2}(-[a-z]+)+-\d+$`,
+		Path:     `^Resources/CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C[0-9A-F]{8}/DependsOn/\d+$`,
+		Message:  `^'CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756CServiceRole[0-9A-F]{8}' dependency already enforced by a 'GetAtt'`,
+		Reason: "examples/organization's code stacks (organization.NewDeployment): aws-cdk-lib's own BucketDeployment function " +
+			"has an explicit DependsOn on its service role, which its GetAtt of the role already implies; harmless",
+	},
 }
 
 // cfnLintAllowance accepts one cfn-lint warning where it may occur.
 type cfnLintAllowance struct {
 	Rule     string // the rule id, e.g. W3010
-	Template string // regexp over the stack's path in the assembly: "AmiDestination", "assembly-KeyOwner/KeyOwnerAmiSource22BD689E"
+	Template string // regexp over the template's key in the assembly (Assembly.TemplateFiles): "AmiDestination", "assembly-KeyOwner/KeyOwnerAmiSource22BD689E", "AmiGrants.AmiGrantsStackSetD7DA3C7F"
 	Path     string // regexp over the finding's path in the template, "/"-joined: "Resources/<logical id>/..."
 	Message  string // regexp over cfn-lint's message; empty accepts any
 	Reason   string
@@ -67,7 +75,7 @@ func (a cfnLintAllowance) accepts(f cfnLintFinding) bool {
 type cfnLintFinding struct {
 	Rule, Level, Message string
 	File                 string // relative to the assembly directory
-	Template             string // File without .template.json: the stack's key in Assembly.Templates
+	Template             string // File without .template.json: the template's key in Assembly.TemplateFiles
 	Line, Column         int
 	Path                 string
 }
@@ -139,7 +147,8 @@ func judgeCfnLint(findings []cfnLintFinding, templates []string) (accepted []cfn
 	return accepted, failures
 }
 
-// cfnLint runs cfn-lint over every template of an assembly and fails on
+// cfnLint runs cfn-lint over every template of an assembly (its stacks,
+// its nested assemblies' and its StackSets') and fails on
 // every finding cfnLintAccepted does not accept. A missing cfn-lint is a
 // failure, not a skip.
 func cfnLint(t *testing.T, a *Assembly) {
@@ -148,9 +157,9 @@ func cfnLint(t *testing.T, a *Assembly) {
 		t.Fatal("cfn-lint is required (pip install cfn-lint==1.51.0): ", err)
 	}
 	var files, templates []string
-	for stack := range a.Templates {
-		templates = append(templates, filepath.ToSlash(stack))
-		files = append(files, filepath.Join(a.Dir, filepath.Dir(stack), filepath.Base(stack)+".template.json"))
+	for key, file := range a.TemplateFiles() {
+		templates = append(templates, key)
+		files = append(files, file)
 	}
 	if len(files) == 0 {
 		t.Fatalf("no templates in %s", a.Dir)
@@ -206,6 +215,8 @@ func TestCfnLintFailsOnWarningsNotAccepted(t *testing.T) {
 		return string(b)
 	}
 	const subnetAZ = "Avoid hardcoding availability zones 'us-east-1a'"
+	const bucketDeploymentW3005 = "'CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756CServiceRole89A01265' dependency already enforced by a 'GetAtt' " +
+		"at 'Resources/CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C81C01536/Properties/Role'"
 	for _, tc := range []struct {
 		name      string
 		output    string
@@ -215,6 +226,17 @@ func TestCfnLintFailsOnWarningsNotAccepted(t *testing.T) {
 		name:      "the pipeline's W3005 as cfn-lint prints it",
 		output:    pipelineW3005,
 		templates: []string{"AmiPipeline"},
+	}, {
+		name: "W3005 on aws-cdk-lib's BucketDeployment function in an organization code stack",
+		output: finding("W3005", "Warning", "AmiGrants-HandlerCode-eu-west-1.template.json", 338, bucketDeploymentW3005,
+			"Resources", "CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C81C01536", "DependsOn", 0),
+		templates: []string{"AmiGrants-HandlerCode-eu-west-1"},
+	}, {
+		name: "W3005 on a BucketDeployment function elsewhere",
+		output: finding("W3005", "Warning", "AmiGrants.template.json", 338, bucketDeploymentW3005,
+			"Resources", "CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C81C01536", "DependsOn", 0),
+		templates: []string{"AmiGrants"},
+		want:      []string{"W3005", "AmiGrants.template.json:338"},
 	}, {
 		name:      "W3010 on the example VPC's subnet",
 		output:    finding("W3010", "Warning", "AmiDestination.template.json", 287, subnetAZ, "Resources", "VpcPublicSubnet1Subnet5C2D37C4", "Properties", "AvailabilityZone"),

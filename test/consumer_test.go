@@ -24,6 +24,7 @@ import (
 // the consumer's module graph. It is one deliberate cold build of an awscdk
 // app (15-36 s).
 func TestConsumerModule(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	tmp := t.TempDir()
 	consumer := filepath.Join(tmp, "consumer")
@@ -241,22 +242,33 @@ func readConsumerJSON(t *testing.T, path string, v any) {
 // printed on stdout. A command that hangs (a deadlocked synth) fails the
 // test after three minutes with its output, instead of the whole test
 // binary panicking at go test's timeout.
-func runConsumer(t *testing.T, dir string, env []string, name string, args ...string) []byte {
+func runConsumer(t testing.TB, dir string, env []string, name string, args ...string) []byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	stdout, _, err := runCommand(3*time.Minute, dir, env, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stdout
+}
+
+// runCommand runs a command in dir with env and returns what it printed on
+// stdout and stderr. A command that fails, or still runs after timeout (it
+// is then killed), returns an error that names it and holds its output.
+func runCommand(timeout time.Duration, dir string, env []string, name string, args ...string) (stdout, stderr []byte, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir
 	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
 	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v)", err, ctx.Err())
+		err = fmt.Errorf("%w (%v after %v)", err, ctx.Err(), timeout)
 	}
 	if err != nil {
-		t.Fatalf("%s %s in %s: %v\n%s%s", name, strings.Join(args, " "), dir, err, stdout.Bytes(), stderr.Bytes())
+		err = fmt.Errorf("%s %s in %s: %v\n%s%s", name, strings.Join(args, " "), dir, err, out.Bytes(), errOut.Bytes())
 	}
-	return stdout.Bytes()
+	return out.Bytes(), errOut.Bytes(), err
 }

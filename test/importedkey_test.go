@@ -16,11 +16,9 @@ const importedKeyArn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34c
 // the source stack manages the destination's statements in the imported
 // key's policy and shares the AMI; the destination deploys after it.
 func TestImportedKeyExample(t *testing.T) {
+	t.Parallel()
 	// GIVEN the example app on its default accounts
-	a, err := synthExample(t, "importedkey", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := exampleAssembly(t, "importedkey", nil)
 	source, dest := a.Templates["AmiSource"], a.Templates["AmiDestination"]
 	if source == nil || dest == nil {
 		t.Fatalf("stacks %v", a.Templates)
@@ -70,8 +68,7 @@ func TestImportedKeyExample(t *testing.T) {
 		t.Errorf("AmiDestination dependencies %v", deps)
 	}
 
-	golden(t, "importedkey/AmiSource.template.json", source)
-	golden(t, "importedkey/AmiDestination.template.json", dest)
+	goldenAssembly(t, "importedkey", a)
 	cfnLint(t, a)
 }
 

@@ -17,42 +17,43 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
-	basicapp "github.com/crossaccountami/crossaccountami/examples/basic/app"
-	importedkeyapp "github.com/crossaccountami/crossaccountami/examples/importedkey/app"
-	pipelineapp "github.com/crossaccountami/crossaccountami/examples/pipeline/app"
 )
 
 // TestNag runs cdk-nag's AwsSolutionsChecks (scripts/nag.js, the npm
 // package pinned in package.json: no Go dependency on cdk-nag) over every
-// template of every example, stages' nested assemblies included, and fails
-// on any unsuppressed error or warning. Suppressions sit next to the
-// resources they cover (constructs/internal/provider for the library's own
-// handler, the examples for theirs), written by constructs/nagsuppress into
-// the resources' Metadata; no rule is disabled on the aspect and no stack
-// carries a blanket suppression.
+// template of every example, stages' nested assemblies and StackSets'
+// templates included, and fails on any unsuppressed error or warning.
+// Suppressions sit next to the resources they cover
+// (constructs/internal/provider for the library's own handler, the
+// examples for theirs), written by constructs/nagsuppress into the
+// resources' Metadata; no rule is disabled on the aspect and no stack
+// carries a blanket suppression. The examples run as users run them (see
+// synthExample), without path metadata: findings name logical ids.
 func TestNag(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
-		name  string
-		build func(app awscdk.App)
+		name, example string
+		context       map[string]string
 	}{
-		{"basic", func(app awscdk.App) {
-			basicapp.New(app, basicapp.ConfigFromContext(app))
-		}},
-		{"basic-organization", func(app awscdk.App) {
-			cfg := basicapp.ConfigFromContext(app)
-			cfg.OrganizationId = "o-abcdefghij"
-			basicapp.New(app, cfg)
-		}},
-		{"pipeline", func(app awscdk.App) { pipelineapp.New(app) }},
+		{"basic", "basic", nil},
+		{"basic-organization", "basic", map[string]string{"organizationId": "o-abcdefghij"}},
+		{"pipeline", "pipeline", pipelineContext},
 		// The source stack holds the source-side handler: key policy
 		// statements on an imported key and the AMI's launch permission.
-		{"importedkey", func(app awscdk.App) {
-			importedkeyapp.New(app, importedkeyapp.ConfigFromContext(app))
-		}},
+		{"importedkey", "importedkey", nil},
+		// The key policy stacks, the code stacks, the StackSet's stack and
+		// the StackSet's own template.
+		{"organization", "organization", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			templates := synthInProcess(t, "nag-"+tc.name, tc.build)
+			t.Parallel()
+			a := exampleAssembly(t, tc.example, tc.context)
+			var templates []string
+			for _, file := range a.TemplateFiles() {
+				templates = append(templates, file)
+			}
+			slices.Sort(templates)
 			if len(templates) < 2 {
 				t.Fatalf("found %d templates (%v), want the example's source and destination stacks at least", len(templates), templates)
 			}
@@ -94,6 +95,7 @@ func TestNag(t *testing.T) {
 // bucket with cdk_nag suppressions in its Metadata (constructs/nagsuppress)
 // is not.
 func TestNagReportsAndHonoursSuppressions(t *testing.T) {
+	t.Parallel()
 	build := func(suppress bool) func(app awscdk.App) {
 		return func(app awscdk.App) {
 			stack := awscdk.NewStack(app, jsii.String("NagProbe"), nil)
@@ -130,9 +132,10 @@ func TestNagReportsAndHonoursSuppressions(t *testing.T) {
 	}
 }
 
-// synthInProcess builds an app with build, synthesizes it into a new
-// directory of scratch, and returns the paths of every template in it,
-// stages' nested assemblies included.
+// synthInProcess builds an app with build in this test process,
+// synthesizes it into a new directory of scratch, and returns the paths of
+// every template in it, stages' nested assemblies included. (The examples
+// run as users run them: see synthExample.)
 func synthInProcess(t *testing.T, name string, build func(app awscdk.App)) []string {
 	t.Helper()
 	out, err := os.MkdirTemp(scratch, name)
@@ -195,6 +198,7 @@ func runNag(t *testing.T, templates ...string) (findings []string, summary strin
 // example before synthesis, so no cloud assembly (not even a partial one)
 // is written.
 func TestBadContextWritesNoAssembly(t *testing.T) {
+	t.Parallel()
 	a, err := synthExample(t, "basic", map[string]string{"imageId": "ami-XYZ"})
 	if err == nil {
 		t.Fatal("synth succeeded with imageId ami-XYZ")
@@ -203,6 +207,9 @@ func TestBadContextWritesNoAssembly(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("synth error does not contain %q:\n%v", want, err)
 		}
+	}
+	if a == nil {
+		t.Fatal("no assembly directory to check")
 	}
 	entries, _ := os.ReadDir(a.Dir)
 	if len(entries) != 0 {

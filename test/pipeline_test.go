@@ -8,12 +8,14 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
 
+// pipelineContext is the context of every test of examples/pipeline: two
+// destination stages.
+var pipelineContext = map[string]string{"destinations": "2"}
+
 func TestPipelineExample(t *testing.T) {
+	t.Parallel()
 	// GIVEN the pipeline example with two destination accounts
-	a, err := synthExample(t, "pipeline", map[string]string{"destinations": "2"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := exampleAssembly(t, "pipeline", pipelineContext)
 
 	// THEN the pipeline deploys the key's stage before the wave of destination stages
 	_, pipeline := only(t, a.Templates["AmiPipeline"], "AWS::CodePipeline::Pipeline")

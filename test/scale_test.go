@@ -8,11 +8,9 @@ import (
 )
 
 func TestTenDestinations(t *testing.T) {
+	t.Parallel()
 	// GIVEN the example app with ten destination accounts
-	a, err := synthExample(t, "basic", map[string]string{"destinations": "10"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := exampleAssembly(t, "basic", map[string]string{"destinations": "10"})
 	artifacts := a.Manifest["artifacts"].(map[string]interface{})
 	sids := map[string]bool{}
 	for _, s := range keyPolicyStatements(t, a.Templates["AmiSource"]) {

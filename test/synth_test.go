@@ -9,12 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -45,83 +43,74 @@ func repoRoot(t testing.TB) string {
 	return dir
 }
 
-var (
-	binsMu sync.Mutex
-	bins   = map[string]string{}
-)
-
-// exampleBinary builds ./examples/<name> once per test process.
-func exampleBinary(t testing.TB, name string) string {
-	t.Helper()
-	binsMu.Lock()
-	defer binsMu.Unlock()
-	if bin, ok := bins[name]; ok {
-		return bin
-	}
-	bin := filepath.Join(scratch, "bin", name)
-	cmd := exec.Command("go", "build", "-o", bin, "./examples/"+name)
-	cmd.Dir = repoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building examples/%s: %v\n%s", name, err, out)
-	}
-	bins[name] = bin
-	return bin
-}
-
 // Assembly is a synthesized cloud assembly, read as plain JSON.
 type Assembly struct {
 	Dir       string
 	Manifest  map[string]interface{}
-	Templates map[string]map[string]interface{} // by stack name
+	Templates map[string]map[string]interface{} // by stack: "<stack id>", or "<nested assembly dir>/<stack id>"
+	// StackSets are the templates of the assembly's
+	// AWS::CloudFormation::StackSet resources (their TemplateBody), by
+	// "<stack>.<logical id>"; each is also written to
+	// Dir/<stack>.<logical id>.template.json, for cfn-lint and nag.js.
+	StackSets map[string]map[string]interface{}
 }
 
-// synthExample runs an example app the way the CDK CLI does (CDK_OUTDIR,
-// CDK_CONTEXT_JSON) and reads the assembly it writes. extraEnv is added to
-// the environment (e.g. a cache dir).
-func synthExample(t testing.TB, name string, context map[string]string, extraEnv ...string) (*Assembly, error) {
-	t.Helper()
-	out, err := os.MkdirTemp(scratch, "cdk.out-"+name)
-	if err != nil {
-		t.Fatal(err)
+// TemplateFiles returns the path of every template of the assembly, stacks
+// and StackSets, by key (as in Templates and StackSets): each is
+// Dir/<key>.template.json.
+func (a *Assembly) TemplateFiles() map[string]string {
+	files := map[string]string{}
+	for _, m := range []map[string]map[string]interface{}{a.Templates, a.StackSets} {
+		for key := range m {
+			files[key] = filepath.Join(a.Dir, filepath.FromSlash(key)+".template.json")
+		}
 	}
-	ctxJSON, _ := json.Marshal(context)
-	cmd := exec.Command(exampleBinary(t, name))
-	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), "CDK_OUTDIR="+out, "CDK_CONTEXT_JSON="+string(ctxJSON),
-		"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
-	cmd.Env = append(cmd.Env, extraEnv...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Stdout = &stderr
-	if err := cmd.Run(); err != nil {
-		return &Assembly{Dir: out}, &synthError{err: err, output: stderr.String()}
-	}
-	// jsii prints a [WARNING] for every deprecated API the library calls;
-	// users would see it on every synth.
-	if strings.Contains(stderr.String(), "is deprecated") {
-		return nil, fmt.Errorf("examples/%s: synth used a deprecated API:\n%s", name, stderr.String())
-	}
-	a := readAssembly(t, out)
-	// A context lookup would make `cdk synth` call AWS (and fail without
-	// credentials): every example must synthesize offline.
-	if missing := a.missing(t, "", a.Manifest); len(missing) > 0 {
-		return a, fmt.Errorf("examples/%s needs context lookups, so cdk synth would call AWS: %v", name, missing)
-	}
-	return a, nil
+	return files
 }
 
 // readAssembly reads the cloud assembly an app wrote to dir.
 func readAssembly(t testing.TB, dir string) *Assembly {
 	t.Helper()
-	a := &Assembly{Dir: dir, Templates: map[string]map[string]interface{}{}}
-	readJSON(t, filepath.Join(dir, "manifest.json"), &a.Manifest)
-	a.readStacks(t, "", a.Manifest)
+	a, err := loadAssembly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return a
+}
+
+// loadAssembly reads the cloud assembly in dir: its manifest, the templates
+// of its stacks and of its nested assemblies' stacks, and the StackSets'
+// templates, which it writes next to them.
+func loadAssembly(dir string) (*Assembly, error) {
+	a := &Assembly{Dir: dir, Templates: map[string]map[string]interface{}{}, StackSets: map[string]map[string]interface{}{}}
+	if err := loadJSON(filepath.Join(dir, "manifest.json"), &a.Manifest); err != nil {
+		return nil, err
+	}
+	if err := a.readStacks("", a.Manifest); err != nil {
+		return nil, err
+	}
+	for key, tmpl := range a.Templates {
+		for id, r := range Resources(tmpl, "AWS::CloudFormation::StackSet") {
+			body, ok := r["Properties"].(map[string]interface{})["TemplateBody"].(string)
+			if !ok {
+				return nil, fmt.Errorf("%s: StackSet %s has no literal TemplateBody", key, id)
+			}
+			var inner map[string]interface{}
+			if err := json.Unmarshal([]byte(body), &inner); err != nil {
+				return nil, fmt.Errorf("%s: the TemplateBody of StackSet %s: %v", key, id, err)
+			}
+			a.StackSets[key+"."+id] = inner
+			if err := os.WriteFile(a.TemplateFiles()[key+"."+id], []byte(body), 0o644); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return a, nil
 }
 
 // missing lists the context lookups the app asked for (the manifest's
 // "missing" entries), in it and its nested assemblies.
-func (a *Assembly) missing(t testing.TB, dir string, manifest map[string]interface{}) []string {
+func (a *Assembly) missing(dir string, manifest map[string]interface{}) ([]string, error) {
 	var keys []string
 	if m, ok := manifest["missing"].([]interface{}); ok {
 		for _, e := range m {
@@ -133,49 +122,65 @@ func (a *Assembly) missing(t testing.TB, dir string, manifest map[string]interfa
 		if art["type"] == "cdk:cloud-assembly" {
 			nested := filepath.Join(dir, art["properties"].(map[string]interface{})["directoryName"].(string))
 			var m map[string]interface{}
-			readJSON(t, filepath.Join(a.Dir, nested, "manifest.json"), &m)
-			keys = append(keys, a.missing(t, nested, m)...)
+			if err := loadJSON(filepath.Join(a.Dir, nested, "manifest.json"), &m); err != nil {
+				return nil, err
+			}
+			more, err := a.missing(nested, m)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, more...)
 		}
 	}
-	return keys
+	return keys, nil
 }
 
 // readStacks loads the templates of a manifest and, recursively, of the
 // nested assemblies of its CDK Stages (keyed "<assembly dir>/<stack id>").
-func (a *Assembly) readStacks(t testing.TB, dir string, manifest map[string]interface{}) {
+func (a *Assembly) readStacks(dir string, manifest map[string]interface{}) error {
 	for id, art := range manifest["artifacts"].(map[string]interface{}) {
 		art := art.(map[string]interface{})
 		props, _ := art["properties"].(map[string]interface{})
 		switch art["type"] {
 		case "aws:cloudformation:stack":
+			if file := props["templateFile"]; file != id+".template.json" {
+				return fmt.Errorf("stack %s has template %v, want %s.template.json", id, file, id)
+			}
 			var tmpl map[string]interface{}
-			readJSON(t, filepath.Join(a.Dir, dir, props["templateFile"].(string)), &tmpl)
-			a.Templates[filepath.Join(dir, id)] = tmpl
+			if err := loadJSON(filepath.Join(a.Dir, dir, id+".template.json"), &tmpl); err != nil {
+				return err
+			}
+			a.Templates[filepath.ToSlash(filepath.Join(dir, id))] = tmpl
 		case "cdk:cloud-assembly":
 			nested := filepath.Join(dir, props["directoryName"].(string))
 			var m map[string]interface{}
-			readJSON(t, filepath.Join(a.Dir, nested, "manifest.json"), &m)
-			a.readStacks(t, nested, m)
+			if err := loadJSON(filepath.Join(a.Dir, nested, "manifest.json"), &m); err != nil {
+				return err
+			}
+			if err := a.readStacks(nested, m); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
-
-type synthError struct {
-	err    error
-	output string
-}
-
-func (e *synthError) Error() string { return e.err.Error() + "\n" + e.output }
 
 func readJSON(t testing.TB, path string, v interface{}) {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
+	if err := loadJSON(path, v); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
+}
+
+func loadJSON(path string, v interface{}) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
 	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return nil
 }
 
 // Resources returns the resources of one type in a template, by logical id.

@@ -301,7 +301,18 @@ func innerTemplate(spec innerSpec) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(out)
-	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out), AnalyticsReporting: jsii.Bool(false)})
+	app := awscdk.NewApp(&awscdk.AppProps{
+		Outdir: jsii.String(out), AnalyticsReporting: jsii.Bool(false),
+		// The CLI passes its settings to every app of the process through
+		// CDK_CONTEXT_JSON; these must not change the template every
+		// account gets (path metadata alone adds about 900 bytes towards
+		// the TemplateBody limit). Post-CLI context overrides them.
+		PostCliContext: &map[string]interface{}{
+			"aws:cdk:enable-path-metadata":  false,
+			"aws:cdk:enable-asset-metadata": false,
+			"aws:cdk:version-reporting":     false,
+		},
+	})
 	stack := awscdk.NewStack(app, jsii.String(innerStackID), &awscdk.StackProps{
 		Synthesizer: awscdk.NewBootstraplessSynthesizer(&awscdk.BootstraplessSynthesizerProps{}),
 		Description: jsii.String("crossaccountami destination (StackSet " + spec.name + "): the Auto Scaling service-linked role and the KMS grant for it on this region's source key"),

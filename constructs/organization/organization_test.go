@@ -54,6 +54,8 @@ func inner(t *testing.T, d organization.Deployment) (assertions.Template, map[st
 // TestDeployment: the StackSet of 2 OUs x 3 regions with the defaults, its
 // template, the code buckets and the scheduled check, from one synth.
 func TestDeployment(t *testing.T) {
+	// GIVEN the settings the CDK CLI passes to every app of the process
+	t.Setenv("CDK_CONTEXT_JSON", `{"aws:cdk:enable-path-metadata":true,"aws:cdk:enable-asset-metadata":true,"aws:cdk:version-reporting":true}`)
 	stack, d := newDeployment(t, defaultProps())
 
 	// THEN the StackSet is service-managed, deploys automatically to the
@@ -94,7 +96,8 @@ func TestDeployment(t *testing.T) {
 			t.Errorf("the StackSet's template has %s: %v", section, raw[section])
 		}
 	}
-	for _, ref := range []string{"BootstrapVersion", "cdk-hnb659fds", "AssetParameters", "cdk-bootstrap"} {
+	// (and they do not reach it: no path metadata, no CDKMetadata resource)
+	for _, ref := range []string{"BootstrapVersion", "cdk-hnb659fds", "AssetParameters", "cdk-bootstrap", "aws:cdk:path", "CDKMetadata"} {
 		if strings.Contains(*d.TemplateBody(), ref) {
 			t.Errorf("the StackSet's template mentions %s", ref)
 		}

@@ -1,9 +1,4 @@
-// Package fleet builds the destination side that every example shares: a
-// small Auto Scaling group that launches the shared, encrypted AMI, and the
-// cdk-nag suppressions that explain why its findings are accepted in an
-// example. The construct ids (Vpc, LaunchTemplate, Asg) are part of the
-// examples' synthesized templates (test/testdata golden files): keep them.
-package fleet
+package main
 
 import (
 	"fmt"
@@ -18,12 +13,19 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
 )
 
-// NewStack creates a destination stack whose availability zones are
-// declared, not looked up: an environment-specific stack's zones are
+// This file is the destination side's demonstration fleet: a VPC, a launch
+// template of the shared AMI and a small Auto Scaling group. Every example
+// has the same copy, so that each one is a main package you can paste on
+// its own; in your app, your own VPC and group take its place. Keep the
+// construct ids (Vpc, LaunchTemplate, Asg) if you deployed the example:
+// they make the resources' logical ids.
+
+// newDestinationStack creates a destination stack whose availability zones
+// are declared, not looked up: an environment-specific stack's zones are
 // otherwise a context lookup, and `cdk synth` would call AWS (and fail
-// without credentials) for every destination account. A value the user
-// gave for the same context key (cdk.context.json, -c) wins.
-func NewStack(scope constructs.Construct, id string, props *awscdk.StackProps) awscdk.Stack {
+// without credentials) for every destination account. A value you gave for
+// the same context key (cdk.context.json, -c) wins.
+func newDestinationStack(scope constructs.Construct, id string, props *awscdk.StackProps) awscdk.Stack {
 	stack := awscdk.NewStack(scope, jsii.String(id), props)
 	key := fmt.Sprintf("availability-zones:account=%s:region=%s", *stack.Account(), *stack.Region())
 	if stack.Node().TryGetContext(jsii.String(key)) == nil {
@@ -33,27 +35,27 @@ func NewStack(scope constructs.Construct, id string, props *awscdk.StackProps) a
 	return stack
 }
 
-// zones are the availability zones the example's VPC uses.
+// zones are the availability zones of the example's VPC.
 func zones(region string) []string { return []string{region + "a", region + "b"} }
 
-// New adds to scope (a stack made by NewStack) a VPC, a launch template
-// from ami and an Auto Scaling group that uses it, and lets ami configure
-// the group.
-func New(scope constructs.Construct, ami encryptedami.CrossAccountEncryptedAmi, region string) awsautoscaling.AutoScalingGroup {
-	vpc := awsec2.NewVpc(scope, jsii.String("Vpc"), &awsec2.VpcProps{
+// newFleet adds to stack (made by newDestinationStack) a VPC, a launch
+// template of ami and an Auto Scaling group that uses it, and lets ami
+// configure the group: it waits for the grant.
+func newFleet(stack awscdk.Stack, ami encryptedami.CrossAccountEncryptedAmi, region string) {
+	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{
 		AvailabilityZones: jsii.Strings(zones(region)...),
 		NatGateways:       jsii.Number(0),
 		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
 			{Name: jsii.String("Public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
 		},
 	})
-	launchTemplate := ami.NewLaunchTemplate(scope, jsii.String("LaunchTemplate"), &encryptedami.LaunchTemplateProps{
+	launchTemplate := ami.NewLaunchTemplate(stack, jsii.String("LaunchTemplate"), &encryptedami.LaunchTemplateProps{
 		LaunchTemplate: &awsec2.LaunchTemplateProps{
 			InstanceType:  awsec2.NewInstanceType(jsii.String("t3.micro")),
 			RequireImdsv2: jsii.Bool(true),
 		},
 	})
-	asg := awsautoscaling.NewAutoScalingGroup(scope, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
+	asg := awsautoscaling.NewAutoScalingGroup(stack, jsii.String("Asg"), &awsautoscaling.AutoScalingGroupProps{
 		Vpc:            vpc,
 		VpcSubnets:     &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
 		LaunchTemplate: launchTemplate,
@@ -61,13 +63,9 @@ func New(scope constructs.Construct, ami encryptedami.CrossAccountEncryptedAmi, 
 		MaxCapacity:    jsii.Number(2),
 	})
 	ami.ConfigureAutoScalingGroup(asg)
-	suppressExampleFindings(vpc, asg)
-	return asg
-}
 
-// suppressExampleFindings records, next to the example's VPC and Auto
-// Scaling group, why cdk-nag's findings on them are accepted here.
-func suppressExampleFindings(vpc awsec2.Vpc, asg awsautoscaling.AutoScalingGroup) {
+	// Why cdk-nag's findings on the example's VPC and group are accepted
+	// here, next to them (cdk-nag reads these from the resources' Metadata).
 	nagsuppress.Add(vpc.Node().DefaultChild().(awscdk.CfnResource), "AwsSolutions-VPC7",
 		"The example's VPC only hosts the demonstration Auto Scaling group (public subnets, no NAT, no inbound rule); "+
 			"flow logs would add a log group, an IAM role and ingestion cost to every trial deploy. Production VPCs should enable them (vpc.AddFlowLog).")
