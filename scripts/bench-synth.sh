@@ -39,7 +39,7 @@ BASELINES=${BASELINES:-$ROOT/../shared/baselines}
 NS=${NS:-"1 10 50"}
 RUNS=${RUNS:-5}
 WARMUP=${WARMUP:-1}
-APPS=${APPS:-"basic baselinejob"}
+APPS=${APPS:-"basic baselinejob organization"}
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
 [[ -d $BASELINES ]] || { echo "no baselines at $BASELINES (set BASELINES)" >&2; exit 1; }
