@@ -279,3 +279,26 @@ func TestExampleImportsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleFleetCopiesMatch: basic, importedkey and pipeline each carry
+// the same fleet.go (VPC, launch template, Auto Scaling group), so that each
+// example can be pasted alone; a fix made to one copy must be made to all.
+func TestExampleFleetCopiesMatch(t *testing.T) {
+	copies, err := filepath.Glob("../examples/*/fleet.go")
+	if err != nil || len(copies) < 2 {
+		t.Fatalf("fleet.go copies: %v, %v", copies, err)
+	}
+	first, err := os.ReadFile(copies[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range copies[1:] {
+		b, err := os.ReadFile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(first, b) {
+			t.Errorf("%s differs from %s: keep the examples' fleet.go copies identical", c, copies[0])
+		}
+	}
+}
