@@ -284,9 +284,9 @@ type innerSpec struct {
 	heal              bool
 }
 
-// innerStackID is the inner stack's id; the handler role's name is made from
-// it (and the region, at deploy time).
-const innerStackID = "CrossAccountAmiDestination"
+// The inner stack's id is the StackSet's name: the handler role's name is
+// made from it (and the region, at deploy time), so that two StackSets
+// that reach one account and region make two roles, not one name twice.
 
 // keyMapping is the inner template's mapping of region to key ARN.
 const keyMapping = "SourceKeys"
@@ -313,7 +313,7 @@ func innerTemplate(spec innerSpec) (string, error) {
 			"aws:cdk:version-reporting":     false,
 		},
 	})
-	stack := awscdk.NewStack(app, jsii.String(innerStackID), &awscdk.StackProps{
+	stack := awscdk.NewStack(app, jsii.String(spec.name), &awscdk.StackProps{
 		Synthesizer: awscdk.NewBootstraplessSynthesizer(&awscdk.BootstraplessSynthesizerProps{}),
 		Description: jsii.String("crossaccountami destination (StackSet " + spec.name + "): the Auto Scaling service-linked role and the KMS grant for it on this region's source key"),
 	})
@@ -347,7 +347,7 @@ func innerTemplate(spec innerSpec) (string, error) {
 	grant.Resource().Node().AddDependency(slr.Resource())
 
 	asm := app.Synth(nil)
-	tmpl := asm.GetStackArtifact(jsii.String(innerStackID)).Template()
+	tmpl := asm.GetStackArtifact(jsii.String(spec.name)).Template()
 	body, err := json.Marshal(tmpl)
 	if err != nil {
 		return "", err

@@ -255,6 +255,7 @@ func TestDeploymentOptions(t *testing.T) {
 	props.DisableHealing = jsii.Bool(true)
 	props.HealSchedule = awsevents.Schedule_Expression(jsii.String("rate(1 hour)"))
 	stack, d := newDeployment(t, props)
+	_, other := newDeployment(t, defaultProps())
 
 	assertions.Template_FromStack(stack, nil).HasResourceProperties(jsii.String("AWS::CloudFormation::StackSet"), &map[string]interface{}{
 		"StackSetName": "ami-grants",
@@ -272,6 +273,26 @@ func TestDeploymentOptions(t *testing.T) {
 	})
 	tmpl.ResourceCountIs(jsii.String("AWS::Events::Rule"), jsii.Number(0))
 	tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(0))
+
+	// AND two StackSets that reach one account and region name their
+	// handler roles apart (IAM names are global in an account)
+	if a, b := roleName(t, d), roleName(t, other); a == b {
+		t.Errorf("the StackSets ami-grants and crossaccountami-Fleet both name their handler role %s", a)
+	}
+}
+
+// roleName is the handler role's RoleName in d's template, as JSON.
+func roleName(t *testing.T, d organization.Deployment) string {
+	t.Helper()
+	_, raw := inner(t, d)
+	for _, r := range raw["Resources"].(map[string]interface{}) {
+		if r := r.(map[string]interface{}); r["Type"] == "AWS::IAM::Role" {
+			b, _ := json.Marshal(r["Properties"].(map[string]interface{})["RoleName"])
+			return string(b)
+		}
+	}
+	t.Fatal("no role in the StackSet's template")
+	return ""
 }
 
 // TestDeploymentBadProps: a bad prop fails at construction, naming the
