@@ -292,6 +292,9 @@ func TestHealSchedule(t *testing.T) {
 		},
 	})
 	tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(1))
+	// AND the grant carries its schedule: turning the check on for a grant
+	// that exists sends it an Update, which answers the GrantName the rule reads
+	tmpl.HasResourceProperties(jsii.String("Custom::KmsGrant"), &map[string]interface{}{"Name": "fleet-grant", "HealSchedule": "rate(6 hours)"})
 
 	msg := constructtest.Catch(func() {
 		kmsgrant.NewGrant(stack, jsii.String("NotOwned"), &kmsgrant.GrantProps{

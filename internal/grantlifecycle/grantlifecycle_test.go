@@ -280,6 +280,14 @@ func TestUpdate(t *testing.T) {
 			wantID: physical(keyARN, grantID),
 		},
 		{
+			// Turning the scheduled check on adds HealSchedule to the
+			// template: the Update it causes answers GrantName (which the
+			// check's rule reads) for a grant created before there was one.
+			name: "HealSchedule added: no call, same id, GrantName answered",
+			old:  props(), new: props(set(grantspec.PropHealSchedule, "rate(1 day)")),
+			wantID: physical(keyARN, grantID),
+		},
+		{
 			name: "operations changed: new grant",
 			old:  props(), new: props(set("Operations", []interface{}{"Decrypt"})),
 			fake:   fakeKMS{createGrant: created(grantID2), listGrants: noGrants},

@@ -29,6 +29,12 @@ const (
 	PropEncryptionContextSubset = "EncryptionContextSubset"
 	PropName                    = "Name"
 	PropVerifyToken             = "VerifyToken"
+	// PropHealSchedule is the schedule of the grant's check, written in the
+	// template for the reader. It defines nothing, and the handler ignores
+	// it; adding it to a grant that exists sends CloudFormation's Update,
+	// which answers the GrantName attribute the check's rule reads (a grant
+	// created by an older handler has none).
+	PropHealSchedule = "HealSchedule"
 )
 
 // HandlerRoleEnv is the environment variable through which the construct

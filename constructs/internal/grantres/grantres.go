@@ -80,6 +80,9 @@ func (g *Grant) Heal(schedule string) error {
 	if err != nil {
 		return err
 	}
+	// Written in the grant's properties: enabling the check on a grant that
+	// exists then sends it an Update, whose answer carries GrantName.
+	g.resource.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String(grantspec.PropHealSchedule), jsii.String(schedule))
 	scope := registry.Child(g.Construct, HealRuleID)
 	stack := awscdk.Stack_Of(scope)
 	rule := awsevents.NewCfnRule(scope, jsii.String("Rule"), &awsevents.CfnRuleProps{
