@@ -38,10 +38,8 @@ const budgetID = "CrossAccountAmiKeyPolicyBudget"
 // policy: the id carries a hash of the ARN).
 type policyBudget struct {
 	constructs.Construct
-	bySid        map[string]string
-	bytes        int
-	perStatement []int // bytes each claim added, to say how many fit
-	destinations int
+	bySid  map[string]string
+	claims []int // the bytes each claim added, in order: the total, and how many fit
 }
 
 // ToString is the override jsii-runtime-go needs to make policyBudget a
@@ -75,11 +73,13 @@ func budgetOf(env *provider.StackEnv, key awskms.IKey, keyArn string) *policyBud
 // claim records statements on the budget. It fails on a Sid already placed
 // with different content.
 func (b *policyBudget) claim(statements []amipolicy.Statement) error {
+	bodies := make([]string, len(statements))
 	added := 0
-	for _, s := range statements {
+	for i, s := range statements {
 		body, _ := json.Marshal(s)
+		bodies[i] = string(body)
 		if prev, ok := b.bySid[s.Sid]; ok {
-			if prev != string(body) {
+			if prev != bodies[i] {
 				return fmt.Errorf("Key: another CrossAccountEncryptedAmi already placed a different statement %q on this key: %s", s.Sid, prev)
 			}
 			continue
@@ -89,32 +89,28 @@ func (b *policyBudget) claim(statements []amipolicy.Statement) error {
 	if added == 0 {
 		return nil
 	}
-	for _, s := range statements {
-		body, _ := json.Marshal(s)
-		b.bySid[s.Sid] = string(body)
+	for i, s := range statements {
+		b.bySid[s.Sid] = bodies[i]
 	}
-	b.bytes += added
-	b.perStatement = append(b.perStatement, added)
-	b.destinations++
+	b.claims = append(b.claims, added)
 	return nil
 }
 
 // problem is the budget's validation error, or "".
 func (b *policyBudget) problem() string {
-	total := b.bytes + reservedPolicyBytes
+	total, fit := reservedPolicyBytes, 0
+	for _, n := range b.claims {
+		total += n
+		if total <= MaxKeyPolicyBytes {
+			fit++
+		}
+	}
 	if total <= MaxKeyPolicyBytes {
 		return ""
 	}
-	fit, used := 0, reservedPolicyBytes
-	for _, n := range b.perStatement {
-		if used+n > MaxKeyPolicyBytes {
-			break
-		}
-		used += n
-		fit++
-	}
+	destinations := len(b.claims)
 	return fmt.Sprintf("the key policy would grow to about %d bytes with %d destinations (about %d bytes each, plus %d bytes kept for the key's own statements); KMS rejects key policies over %d bytes, so about %d destinations fit. Use KeyPolicyStyle_ORGANIZATION with NewOrganizationKeyAccess: its statements keep a constant size for every account of an organization or OU",
-		total, b.destinations, b.bytes/b.destinations, reservedPolicyBytes, MaxKeyPolicyBytes, fit)
+		total, destinations, (total-reservedPolicyBytes)/destinations, reservedPolicyBytes, MaxKeyPolicyBytes, fit)
 }
 
 // budgetCheck is the budget's validation (constructs.IValidation).

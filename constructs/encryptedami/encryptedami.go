@@ -326,10 +326,7 @@ func (a *crossAccountEncryptedAmi) newGrant(env *provider.StackEnv, createSLR bo
 		Operations:       grantspec.AutoScalingOperations,
 	}, jsii.String(a.keyArn), deps...)
 	if props.HealSchedule != nil {
-		// The grant is the handler's own, so the check cannot be refused.
-		if err := grant.Heal(*props.HealSchedule.ExpressionString()); err != nil {
-			panic(err)
-		}
+		grant.Heal(*props.HealSchedule.ExpressionString())
 	}
 	a.grant = grant
 }

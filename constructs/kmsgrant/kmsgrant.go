@@ -106,14 +106,9 @@ func NewGrant(scope constructs.Construct, id *string, props *GrantProps) Grant {
 	if err != nil {
 		panic(fmt.Errorf("kmsgrant.NewGrant %s/%s: %w", *scope.Node().Path(), *id, err))
 	}
-	if props.HealSchedule != nil && spec.RetiringPrincipal != "" {
-		panic(fmt.Errorf("kmsgrant.NewGrant %s/%s: HealSchedule: only a grant the handler owns can be checked (the handler finds it with kms:ListRetirableGrants); got RetiringPrincipal %s", *scope.Node().Path(), *id, spec.RetiringPrincipal))
-	}
 	g := grantres.New(scope, *id, spec, jsii.String(spec.KeyArn))
 	if props.HealSchedule != nil {
-		if err := g.Heal(*props.HealSchedule.ExpressionString()); err != nil {
-			panic(fmt.Errorf("kmsgrant.NewGrant %s/%s: %w", *scope.Node().Path(), *id, err))
-		}
+		g.Heal(*props.HealSchedule.ExpressionString())
 	}
 	return g
 }
@@ -148,6 +143,9 @@ func specFromProps(props *GrantProps) (grantspec.Properties, error) {
 		if spec.RetiringPrincipal, err = PrincipalArn(props.RetiringPrincipal); err != nil {
 			return grantspec.Properties{}, fmt.Errorf("RetiringPrincipal: %w", err)
 		}
+	}
+	if props.HealSchedule != nil && spec.RetiringPrincipal != "" {
+		return grantspec.Properties{}, fmt.Errorf("HealSchedule: only a grant the handler owns can be checked (the handler finds it with kms:ListRetirableGrants); got RetiringPrincipal %s", spec.RetiringPrincipal)
 	}
 	if props.GrantName != nil {
 		if *props.GrantName == "" {

@@ -9,6 +9,7 @@
 package nagsuppress
 
 import (
+	"maps"
 	"regexp"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -61,9 +62,7 @@ func AddToStack(stack awscdk.Stack, id, reason string, appliesTo ...interface{})
 	options := stack.TemplateOptions()
 	metadata := map[string]interface{}{}
 	if m := options.Metadata(); m != nil {
-		for k, v := range *m {
-			metadata[k] = v
-		}
+		maps.Copy(metadata, *m)
 	}
 	var rules []interface{}
 	if existing, ok := metadata["cdk_nag"].(map[string]interface{}); ok {

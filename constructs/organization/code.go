@@ -37,12 +37,9 @@ func validateBucketPrefix(prefix, account string, regions []string) error {
 }
 
 // codeStackScope is where the code stacks go: next to the StackSet's stack,
-// in its stage (or app).
+// in its stage (an App is the stage of its top-level stacks).
 func codeStackScope(stackSetStack awscdk.Stack) constructs.Construct {
-	if stage := awscdk.Stage_Of(stackSetStack); stage != nil {
-		return stage
-	}
-	return awscdk.App_Of(stackSetStack)
+	return awscdk.Stage_Of(stackSetStack)
 }
 
 // codeStackID is the construct id of a region's code stack.

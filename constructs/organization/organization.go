@@ -166,12 +166,12 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 	}
 	stack := awscdk.Stack_Of(scope)
 	in := planInput{
-		orgID:             deref(props.OrganizationId),
+		orgID:             jsiivalue.String(props.OrganizationId),
 		ouIDs:             jsiivalue.Strings(props.OrganizationalUnitIds),
 		regions:           jsiivalue.Strings(props.Regions),
 		regionOrder:       jsiivalue.Strings(props.RegionOrder),
 		keyArns:           jsiivalue.StringMap(props.KeyArns),
-		multiRegionKeyArn: deref(props.MultiRegionKeyArn),
+		multiRegionKeyArn: jsiivalue.String(props.MultiRegionKeyArn),
 		maxConcurrent:     props.MaxConcurrentPercentage,
 		failureTolerance:  props.FailureTolerancePercentage,
 		callAs:            string(props.CallAs),
@@ -181,7 +181,7 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 	if err != nil {
 		fail(err)
 	}
-	suffix := deref(props.ServiceLinkedRoleSuffix)
+	suffix := jsiivalue.String(props.ServiceLinkedRoleSuffix)
 	if props.ServiceLinkedRoleSuffix != nil {
 		if err := awsid.ValidateSLRSuffix(suffix); err != nil {
 			fail(fmt.Errorf("ServiceLinkedRoleSuffix: %v", err))
@@ -265,13 +265,6 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 		TemplateBody: jsii.String(template),
 	})
 	return d
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // innerSpec is what the StackSet's template is made of.

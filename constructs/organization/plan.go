@@ -2,9 +2,9 @@ package organization
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
@@ -82,10 +82,7 @@ func newPlan(in planInput) (plan, error) {
 	p.regionOrder = p.regions
 	if len(in.regionOrder) > 0 {
 		order := dedupe(in.regionOrder)
-		a, b := slices.Clone(order), slices.Clone(p.regions)
-		sort.Strings(a)
-		sort.Strings(b)
-		if !slices.Equal(a, b) {
+		if !slices.Equal(slices.Sorted(slices.Values(order)), slices.Sorted(slices.Values(p.regions))) {
 			return plan{}, fmt.Errorf("RegionOrder: expected the regions of Regions (%s) in some order, got %s", strings.Join(p.regions, ", "), strings.Join(in.regionOrder, ", "))
 		}
 		p.regionOrder = order
@@ -140,7 +137,7 @@ func keysByRegion(in planInput, regions []string) (map[string]string, error) {
 	for _, r := range regions {
 		arn, ok := in.keyArns[r]
 		if !ok {
-			return nil, fmt.Errorf("KeyArns: no key for the region %s of Regions; a KMS key serves one region, and a grant must be on the key in the Auto Scaling group's region (got keys for %s)", r, strings.Join(sortedKeys(in.keyArns), ", "))
+			return nil, fmt.Errorf("KeyArns: no key for the region %s of Regions; a KMS key serves one region, and a grant must be on the key in the Auto Scaling group's region (got keys for %s)", r, strings.Join(slices.Sorted(maps.Keys(in.keyArns)), ", "))
 		}
 		a, err := awsid.ParseKeyARN(arn)
 		if err != nil {
@@ -176,14 +173,5 @@ func dedupe(in []string) []string {
 			out = append(out, s)
 		}
 	}
-	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }

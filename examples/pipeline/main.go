@@ -22,11 +22,11 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/pipelines"
+	"github.com/aws/aws-cdk-go/awscdk/v2/regioninfo"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -128,20 +128,10 @@ func build(app awscdk.App) {
 // actions carry a literal role ARN rather than an Fn::Join over
 // AWS::Partition (which cfn-lint rejects in action configurations, E3703).
 func synthesizer(region string) awscdk.IStackSynthesizer {
+	// aws-cdk-lib's region facts know each region's partition.
 	partition := "aws"
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		partition = "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		partition = "aws-us-gov"
-	case strings.HasPrefix(region, "us-iso-"):
-		partition = "aws-iso"
-	case strings.HasPrefix(region, "us-isob-"):
-		partition = "aws-iso-b"
-	case strings.HasPrefix(region, "eu-isoe-"):
-		partition = "aws-iso-e"
-	case strings.HasPrefix(region, "us-isof-"):
-		partition = "aws-iso-f"
+	if p := regioninfo.RegionInfo_Get(jsii.String(region)).Partition(); p != nil {
+		partition = *p
 	}
 	return awscdk.NewDefaultStackSynthesizer(&awscdk.DefaultStackSynthesizerProps{
 		CloudFormationExecutionRole: jsii.String("arn:" + partition +

@@ -6,8 +6,6 @@
 package grantres
 
 import (
-	"fmt"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -65,11 +63,10 @@ const HealRuleID = "Heal"
 // EventBridge invoke the function from that rule only. The handler finds
 // the grant with kms:ListRetirableGrants and re-creates it under its name
 // with kms:CreateGrant: permissions its role has for this grant already, so
-// the check adds none. Only a grant the handler owns can be checked.
-func (g *Grant) Heal(schedule string) error {
-	if g.spec.RetiringPrincipal != g.provider.RoleArn() {
-		return fmt.Errorf("HealSchedule: only a grant the handler owns (no RetiringPrincipal of your own) can be checked: the handler finds it with kms:ListRetirableGrants; got RetiringPrincipal %s", g.spec.RetiringPrincipal)
-	}
+// the check adds none. Only a grant the handler owns can be checked: the
+// callers refuse the check for a RetiringPrincipal of the user's own while
+// they validate their props, before anything is created.
+func (g *Grant) Heal(schedule string) {
 	spec := g.spec
 	if spec.Name == "" {
 		// The default name is made from the stack id at deploy time: the
@@ -78,7 +75,7 @@ func (g *Grant) Heal(schedule string) error {
 	}
 	input, err := grantspec.HealEventInput(spec)
 	if err != nil {
-		return err
+		panic(err) // only for a grant without a name, which spec.Name rules out
 	}
 	// Written in the grant's properties: enabling the check on a grant that
 	// exists then sends it an Update, whose answer carries GrantName.
@@ -105,5 +102,4 @@ func (g *Grant) Heal(schedule string) error {
 		Principal:    jsii.String("events.amazonaws.com"),
 		SourceArn:    rule.AttrArn(),
 	})
-	return nil
 }

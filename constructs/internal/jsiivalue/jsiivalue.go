@@ -14,6 +14,14 @@ func IsUnresolved(s *string) bool {
 	return s != nil && strings.Contains(*s, "${Token[")
 }
 
+// String is *s, or "" for nil (jsii's "no value").
+func String(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 // Strings is the strings of in, without its nil items (jsii has no other
 // way to say "no value"); nil for a nil list.
 func Strings(in *[]*string) []string {

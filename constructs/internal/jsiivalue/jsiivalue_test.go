@@ -61,3 +61,12 @@ func TestIsUnresolved(t *testing.T) {
 		}
 	}
 }
+
+func TestString(t *testing.T) {
+	if got := jsiivalue.String(nil); got != "" {
+		t.Errorf("String(nil) = %q, want \"\"", got)
+	}
+	if got := jsiivalue.String(ptr("o-abcdefghij")); got != "o-abcdefghij" {
+		t.Errorf("String(ptr) = %q", got)
+	}
+}
