@@ -85,7 +85,7 @@ func TestMoreBadProps(t *testing.T) {
 			func(app awscdk.App, _ awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 				access := encryptedami.NewOrganizationKeyAccess(src, jsii.String("Access"), &encryptedami.OrganizationKeyAccessProps{
-					Key: awskms.NewKey(src, jsii.String("Other"), nil), OrganizationId: jsii.String("o-abcdefghij")})
+					Key: awskms.NewKey(src, jsii.String("Other"), nil), Target: &encryptedami.OrganizationTarget{OrganizationId: jsii.String("o-abcdefghij")}})
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: awskms.NewKey(src, jsii.String("Key"), nil), ImageId: jsii.String(imageID),
 					OrganizationKeyAccess: access}
 			}, []string{"OrganizationKeyAccess: it is on the key", "Src/Access", "must be the same key"}},
@@ -94,7 +94,7 @@ func TestMoreBadProps(t *testing.T) {
 				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 				key := awskms.NewKey(src, jsii.String("Key"), nil)
 				access := encryptedami.NewOrganizationKeyAccess(src, jsii.String("Access"), &encryptedami.OrganizationKeyAccessProps{
-					Key: key, OrganizationId: jsii.String("o-abcdefghij")})
+					Key: key, Target: &encryptedami.OrganizationTarget{OrganizationId: jsii.String("o-abcdefghij")}})
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID),
 					OrganizationKeyAccess: access, KeyPolicyStyle: encryptedami.KeyPolicyStyle_SCOPED}
 			}, []string{"OrganizationKeyAccess:", "got KeyPolicyStyle SCOPED"}},

@@ -150,7 +150,7 @@ func TestOrganizationKeyAccessOnAnImportedKey(t *testing.T) {
 	other := awscdk.NewStack(app, jsii.String("Elsewhere"), &awscdk.StackProps{Env: constructtest.Env("333333333333", "us-east-1")})
 	props := func(s awscdk.Stack) *encryptedami.OrganizationKeyAccessProps {
 		return &encryptedami.OrganizationKeyAccessProps{
-			Key: awskms.Key_FromKeyArn(s, jsii.String("Key"), jsii.String(importedKeyArn)), OrganizationId: jsii.String("o-abcdefghij"),
+			Key: awskms.Key_FromKeyArn(s, jsii.String("Key"), jsii.String(importedKeyArn)), Target: &encryptedami.OrganizationTarget{OrganizationId: jsii.String("o-abcdefghij")},
 		}
 	}
 	managed := encryptedami.NewOrganizationKeyAccess(keyStack, jsii.String("Access"), props(keyStack))

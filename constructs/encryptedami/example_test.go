@@ -71,8 +71,8 @@ func ExampleNewOrganizationKeyAccess() {
 	})
 	key := awskms.NewKey(source, jsii.String("AmiKey"), nil)
 	access := encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
-		Key:            key,
-		OrganizationId: jsii.String("o-abcdefghij"),
+		Key:    key,
+		Target: &encryptedami.OrganizationTarget{OrganizationId: jsii.String("o-abcdefghij")},
 	})
 	var destinations []awscdk.Stack
 	for _, account := range []string{"222222222222", "333333333333"} {

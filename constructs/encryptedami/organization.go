@@ -15,18 +15,38 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/names"
+	"github.com/crossaccountami/crossaccountami/internal/orgtarget"
 )
+
+// OrganizationTarget is the accounts of an AWS Organization, or of some of
+// its organizational units and every OU below them: one value, passed to
+// NewOrganizationKeyAccess (whose key policy statements let these accounts
+// in) and to organization.NewDeployment (whose StackSet deploys to them), so
+// that the two cannot disagree.
+type OrganizationTarget struct {
+	// The organization, o-xxxxxxxxxx.
+	OrganizationId *string `field:"required"`
+	// OU ids (ou-xxxx-xxxxxxxx) or the organization's root id (r-xxxx). Each
+	// covers the accounts of that OU and of every OU below it, at any depth,
+	// as a StackSet targeting it does: the key policy gets
+	// "o-xxxxxxxxxx/*/ou-xxxx-xxxxxxxx/*" (aws:PrincipalOrgPaths), or
+	// "o-xxxxxxxxxx/r-xxxx/*" for the root.
+	// Default: - every account of the organization (aws:PrincipalOrgID);
+	// organization.NewDeployment needs at least one id.
+	OrganizationalUnitIds *[]*string `field:"optional"`
+}
+
+// orgTarget reads t's jsii values.
+func orgTarget(t *OrganizationTarget) orgtarget.Target {
+	return orgtarget.Target{OrganizationID: jsiivalue.String(t.OrganizationId), UnitIDs: jsiivalue.Strings(t.OrganizationalUnitIds)}
+}
 
 // OrganizationKeyAccessProps configures organization mode.
 type OrganizationKeyAccessProps struct {
 	// The source key.
 	Key awskms.IKey `field:"required"`
-	// The AWS Organization whose accounts may launch the AMI, o-xxxxxxxxxx.
-	OrganizationId *string `field:"required"`
-	// Narrow the destinations to these organizational units (aws:PrincipalOrgPaths),
-	// e.g. "o-abcdefghij/r-ab12/ou-ab12-11111111/".
-	// Default: - every account of the organization.
-	OrganizationalUnitPaths *[]*string `field:"optional"`
+	// The accounts that may launch the AMI.
+	Target *OrganizationTarget `field:"required"`
 	// Custom suffixes of Auto Scaling service-linked roles the destinations use.
 	// Default: - only the default role, AWSServiceRoleForAutoScaling.
 	ServiceLinkedRoleSuffixes *[]*string `field:"optional"`
@@ -48,11 +68,19 @@ type OrganizationKeyAccess interface {
 	// imported key placed outside its account and region: a synth warning
 	// prints them).
 	KeyPolicyManaged() bool
+	// The key whose policy holds the statements: organization.NewDeployment
+	// puts its grants on it.
+	Key() awskms.IKey
+	// The accounts the statements let in: organization.NewDeployment checks
+	// that its StackSet deploys to the same.
+	Target() *OrganizationTarget
 }
 
 type organizationKeyAccess struct {
 	constructs.Construct
+	key        awskms.IKey
 	keyArn     string // what CrossAccountEncryptedAmi's OrganizationKeyAccess prop is checked against
+	target     orgtarget.Target
 	statements []amipolicy.Statement
 	managed    bool
 }
@@ -63,27 +91,30 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 	fail := func(err error) {
 		panic(fmt.Errorf("encryptedami.NewOrganizationKeyAccess %s: %w", path, err))
 	}
-	if props == nil || props.Key == nil || props.OrganizationId == nil {
-		fail(fmt.Errorf("Key and OrganizationId: required, got props %+v", props))
+	if props == nil || props.Key == nil || props.Target == nil {
+		fail(fmt.Errorf("Key and Target: required, got props %+v", props))
+	}
+	target := orgTarget(props.Target)
+	if err := target.Validate(); err != nil {
+		fail(fmt.Errorf("Target.%v", err))
 	}
 	keyArn := *props.Key.KeyArn()
 	partition := keyPartition(props.Key, keyArn)
 	org := amipolicy.Organization{
-		ID:                  *props.OrganizationId,
-		OUPaths:             jsiivalue.Strings(props.OrganizationalUnitPaths),
+		Target:              target,
 		SLRSuffixes:         jsiivalue.Strings(props.ServiceLinkedRoleSuffixes),
 		GrantCreatorPattern: awsid.RoleARN(partition, "*", names.GrantHandlerRolePath, "*"),
 		Partition:           partition,
 	}
 	if err := org.Validate(); err != nil {
-		fail(fmt.Errorf("OrganizationId/OrganizationalUnitPaths/ServiceLinkedRoleSuffixes: %v", err))
+		fail(err) // the suffixes: the target is checked above
 	}
 	statements := amipolicy.OrganizationStatements(org)
 	if err := budgetOf(provider.EnvOf(scope), props.Key, keyArn).claim(statements); err != nil {
 		fail(err)
 	}
 	c := constructs.NewConstruct(scope, id)
-	o := &organizationKeyAccess{Construct: c, keyArn: keyArn, statements: statements}
+	o := &organizationKeyAccess{Construct: c, key: props.Key, keyArn: keyArn, target: org.Target, statements: statements}
 	if _, ownKey := props.Key.(awskms.Key); !ownKey && inKeysEnv(provider.EnvOf(scope), keyArn) {
 		// An imported key, placed next to it as the doc says: a custom
 		// resource of this stack keeps the statements in its policy.
@@ -110,6 +141,13 @@ func (o *organizationKeyAccess) KeyPolicyStatements() *[]awsiam.PolicyStatement 
 	return &out
 }
 func (o *organizationKeyAccess) KeyPolicyManaged() bool { return o.managed }
+func (o *organizationKeyAccess) Key() awskms.IKey       { return o.key }
+func (o *organizationKeyAccess) Target() *OrganizationTarget {
+	return &OrganizationTarget{
+		OrganizationId:        jsii.String(o.target.OrganizationID),
+		OrganizationalUnitIds: jsii.Strings(o.target.UnitIDs...),
+	}
+}
 
 // keyPartition is the partition of key: from its ARN, or, while the ARN is a
 // token (a key defined in the app), its stack's (the AWS::Partition

@@ -80,9 +80,11 @@ func TestOrganizationModeConstantSize(t *testing.T) {
 	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
 	key := awskms.NewKey(source, jsii.String("Key"), nil)
 	org := encryptedami.NewOrganizationKeyAccess(source, jsii.String("Org"), &encryptedami.OrganizationKeyAccessProps{
-		Key:                     key,
-		OrganizationId:          jsii.String("o-abcdefghij"),
-		OrganizationalUnitPaths: jsii.Strings("o-abcdefghij/r-ab12/ou-ab12-11111111/"),
+		Key: key,
+		Target: &encryptedami.OrganizationTarget{
+			OrganizationId:        jsii.String("o-abcdefghij"),
+			OrganizationalUnitIds: jsii.Strings("ou-ab12-11111111"),
+		},
 	})
 	if !org.KeyPolicyManaged() {
 		t.Error("KeyPolicyManaged() = false for a key of this app")
@@ -107,7 +109,7 @@ func TestOrganizationModeConstantSize(t *testing.T) {
 					"Sid":    "Allow attachment of persistent resources by grant creators of the organization",
 					"Action": "kms:CreateGrant",
 					"Condition": map[string]interface{}{
-						"ForAnyValue:StringLike": map[string]interface{}{"aws:PrincipalOrgPaths": []interface{}{"o-abcdefghij/r-ab12/ou-ab12-11111111/"}},
+						"ForAnyValue:StringLike": map[string]interface{}{"aws:PrincipalOrgPaths": []interface{}{"o-abcdefghij/*/ou-ab12-11111111/*"}},
 						"ArnLike":                map[string]interface{}{"aws:PrincipalArn": "arn:aws:iam::*:role/crossaccountami/*"},
 						"StringEquals": assertions.Match_ObjectEquals(&map[string]interface{}{
 							"kms:GranteePrincipal": []interface{}{
@@ -121,14 +123,26 @@ func TestOrganizationModeConstantSize(t *testing.T) {
 	})
 }
 
+func target(orgID string, units ...string) *encryptedami.OrganizationTarget {
+	t := &encryptedami.OrganizationTarget{OrganizationId: jsii.String(orgID)}
+	if len(units) > 0 {
+		t.OrganizationalUnitIds = jsii.Strings(units...)
+	}
+	return t
+}
+
 func TestOrganizationBadProps(t *testing.T) {
 	cases := map[string]struct {
 		props encryptedami.OrganizationKeyAccessProps
 		want  string
 	}{
-		"bad org id":      {encryptedami.OrganizationKeyAccessProps{OrganizationId: jsii.String("org-1")}, `"org-1"`},
-		"ou of other org": {encryptedami.OrganizationKeyAccessProps{OrganizationId: jsii.String("o-abcdefghij"), OrganizationalUnitPaths: jsii.Strings("o-zzzzzzzzzz/r-ab12/ou-ab12-11111111/")}, `"o-zzzzzzzzzz/r-ab12/ou-ab12-11111111/"`},
-		"bad suffix":      {encryptedami.OrganizationKeyAccessProps{OrganizationId: jsii.String("o-abcdefghij"), ServiceLinkedRoleSuffixes: jsii.Strings("a b")}, `"a b"`},
+		"no target":  {encryptedami.OrganizationKeyAccessProps{}, `Key and Target: required`},
+		"bad org id": {encryptedami.OrganizationKeyAccessProps{Target: target("org-1")}, `Target.OrganizationId: expected o- followed by 10 to 32 lowercase letters or digits, got "org-1"`},
+		"a path, not an OU id": {encryptedami.OrganizationKeyAccessProps{Target: target("o-abcdefghij", "o-zzzzzzzzzz/r-ab12/ou-ab12-11111111/")},
+			`Target.OrganizationalUnitIds: expected OU ids (ou-xxxx-xxxxxxxx) or the root id (r-xxxx) of o-abcdefghij, got "o-zzzzzzzzzz/r-ab12/ou-ab12-11111111/"`},
+		"OUs of two roots": {encryptedami.OrganizationKeyAccessProps{Target: target("o-abcdefghij", "ou-ab12-11111111", "ou-cd34-22222222")},
+			`Target.OrganizationalUnitIds: "ou-ab12-11111111" and "ou-cd34-22222222" are under two roots`},
+		"bad suffix": {encryptedami.OrganizationKeyAccessProps{Target: target("o-abcdefghij"), ServiceLinkedRoleSuffixes: jsii.Strings("a b")}, `"a b"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

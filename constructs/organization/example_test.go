@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/constructs/organization"
 )
 
@@ -19,10 +20,12 @@ func ExampleNewDeployment() {
 		Env: &awscdk.Environment{Account: jsii.String("999999999999"), Region: jsii.String("us-east-1")},
 	})
 	organization.NewDeployment(management, jsii.String("AmiGrants"), &organization.DeploymentProps{
-		OrganizationId:        jsii.String("o-abcdefghij"),
-		OrganizationalUnitIds: jsii.Strings("ou-ab12-11111111", "ou-ab12-22222222"),
-		Regions:               jsii.Strings("us-east-1", "eu-west-1"),
-		MultiRegionKeyArn:     jsii.String("arn:aws:kms:us-east-1:111111111111:key/mrk-1234abcd12ab34cd56ef1234567890ab"),
+		Target: &encryptedami.OrganizationTarget{
+			OrganizationId:        jsii.String("o-abcdefghij"),
+			OrganizationalUnitIds: jsii.Strings("ou-ab12-11111111", "ou-ab12-22222222"),
+		},
+		Regions:           jsii.Strings("us-east-1", "eu-west-1"),
+		MultiRegionKeyArn: jsii.String("arn:aws:kms:us-east-1:111111111111:key/mrk-1234abcd12ab34cd56ef1234567890ab"),
 	})
 	app.Synth(nil)
 

@@ -32,7 +32,9 @@ package organization
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -44,11 +46,13 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
+	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/orgtarget"
 )
 
 // CallAs says whose StackSet this is.
@@ -73,23 +77,32 @@ const MaxTemplateBodyBytes = 51200
 
 // DeploymentProps configures an organization deployment.
 type DeploymentProps struct {
-	// The organization, o-xxxxxxxxxx: the only principals that may read the
-	// handler code.
-	OrganizationId *string `field:"required"`
-	// The OUs (ou-xxxx-xxxxxxxx) or root (r-xxxx) whose accounts, now and
-	// later, get the destination side. Child OUs are included.
-	OrganizationalUnitIds *[]*string `field:"required"`
+	// The accounts that, now and later, get the destination side: those of
+	// the OUs (ou-xxxx-xxxxxxxx) or root (r-xxxx) in OrganizationalUnitIds
+	// (at least one) and of every OU below them. Pass the same value to the
+	// keys' encryptedami.NewOrganizationKeyAccess. Its organization's
+	// principals are the only ones that may read the handler code.
+	Target *encryptedami.OrganizationTarget `field:"required"`
 	// The regions of the Auto Scaling groups.
 	Regions *[]*string `field:"required"`
-	// The source key of each region (region -> key ARN), such as keys
-	// imported from an image pipeline. The key account may be any account.
-	// Each key's policy needs the organization's statements
-	// (encryptedami.NewOrganizationKeyAccess). Not with MultiRegionKeyArn.
-	// Default: - MultiRegionKeyArn.
+	// The organization's statements on the source key of each region, made
+	// in this app (encryptedami.NewOrganizationKeyAccess, one per region, on
+	// a key of this app or on one imported by ARN): each region's grants go
+	// on its key, and the StackSet's stack deploys after the stacks that
+	// hold the statements. Their Target must be this Target. Not with
+	// KeyArns or MultiRegionKeyArn.
+	// Default: - KeyArns or MultiRegionKeyArn.
+	KeyAccess *[]encryptedami.OrganizationKeyAccess `field:"optional"`
+	// The source key of each region (region -> key ARN) when another app
+	// keeps the organization's statements in its policy (deploy that app
+	// first: nothing here orders this one after it). The key account may be
+	// any account. Not with KeyAccess or MultiRegionKeyArn.
+	// Default: - KeyAccess or MultiRegionKeyArn.
 	KeyArns *map[string]*string `field:"optional"`
 	// A multi-region key (key/mrk-...) whose replicas, of the same id, exist
-	// in every region of Regions. Not with KeyArns.
-	// Default: - KeyArns.
+	// in every region of Regions, their policies kept by another app. Not
+	// with KeyAccess or KeyArns.
+	// Default: - KeyAccess or KeyArns.
 	MultiRegionKeyArn *string `field:"optional"`
 	// The suffix of a custom-suffix Auto Scaling service-linked role (list
 	// it in OrganizationKeyAccessProps.ServiceLinkedRoleSuffixes too).
@@ -164,10 +177,14 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 	if props == nil {
 		fail(fmt.Errorf("props: required, got nil"))
 	}
+	if props.Target == nil {
+		fail(fmt.Errorf("Target: required, got nil"))
+	}
 	stack := awscdk.Stack_Of(scope)
+	access, accessStacks := readKeyAccess(props.KeyAccess)
 	in := planInput{
-		orgID:             jsiivalue.String(props.OrganizationId),
-		ouIDs:             jsiivalue.Strings(props.OrganizationalUnitIds),
+		target:            targetOf(props.Target),
+		keyAccess:         access,
 		regions:           jsiivalue.Strings(props.Regions),
 		regionOrder:       jsiivalue.Strings(props.RegionOrder),
 		keyArns:           jsiivalue.StringMap(props.KeyArns),
@@ -224,7 +241,15 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 	}
 
 	c := constructs.NewConstruct(scope, id)
-	d := &deployment{Construct: c, template: template, codeStacks: map[string]awscdk.Stack{}}
+	d := &deployment{Construct: c, template: template.body, codeStacks: map[string]awscdk.Stack{}}
+	for _, s := range accessStacks {
+		// A key of this app in another account is a weak reference
+		// (Fn::GetStackOutput), which CDK does not order; an imported key
+		// is no reference at all. The grants need the statements first.
+		if s != stack {
+			stack.AddStackDependency(s, jsii.String("the StackSet's grants need the organization's statements in the key policy"))
+		}
+	}
 	for _, region := range p.regions {
 		cs := newCodeStack(stack, region, codeStackSpec{
 			orgID: p.orgID, bucketName: prefix + "-" + in.deployAccount + "-" + region,
@@ -262,9 +287,43 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 			},
 			Regions: jsii.Strings(p.regions...),
 		}},
-		TemplateBody: jsii.String(template),
+		TemplateBody: jsii.String(template.body),
+		Parameters:   template.parameters(p.keyArns),
 	})
 	return d
+}
+
+// targetOf reads t's jsii values.
+func targetOf(t *encryptedami.OrganizationTarget) orgtarget.Target {
+	return orgtarget.Target{OrganizationID: jsiivalue.String(t.OrganizationId), UnitIDs: jsiivalue.Strings(t.OrganizationalUnitIds)}
+}
+
+// readKeyAccess reads what the plan needs of each KeyAccess item, and the
+// stacks that hold their statements.
+func readKeyAccess(in *[]encryptedami.OrganizationKeyAccess) ([]accessKey, []awscdk.Stack) {
+	if in == nil {
+		return nil, nil
+	}
+	var out []accessKey
+	var stacks []awscdk.Stack
+	for _, a := range *in {
+		if a == nil {
+			continue
+		}
+		key := a.Key()
+		arn := *key.KeyArn()
+		region := ""
+		if parsed, err := awsid.ParseKeyARN(arn); err == nil {
+			region = parsed.Region
+		} else if r := *awscdk.Stack_Of(key).Region(); jsiivalue.IsUnresolved(&arn) && !jsiivalue.IsUnresolved(&r) {
+			region = r // a key of this app: its stack's
+		}
+		out = append(out, accessKey{path: *a.Node().Path(), keyArn: arn, region: region, target: targetOf(a.Target())})
+		// Its parent, not a itself: a Go type embedding a construct cannot
+		// be handed back to jsii (NOTES.md, "jsii and Go structs").
+		stacks = append(stacks, awscdk.Stack_Of(a.Node().Scope()))
+	}
+	return out, stacks
 }
 
 // innerSpec is what the StackSet's template is made of.
@@ -284,14 +343,52 @@ type innerSpec struct {
 // keyMapping is the inner template's mapping of region to key ARN.
 const keyMapping = "SourceKeys"
 
+// inner is the StackSet's template, and the parameters it declares for the
+// keys of this app: the ARN of a key made in this app is known only at
+// deploy time, so it cannot be written in the template (a literal, the
+// same for every account); the StackSet passes it as a stack set
+// parameter, which applies to every stack instance, those that automatic
+// deployment adds later included.
+type inner struct {
+	body      string
+	keyParams map[string]string // region -> parameter name, for the keys whose ARN is a token
+}
+
+// parameters are the StackSet's Parameters: each token key's ARN, as is.
+func (t inner) parameters(keyArns map[string]string) interface{} {
+	if len(t.keyParams) == 0 {
+		return nil
+	}
+	var out []interface{}
+	for _, region := range slices.Sorted(maps.Keys(t.keyParams)) {
+		out = append(out, &awscloudformation.CfnStackSet_ParameterProperty{
+			ParameterKey: jsii.String(t.keyParams[region]), ParameterValue: jsii.String(keyArns[region]),
+		})
+	}
+	return out
+}
+
+// keyParameter is the name of the inner template's parameter for the key
+// of region: SourceKeyArnUsEast1 for us-east-1.
+func keyParameter(region string) string {
+	var b strings.Builder
+	b.WriteString("SourceKeyArn")
+	for _, part := range strings.Split(region, "-") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
 // innerTemplate synthesizes the StackSet's template from this library's
 // constructs, in an app of its own: a stack with no bootstrap reference
 // (awscdk.BootstraplessSynthesizer, no asset), whose handler reads its code
 // from the region's code bucket.
-func innerTemplate(spec innerSpec) (string, error) {
+func innerTemplate(spec innerSpec) (inner, error) {
 	out, err := os.MkdirTemp("", "crossaccountami-stackset-")
 	if err != nil {
-		return "", err
+		return inner{}, err
 	}
 	defer os.RemoveAll(out)
 	app := awscdk.NewApp(&awscdk.AppProps{
@@ -314,12 +411,7 @@ func innerTemplate(spec innerSpec) (string, error) {
 		Bucket: awscdk.Fn_Join(jsii.String(""), jsii.Strings(spec.bucket, *awscdk.Aws_REGION())),
 		Key:    spec.objectKey,
 	})
-	mapping := map[string]*map[string]interface{}{}
-	for region, arn := range spec.keyArns {
-		mapping[region] = &map[string]interface{}{"Arn": arn}
-	}
-	awscdk.NewCfnMapping(stack, jsii.String(keyMapping), &awscdk.CfnMappingProps{Mapping: &mapping})
-	keyArn := awscdk.Fn_FindInMap(jsii.String(keyMapping), awscdk.Aws_REGION(), jsii.String("Arn"), nil)
+	keyArn, keyParams := innerKeyArn(stack, spec.keyArns)
 
 	var slrProps *autoscalingrole.ServiceLinkedRoleProps
 	if spec.slrSuffix != "" {
@@ -343,15 +435,62 @@ func innerTemplate(spec innerSpec) (string, error) {
 	tmpl := asm.GetStackArtifact(jsii.String(spec.name)).Template()
 	body, err := json.Marshal(tmpl)
 	if err != nil {
-		return "", err
+		return inner{}, err
 	}
 	if len(body) > MaxTemplateBodyBytes {
-		return "", fmt.Errorf("the StackSet's template is %d bytes, over CloudFormation's TemplateBody limit of %d", len(body), MaxTemplateBodyBytes)
+		return inner{}, fmt.Errorf("the StackSet's template is %d bytes, over CloudFormation's TemplateBody limit of %d", len(body), MaxTemplateBodyBytes)
 	}
 	if leftover := bootstrapReferences(string(body)); leftover != "" {
-		return "", fmt.Errorf("the StackSet's template refers to the CDK bootstrap (%s): target accounts are not bootstrapped", leftover)
+		return inner{}, fmt.Errorf("the StackSet's template refers to the CDK bootstrap (%s): target accounts are not bootstrapped", leftover)
 	}
-	return string(body), nil
+	return inner{body: string(body), keyParams: keyParams}, nil
+}
+
+// innerKeyArn is the key ARN of the stack's region in the inner template.
+// With literal ARNs only, a mapping of region to ARN. With a key of this
+// app (its ARN a token of the outer app, which the inner app cannot hold),
+// a parameter for each such key, and the ARN chosen by region with Fn::If
+// over every region, its leaves the literal ARNs and the parameters.
+func innerKeyArn(stack awscdk.Stack, keyArns map[string]string) (*string, map[string]string) {
+	regions := slices.Sorted(maps.Keys(keyArns))
+	params := map[string]string{}
+	for _, region := range regions {
+		arn := keyArns[region]
+		if jsiivalue.IsUnresolved(&arn) {
+			params[region] = keyParameter(region)
+		}
+	}
+	if len(params) == 0 {
+		mapping := map[string]*map[string]interface{}{}
+		for region, arn := range keyArns {
+			mapping[region] = &map[string]interface{}{"Arn": arn}
+		}
+		awscdk.NewCfnMapping(stack, jsii.String(keyMapping), &awscdk.CfnMappingProps{Mapping: &mapping})
+		return awscdk.Fn_FindInMap(jsii.String(keyMapping), awscdk.Aws_REGION(), jsii.String("Arn"), nil), nil
+	}
+	leaf := func(region string) interface{} {
+		if name, ok := params[region]; ok {
+			p := awscdk.NewCfnParameter(stack, jsii.String(name), &awscdk.CfnParameterProps{
+				Type:           jsii.String("String"),
+				Description:    jsii.String("The ARN of the source key in " + region + " (the StackSet passes it)"),
+				AllowedPattern: jsii.String(`^arn:aws[a-z-]*:kms:` + region + `:[0-9]{12}:key/.+$`),
+			})
+			return p.ValueAsString()
+		}
+		return jsii.String(keyArns[region])
+	}
+	// The StackSet deploys only to these regions: the last is the chain's
+	// final else.
+	var arn interface{} = leaf(regions[len(regions)-1])
+	for i := len(regions) - 2; i >= 0; i-- {
+		region := regions[i]
+		cond := "In" + strings.TrimPrefix(keyParameter(region), "SourceKeyArn")
+		awscdk.NewCfnCondition(stack, jsii.String(cond), &awscdk.CfnConditionProps{
+			Expression: awscdk.Fn_ConditionEquals(awscdk.Aws_REGION(), jsii.String(region)),
+		})
+		arn = awscdk.Fn_ConditionIf(jsii.String(cond), leaf(region), arn)
+	}
+	return awscdk.Token_AsString(arn, nil), params
 }
 
 // bootstrapReferences names the first CDK bootstrap or asset reference in a

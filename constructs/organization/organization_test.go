@@ -2,6 +2,7 @@ package organization_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,8 +10,10 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"github.com/crossaccountami/crossaccountami/constructs/organization"
 )
@@ -28,10 +31,9 @@ var (
 
 func defaultProps() *organization.DeploymentProps {
 	return &organization.DeploymentProps{
-		OrganizationId:        jsii.String(orgID),
-		OrganizationalUnitIds: jsii.Strings(ous...),
-		Regions:               jsii.Strings(regions...),
-		MultiRegionKeyArn:     jsii.String(mrkArn),
+		Target:            &encryptedami.OrganizationTarget{OrganizationId: jsii.String(orgID), OrganizationalUnitIds: jsii.Strings(ous...)},
+		Regions:           jsii.Strings(regions...),
+		MultiRegionKeyArn: jsii.String(mrkArn),
 	}
 }
 
@@ -304,6 +306,62 @@ func TestDeploymentBadProps(t *testing.T) {
 	organization.NewDeployment(stack, jsii.String("First"), defaultProps())
 	msg = constructtest.Catch(func() { organization.NewDeployment(stack, jsii.String("Second"), defaultProps()) })
 	for _, w := range []string{"Org/Second", "has an organization.NewDeployment already", "Org-HandlerCode-us-east-1", "one per stack"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not contain %q", msg, w)
+		}
+	}
+}
+
+// TestDeploymentKeyAccess: given the OrganizationKeyAccess of each region's
+// key (here keys imported by ARN, their policies kept by stacks of this
+// app), the grants go on those keys and the StackSet's stack deploys after
+// the stacks that hold the statements; an access for other OUs is refused.
+func TestDeploymentKeyAccess(t *testing.T) {
+	// GIVEN the statements on each region's key, for the deployment's target
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+	target := &encryptedami.OrganizationTarget{OrganizationId: jsii.String(orgID), OrganizationalUnitIds: jsii.Strings(ous...)}
+	var access []encryptedami.OrganizationKeyAccess
+	keyArns := map[string]string{}
+	for i, r := range []string{"us-east-1", "eu-west-1"} {
+		keyStack := awscdk.NewStack(app, jsii.String("Keys-"+r), &awscdk.StackProps{Env: constructtest.Env("111111111111", r)})
+		keyArns[r] = fmt.Sprintf("arn:aws:kms:%s:111111111111:key/%d234abcd-12ab-34cd-56ef-1234567890ab", r, i+1)
+		access = append(access, encryptedami.NewOrganizationKeyAccess(keyStack, jsii.String("Access"), &encryptedami.OrganizationKeyAccessProps{
+			Key: awskms.Key_FromKeyArn(keyStack, jsii.String("Key"), jsii.String(keyArns[r])), Target: target,
+		}))
+	}
+	stack := awscdk.NewStack(app, jsii.String("Org"), &awscdk.StackProps{Env: constructtest.Env(account, "us-east-1")})
+
+	// WHEN a deployment takes them, with the same OUs listed in another order
+	props := defaultProps()
+	props.MultiRegionKeyArn = nil
+	props.Regions = jsii.Strings("us-east-1", "eu-west-1")
+	props.Target = &encryptedami.OrganizationTarget{OrganizationId: jsii.String(orgID), OrganizationalUnitIds: jsii.Strings(ous[1], ous[0])}
+	props.KeyAccess = &access
+	d := organization.NewDeployment(stack, jsii.String("Fleet"), props)
+
+	// THEN the StackSet's stack deploys after both key policy stacks
+	deps := map[string]bool{}
+	for _, s := range *stack.Dependencies() {
+		deps[*s.StackName()] = true
+	}
+	if !deps["Keys-us-east-1"] || !deps["Keys-eu-west-1"] {
+		t.Errorf("the StackSet's stack depends on %v, want Keys-us-east-1 and Keys-eu-west-1", deps)
+	}
+	// AND each region's grant is on the key of that region's access
+	tmpl, raw := inner(t, d)
+	tmpl.HasMapping(jsii.String("SourceKeys"), &map[string]interface{}{
+		"us-east-1": map[string]interface{}{"Arn": keyArns["us-east-1"]},
+		"eu-west-1": map[string]interface{}{"Arn": keyArns["eu-west-1"]},
+	})
+	if _, ok := raw["Parameters"]; ok {
+		t.Errorf("keys known at synth time need no parameter: %v", raw["Parameters"])
+	}
+
+	// AND an access for other OUs than the StackSet's is refused, naming both
+	other := awscdk.NewStack(app, jsii.String("Other"), &awscdk.StackProps{Env: constructtest.Env(account, "us-east-1")})
+	props.Target = &encryptedami.OrganizationTarget{OrganizationId: jsii.String(orgID), OrganizationalUnitIds: jsii.Strings(ous[0])}
+	msg := constructtest.Catch(func() { organization.NewDeployment(other, jsii.String("Fleet"), props) })
+	for _, w := range []string{"Other/Fleet", "KeyAccess[0] (Keys-us-east-1/Access)", "o-abcdefghij (ou-ab12-11111111, ou-ab12-22222222)", "but Target is o-abcdefghij (ou-ab12-11111111)"} {
 		if !strings.Contains(msg, w) {
 			t.Errorf("error %q does not contain %q", msg, w)
 		}

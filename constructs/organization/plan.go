@@ -3,11 +3,12 @@ package organization
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/orgtarget"
 )
 
 // plan is what the props resolve to, checked without CDK: the regions in
@@ -16,27 +17,30 @@ type plan struct {
 	orgID                           string
 	ouIDs                           []string
 	regions                         []string
-	keyArns                         map[string]string // region -> key ARN, one for every region
+	keyArns                         map[string]string // region -> key ARN (a token for a key of this app), one for every region
 	regionOrder                     []string
 	maxConcurrent, failureTolerance float64
 	callAs                          string
 }
 
-var (
-	orgIDRe = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
-	// An OU id or the organization's root id: StackSets deploy to both.
-	ouIDRe = regexp.MustCompile(`^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$`)
-)
-
 // planInput is the props as plain Go values (jsii pointers read once).
 type planInput struct {
-	orgID                           string
-	ouIDs, regions, regionOrder     []string
+	target                          orgtarget.Target
+	regions, regionOrder            []string
 	keyArns                         map[string]string
 	multiRegionKeyArn               string
+	keyAccess                       []accessKey
 	maxConcurrent, failureTolerance *float64
 	callAs                          string
 	deployAccount                   string
+}
+
+// accessKey is what the deployment reads of one KeyAccess item.
+type accessKey struct {
+	path   string // the OrganizationKeyAccess's construct path
+	keyArn string // a token for a key of this app
+	region string // the key's: from its ARN, or its stack's
+	target orgtarget.Target
 }
 
 // Defaults a platform team would choose for a fan-out to hundreds of
@@ -50,19 +54,14 @@ const (
 )
 
 func newPlan(in planInput) (plan, error) {
-	p := plan{orgID: in.orgID, callAs: in.callAs}
-	if !orgIDRe.MatchString(in.orgID) {
-		return plan{}, fmt.Errorf("OrganizationId: expected o- followed by 10 to 32 lowercase letters or digits, got %q", in.orgID)
+	p := plan{orgID: in.target.OrganizationID, callAs: in.callAs}
+	if err := in.target.Validate(); err != nil {
+		return plan{}, fmt.Errorf("Target.%v", err)
 	}
-	if len(in.ouIDs) == 0 {
-		return plan{}, fmt.Errorf("OrganizationalUnitIds: expected at least one OU id (ou-xxxx-xxxxxxxx) or root id (r-xxxx), got none")
+	if len(in.target.UnitIDs) == 0 {
+		return plan{}, fmt.Errorf("Target.OrganizationalUnitIds: expected at least one OU id (ou-xxxx-xxxxxxxx) or the root id (r-xxxx), which a StackSet deploys to, got none")
 	}
-	for _, ou := range in.ouIDs {
-		if !ouIDRe.MatchString(ou) {
-			return plan{}, fmt.Errorf("OrganizationalUnitIds: expected OU ids (ou-xxxx-xxxxxxxx) or a root id (r-xxxx), got %q", ou)
-		}
-	}
-	p.ouIDs = dedupe(in.ouIDs)
+	p.ouIDs = in.target.Units()
 	if len(in.regions) == 0 {
 		return plan{}, fmt.Errorf("Regions: expected at least one region, got none")
 	}
@@ -109,14 +108,23 @@ func newPlan(in planInput) (plan, error) {
 }
 
 // keysByRegion is the key every region's grant goes on: from KeyArns (one
-// per region) or from MultiRegionKeyArn (a multi-region key: its replicas
-// share the key id, in every region). A region without a key is an error
-// naming it: a KMS key serves one region, and an Auto Scaling group
-// launches only with a key of its own region.
+// per region), from MultiRegionKeyArn (a multi-region key: its replicas
+// share the key id, in every region) or from KeyAccess (the key of each).
+// A region without a key is an error naming it: a KMS key serves one
+// region, and an Auto Scaling group launches only with a key of its own
+// region.
 func keysByRegion(in planInput, regions []string) (map[string]string, error) {
+	given := 0
+	for _, set := range []bool{len(in.keyArns) > 0, in.multiRegionKeyArn != "", len(in.keyAccess) > 0} {
+		if set {
+			given++
+		}
+	}
 	switch {
-	case len(in.keyArns) > 0 && in.multiRegionKeyArn != "":
-		return nil, fmt.Errorf("KeyArns and MultiRegionKeyArn: expected one of the two, got both")
+	case given > 1:
+		return nil, fmt.Errorf("KeyArns, MultiRegionKeyArn and KeyAccess: expected one of the three, got %d", given)
+	case len(in.keyAccess) > 0:
+		return keysOfAccess(in, regions)
 	case in.multiRegionKeyArn != "":
 		a, err := awsid.ParseKeyARN(in.multiRegionKeyArn)
 		if err != nil {
@@ -131,13 +139,16 @@ func keysByRegion(in planInput, regions []string) (map[string]string, error) {
 		}
 		return out, nil
 	case len(in.keyArns) == 0:
-		return nil, fmt.Errorf("KeyArns or MultiRegionKeyArn: required (the key of every region in Regions), got neither")
+		return nil, fmt.Errorf("KeyArns, MultiRegionKeyArn or KeyAccess: required (the key of every region in Regions), got none")
 	}
 	out := map[string]string{}
 	for _, r := range regions {
 		arn, ok := in.keyArns[r]
 		if !ok {
 			return nil, fmt.Errorf("KeyArns: no key for the region %s of Regions; a KMS key serves one region, and a grant must be on the key in the Auto Scaling group's region (got keys for %s)", r, strings.Join(slices.Sorted(maps.Keys(in.keyArns)), ", "))
+		}
+		if jsiivalue.IsUnresolved(&arn) {
+			return nil, fmt.Errorf("KeyArns[%s]: expected the ARN of a key whose policy another app keeps, got %q, the ARN of a key of this app (known only at deploy time): pass the key's OrganizationKeyAccess in KeyAccess instead, which puts the grants on that key and deploys the StackSet after its statements", r, arn)
 		}
 		a, err := awsid.ParseKeyARN(arn)
 		if err != nil {
@@ -151,6 +162,35 @@ func keysByRegion(in planInput, regions []string) (map[string]string, error) {
 	for r := range in.keyArns {
 		if !slices.Contains(regions, r) {
 			return nil, fmt.Errorf("KeyArns: a key for %s, which is not in Regions (%s); add the region or remove the key", r, strings.Join(regions, ", "))
+		}
+	}
+	return out, nil
+}
+
+// keysOfAccess is the key of every region from KeyAccess: one access per
+// region, each for the deployment's Target (the StackSet would otherwise
+// reach accounts whose grants the key policy refuses, or the reverse).
+func keysOfAccess(in planInput, regions []string) (map[string]string, error) {
+	out := map[string]string{}
+	from := map[string]string{}
+	for i, a := range in.keyAccess {
+		if !a.target.Equal(in.target) {
+			return nil, fmt.Errorf("KeyAccess[%d] (%s): its statements let in %s, but Target is %s; pass the same OrganizationTarget to both", i, a.path, a.target, in.target)
+		}
+		if a.region == "" {
+			return nil, fmt.Errorf("KeyAccess[%d] (%s): the region of its key %q is unknown (a key of this app needs a stack with a concrete region)", i, a.path, a.keyArn)
+		}
+		if !slices.Contains(regions, a.region) {
+			return nil, fmt.Errorf("KeyAccess[%d] (%s): its key is in %s, which is not in Regions (%s); add the region or remove the access", i, a.path, a.region, strings.Join(regions, ", "))
+		}
+		if prev, dup := from[a.region]; dup {
+			return nil, fmt.Errorf("KeyAccess[%d] (%s): a second key for %s, after %s; a region's grants go on one key", i, a.path, a.region, prev)
+		}
+		from[a.region], out[a.region] = a.path, a.keyArn
+	}
+	for _, r := range regions {
+		if _, ok := out[r]; !ok {
+			return nil, fmt.Errorf("KeyAccess: no key for the region %s of Regions; a KMS key serves one region, and a grant must be on the key in the Auto Scaling group's region (got keys for %s)", r, strings.Join(slices.Sorted(maps.Keys(out)), ", "))
 		}
 	}
 	return out, nil

@@ -72,8 +72,8 @@ func build(app awscdk.App) {
 	var access encryptedami.OrganizationKeyAccess
 	if orgID := context(app, "organizationId", ""); orgID != "" {
 		access = encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
-			Key:            key,
-			OrganizationId: jsii.String(orgID),
+			Key:    key,
+			Target: &encryptedami.OrganizationTarget{OrganizationId: jsii.String(orgID)},
 		})
 	}
 

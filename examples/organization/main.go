@@ -6,7 +6,7 @@
 //	npx cdk synth --app 'go run ./examples/organization'          # placeholder ids
 //	npx cdk deploy --all --app 'go run ./examples/organization' \
 //	  -c managementAccount=... -c sourceAccount=... -c organizationId=o-... \
-//	  -c organizationalUnits=ou-...,ou-... -c organizationalUnitPaths=o-.../r-.../ou-.../,... \
+//	  -c organizationalUnits=ou-...,ou-... \
 //	  -c keyArns=arn:aws:kms:us-east-1:...:key/...,arn:aws:kms:eu-west-1:...:key/...
 //
 // It makes, in the source account (which owns the AMI's keys, one per
@@ -14,8 +14,10 @@
 // keeps the organization's constant-size statements in that region's key
 // policy; and, in the management account (or a delegated administrator,
 // -c callAs=DELEGATED_ADMIN), a StackSet that gives every account of the
-// OUs the grant its Auto Scaling groups need, plus a stack per region that
-// holds the handler code the StackSet's stacks read.
+// OUs and of the OUs below them the grant its Auto Scaling groups need,
+// plus a stack per region that holds the handler code the StackSet's
+// stacks read. One OrganizationTarget feeds both sides, so the key policies
+// let in exactly the accounts the StackSet reaches.
 //
 // This file uses only the library's public API: copy it into a module of
 // your own.
@@ -56,9 +58,12 @@ func build(app awscdk.App) (err error) {
 	}()
 	management := context(app, "managementAccount", "999999999999")
 	source := context(app, "sourceAccount", "111111111111")
-	orgID := context(app, "organizationId", "o-abcdefghij")
-	ous := list(context(app, "organizationalUnits", "ou-ab12-11111111,ou-ab12-22222222"))
-	ouPaths := list(context(app, "organizationalUnitPaths", "o-abcdefghij/r-ab12/ou-ab12-11111111/,o-abcdefghij/r-ab12/ou-ab12-22222222/"))
+	// The OUs (or the root) whose accounts, and those of every OU below
+	// them, launch the AMI.
+	target := &encryptedami.OrganizationTarget{
+		OrganizationId:        jsii.String(context(app, "organizationId", "o-abcdefghij")),
+		OrganizationalUnitIds: jsii.Strings(list(context(app, "organizationalUnits", "ou-ab12-11111111,ou-ab12-22222222"))...),
+	}
 	keyArns := list(context(app, "keyArns",
 		"arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab,"+
 			"arn:aws:kms:eu-west-1:111111111111:key/2234abcd-12ab-34cd-56ef-1234567890ab"))
@@ -66,46 +71,38 @@ func build(app awscdk.App) (err error) {
 	// The source side: each region's key policy lets the OUs' grant
 	// handlers create the Auto Scaling grant, with statements of constant
 	// size however many accounts join.
-	keys := map[string]*string{}
 	var regions []string
-	var keyStacks []awscdk.Stack
+	var keyAccess []encryptedami.OrganizationKeyAccess
 	for _, arn := range keyArns {
 		parts := strings.Split(arn, ":")
 		if len(parts) < 6 {
 			return fmt.Errorf("context keyArns: expected KMS key ARNs, got %q", arn)
 		}
 		region := parts[3]
-		keys[region] = jsii.String(arn)
 		regions = append(regions, region)
 		stack := awscdk.NewStack(app, jsii.String("AmiKeyAccess-"+region), &awscdk.StackProps{
 			Env:         &awscdk.Environment{Account: jsii.String(source), Region: jsii.String(region)},
 			Description: jsii.String("crossaccountami example: the organization's statements in the policy of the AMI key of " + region),
 		})
-		encryptedami.NewOrganizationKeyAccess(stack, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
-			Key:                     awskms.Key_FromKeyArn(stack, jsii.String("AmiKey"), jsii.String(arn)),
-			OrganizationId:          jsii.String(orgID),
-			OrganizationalUnitPaths: jsii.Strings(ouPaths...),
-		})
-		keyStacks = append(keyStacks, stack)
+		keyAccess = append(keyAccess, encryptedami.NewOrganizationKeyAccess(stack, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
+			Key:    awskms.Key_FromKeyArn(stack, jsii.String("AmiKey"), jsii.String(arn)),
+			Target: target,
+		}))
 	}
 
 	// The destination side, for every account of the OUs: one StackSet.
+	// Given the key access, it puts each region's grants on that region's
+	// key and deploys after the statements.
 	stack := awscdk.NewStack(app, jsii.String("AmiGrants"), &awscdk.StackProps{
 		Env:         &awscdk.Environment{Account: jsii.String(management), Region: jsii.String(regions[0])},
 		Description: jsii.String("crossaccountami example: the StackSet that gives every account of the OUs its AMI grant"),
 	})
 	organization.NewDeployment(stack, jsii.String("AmiGrants"), &organization.DeploymentProps{
-		OrganizationId:        jsii.String(orgID),
-		OrganizationalUnitIds: jsii.Strings(ous...),
-		Regions:               jsii.Strings(regions...),
-		KeyArns:               &keys,
-		CallAs:                organization.CallAs(context(app, "callAs", string(organization.CallAs_SELF))),
+		Target:    target,
+		Regions:   jsii.Strings(regions...),
+		KeyAccess: &keyAccess,
+		CallAs:    organization.CallAs(context(app, "callAs", string(organization.CallAs_SELF))),
 	})
-	// The key policies must allow the grants before the first account's
-	// stack creates its grant.
-	for _, keyStack := range keyStacks {
-		stack.AddStackDependency(keyStack, jsii.String("the key policy statements come before the grants"))
-	}
 	return nil
 }
 

@@ -7,11 +7,10 @@ package amipolicy
 
 import (
 	"fmt"
-	"regexp"
-	"strings"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/orgtarget"
 )
 
 // Style selects how tightly the statements are scoped.
@@ -128,14 +127,10 @@ func Statements(d Destination, style Style) []Statement {
 func aws(arn string) map[string]interface{} { return map[string]interface{}{"AWS": arn} }
 
 // Organization selects the accounts of an AWS Organization, or of some of
-// its organizational units, as destinations.
+// its organizational units and every OU below them, as destinations.
 type Organization struct {
-	// ID is the organization id, o-xxxxxxxxxx.
-	ID string
-	// OUPaths narrows the destinations to these organizational units
-	// (aws:PrincipalOrgPaths, e.g. o-abc/r-ab12/ou-ab12-11111111/*).
-	// Empty: every account of the organization.
-	OUPaths []string
+	// Target is the organization and its OUs (or root).
+	Target orgtarget.Target
 	// SLRSuffixes lists the custom suffixes of service-linked roles in use;
 	// the default role is always included.
 	SLRSuffixes []string
@@ -145,24 +140,15 @@ type Organization struct {
 	Partition           string
 }
 
-var (
-	orgIDRe   = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
-	orgPathRe = regexp.MustCompile(`^o-[a-z0-9]{10,32}/r-[a-z0-9]{4,32}(/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32})*/(\*)?$`)
-)
-
-// Validate checks the organization id and OU paths.
+// Validate checks the target and the suffixes, naming the field and the
+// value received.
 func (o Organization) Validate() error {
-	if !orgIDRe.MatchString(o.ID) {
-		return fmt.Errorf("%q is not an organization id (expected o- followed by 10 to 32 lowercase letters or digits)", o.ID)
-	}
-	for _, p := range o.OUPaths {
-		if !orgPathRe.MatchString(p) || !strings.HasPrefix(p, o.ID+"/") {
-			return fmt.Errorf("%q is not an organizational unit path of %s (expected %s/r-xxxx/ou-xxxx-xxxxxxxx/ or ending in /*)", p, o.ID, o.ID)
-		}
+	if err := o.Target.Validate(); err != nil {
+		return err
 	}
 	for _, s := range o.SLRSuffixes {
 		if err := awsid.ValidateSLRSuffix(s); err != nil {
-			return fmt.Errorf("service-linked role suffix: %v", err)
+			return fmt.Errorf("ServiceLinkedRoleSuffixes: %v", err)
 		}
 	}
 	return nil
@@ -177,11 +163,13 @@ func (o Organization) Validate() error {
 // ListGrants, RevokeGrant or RetireGrant: it retires its own grants, which
 // KMS authorizes from the grant.
 func OrganizationStatements(o Organization) []Statement {
+	// The accounts a StackSet targeting the same OUs reaches: the OUs and
+	// every OU below them (orgtarget.Target.PrincipalOrgPaths).
 	inOrg := map[string]map[string]interface{}{}
-	if len(o.OUPaths) > 0 {
-		inOrg["ForAnyValue:StringLike"] = map[string]interface{}{"aws:PrincipalOrgPaths": o.OUPaths}
+	if paths := o.Target.PrincipalOrgPaths(); len(paths) > 0 {
+		inOrg["ForAnyValue:StringLike"] = map[string]interface{}{"aws:PrincipalOrgPaths": paths}
 	} else {
-		inOrg["StringEquals"] = map[string]interface{}{"aws:PrincipalOrgID": o.ID}
+		inOrg["StringEquals"] = map[string]interface{}{"aws:PrincipalOrgID": o.Target.OrganizationID}
 	}
 	with := func(extra map[string]map[string]interface{}) map[string]map[string]interface{} {
 		out := map[string]map[string]interface{}{}

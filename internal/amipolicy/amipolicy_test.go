@@ -2,8 +2,11 @@ package amipolicy
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/crossaccountami/crossaccountami/internal/orgtarget"
 )
 
 var dest = Destination{Partition: "aws", Account: "222222222222",
@@ -80,7 +83,7 @@ func TestSeedArticleStatements(t *testing.T) {
 }
 
 func TestOrganizationStatementsGiveCreateGrantOnly(t *testing.T) {
-	org := Organization{ID: "o-abcdefghij", Partition: "aws", GrantCreatorPattern: "arn:aws:iam::*:role/crossaccountami/*"}
+	org := Organization{Target: orgtarget.Target{OrganizationID: "o-abcdefghij"}, Partition: "aws", GrantCreatorPattern: "arn:aws:iam::*:role/crossaccountami/*"}
 	stmts := OrganizationStatements(org)
 	if len(stmts) != 2 {
 		t.Fatalf("got %d statements, want 2 (use of the key, CreateGrant)", len(stmts))
@@ -105,5 +108,54 @@ func TestOrganizationStatementsGiveCreateGrantOnly(t *testing.T) {
 	}
 	if create.Condition["StringEquals"]["aws:PrincipalOrgID"] != "o-abcdefghij" {
 		t.Errorf("organization condition %v", create.Condition)
+	}
+}
+
+// TestOrganizationStatementsCoverNestedOUs: for OUs, both statements let in
+// the accounts of the OUs and of every OU below them (a StackSet targeting
+// the OUs deploys there too), and no account of a sibling OU or of another
+// organization: their aws:PrincipalOrgPaths condition evaluated as IAM's
+// ForAnyValue:StringLike evaluates it, on an account's one path.
+func TestOrganizationStatementsCoverNestedOUs(t *testing.T) {
+	org := Organization{
+		Target:    orgtarget.Target{OrganizationID: "o-abcdefghij", UnitIDs: []string{"ou-ab12-11111111", "ou-ab12-22222222"}},
+		Partition: "aws", GrantCreatorPattern: "arn:aws:iam::*:role/crossaccountami/*",
+	}
+	for _, s := range OrganizationStatements(org) {
+		patterns, _ := s.Condition["ForAnyValue:StringLike"]["aws:PrincipalOrgPaths"].([]string)
+		if want := []string{"o-abcdefghij/*/ou-ab12-11111111/*", "o-abcdefghij/*/ou-ab12-22222222/*"}; !slices.Equal(patterns, want) {
+			t.Errorf("%s: aws:PrincipalOrgPaths %q, want %q", s.Sid, patterns, want)
+		}
+		if _, byOrgID := s.Condition["StringEquals"]["aws:PrincipalOrgID"]; byOrgID {
+			t.Errorf("%s: aws:PrincipalOrgID next to the OUs lets in the whole organization", s.Sid)
+		}
+		for path, want := range map[string]bool{
+			"o-abcdefghij/r-ab12/ou-ab12-11111111/":                                   true,
+			"o-abcdefghij/r-ab12/ou-ab12-22222222/ou-ab12-33333333/":                  true,
+			"o-abcdefghij/r-ab12/ou-ab12-11111111/ou-ab12-33333333/ou-ab12-44444444/": true,
+			"o-abcdefghij/r-ab12/ou-ab12-55555555/":                                   false,
+			"o-abcdefghij/r-ab12/":                                                    false,
+			"o-zzzzzzzzzz/r-ab12/ou-ab12-11111111/":                                   false,
+		} {
+			got := slices.ContainsFunc(patterns, func(p string) bool { return orgtarget.StringLike(p, path) })
+			if got != want {
+				t.Errorf("%s: an account with aws:PrincipalOrgPaths %s is let in: %v, want %v", s.Sid, path, got, want)
+			}
+		}
+	}
+}
+
+func TestOrganizationValidate(t *testing.T) {
+	for _, tc := range []struct {
+		org  Organization
+		want string
+	}{
+		{Organization{Target: orgtarget.Target{OrganizationID: "org-1"}}, `OrganizationId: expected o- followed by 10 to 32 lowercase letters or digits, got "org-1"`},
+		{Organization{Target: orgtarget.Target{OrganizationID: "o-abcdefghij", UnitIDs: []string{"ou-ab12"}}}, `OrganizationalUnitIds: expected OU ids (ou-xxxx-xxxxxxxx) or the root id (r-xxxx) of o-abcdefghij, got "ou-ab12"`},
+		{Organization{Target: orgtarget.Target{OrganizationID: "o-abcdefghij"}, SLRSuffixes: []string{"a b"}}, `ServiceLinkedRoleSuffixes:`},
+	} {
+		if err := tc.org.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want %q", tc.org, err, tc.want)
+		}
 	}
 }

@@ -116,8 +116,8 @@ func newSourceStack(scope constructs.Construct, id string, organization bool) (a
 	})
 	if organization {
 		encryptedami.NewOrganizationKeyAccess(stack, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
-			Key:            key,
-			OrganizationId: jsii.String(organizationID),
+			Key:    key,
+			Target: &encryptedami.OrganizationTarget{OrganizationId: jsii.String(organizationID)},
 		})
 	}
 	return stack, key

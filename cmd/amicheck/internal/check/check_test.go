@@ -19,6 +19,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/orgtarget"
 )
 
 // expect checks a result's status and that detail and fix contain the
@@ -235,7 +236,7 @@ func TestCheckKeyPolicy(t *testing.T) {
 	otherRetirer := amipolicy.Statements(dest, amipolicy.Scoped)[1]
 	otherRetirer.Condition["StringEquals"]["kms:RetiringPrincipal"] = "arn:aws:iam::" + destAccount + ":role/someone-else"
 	org := amipolicy.OrganizationStatements(amipolicy.Organization{
-		ID: "o-abcdefghij", GrantCreatorPattern: "arn:aws:iam::*:role/crossaccountami/*", Partition: "aws",
+		Target: orgtarget.Target{OrganizationID: "o-abcdefghij"}, GrantCreatorPattern: "arn:aws:iam::*:role/crossaccountami/*", Partition: "aws",
 	})
 	// What the KMS console writes when an external account is added to a key.
 	console := []string{
