@@ -10,7 +10,8 @@
 // The StackSet's template (the "inner" template) is synthesized from this
 // library's constructs (autoscalingrole, kmsgrant) in an app of its own,
 // with no CDK bootstrap reference: no bootstrap version parameter or rule,
-// no asset parameter. Target accounts are not bootstrapped, so the
+// no asset parameter (its only parameters are the ARNs of keys made in
+// this app, which the StackSet passes). Target accounts are not bootstrapped, so the
 // handler's code cannot come from a CDK asset bucket. It comes from a
 // bucket per region owned by the deploying account,
 // <CodeBucketPrefix>-<account>-<region>, which the same `cdk deploy`
@@ -168,7 +169,8 @@ func (d *deployment) CodeStacks() *map[string]awscdk.Stack {
 
 // NewDeployment places the StackSet in scope's stack (the management or a
 // delegated administrator account, with a concrete env) and a code stack
-// per region next to it. It panics with an error naming the construct path,
+// per region next to it. Given KeyAccess, that stack also deploys after
+// the stacks that hold the organization's statements. It panics with an error naming the construct path,
 // the prop and the value when a prop is invalid, before it creates anything.
 func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProps) Deployment {
 	fail := func(err error) {
