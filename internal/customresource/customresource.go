@@ -10,11 +10,19 @@
 // not CloudFormation's and goes there, or fails naming what it was.
 //
 // The response protocol itself (the PUT to the pre-signed URL) is
-// github.com/aws/aws-lambda-go/cfn.LambdaWrap: it answers FAILED when the
-// function panics, and when a handler fails without a physical id it falls
-// back to the RequestId on Create (so the Delete that follows a failed Create
-// is recognisable) and to the old physical id on Update and Delete (so a
-// failed Update never looks like a replacement).
+// github.com/aws/aws-lambda-go/cfn.LambdaWrap: when a handler fails without a
+// physical id it falls back to the RequestId on Create (so the Delete that
+// follows a failed Create is recognisable) and to the old physical id on
+// Update and Delete (so a failed Update never looks like a replacement). A
+// handler that panics is answered here, like a failure, so that a Create
+// that recorded its pending id (FailurePhysicalID) answers with it; the panic
+// then goes on to the Lambda runtime.
+//
+// A CloudFormation request is acted on only while its answer can still
+// land: an event whose pre-signed response URL has expired is refused
+// (nothing done, nothing sent, the invocation fails), and the internal
+// deadline ends SafetyMargin before the URL expires when that comes before
+// the Lambda deadline.
 package customresource
 
 import (
@@ -116,6 +124,11 @@ type Router struct {
 	// SafetyMargin overrides the package constant of the same name (tests
 	// use a short function deadline).
 	SafetyMargin time.Duration
+	// Now is the clock the response URL's expiry is read against (nil:
+	// time.Now). Deadlines stay on the runtime's clock: the time left
+	// until the URL expires is measured with Now when the event arrives,
+	// and counted from that arrival on the runtime's clock.
+	Now func() time.Time
 }
 
 // NewRouter returns a Router that logs JSON to stdout, where Lambda
@@ -172,15 +185,55 @@ func (r *Router) LambdaHandler() func(context.Context, json.RawMessage) (string,
 			return r.ServeEvent(ctx, raw)
 		}
 		ev, err := decodeEvent(raw)
-		serve := r.Serve
+		w := windowOf(ev.ResponseURL, r.now())
+		if w.expired() {
+			return "", r.refuseExpired(ev, w)
+		}
+		var panicked *outcome
+		serve := func(ctx context.Context, ev cfn.Event) (string, map[string]interface{}, error) {
+			id, data, p, err := r.serve(ctx, ev, w)
+			panicked = p
+			return id, data, err
+		}
 		if err != nil {
 			serve = func(context.Context, cfn.Event) (string, map[string]interface{}, error) {
 				r.logger().Error("malformed event", "error", err.Error(), "requestId", ev.RequestID, "logicalResourceId", ev.LogicalResourceID)
 				return "", nil, errors.New(fitReason(ev, fallbackID(ev), err.Error()))
 			}
 		}
-		return cfn.LambdaWrap(serve)(ctx, ev)
+		reason, err := cfn.LambdaWrap(serve)(ctx, ev)
+		if panicked != nil {
+			// Answered already: the Lambda runtime reports the panic (the
+			// invocation counts in Errors) and starts a fresh process.
+			panic(panicked.panicked)
+		}
+		return reason, err
 	}
+}
+
+// now is the router's clock.
+func (r *Router) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// refuseExpired logs why an event whose response URL expired before it
+// arrived is not served, and returns the invocation's error. Nothing is
+// sent: S3 refuses a PUT to an expired URL, and CloudFormation stopped
+// waiting for this answer before the URL expired.
+func (r *Router) refuseExpired(ev cfn.Event, w responseWindow) error {
+	err := &ResponseURLExpiredError{
+		ReceivedAt: w.receivedAt, ExpiredAt: w.expiresAt,
+		RequestType: string(ev.RequestType), RequestID: ev.RequestID, LogicalResourceID: ev.LogicalResourceID,
+	}
+	r.logger().Error("response URL expired before the request arrived: not acting, not answering",
+		"receivedAt", w.receivedAt, "expiredAt", w.expiresAt,
+		"requestType", string(ev.RequestType), "resourceType", ev.ResourceType,
+		"logicalResourceId", ev.LogicalResourceID, "requestId", ev.RequestID, "stackId", ev.StackID,
+		"physicalResourceId", ev.PhysicalResourceID, "error", err.Error())
+	return err
 }
 
 // isCloudFormation reports whether raw is a CloudFormation event: a JSON
@@ -227,7 +280,7 @@ func (r *Router) ServeEvent(ctx context.Context, raw json.RawMessage) (string, e
 
 	log := r.logger().With("event", kind.kind)
 	log.Info("event", "input", fields)
-	ctx, cancel := r.withDeadline(ctx)
+	ctx, cancel := r.withDeadline(ctx, responseWindow{})
 	defer cancel()
 	p := &progress{}
 	ctx = context.WithValue(ctx, progressKey{}, p)
@@ -300,9 +353,25 @@ func decodeEvent(raw json.RawMessage) (cfn.Event, error) {
 
 // Serve handles one event; it has the signature of cfn.CustomResourceFunction.
 // The handler runs in its own goroutine under a deadline SafetyMargin before
-// the Lambda deadline; when that deadline passes Serve answers FAILED
-// "timed out waiting for <what>" even if the handler ignores its context.
+// the Lambda deadline, or before the response URL expires if that comes
+// first; when that deadline passes Serve answers FAILED "timed out waiting
+// for <what>" even if the handler ignores its context. An event whose
+// response URL has expired is not handed to the handler (the error is a
+// *ResponseURLExpiredError; LambdaHandler sends nothing for it). A handler's
+// panic becomes a FAILED answer (with the pending id of a Create) and is
+// logged with its stack; LambdaHandler then passes it on to the runtime.
 func (r *Router) Serve(ctx context.Context, ev cfn.Event) (physicalID string, data map[string]interface{}, err error) {
+	w := windowOf(ev.ResponseURL, r.now())
+	if w.expired() {
+		return "", nil, r.refuseExpired(ev, w)
+	}
+	physicalID, data, _, err = r.serve(ctx, ev, w)
+	return physicalID, data, err
+}
+
+// serve is Serve for an event whose response URL has not expired; it also
+// returns the handler's panic, if it panicked.
+func (r *Router) serve(ctx context.Context, ev cfn.Event, w responseWindow) (physicalID string, data map[string]interface{}, panicked *outcome, err error) {
 	start := time.Now()
 	req := Request{
 		RequestType:        ev.RequestType,
@@ -322,9 +391,20 @@ func (r *Router) Serve(ctx context.Context, ev cfn.Event) (physicalID string, da
 		"stackId", ev.StackID,
 	)
 	log.Info("request", "physicalResourceId", ev.PhysicalResourceID, "properties", ev.ResourceProperties, "oldProperties", ev.OldResourceProperties)
+	if !w.known() {
+		// Lenient on purpose: the URL's form is CloudFormation's to change
+		// (the expiry parameters are S3's, not a documented part of the
+		// custom resource protocol). Refusing every URL of a new form would
+		// fail every deploy, update and delete, with no answer, until the
+		// handler is updated. Serving keeps the other bounds: the Lambda
+		// deadline, and the function's maximum event age, chosen so that
+		// no event is delivered after CloudFormation's ServiceTimeout.
+		log.Warn("the response URL has no expiry this handler recognises; serving the request without that bound",
+			"why", w.unknownWhy.Error(), "responseUrlHost", responseURLHost(ev.ResponseURL))
+	}
 
 	p := &progress{}
-	res, err := r.run(ctx, req, log, p)
+	res, panicked, err := r.run(ctx, req, log, p, w)
 	if err == nil {
 		physicalID, data = res.PhysicalResourceID, res.Data
 		if ev.RequestType == cfn.RequestDelete {
@@ -339,10 +419,10 @@ func (r *Router) Serve(ctx context.Context, ev cfn.Event) (physicalID string, da
 		if failedID == fallbackID(ev) {
 			failedID = "" // LambdaWrap fills in the same fallback
 		}
-		return failedID, nil, errors.New(reason)
+		return failedID, nil, panicked, errors.New(reason)
 	}
 	log.Info("answer", "outcome", string(cfn.StatusSuccess), "physicalResourceId", physicalID, "data", data, "durationMs", time.Since(start).Milliseconds())
-	return physicalID, data, nil
+	return physicalID, data, nil, nil
 }
 
 type outcome struct {
@@ -352,10 +432,22 @@ type outcome struct {
 	stack    []byte
 }
 
-func (r *Router) run(ctx context.Context, req Request, log *slog.Logger, p *progress) (Result, error) {
+// run calls the handler of req under the internal deadline. A panic is
+// returned (with the error its answer gives), not raised: the caller answers
+// first.
+func (r *Router) run(ctx context.Context, req Request, log *slog.Logger, p *progress, w responseWindow) (Result, *outcome, error) {
+	res, panicked, err := r.call(ctx, req, log, p, w)
+	if panicked != nil {
+		log.Error("handler panicked", "panic", fmt.Sprint(panicked.panicked), "stack", string(panicked.stack))
+		return Result{}, panicked, fmt.Errorf("%s panicked: %v (the stack is in the function's log)", handlerName(req), panicked.panicked)
+	}
+	return res, nil, err
+}
+
+func (r *Router) call(ctx context.Context, req Request, log *slog.Logger, p *progress, w responseWindow) (Result, *outcome, error) {
 	h, ok := r.handlers[req.ResourceType]
 	if !ok {
-		return Result{}, fmt.Errorf("ResourceType: this handler serves %s, got %q", strings.Join(r.ResourceTypes(), " and "), req.ResourceType)
+		return Result{}, nil, fmt.Errorf("ResourceType: this handler serves %s, got %q", strings.Join(r.ResourceTypes(), " and "), req.ResourceType)
 	}
 	var call func(context.Context) (Result, error)
 	switch req.RequestType {
@@ -366,10 +458,17 @@ func (r *Router) run(ctx context.Context, req Request, log *slog.Logger, p *prog
 	case cfn.RequestDelete:
 		call = func(ctx context.Context) (Result, error) { return Result{}, h.Delete(ctx, req) }
 	default:
-		return Result{}, fmt.Errorf("RequestType: expected Create, Update or Delete, got %q", req.RequestType)
+		return Result{}, nil, fmt.Errorf("RequestType: expected Create, Update or Delete, got %q", req.RequestType)
 	}
 
-	ctx, cancel := r.withDeadline(ctx)
+	margin := r.margin()
+	if w.known() && w.left() <= margin {
+		// The answer may still land, but acting first might not leave the
+		// time to send it.
+		return Result{}, nil, fmt.Errorf("the response URL expires at %s, %s after the request arrived; the handler needs %s to act and answer, so it did not act",
+			w.expiresAt.UTC().Format(time.RFC3339), w.left().Round(time.Millisecond), margin)
+	}
+	ctx, cancel := r.withDeadline(ctx, w)
 	defer cancel()
 	ctx = context.WithValue(ctx, progressKey{}, p)
 	ctx = withLogger(ctx, log)
@@ -394,21 +493,18 @@ func (r *Router) run(ctx context.Context, req Request, log *slog.Logger, p *prog
 		select {
 		case o = <-done: // finished at the same moment: keep its answer
 		default:
-			return Result{}, errors.New(p.timeoutReason(handlerName(req)))
+			return Result{}, nil, errors.New(p.timeoutReason(handlerName(req)))
 		}
 	}
 	if o.panicked != nil {
-		log.Error("handler panicked", "panic", fmt.Sprint(o.panicked), "stack", string(o.stack))
-		// Re-panic on this goroutine: cfn.LambdaWrap answers FAILED (once)
-		// and the Lambda runtime reports the panic and restarts the process.
-		panic(o.panicked)
+		return Result{}, &o, nil
 	}
 	if o.err != nil && ctx.Err() != nil {
 		// The handler honoured the deadline; its error is usually a bare
 		// "context deadline exceeded". Say what it was waiting for.
-		return Result{}, fmt.Errorf("%s (%v)", p.timeoutReason(handlerName(req)), o.err)
+		return Result{}, nil, fmt.Errorf("%s (%v)", p.timeoutReason(handlerName(req)), o.err)
 	}
-	return o.res, o.err
+	return o.res, nil, o.err
 }
 
 // handlerName names the handler of req in a timeout reason.
@@ -416,22 +512,39 @@ func handlerName(req Request) string {
 	return fmt.Sprintf("the %s %s handler", req.ResourceType, req.RequestType)
 }
 
+// margin is the router's safety margin.
+func (r *Router) margin() time.Duration {
+	if r.SafetyMargin > 0 {
+		return r.SafetyMargin
+	}
+	return SafetyMargin
+}
+
 // withDeadline derives the internal deadline: the Lambda deadline minus the
 // safety margin, or half the remaining time when less than twice the margin
-// is left.
-func (r *Router) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
+// is left; and no later than the safety margin before the response URL of w
+// expires, so that the handler stops while its answer can still land.
+func (r *Router) withDeadline(ctx context.Context, w responseWindow) (context.Context, context.CancelFunc) {
+	var deadline time.Time
+	if lambda, ok := ctx.Deadline(); ok {
+		margin := r.margin()
+		if remaining := time.Until(lambda); remaining < 2*margin {
+			margin = remaining / 2
+		}
+		deadline = lambda.Add(-margin)
+	}
+	if w.known() {
+		// The time left is measured on the router's clock and counted
+		// from the arrival on the runtime's, where the context's deadline
+		// lives.
+		if byURL := w.arrived.Add(w.left() - r.margin()); deadline.IsZero() || byURL.Before(deadline) {
+			deadline = byURL
+		}
+	}
+	if deadline.IsZero() {
 		return context.WithCancel(ctx)
 	}
-	margin := r.SafetyMargin
-	if margin <= 0 {
-		margin = SafetyMargin
-	}
-	if remaining := time.Until(deadline); remaining < 2*margin {
-		margin = remaining / 2
-	}
-	return context.WithDeadline(ctx, deadline.Add(-margin))
+	return context.WithDeadline(ctx, deadline)
 }
 
 func (r *Router) logger() *slog.Logger {

@@ -119,14 +119,15 @@ type harness struct {
 	seq    int
 }
 
-// send runs ev with a fresh RequestId and the loopback response URL, checks
-// that exactly one well-formed answer arrived, and returns it with the AWS
-// calls the handler made.
+// send runs ev with a fresh RequestId and the loopback response URL, signed
+// now (the handler refuses a request whose URL has expired), checks that
+// exactly one well-formed answer arrived, and returns it with the AWS calls
+// the handler made.
 func (h *harness) send(t *testing.T, ev event) (cfnresponse.Answer, []string) {
 	t.Helper()
 	h.seq++
 	requestID := fmt.Sprintf("00000000-0000-4000-8000-%012d", h.seq)
-	u, err := url.Parse(ev.str("ResponseURL"))
+	u, err := url.Parse(cfnresponse.Resigned(t, ev.str("ResponseURL"), time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}

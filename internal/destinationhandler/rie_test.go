@@ -1,8 +1,11 @@
 package destinationhandler_test
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
@@ -36,6 +39,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	t.Run("scheduled check", func(t *testing.T) { healSequence(t, h) })
 	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
 	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
+	t.Run("late create", func(t *testing.T) { lateCreate(t, h, e) })
 	if t.Failed() {
 		t.Logf("emulator and function output:\n%s", e.Log())
 	}
@@ -112,5 +116,50 @@ func TestBootstrapDeleteFailsWhileTheGrantStays(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("emulator and function output:\n%s", e.Log())
+	}
+}
+
+// lateCreate sends a Create whose response URL expired before it arrived, as
+// a throttled event that Lambda held for hours would: CloudFormation stopped
+// waiting, and its rollback may have run already. The bootstrap fails the
+// invocation naming the expiry, calls no AWS API, creates no grant and PUTs
+// nothing.
+func lateCreate(t *testing.T, h *harness, e *rie.Emulator) {
+	key := newKey(t, h.kms)
+	signed := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	create := loadEvent(t, "grant-create.json")
+	create = create.with("ResourceProperties", create.props("ResourceProperties", "KeyArn", key),
+		"ResponseURL", cfnresponse.PresignedURL(h.cfn.URL, signed, 2*time.Hour))
+	payload, err := json.Marshal(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cfn.Reset()
+	h.proxy.Reset()
+	ctx, cancel := context.WithTimeout(context.Background(), rieFunctionTimeout+10*time.Second)
+	defer cancel()
+
+	out, err := e.Invoke(ctx, payload)
+
+	if err != nil {
+		t.Fatalf("invoke: %v", err)
+	}
+	var fnErr struct{ ErrorMessage, ErrorType string }
+	_ = json.Unmarshal(out, &fnErr)
+	expiredAt := signed.Add(2 * time.Hour).UTC().Format(time.RFC3339)
+	if fnErr.ErrorType != "ResponseURLExpiredError" || !strings.Contains(fnErr.ErrorMessage, "its response URL expired at "+expiredAt) {
+		t.Errorf("the function answered %s, want a ResponseURLExpiredError naming %s", out, expiredAt)
+	}
+	if calls := h.proxy.Calls(); len(calls) != 0 {
+		t.Errorf("AWS calls %v, want none", calls)
+	}
+	if got := h.grants(t, key); len(got) != 0 {
+		t.Errorf("grants %v on the key, want none", got)
+	}
+	if a := h.cfn.Answers(); len(a) != 0 {
+		t.Errorf("answers %q, want none", a)
+	}
+	if !strings.Contains(h.output(), `"msg":"response URL expired before the request arrived: not acting, not answering"`) {
+		t.Errorf("the function's log lacks the refusal")
 	}
 }

@@ -53,6 +53,30 @@ const FunctionTimeout = 10
 // timeout plus room for Lambda's queueing, instead of CloudFormation's one hour.
 const ServiceTimeoutMinutes = FunctionTimeout + 5
 
+// MaxEventAgeSeconds is the functions' MaximumEventAgeInSeconds: how long
+// Lambda may keep an asynchronous event (CloudFormation's requests, the
+// scheduled check's) before it drops it. Without it Lambda retries a
+// throttled event, or one that met a Lambda 5xx, for up to 6 hours, and may
+// deliver an event more than once ("How Lambda handles errors and retries
+// with asynchronous invocation",
+// https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html);
+// MaximumRetryAttempts bounds only function errors.
+//
+// The number is chosen from CloudFormation's wait: it stops waiting
+// ServiceTimeout after it sends the request ("Response timeout",
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-custom-resources.html#response-timeout),
+// and a request must never act after that. An event delivered at this age
+// on a cold start (the Init phase takes at most 10 s, "Understanding the
+// Lambda execution environment lifecycle",
+// https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html)
+// answers by 240 + 10 + 600 (FunctionTimeout) = 850 s of CloudFormation's
+// 900: the minute kept in reserve covers the Init and the time between
+// CloudFormation's clock and Lambda's queue. Lambda accepts 60 to 21600.
+const MaxEventAgeSeconds = (ServiceTimeoutMinutes-FunctionTimeout)*60 - eventAgeReserveSeconds
+
+// eventAgeReserveSeconds is the reserve MaxEventAgeSeconds keeps (see there).
+const eventAgeReserveSeconds = 60
+
 // Provider is the per-stack handler.
 type Provider struct {
 	*handler
@@ -164,10 +188,13 @@ type handler struct {
 	ServiceToken *string
 	// roleArn is the role's ARN: a literal when the stack's account and
 	// region are known, else the role's Arn attribute.
-	roleArn      string
-	stackPath    string
-	roleRef      string
-	policy       awsiam.CfnPolicy
+	roleArn   string
+	stackPath string
+	roleRef   string
+	policy    awsiam.CfnPolicy
+	// invokeConfig bounds the age of the function's events; every custom
+	// resource the function serves depends on it.
+	invokeConfig awslambda.CfnEventInvokeConfig
 	statements   []interface{}
 	suppressions []map[string]interface{}
 	mu           sync.Mutex
@@ -250,11 +277,14 @@ func newHandler(env *StackEnv, spec handlerSpec, needs ...policyNeed) *handler {
 	fn.AddResourceDependency(h.policy, nil)
 	// CloudFormation invokes the function asynchronously. A retried
 	// invocation would answer the same request twice; the handler answers
-	// every request itself, failures included.
-	awslambda.NewCfnEventInvokeConfig(at(fnScope, "EventInvokeConfig"), jsii.String("Resource"), &awslambda.CfnEventInvokeConfigProps{
-		FunctionName:         fn.Ref(),
-		Qualifier:            jsii.String("$LATEST"),
-		MaximumRetryAttempts: jsii.Number(0),
+	// every request itself, failures included. An event older than
+	// MaxEventAgeSeconds is dropped: CloudFormation would have stopped
+	// waiting before its answer.
+	h.invokeConfig = awslambda.NewCfnEventInvokeConfig(at(fnScope, "EventInvokeConfig"), jsii.String("Resource"), &awslambda.CfnEventInvokeConfigProps{
+		FunctionName:             fn.Ref(),
+		Qualifier:                jsii.String("$LATEST"),
+		MaximumRetryAttempts:     jsii.Number(0),
+		MaximumEventAgeInSeconds: jsii.Number(MaxEventAgeSeconds),
 	})
 	h.ServiceToken = fn.AttrArn()
 	return h
@@ -348,13 +378,19 @@ func (h *handler) RetainedResource(scope constructs.Construct, resourceType stri
 }
 
 func (h *handler) resource(scope constructs.Construct, resourceType string, props map[string]interface{}, removal awscdk.RemovalPolicy) awscdk.CustomResource {
-	return awscdk.NewCustomResource(scope, jsii.String("Resource"), &awscdk.CustomResourceProps{
+	cr := awscdk.NewCustomResource(scope, jsii.String("Resource"), &awscdk.CustomResourceProps{
 		ResourceType:   jsii.String(resourceType),
 		ServiceToken:   h.ServiceToken,
 		ServiceTimeout: ServiceTimeout(),
 		Properties:     &props,
 		RemovalPolicy:  removal,
 	})
+	// The ServiceToken orders the resource after the function only: without
+	// this, CloudFormation may send a new stack's first requests before the
+	// invoke configuration exists, with Lambda's defaults (6 hours, 2
+	// retries). It also keeps the configuration until the resource's Delete.
+	cr.Node().AddDependency(h.invokeConfig)
+	return cr
 }
 
 // resourcePolicy gives the role the permissions one custom resource needs,

@@ -9,8 +9,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Answer is one recorded PUT.
@@ -107,4 +111,50 @@ func bodies(answers []Answer) []string {
 		out = append(out, string(a.Body))
 	}
 	return out
+}
+
+// sigV4Date is the format of X-Amz-Date (ISO 8601 basic, UTC), as S3's
+// "Authenticating Requests: Using Query Parameters (AWS Signature Version
+// 4)" gives it: https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html
+const sigV4Date = "20060102T150405Z"
+
+// PresignedURL is a response URL of the form CloudFormation sends (a
+// pre-signed S3 PUT, Signature Version 4 query parameters) under base,
+// signed at signedAt and valid for expires (whole seconds). The signature
+// is a placeholder: the recording server checks none.
+func PresignedURL(base string, signedAt time.Time, expires time.Duration) string {
+	q := url.Values{
+		"X-Amz-Algorithm":     {"AWS4-HMAC-SHA256"},
+		"X-Amz-Date":          {signedAt.UTC().Format(sigV4Date)},
+		"X-Amz-SignedHeaders": {"host"},
+		"X-Amz-Expires":       {strconv.Itoa(int(expires / time.Second))},
+		"X-Amz-Credential":    {"AKIA6ODU5DHT7EXAMPLE/" + signedAt.UTC().Format("20060102") + "/us-east-1/s3/aws4_request"},
+		"X-Amz-Signature":     {"3f1e0bd6f9a0e5c2d7b8a4c1e9f0d2b3a5c6e7f8091a2b3c4d5e6f708192a3b4"},
+	}
+	return base + "/cfn-response?" + q.Encode()
+}
+
+// Resigned returns rawURL with its X-Amz-Date set to signedAt, the rest of
+// the query as it was, so that an event recorded in testdata is as fresh
+// as one CloudFormation just sent. A URL without X-Amz-Date is returned
+// unchanged.
+func Resigned(t testing.TB, rawURL string, signedAt time.Time) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatalf("response URL %q: %v", rawURL, err)
+	}
+	if !u.Query().Has("X-Amz-Date") {
+		return rawURL
+	}
+	// Replace the one parameter in place: the order of the others stays.
+	var parts []string
+	for _, p := range strings.Split(u.RawQuery, "&") {
+		if strings.HasPrefix(p, "X-Amz-Date=") {
+			p = "X-Amz-Date=" + signedAt.UTC().Format(sigV4Date)
+		}
+		parts = append(parts, p)
+	}
+	u.RawQuery = strings.Join(parts, "&")
+	return u.String()
 }
