@@ -397,3 +397,83 @@ func TestPolicyEvaluation(t *testing.T) {
 	}
 	policyeval.Check(t, cases)
 }
+
+// TestPolicyCasesCatchLooserPolicies keeps the destination cases able to
+// fail: examples/basic's golden templates (no synth), with a condition
+// removed from the key policy and from the handler's identity policy, are
+// answered otherwise than the cases expect, on exactly the cases that
+// condition decides.
+func TestPolicyCasesCatchLooserPolicies(t *testing.T) {
+	t.Parallel()
+	loosen := func(doc interface{}, drop func(cond map[string]interface{})) {
+		for _, st := range doc.(map[string]interface{})["Statement"].([]interface{}) {
+			if cond, ok := st.(map[string]interface{})["Condition"].(map[string]interface{}); ok {
+				drop(cond)
+			}
+		}
+	}
+	dropKey := func(op, key string) func(map[string]interface{}) {
+		return func(cond map[string]interface{}) {
+			if m, ok := cond[op].(map[string]interface{}); ok {
+				delete(m, key)
+				if len(m) == 0 {
+					delete(cond, op)
+				}
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		drop func(map[string]interface{})
+		want []string // the cases that must now differ
+	}{
+		{"without ForAllValues kms:GrantOperations", dropKey("ForAllValues:StringEquals", "kms:GrantOperations"),
+			[]string{"handler creates a grant with the extra operation RetireGrant", "handler creates a grant with the extra operation Sign"}},
+		{"without kms:RetiringPrincipal", dropKey("StringEquals", "kms:RetiringPrincipal"),
+			[]string{"handler creates a grant retired by another principal", "handler creates a grant without a retiring principal"}},
+		{"without kms:GranteePrincipal", dropKey("StringEquals", "kms:GranteePrincipal"),
+			[]string{"handler creates a grant for another role of its account", "handler creates a grant for a third account's SLR"}},
+		{"without aws:PrincipalArn", dropKey("StringEquals", "aws:PrincipalArn"),
+			[]string{"handler decrypts with the key", "another role of the account, allowed kms:* by IAM, creates the handler's grant", "another role of the account decrypts"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// GIVEN examples/basic as its golden templates, deployed
+			a := &Assembly{Templates: map[string]map[string]interface{}{}}
+			for _, stack := range []string{"AmiSource", "AmiDestination"} {
+				var tmpl map[string]interface{}
+				readJSON(t, "testdata/basic/"+stack+".template.json", &tmpl)
+				a.Templates[stack] = tmpl
+			}
+			d := deploymentOf(t, "basic-golden", a, []stackArtifact{
+				{key: "AmiSource", stackName: "AmiSource", env: deployEnv{"aws", "111111111111", "us-east-1"}},
+				{key: "AmiDestination", stackName: "AmiDestination", env: deployEnv{"aws", "222222222222", "us-east-1"}},
+			})
+			dests := appDestinations(t, "basic-golden", d, func(account string) member { return member{account: account} })
+			if len(dests) != 1 {
+				t.Fatalf("%d destinations", len(dests))
+			}
+			// WHEN one condition is gone from the key policy and the
+			// handler's identity policies
+			dest := dests[0]
+			loosen(dest.keyPolicy, tc.drop)
+			for _, p := range dest.g.identity {
+				loosen(p.Document, tc.drop)
+			}
+			cases := destinationCases(dest)
+			results, err := policyeval.Evaluate(cases)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// THEN exactly the cases that condition decides differ
+			var differ []string
+			for i, c := range cases {
+				if policyeval.Mismatch(c, results[i]) != "" {
+					differ = append(differ, strings.TrimPrefix(c.Name, dest.label+": "))
+				}
+			}
+			if strings.Join(differ, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("cases that differ:\n  %s\nwant\n  %s", strings.Join(differ, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+		})
+	}
+}

@@ -283,12 +283,19 @@ func defaultKeyPolicy(account string) map[string]interface{} {
 	}}
 }
 
+// newDeployment reads an assembly's stacks from its manifests.
 func newDeployment(t testing.TB, name string, a *Assembly) *deployment {
 	t.Helper()
 	stacks, err := assemblyStacks(a)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
+	return deploymentOf(t, name, a, stacks)
+}
+
+// deploymentOf reads the key policies of an assembly's stacks.
+func deploymentOf(t testing.TB, name string, a *Assembly, stacks []stackArtifact) *deployment {
+	t.Helper()
 	d := &deployment{name: name, a: a, stacks: stacks, keys: map[string]keyPolicy{}}
 	for _, s := range stacks {
 		if a.Templates[s.key] == nil {
