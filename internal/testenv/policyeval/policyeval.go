@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -372,14 +371,4 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-// Names lists the cases' names, sorted (for a report of what ran).
-func Names(cases []Case) []string {
-	var out []string
-	for _, c := range cases {
-		out = append(out, c.Name)
-	}
-	slices.Sort(out)
-	return out
 }
