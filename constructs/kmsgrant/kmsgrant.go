@@ -79,8 +79,14 @@ type GrantProps struct {
 	// stack's handler, which logs the result and writes the metrics
 	// CrossAccountAmi/GrantRecreated and CrossAccountAmi/GrantCheckFailed
 	// (dimension GrantName) that an alarm can watch. Only for a grant the
-	// handler owns (no RetiringPrincipal of your own). Delete retires every
-	// grant of that name the handler owns, so a re-created grant never leaks.
+	// handler owns (no RetiringPrincipal of your own). The check re-creates
+	// the grant only while CloudFormation shows the grant's resource alive
+	// (DescribeStackResource, which the handler's role may call on its own
+	// stack), and retires what it made if the resource's Delete began
+	// meanwhile; Delete retires every grant of that name the handler owns:
+	// so a check delivered late or twice leaves no grant behind. A revoke
+	// lasts only until the next check: to shut an account out for good,
+	// the key's owner uses encryptedami.NewKeyAccessCutOff.
 	// Default: - no scheduled check.
 	HealSchedule awsevents.Schedule `field:"optional"`
 }

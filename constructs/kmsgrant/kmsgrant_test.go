@@ -236,7 +236,8 @@ func TestEachGrantHasItsOwnHandlerPolicy(t *testing.T) {
 		})},
 	})
 	body, _ := json.Marshal(tmpl.ToJSON())
-	for _, a := range []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant"} {
+	// (and, without a scheduled check, no CloudFormation permission)
+	for _, a := range []string{"kms:ListGrants", "kms:RevokeGrant", "kms:RetireGrant", "cloudformation:DescribeStackResource"} {
 		if strings.Contains(string(body), `"`+a+`"`) {
 			t.Errorf("the template allows %s", a)
 		}
@@ -281,15 +282,35 @@ func TestHealSchedule(t *testing.T) {
 	})
 	tmpl := assertions.Template_FromStack(stack, nil)
 	grant := *stack.GetLogicalId(stack.Node().FindChild(jsii.String("Owned")).Node().FindChild(jsii.String("Resource")).Node().DefaultChild().(awscdk.CfnElement))
+	// THEN the rule's Input names the grant's resource (the stack's unique
+	// id, the logical id, the Ref: the handler heals only while
+	// CloudFormation shows it alive) and its properties; the Ref makes the
+	// rule wait for the grant, with no DependsOn of its own
 	tmpl.HasResource(jsii.String("AWS::Events::Rule"), &map[string]interface{}{
-		"DependsOn": []interface{}{grant},
+		"DependsOn": assertions.Match_Absent(),
 		"Properties": map[string]interface{}{
 			"ScheduleExpression": "rate(6 hours)",
 			"Targets": []interface{}{map[string]interface{}{
 				"Id": "GrantHandler", "Arn": assertions.Match_AnyValue(),
-				"Input": assertions.Match_StringLikeRegexp(jsii.String(`^\{"ResourceProperties":\{.*"Name":"fleet-grant".*\},"crossaccountami":"heal-grant"\}$`)),
+				"Input": map[string]interface{}{"Fn::Join": []interface{}{"", []interface{}{
+					`{"LogicalResourceId":"` + grant + `","PhysicalResourceId":"`,
+					map[string]interface{}{"Ref": grant},
+					`","ResourceProperties":{"GranteePrincipal":"` + slrArn + `","KeyArn":"` + keyArn + `","Name":"fleet-grant","Operations":["Decrypt"],"RetiringPrincipal":"arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-Dest-29201ce4b7"},"StackId":"`,
+					map[string]interface{}{"Ref": "AWS::StackId"},
+					`","crossaccountami":"heal-grant"}`,
+				}}},
 			}},
 		},
+	})
+	// AND the handler's role may describe the resources of its own stack, and no other
+	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
+		"PolicyDocument": map[string]interface{}{"Statement": assertions.Match_ArrayWith(&[]interface{}{map[string]interface{}{
+			"Action": "cloudformation:DescribeStackResource", "Effect": "Allow",
+			"Resource": map[string]interface{}{"Fn::Join": []interface{}{"", []interface{}{
+				"arn:", map[string]interface{}{"Ref": "AWS::Partition"}, ":cloudformation:", map[string]interface{}{"Ref": "AWS::Region"}, ":",
+				map[string]interface{}{"Ref": "AWS::AccountId"}, ":stack/", map[string]interface{}{"Ref": "AWS::StackName"}, "/*",
+			}}},
+		}})},
 	})
 	tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(1))
 	// AND the grant carries its schedule: turning the check on for a grant

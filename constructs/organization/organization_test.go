@@ -146,20 +146,34 @@ func TestDeployment(t *testing.T) {
 	rules := tmpl.FindResources(jsii.String("AWS::Events::Rule"), nil)
 	for _, r := range *rules {
 		input, _ := json.Marshal((*r)["Properties"].(map[string]interface{})["Targets"].([]interface{})[0].(map[string]interface{})["Input"])
-		for _, w := range []string{`{\"ResourceProperties\":{`, `\"crossaccountami\":\"heal-grant\"`, `\"Name\":\"`, `GrantName`, `SourceKeys`} {
+		// (the grant's resource too: the handler heals only while
+		// CloudFormation shows it alive)
+		for _, w := range []string{`\"ResourceProperties\":{`, `\"crossaccountami\":\"heal-grant\"`, `\"Name\":\"`, `GrantName`, `SourceKeys`,
+			`\"LogicalResourceId\":\"Grant`, `\"PhysicalResourceId\":\"",{"Ref":"Grant`, `\"StackId\":\"",{"Ref":"AWS::StackId"}`} {
 			if !strings.Contains(string(input), w) {
 				t.Errorf("the rule's Input %s lacks %s", input, w)
 			}
 		}
 	}
+	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]interface{}{
+		"PolicyDocument": map[string]interface{}{"Statement": assertions.Match_ArrayWith(&[]interface{}{map[string]interface{}{
+			"Action": "cloudformation:DescribeStackResource", "Effect": "Allow",
+			"Resource": map[string]interface{}{"Fn::Join": []interface{}{"", []interface{}{
+				"arn:", map[string]interface{}{"Ref": "AWS::Partition"}, ":cloudformation:", map[string]interface{}{"Ref": "AWS::Region"}, ":",
+				map[string]interface{}{"Ref": "AWS::AccountId"}, ":stack/", map[string]interface{}{"Ref": "AWS::StackName"}, "/*",
+			}}},
+		}})},
+	})
 	// AND EventBridge may invoke the function from that rule only
 	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Permission"), &map[string]interface{}{
 		"Action": "lambda:InvokeFunction", "Principal": "events.amazonaws.com",
 		"SourceArn": map[string]interface{}{"Fn::GetAtt": []interface{}{assertions.Match_StringLikeRegexp(jsii.String("^GrantHealRule")), "Arn"}},
 	})
-	// AND the check adds no permission to the handler's role: what it
-	// calls (ListRetirableGrants, CreateGrant for this grant) the role has
-	// for the grant's own lifecycle
+	// AND the check adds one permission to the handler's role,
+	// cloudformation:DescribeStackResource on its own stack (the StackSet
+	// names the stack: AWS::StackName); what else it calls
+	// (ListRetirableGrants, CreateGrant for this grant) the role has for the
+	// grant's own lifecycle
 	policies := tmpl.FindResources(jsii.String("AWS::IAM::Policy"), nil)
 	var actions []string
 	for _, p := range *policies {
@@ -179,7 +193,7 @@ func TestDeployment(t *testing.T) {
 			}
 		}
 	}
-	want := "iam:CreateServiceLinkedRole kms:CreateGrant kms:ListRetirableGrants logs:CreateLogStream logs:PutLogEvents"
+	want := "cloudformation:DescribeStackResource iam:CreateServiceLinkedRole kms:CreateGrant kms:ListRetirableGrants logs:CreateLogStream logs:PutLogEvents"
 	if got := strings.Join(sortedUnique(actions), " "); got != want {
 		t.Errorf("the handler role's actions: %s, want %s", got, want)
 	}

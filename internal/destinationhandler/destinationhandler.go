@@ -10,8 +10,10 @@
 // which deployed key policies name.
 //
 // The clients are configured from the Lambda environment (LoadConfig), the
-// SDK's endpoint variables AWS_ENDPOINT_URL_KMS and AWS_ENDPOINT_URL_IAM
-// included: the tests point them at moto_server.
+// SDK's endpoint variables AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_IAM and
+// AWS_ENDPOINT_URL_CLOUDFORMATION included: the tests point them at
+// moto_server. CloudFormation is asked only by the scheduled check, whether
+// the grant's resource still exists (DescribeStackResource).
 package destinationhandler
 
 import (
@@ -20,6 +22,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
@@ -53,8 +56,9 @@ func mainRouter() *customresource.Router {
 // Config is what the handler needs to reach AWS.
 type Config struct {
 	AWS aws.Config
-	// KMSEndpoint and IAMEndpoint override the services' endpoints when set.
-	KMSEndpoint, IAMEndpoint string
+	// KMSEndpoint, IAMEndpoint and CloudFormationEndpoint override the
+	// services' endpoints when set.
+	KMSEndpoint, IAMEndpoint, CloudFormationEndpoint string
 	// Role is the ARN of the function's role (grantspec.HandlerRoleEnv): the
 	// retiring principal of the grants the handler owns.
 	Role string
@@ -65,30 +69,35 @@ type Config struct {
 
 // LoadConfig reads the configuration from the environment Lambda gives a
 // function (lambdaenv.Load) and the SDK's standard endpoint overrides
-// (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_IAM, else AWS_ENDPOINT_URL; none
-// when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), and the function's role
-// from grantspec.HandlerRoleEnv, which the construct sets.
+// (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_IAM,
+// AWS_ENDPOINT_URL_CLOUDFORMATION, else AWS_ENDPOINT_URL; none when
+// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), and the function's role from
+// grantspec.HandlerRoleEnv, which the construct sets.
 func LoadConfig() (Config, error) {
 	awsCfg, err := lambdaenv.Load()
 	if err != nil {
 		return Config{}, err
 	}
-	return Config{AWS: awsCfg, KMSEndpoint: lambdaenv.Endpoint("KMS"), IAMEndpoint: lambdaenv.Endpoint("IAM"), Role: os.Getenv(grantspec.HandlerRoleEnv)}, nil
+	return Config{AWS: awsCfg, KMSEndpoint: lambdaenv.Endpoint("KMS"), IAMEndpoint: lambdaenv.Endpoint("IAM"),
+		CloudFormationEndpoint: lambdaenv.Endpoint("CLOUDFORMATION"), Role: os.Getenv(grantspec.HandlerRoleEnv)}, nil
 }
 
 // Register adds this library's resource types and the scheduled check of a
-// grant to router; role is the function's role ARN, metrics where the check
+// grant to router; role is the function's role ARN, stacks what the check
+// asks whether a grant's resource still exists, metrics where the check
 // writes its metric lines (nil: stdout). A new resource type is one more
 // Handle call.
-func Register(router *customresource.Router, kmsClient grantlifecycle.KMS, iamClient slrlifecycle.IAM, role string, metrics io.Writer) {
+func Register(router *customresource.Router, kmsClient grantlifecycle.KMS, iamClient slrlifecycle.IAM, stacks grantlifecycle.CloudFormation, role string, metrics io.Writer) {
 	grants := grantlifecycle.New(kmsClient, role)
 	grants.Metrics = metrics
+	grants.CloudFormation = stacks
 	router.Handle(grantspec.ResourceType, grants)
 	router.HandleEvent(grantspec.HealEventKey, grantspec.HealEventKind, grants.Heal)
 	router.Handle(slrspec.ResourceType, slrlifecycle.New(iamClient))
 }
 
-// NewRouter is the router Main serves, over KMS and IAM clients made from cfg.
+// NewRouter is the router Main serves, over KMS, IAM and CloudFormation
+// clients made from cfg.
 func NewRouter(cfg Config) *customresource.Router {
 	kmsClient := kms.NewFromConfig(cfg.AWS, func(o *kms.Options) {
 		if cfg.KMSEndpoint != "" {
@@ -100,7 +109,12 @@ func NewRouter(cfg Config) *customresource.Router {
 			o.BaseEndpoint = aws.String(cfg.IAMEndpoint)
 		}
 	})
+	stacks := cloudformation.NewFromConfig(cfg.AWS, func(o *cloudformation.Options) {
+		if cfg.CloudFormationEndpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.CloudFormationEndpoint)
+		}
+	})
 	router := customresource.NewRouter()
-	Register(router, kmsClient, iamClient, cfg.Role, cfg.Metrics)
+	Register(router, kmsClient, iamClient, stacks, cfg.Role, cfg.Metrics)
 	return router
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -51,6 +52,9 @@ const (
 // fake) and the role the construct names.
 func handlerEnv(endpoint string) map[string]string {
 	env := moto.Env(endpoint)
+	// The scheduled check asks CloudFormation whether the grant's resource
+	// still exists: moto serves DescribeStackResource.
+	env["AWS_ENDPOINT_URL_CLOUDFORMATION"] = endpoint
 	env[grantspec.HandlerRoleEnv] = handlerRole
 	return env
 }
@@ -114,6 +118,8 @@ type harness struct {
 	cfn    *cfnresponse.Server
 	proxy  *moto.Proxy // counts the handler's AWS calls
 	kms    *kms.Client // the test's own client, straight to moto
+	// stacks is the test's own CloudFormation client, straight to moto.
+	stacks *cloudformation.Client
 	// output is what the function printed so far (where its metric lines go).
 	output func() string
 	seq    int
@@ -495,7 +501,7 @@ func TestInProcessAgainstMoto(t *testing.T) {
 	m := moto.Start(t)
 	proxy := m.CountingProxy(t)
 	out := &lockedBuffer{}
-	h := &harness{invoke: inProcessTo(t, proxy.URL, inProcessTimeout, out), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m), output: out.String}
+	h := &harness{invoke: inProcessTo(t, proxy.URL, inProcessTimeout, out), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m), stacks: motoStacks(m), output: out.String}
 
 	t.Run("grant", func(t *testing.T) { grantSequence(t, h) })
 	t.Run("rollback of a failed create", func(t *testing.T) { rollbackSequence(t, h) })

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -20,29 +21,14 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/testenv/moto"
 )
 
-// healPayload is the Input the construct gives the check's EventBridge
-// rule, made with the encoder it uses, from the properties of a template.
-func healPayload(t *testing.T, props map[string]interface{}) []byte {
-	t.Helper()
-	p, err := grantspec.Decode(props)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := grantspec.EncodeHealEvent(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // heal runs the scheduled check of the grant props define through the
 // function's entry point, and returns its result and the AWS calls it
 // made. The check answers nobody: no CloudFormation answer may arrive.
-func (h *harness) heal(t *testing.T, props map[string]interface{}) (string, []string) {
+func (h *harness) heal(t *testing.T, props map[string]interface{}, r grantspec.HealResource) (string, []string) {
 	t.Helper()
 	h.cfn.Reset()
 	h.proxy.Reset()
-	out := h.invoke(t, healPayload(t, props))
+	out := h.invoke(t, healPayload(t, props, r))
 	if a := h.cfn.Answers(); len(a) != 0 {
 		t.Errorf("the check answered CloudFormation: %v", a)
 	}
@@ -146,9 +132,15 @@ func retirable(t *testing.T, c *kms.Client, name string) []types.GrantListEntry 
 // healSequence is an incident and its repair: a grant the handler created
 // is revoked by hand, the scheduled check makes it again, a second check
 // finds it, and the stack's Delete retires the grant the check made, which
-// its physical id does not name.
+// its physical id does not name. Then the stack is deleted, and a check
+// delivered late (it waited in Lambda's queue) makes no grant. The grant's
+// resource is a stand-in in a moto stack (moto runs no custom resource),
+// which the check asks about through AWS_ENDPOINT_URL_CLOUDFORMATION.
 func healSequence(t *testing.T, h *harness) {
 	key := newKey(t, h.kms)
+	res0 := standInStack(t, h.stacks, "heal-"+key[strings.LastIndex(key, "/")+1:])
+	calls0 := []string{"CloudFormation.DescribeStackResource"}
+	withCFN := func(calls ...string) []string { return append(slices.Clone(calls0), calls...) }
 	create := loadEvent(t, "grant-create.json")
 	del := loadEvent(t, "grant-delete.json")
 	name := "heal/" + key[strings.LastIndex(key, "/")+1:] // one name per key: the test's own
@@ -164,8 +156,8 @@ func healSequence(t *testing.T, h *harness) {
 	}
 
 	// WHEN the check runs while the grant is there THEN it is left alone
-	res, calls := h.heal(t, props)
-	if !slices.Equal(calls, []string{"KMS.ListRetirableGrants"}) || res != fmt.Sprintf("grant %s on %s present: %s", name, key, g1.GrantId) {
+	res, calls := h.heal(t, props, res0)
+	if !slices.Equal(calls, withCFN("KMS.ListRetirableGrants")) || res != fmt.Sprintf("grant %s on %s present: %s", name, key, g1.GrantId) {
 		t.Errorf("check, grant present: %q after calls %v", res, calls)
 	}
 	wantMetrics(t, h.output, name, 1, map[string]float64{grantspec.MetricGrantRecreated: 0, grantspec.MetricGrantCheckFailed: 0})
@@ -179,8 +171,8 @@ func healSequence(t *testing.T, h *harness) {
 	}
 	// AND the check runs THEN the grant is back: same name, key, grantee,
 	// operations and retiring principal, under a new id
-	res, calls = h.heal(t, props)
-	if !slices.Equal(calls, []string{"KMS.ListRetirableGrants", "KMS.CreateGrant"}) || !strings.HasPrefix(res, fmt.Sprintf("grant %s on %s re-created: ", name, key)) {
+	res, calls = h.heal(t, props, res0)
+	if !slices.Equal(calls, withCFN("KMS.ListRetirableGrants", "KMS.CreateGrant", "CloudFormation.DescribeStackResource")) || !strings.HasPrefix(res, fmt.Sprintf("grant %s on %s re-created: ", name, key)) {
 		t.Errorf("check, grant revoked: %q after calls %v", res, calls)
 	}
 	wantMetrics(t, h.output, name, 2, map[string]float64{grantspec.MetricGrantRecreated: 1, grantspec.MetricGrantCheckFailed: 0})
@@ -205,8 +197,8 @@ func healSequence(t *testing.T, h *harness) {
 	}
 
 	// WHEN the check runs again THEN it finds the grant: no second one
-	res, calls = h.heal(t, props)
-	if !slices.Equal(calls, []string{"KMS.ListRetirableGrants"}) || !strings.HasSuffix(res, "present: "+aws.ToString(g.GrantId)) {
+	res, calls = h.heal(t, props, res0)
+	if !slices.Equal(calls, withCFN("KMS.ListRetirableGrants")) || !strings.HasSuffix(res, "present: "+aws.ToString(g.GrantId)) {
 		t.Errorf("second check: %q after calls %v", res, calls)
 	}
 	wantMetrics(t, h.output, name, 3, map[string]float64{grantspec.MetricGrantRecreated: 0, grantspec.MetricGrantCheckFailed: 0})
@@ -228,7 +220,7 @@ func healSequence(t *testing.T, h *harness) {
 	props2 := create.props("ResourceProperties", "KeyArn", key, "Name", name2)
 	a, _ = h.send(t, create.with("ResourceProperties", props2))
 	g2 := grantOf(t, a)
-	if res, calls := h.heal(t, props2); !slices.Equal(calls, []string{"KMS.ListRetirableGrants"}) || !strings.HasSuffix(res, "present: "+g2.GrantId) {
+	if res, calls := h.heal(t, props2, res0); !slices.Equal(calls, withCFN("KMS.ListRetirableGrants")) || !strings.HasSuffix(res, "present: "+g2.GrantId) {
 		t.Errorf("check of %s: %q after calls %v", name2, res, calls)
 	}
 	wantMetrics(t, h.output, name2, 1, map[string]float64{grantspec.MetricGrantRecreated: 0, grantspec.MetricGrantCheckFailed: 0})
@@ -238,8 +230,23 @@ func healSequence(t *testing.T, h *harness) {
 		t.Errorf("grants named %s after the delete: %v, want none", name2, got)
 	}
 	if got := h.grants(t, key); len(got) != 0 {
-		t.Errorf("grants on %s at the end: %v, want none", key, got)
+		t.Errorf("grants on %s after the deletes: %v, want none", key, got)
 	}
+
+	// WHEN the stack is deleted AND a check of its grant arrives afterwards
+	// THEN it asks CloudFormation, sees the resource DELETE_COMPLETE, and
+	// makes no grant
+	if _, err := h.stacks.DeleteStack(context.Background(), &cloudformation.DeleteStackInput{StackName: aws.String(res0.StackID)}); err != nil {
+		t.Fatal(err)
+	}
+	res, calls = h.heal(t, props, res0)
+	if !slices.Equal(calls, calls0) || !strings.HasPrefix(res, fmt.Sprintf("grant %s on %s not checked: ", name, key)) {
+		t.Errorf("late check: %q after calls %v", res, calls)
+	}
+	if got := h.grants(t, key); len(got) != 0 {
+		t.Errorf("grants on %s after a late check: %v, want none", key, got)
+	}
+	wantMetrics(t, h.output, name, 3, map[string]float64{grantspec.MetricGrantRecreated: 0, grantspec.MetricGrantCheckFailed: 0})
 }
 
 // TestScheduledCheckFailures runs the check through the function's entry
@@ -250,9 +257,15 @@ func TestScheduledCheckFailures(t *testing.T) {
 	srv := fakekms.Start(t)
 	srv.AddKey(key, fakekms.Enabled)
 	srv.SetCaller(handlerRole)
+	// CloudFormation is a fake in front of the fake KMS: it shows the
+	// grant's resource alive unless a subtest says otherwise.
+	stacks := startStacksFront(t, srv.URL)
+	res0 := grantspec.HealResource{StackID: "arn:aws:cloudformation:us-east-1:123456789012:stack/dest/0f2a3c40-ad8f-11ef-9a5b-0affd3c1d2e1", LogicalResourceID: "AmiGrant", PhysicalResourceID: key + ":0c237476"}
+	alive := stackAnswer{Status: "CREATE_COMPLETE", PhysicalID: res0.PhysicalResourceID}
+	stacks.answer(alive)
 	out := &lockedBuffer{}
-	invoke := lambdaIn(t, srv.URL, inProcessTimeout, out)
-	h := &harness{invoke: inProcessTo(t, srv.URL, inProcessTimeout, out), cfn: cfnresponse.Start(t), proxy: &moto.Proxy{}}
+	invoke := lambdaIn(t, stacks.URL, inProcessTimeout, out)
+	h := &harness{invoke: inProcessTo(t, stacks.URL, inProcessTimeout, out), cfn: cfnresponse.Start(t), proxy: &moto.Proxy{}}
 	create := loadEvent(t, "grant-create.json")
 	name := "heal/fake"
 	props := create.props("ResourceProperties", "Name", name)
@@ -260,7 +273,7 @@ func TestScheduledCheckFailures(t *testing.T) {
 	check := func(t *testing.T) ([]string, string, error) {
 		t.Helper()
 		srv.ResetCalls()
-		res, err := invoke(healPayload(t, props))
+		res, err := invoke(healPayload(t, props, res0))
 		return srv.Calls(), res, err
 	}
 	lines := 0
@@ -303,8 +316,27 @@ func TestScheduledCheckFailures(t *testing.T) {
 	t.Run("a grant the handler does not own", func(t *testing.T) {
 		foreign := create.props("ResourceProperties", "Name", name, "RetiringPrincipal", nil)
 		srv.ResetCalls()
-		_, err := invoke(healPayload(t, foreign))
+		_, err := invoke(healPayload(t, foreign, res0))
 		failed(t, err, srv.Calls(), nil, `its RetiringPrincipal is "", not this handler's role `+handlerRole)
+	})
+	t.Run("the resource is being deleted: nothing is made", func(t *testing.T) {
+		stacks.answer(stackAnswer{Status: "DELETE_IN_PROGRESS", PhysicalID: res0.PhysicalResourceID})
+		defer stacks.answer(alive)
+		calls, res, err := check(t)
+		if err != nil || len(calls) != 0 || stacks.Calls() != 1 || len(srv.Grants(key)) != 0 || !strings.Contains(res, "is DELETE_IN_PROGRESS") {
+			t.Errorf("check: %q, %v after KMS calls %v and %d DescribeStackResource; grants %v", res, err, calls, stacks.Calls(), srv.Grants(key))
+		}
+	})
+	t.Run("the resource's Delete begins during the CreateGrant: the grant made is retired", func(t *testing.T) {
+		stacks.answer(alive, stackAnswer{Status: "DELETE_IN_PROGRESS", PhysicalID: res0.PhysicalResourceID})
+		defer stacks.answer(alive)
+		calls, res, err := check(t)
+		if err != nil || !slices.Equal(calls, []string{"ListRetirableGrants", "CreateGrant", "RetireGrant"}) || stacks.Calls() != 2 || !strings.Contains(res, "retired again") {
+			t.Errorf("check: %q, %v after KMS calls %v and %d DescribeStackResource", res, err, calls, stacks.Calls())
+		}
+		if got := srv.Grants(key); len(got) != 0 {
+			t.Errorf("grants %v, want none", got)
+		}
 	})
 	t.Run("then KMS allows it: the grant is made, once", func(t *testing.T) {
 		calls, res, err := check(t)

@@ -31,7 +31,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	m := moto.Start(t)
 	proxy := m.CountingProxy(t)
 	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: handlerEnv(proxy.URL), FunctionTimeout: rieFunctionTimeout})
-	h := &harness{invoke: underRIE(e), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m), output: e.Log}
+	h := &harness{invoke: underRIE(e), cfn: cfnresponse.Start(t), proxy: proxy, kms: motoKMS(m), stacks: motoStacks(m), output: e.Log}
 
 	t.Run("grant", func(t *testing.T) { grantSequence(t, h) })
 	t.Run("rollback of a failed create", func(t *testing.T) { rollbackSequence(t, h) })

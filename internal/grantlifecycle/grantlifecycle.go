@@ -62,9 +62,10 @@
 //     one RetireGrant per re-created grant. If that listing fails, so does
 //     the Delete, with the command that lists them.
 //   - Heal (the scheduled check, grantspec.HealEvent) looks for an owned
-//     grant by its definition and name, re-creates it if it is gone, and
-//     writes a metric line for an alarm (see heal.go). It never removes a
-//     grant.
+//     grant by its definition and name, re-creates it if it is gone while
+//     CloudFormation shows the grant's resource alive, and writes a metric
+//     line for an alarm (see heal.go). The only grant it ever removes is one
+//     it has just made for a resource whose Delete began meanwhile.
 package grantlifecycle
 
 import (
@@ -123,6 +124,9 @@ type Handler struct {
 	// Metrics receives the scheduled check's metric lines (Heal). Nil:
 	// os.Stdout, where Lambda collects them into the function's log group.
 	Metrics io.Writer
+	// CloudFormation tells the scheduled check whether the grant's resource
+	// still exists (see heal_fence.go). Nil: the check refuses to run.
+	CloudFormation CloudFormation
 }
 
 // New returns the handler over client, running as role.

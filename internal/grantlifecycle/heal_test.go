@@ -13,8 +13,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
@@ -34,11 +37,69 @@ func healEvent(t *testing.T, p map[string]interface{}) json.RawMessage {
 	if _, ok := props["Name"]; !ok {
 		props["Name"] = healName
 	}
-	b, err := json.Marshal(map[string]interface{}{grantspec.HealEventKey: grantspec.HealEventKind, grantspec.HealEventProperties: props})
+	b, err := json.Marshal(map[string]interface{}{grantspec.HealEventKey: grantspec.HealEventKind, grantspec.HealEventProperties: props,
+		grantspec.HealEventStackID: healResource.StackID, grantspec.HealEventLogicalID: healResource.LogicalResourceID, grantspec.HealEventPhysicalID: healResource.PhysicalResourceID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// healResource is the grant's Custom::KmsGrant the check's event names.
+var healResource = grantspec.HealResource{StackID: stackID, LogicalResourceID: "AmiGrant", PhysicalResourceID: physical(keyARN, grantID)}
+
+// fakeStacks answers DescribeStackResource with the next of answers (the
+// last one again when they run out), and records the call in calls (the
+// KMS fake's, so that one list shows the order of every call).
+type fakeStacks struct {
+	t       *testing.T
+	calls   *[]string
+	answers []func(*cloudformation.DescribeStackResourceInput) (*cloudformation.DescribeStackResourceOutput, error)
+}
+
+func (f *fakeStacks) DescribeStackResource(_ context.Context, in *cloudformation.DescribeStackResourceInput, _ ...func(*cloudformation.Options)) (*cloudformation.DescribeStackResourceOutput, error) {
+	*f.calls = append(*f.calls, "DescribeStackResource")
+	if len(f.answers) == 0 {
+		f.t.Fatalf("unexpected DescribeStackResource %+v", in)
+	}
+	if aws.ToString(in.StackName) != healResource.StackID || aws.ToString(in.LogicalResourceId) != healResource.LogicalResourceID {
+		f.t.Errorf("DescribeStackResource of %s in %s, want %s in %s", aws.ToString(in.LogicalResourceId), aws.ToString(in.StackName), healResource.LogicalResourceID, healResource.StackID)
+	}
+	answer := f.answers[0]
+	if len(f.answers) > 1 {
+		f.answers = f.answers[1:]
+	}
+	return answer(in)
+}
+
+// stackResource answers the grant's resource with status and physical id.
+func stackResource(status cfntypes.ResourceStatus, physicalID string) func(*cloudformation.DescribeStackResourceInput) (*cloudformation.DescribeStackResourceOutput, error) {
+	return func(in *cloudformation.DescribeStackResourceInput) (*cloudformation.DescribeStackResourceOutput, error) {
+		return &cloudformation.DescribeStackResourceOutput{StackResourceDetail: &cfntypes.StackResourceDetail{
+			StackId: in.StackName, LogicalResourceId: in.LogicalResourceId, PhysicalResourceId: aws.String(physicalID),
+			ResourceStatus: status, ResourceType: aws.String(grantspec.ResourceType),
+		}}, nil
+	}
+}
+
+// alive is the grant's resource as a stack keeps it.
+var alive = stackResource(cfntypes.ResourceStatusCreateComplete, physical(keyARN, grantID))
+
+// cfnErr is a CloudFormation error as the SDK returns it (query protocol:
+// a GenericAPIError for ValidationError, which the model does not declare).
+func cfnErr(code, msg string) func(*cloudformation.DescribeStackResourceInput) (*cloudformation.DescribeStackResourceOutput, error) {
+	return func(*cloudformation.DescribeStackResourceInput) (*cloudformation.DescribeStackResourceOutput, error) {
+		return nil, &smithy.OperationError{ServiceID: "CloudFormation", OperationName: "DescribeStackResource", Err: &smithy.GenericAPIError{Code: code, Message: msg, Fault: smithy.FaultClient}}
+	}
+}
+
+// healer is the handler over f whose CloudFormation gives answers, its
+// metrics in out.
+func healer(t *testing.T, f *fakeKMS, out *bytes.Buffer, answers ...func(*cloudformation.DescribeStackResourceInput) (*cloudformation.DescribeStackResourceOutput, error)) *Handler {
+	h := New(f, handlerRole)
+	h.Metrics = out
+	h.CloudFormation = &fakeStacks{t: t, calls: &f.calls, answers: answers}
+	return h
 }
 
 // metric is one EMF line the check wrote, reduced to what an alarm reads.
@@ -118,15 +179,14 @@ func TestHealGrantPresent(t *testing.T) {
 	}
 	f := store.fake(t)
 	var out bytes.Buffer
-	h := New(f, handlerRole)
-	h.Metrics = &out
+	h := healer(t, f, &out, alive)
 
 	res, err := h.Heal(context.Background(), healEvent(t, props(owned)))
 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(res, "present: "+grantID2) || !slices.Equal(f.calls, []string{"ListRetirableGrants"}) {
+	if !strings.Contains(res, "present: "+grantID2) || !slices.Equal(f.calls, []string{"DescribeStackResource", "ListRetirableGrants"}) {
 		t.Errorf("result %q after calls %v", res, f.calls)
 	}
 	wantMetric(t, out.String(), healName, map[string]float64{"GrantRecreated": 0, "GrantCheckFailed": 0})
@@ -147,8 +207,7 @@ func TestHealRecreatesTheGrantOnce(t *testing.T) {
 		return create(in)
 	}
 	var out bytes.Buffer
-	h := New(f, handlerRole)
-	h.Metrics = &out
+	h := healer(t, f, &out, alive)
 	p := props(owned, set("EncryptionContextSubset", map[string]interface{}{"aws:ebs:id": "snap-1"}))
 
 	// WHEN the check runs
@@ -158,7 +217,7 @@ func TestHealRecreatesTheGrantOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(res, "re-created: "+grantID3) || !slices.Equal(f.calls, []string{"ListRetirableGrants", "CreateGrant"}) {
+	if !strings.Contains(res, "re-created: "+grantID3) || !slices.Equal(f.calls, []string{"DescribeStackResource", "ListRetirableGrants", "CreateGrant", "DescribeStackResource"}) {
 		t.Errorf("result %q after calls %v", res, f.calls)
 	}
 	var fromCreate *kms.CreateGrantInput
@@ -180,7 +239,7 @@ func TestHealRecreatesTheGrantOnce(t *testing.T) {
 	if res, err := h.Heal(context.Background(), healEvent(t, p)); err != nil || !strings.Contains(res, "present: "+grantID3) {
 		t.Errorf("second check: %q, %v", res, err)
 	}
-	if !slices.Equal(f.calls, []string{"ListRetirableGrants"}) || !slices.Equal(store.ids(), []string{"aaaa", "bbbb", "cccc", grantID3}) {
+	if !slices.Equal(f.calls, []string{"DescribeStackResource", "ListRetirableGrants"}) || !slices.Equal(store.ids(), []string{"aaaa", "bbbb", "cccc", grantID3}) {
 		t.Errorf("second check: calls %v, grants %v", f.calls, store.ids())
 	}
 	wantMetric(t, out.String(), healName, map[string]float64{"GrantRecreated": 0, "GrantCheckFailed": 0})
@@ -213,6 +272,8 @@ func TestHealFailures(t *testing.T) {
 		role      string
 		event     json.RawMessage
 		fake      fakeKMS
+		stacks    func(*cloudformation.DescribeStackResourceInput) (*cloudformation.DescribeStackResourceOutput, error)
+		noStacks  bool
 		want      []string
 		wantCalls []string
 		noMetric  bool
@@ -220,20 +281,20 @@ func TestHealFailures(t *testing.T) {
 		{
 			name: "ListRetirableGrants denied", event: healEvent(t, props(owned)), fake: fakeKMS{retirable: denied},
 			want:      []string{"cannot tell whether the grant " + healName + " on " + keyARN + " still exists", "AccessDeniedException", "The IAM policy of " + handlerRole + " must allow kms:ListRetirableGrants"},
-			wantCalls: []string{"ListRetirableGrants"},
+			wantCalls: []string{"DescribeStackResource", "ListRetirableGrants"},
 		},
 		{
 			name: "CreateGrant denied", event: healEvent(t, props(owned)), fake: fakeKMS{retirable: retirableOf(), createGrant: createFails("AccessDeniedException")},
 			want:      []string{"the grant " + healName + " on " + keyARN + " is gone, and re-creating it failed", "KMS denied kms:CreateGrant. Two policies", "the key policy of " + keyARN, "the IAM policy of " + handlerRole},
-			wantCalls: []string{"ListRetirableGrants", "CreateGrant"},
+			wantCalls: []string{"DescribeStackResource", "ListRetirableGrants", "CreateGrant"},
 		},
 		{
 			name: "key disabled", event: healEvent(t, props(owned)), fake: fakeKMS{retirable: retirableOf(), createGrant: createFails("DisabledException")},
-			want: []string{"DisabledException: kms said no", "enable-key --key-id " + keyARN}, wantCalls: []string{"ListRetirableGrants", "CreateGrant"},
+			want: []string{"DisabledException: kms said no", "enable-key --key-id " + keyARN}, wantCalls: []string{"DescribeStackResource", "ListRetirableGrants", "CreateGrant"},
 		},
 		{
 			name: "key pending deletion", event: healEvent(t, props(owned)), fake: fakeKMS{retirable: retirableOf(), createGrant: createFails("KMSInvalidStateException")},
-			want: []string{"cancel-key-deletion"}, wantCalls: []string{"ListRetirableGrants", "CreateGrant"},
+			want: []string{"cancel-key-deletion"}, wantCalls: []string{"DescribeStackResource", "ListRetirableGrants", "CreateGrant"},
 		},
 		{
 			name: "a grant the handler does not own", event: healEvent(t, props(set("RetiringPrincipal", otherRole))),
@@ -255,6 +316,24 @@ func TestHealFailures(t *testing.T) {
 			name: "no name", event: json.RawMessage(`{"crossaccountami":"heal-grant","ResourceProperties":{"KeyArn":"` + keyARN + `"}}`),
 			want: []string{"invalid heal-grant event"}, noMetric: true,
 		},
+		{
+			name:  "an event that names no resource (a rule of an older version)",
+			event: json.RawMessage(`{"crossaccountami":"heal-grant","ResourceProperties":{"KeyArn":"` + keyARN + `","GranteePrincipal":"` + grantee + `","Operations":["Decrypt"],"RetiringPrincipal":"` + handlerRole + `","Name":"` + healName + `"}}`),
+			want:  []string{"the event names no Custom::KmsGrant resource (it lacks StackId, LogicalResourceId, PhysicalResourceId)", "deploy the stack again"},
+		},
+		{
+			name: "DescribeStackResource denied", event: healEvent(t, props(owned)), stacks: cfnErr("AccessDenied", "User: "+handlerRole+" is not authorized to perform: cloudformation:DescribeStackResource"),
+			want:      []string{"cannot tell whether the resource of the grant " + healName + " on " + keyARN + " still exists, so the check does nothing", "cloudformation:DescribeStackResource on its own stack"},
+			wantCalls: []string{"DescribeStackResource"},
+		},
+		{
+			name: "DescribeStackResource throttled", event: healEvent(t, props(owned)), stacks: cfnErr("Throttling", "Rate exceeded"),
+			want: []string{"Throttling: Rate exceeded"}, wantCalls: []string{"DescribeStackResource"},
+		},
+		{
+			name: "no CloudFormation client", event: healEvent(t, props(owned)), stacks: nil, noStacks: true,
+			want: []string{"this handler has no CloudFormation client"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.fake
@@ -266,6 +345,13 @@ func TestHealFailures(t *testing.T) {
 			var out bytes.Buffer
 			h := New(&f, role)
 			h.Metrics = &out
+			stacks := tc.stacks
+			if stacks == nil {
+				stacks = alive
+			}
+			if !tc.noStacks {
+				h.CloudFormation = &fakeStacks{t: t, calls: &f.calls, answers: []func(*cloudformation.DescribeStackResourceInput) (*cloudformation.DescribeStackResourceOutput, error){stacks}}
+			}
 
 			res, err := h.Heal(context.Background(), tc.event)
 

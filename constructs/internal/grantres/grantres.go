@@ -60,12 +60,17 @@ const HealRuleID = "Heal"
 // themselves"): an EventBridge rule that invokes the stack's handler on
 // schedule (an EventBridge schedule expression, such as "rate(1 day)")
 // with the grant's grantspec.HealEvent, and a permission that lets
-// EventBridge invoke the function from that rule only. The handler finds
+// EventBridge invoke the function from that rule only. The event names the
+// grant's resource (the stack's AWS::StackId, its logical id, its Ref), so
+// that the handler re-creates the grant only while CloudFormation shows
+// that resource alive: a late or repeated event after the grant's Delete
+// then makes nothing. The handler's role gets
+// cloudformation:DescribeStackResource on its own stack for that. It finds
 // the grant with kms:ListRetirableGrants and re-creates it under its name
-// with kms:CreateGrant: permissions its role has for this grant already, so
-// the check adds none. Only a grant the handler owns can be checked: the
-// callers refuse the check for a RetiringPrincipal of the user's own while
-// they validate their props, before anything is created.
+// with kms:CreateGrant: permissions its role has for this grant already.
+// Only a grant the handler owns can be checked: the callers refuse the
+// check for a RetiringPrincipal of the user's own while they validate their
+// props, before anything is created.
 func (g *Grant) Heal(schedule string) {
 	spec := g.spec
 	if spec.Name == "" {
@@ -73,15 +78,21 @@ func (g *Grant) Heal(schedule string) {
 		// handler answers it as an attribute.
 		spec.Name = *g.resource.GetAttString(jsii.String(grantspec.AttrGrantName))
 	}
-	input, err := grantspec.HealEventInput(spec)
-	if err != nil {
-		panic(err) // only for a grant without a name, which spec.Name rules out
-	}
-	// Written in the grant's properties: enabling the check on a grant that
-	// exists then sends it an Update, whose answer carries GrantName.
-	g.resource.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String(grantspec.PropHealSchedule), jsii.String(schedule))
+	cfnResource := g.resource.Node().DefaultChild().(awscdk.CfnResource)
 	scope := registry.Child(g.Construct, HealRuleID)
 	stack := awscdk.Stack_Of(scope)
+	input, err := grantspec.HealEventInput(spec, grantspec.HealResource{
+		StackID: *awscdk.Aws_STACK_ID(), LogicalResourceID: *stack.GetLogicalId(cfnResource), PhysicalResourceID: *g.resource.Ref(),
+	})
+	if err != nil {
+		panic(err) // only for a grant without a name or resource, which the values above rule out
+	}
+	provider.Of(g.Construct, provider.NeedDescribeOwnStack)
+	// Written in the grant's properties: enabling the check on a grant that
+	// exists then sends it an Update, whose answer carries GrantName.
+	cfnResource.AddPropertyOverride(jsii.String(grantspec.PropHealSchedule), jsii.String(schedule))
+	// The Input refers to the grant (its Ref), so the rule starts once the
+	// grant exists, and is deleted before it.
 	rule := awsevents.NewCfnRule(scope, jsii.String("Rule"), &awsevents.CfnRuleProps{
 		Description:        jsii.String("crossaccountami: checks that the KMS grant " + registry.Path(g.Construct) + " exists, re-creates it if it was revoked"),
 		ScheduleExpression: jsii.String(schedule),
@@ -91,11 +102,6 @@ func (g *Grant) Heal(schedule string) {
 			Input: stack.ToJsonString(input, nil),
 		}},
 	})
-	if g.spec.Name != "" {
-		// The rule starts once the grant exists (with the default name,
-		// its GetAtt says so already).
-		rule.AddResourceDependency(g.resource.Node().DefaultChild().(awscdk.CfnResource), nil)
-	}
 	awslambda.NewCfnPermission(scope, jsii.String("Permission"), &awslambda.CfnPermissionProps{
 		Action:       jsii.String("lambda:InvokeFunction"),
 		FunctionName: g.provider.FunctionArn(),

@@ -96,6 +96,10 @@ const (
 	// policy after every grant (each grant depends on the function, which
 	// depends on the policy), so cleanups can still list.
 	NeedListRetirable
+	// NeedDescribeOwnStack: cloudformation:DescribeStackResource on the
+	// handler's own stack, for the scheduled check to ask whether a grant's
+	// resource still exists before it re-creates the grant.
+	NeedDescribeOwnStack
 )
 
 // Of returns the handler of scope's stack, creating it on first use. Every
@@ -123,8 +127,11 @@ func (p *Provider) take(n Need) (policyNeed, bool) {
 		return policyNeed{}, false
 	}
 	p.has[n] = true
-	if n == NeedSLR {
+	switch n {
+	case NeedSLR:
 		return slrNeed(p.env), true
+	case NeedDescribeOwnStack:
+		return describeOwnStackNeed(), true
 	}
 	return listRetirableNeed, true
 }
@@ -583,6 +590,27 @@ var listRetirableNeed = policyNeed{
 		"kms:ListRetirableGrants only: it lists the grants whose retiring principal is this role (the handler asks only for its own role) "+
 			"and reveals nothing else; KMS authorizes it with an IAM policy of this account and the Service Authorization Reference gives it no resource type, so IAM requires Resource *",
 		"Resource::*"),
+}
+
+// describeOwnStackNeed lets the handler describe the resources of its own
+// stack, and of no other. The stack's ARN ends in an id CloudFormation picks
+// (arn:...:stack/<name>/<uuid>, the Service Authorization Reference's
+// "stack" resource type), hence the wildcard; the stack's name is the
+// AWS::StackName pseudo parameter because a StackSet names its stacks itself.
+// The same name's later stack (deleted, created again) matches too: it is
+// this handler's stack all the same.
+func describeOwnStackNeed() policyNeed {
+	return policyNeed{
+		statement: map[string]interface{}{
+			"Action": "cloudformation:DescribeStackResource", "Effect": "Allow",
+			"Resource": *awscdk.Fn_Join(jsii.String(""), jsii.Strings("arn:", *awscdk.Aws_PARTITION(), ":cloudformation:", *awscdk.Aws_REGION(), ":",
+				*awscdk.Aws_ACCOUNT_ID(), ":stack/", *awscdk.Aws_STACK_NAME(), "/*")),
+		},
+		suppression: nagsuppress.Rule("AwsSolutions-IAM5",
+			"cloudformation:DescribeStackResource only, only on this handler's own stack (arn:...:stack/<this stack's name>/*): the wildcard is the stack id CloudFormation "+
+				"appends to the name. The scheduled check asks whether the grant's resource still exists, so that a late check never re-creates a grant after the resource's Delete",
+			nagsuppress.Regex(`/^Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:<AWS::AccountId>:stack\/<AWS::StackName>\/\*$/`)),
+	}
 }
 
 // slrNeed lets the handler create the Auto Scaling service-linked role, and

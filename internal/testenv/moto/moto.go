@@ -94,7 +94,8 @@ func SetEnv(t testing.TB, endpoint string) {
 
 // Proxy forwards requests to a server and records the API operations it
 // sees, as "KMS.CreateGrant" (JSON protocols, from X-Amz-Target) or
-// "IAM.CreateServiceLinkedRole" (query protocol, from the Action).
+// "IAM.CreateServiceLinkedRole" (query protocol, from the Action, and the
+// service its signature names: "CloudFormation.DescribeStackResource").
 type Proxy struct {
 	URL string
 
@@ -121,6 +122,24 @@ func (s *Server) CountingProxy(t testing.TB) *Proxy {
 
 var targetServices = map[string]string{"TrentService": "KMS"}
 
+// queryServices names the query-protocol services by their signing name,
+// the service of the signature's credential scope.
+var queryServices = map[string]string{"iam": "IAM", "cloudformation": "CloudFormation", "ec2": "EC2", "sts": "STS"}
+
+// signingName is the service of a SigV4 Authorization header's credential
+// scope (Credential=<key>/<date>/<region>/<service>/aws4_request), or "".
+func signingName(auth string) string {
+	_, cred, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return ""
+	}
+	cred, _, _ = strings.Cut(cred, ",")
+	if parts := strings.Split(cred, "/"); len(parts) == 5 {
+		return parts[3]
+	}
+	return ""
+}
+
 func (p *Proxy) record(r *http.Request) {
 	op := "?"
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
@@ -132,7 +151,11 @@ func (p *Proxy) record(r *http.Request) {
 	} else if body, err := io.ReadAll(r.Body); err == nil {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Action") != "" {
-			op = "IAM." + form.Get("Action")
+			svc, ok := queryServices[signingName(r.Header.Get("Authorization"))]
+			if !ok {
+				svc = "IAM" // what this proxy served first; unsigned requests included
+			}
+			op = svc + "." + form.Get("Action")
 		}
 	}
 	p.mu.Lock()
