@@ -325,9 +325,13 @@ func ParsePhysicalID(s string) (id PhysicalID, ok bool) {
 	return PhysicalID{KeyArn: key, Hash: hash}, true
 }
 
-// RollbackID is the physical id a Create answers when it fails after its
-// first PutKeyPolicy: the resource's PhysicalID, and the statements the
-// rollback Delete (which gets the same properties) must leave in the policy.
+// RollbackID is the physical id a Create of crossaccountami 0.2 answered
+// when it failed after its first PutKeyPolicy: the resource's PhysicalID,
+// and the statements the rollback Delete (which gets the same properties)
+// must leave in the policy. A resource whose statements carry a SidSuffix
+// never answers one (a marked statement found before its Create is its own,
+// so its rollback removes them all); the handler keeps reading it so that
+// the rollback Delete of a 0.2 Create still keeps what it adopted.
 // Those are the statements the Create adopted: already in the policy, with
 // the same Sid and the same content, when the Create read it just before its
 // first write. They are named by their index in the properties' Statements,
