@@ -39,8 +39,9 @@
 //   - Update to another key is a replacement: the statements go to the new
 //     key under a new physical id, and CloudFormation's Delete of the old id
 //     (after success) removes them from the old key. If that Update fails
-//     after it may have written the new key's policy, it removes its
-//     statements from the new key before it answers FAILED, with
+//     after it may have written the new key's policy, it removes from the
+//     new key the statements it wrote there (not those that were there
+//     before it, with the same content) before it answers FAILED, with
 //     CleanupReserve of its time kept for that: CloudFormation's rollback
 //     Update only re-applies the old properties to the old key.
 //   - Delete removes the properties' Sids from the key the physical id
@@ -195,14 +196,15 @@ func (h *Handler) replace(ctx context.Context, req customresource.Request, p key
 }
 
 // ownedOnNewKey lists the Sids a failed replacing Update removes from the
-// new key: every marked Sid of p (a statement with this stack's mark is
-// this resource's, wherever it came from); for unmarked properties (a
-// rollback to those of 0.2) only the Sids that were not there, with the
-// same content, in the policy read before the first write.
+// new key: those it wrote, that is every Sid of p that was not there with
+// the same content in the policy read before its first write. What was
+// there before stays: the Update undoes its own writes and nothing else
+// (should CloudFormation's rollback send the old properties as an Update
+// to the new physical id, the old key already holds them, so a failure
+// then removes nothing from it).
 func ownedOnNewKey(p keypolicyspec.Properties, before *document) []string {
-	sids := keypolicyspec.Sids(p.Statements)
-	if p.SidSuffix != "" || before == nil {
-		return sids
+	if before == nil {
+		return keypolicyspec.Sids(p.Statements)
 	}
 	remove, _ := keypolicyspec.RollbackID{Keep: before.holds(p.Statements)}.Split(p.Statements)
 	return remove

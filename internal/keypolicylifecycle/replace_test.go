@@ -82,3 +82,26 @@ func TestRejectedReplacingUpdateWritesNothing(t *testing.T) {
 		t.Errorf("%d writes; new key %s", len(f.puts), f.policies[otherKey])
 	}
 }
+
+// The cleanup of a failed replacing Update removes what that Update wrote
+// and nothing that was on the new key before it, marked statements
+// included: the new key's policy is as it was.
+func TestFailedReplacingUpdateKeepsWhatWasOnTheNewKeyBefore(t *testing.T) {
+	f := newFake()
+	newBefore := ownerPolicy(ownCopy)
+	f.policies[otherKey] = newBefore
+	f.afterPut = func(f *fakeKMS, n int) {
+		if n == 1 {
+			f.getErrOnce = apiErr("KMSInternalException", "read-back failed")
+		}
+	}
+	ev := event(cfn.RequestUpdate, physicalID.String(), props(otherKey, mine("A", "222222222222"), mine("B", "333333333333")))
+	ev.OldResourceProperties = props(keyArn, mine("A", "222222222222"))
+	_, err := serve(t, f, ev, 3*time.Second)
+	if err == nil || !strings.Contains(err.Error(), `removed the statements it wrote on `+otherKey+` ("B`+mark+`")`) {
+		t.Fatalf("error %v", err)
+	}
+	if got := f.policies[otherKey]; got != ownerPolicy(ownCopy) {
+		t.Errorf("new key after the failed Update\n%s\nwant\n%s", got, newBefore)
+	}
+}
