@@ -199,7 +199,7 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 		// The organization's statements are placed once, on the key's side.
 		statements = amipolicy.Statements(dest, amipolicy.Style(style))
 	}
-	if err := budgetOf(env, props.Key, keyArn).claim(statements); err != nil {
+	if err := budgetOf(env, props.Key, keyArn).claim(placedStatements(props, statements)); err != nil {
 		fail(err)
 	}
 

@@ -176,3 +176,35 @@ func TestKeyPolicySizeLimitForAKeyImportedInEachStack(t *testing.T) {
 	}
 	t.Logf("%s", msg)
 }
+
+// With KeyPolicyScope on an imported key, the statements land in the key
+// policy with the source stack's mark at the end of each Sid (27 bytes
+// each): the key's budget counts them as written, so fewer destinations fit
+// than on a key of the app (TestKeyPolicySizeLimit), and the check still
+// fires at synth rather than at deploy.
+func TestManagedKeyPolicySizeLimit(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+	key := awskms.Key_FromKeyArn(source, jsii.String("Key"), jsii.String("arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"))
+	var msg string
+	for i := 0; i < 25 && msg == ""; i++ {
+		account := fmt.Sprintf("%012d", 222222222222+i)
+		stack := awscdk.NewStack(app, jsii.String("Dest-"+account), &awscdk.StackProps{Env: constructtest.Env(account, "us-east-1")})
+		msg = constructtest.Catch(func() {
+			encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{
+				Key: key, ImageId: jsii.String("ami-0123456789abcdef0"), KeyPolicyScope: source,
+			})
+		})
+	}
+	if msg == "" {
+		msg = constructtest.Catch(func() { app.Synth(nil) })
+	}
+	m := fitRe.FindStringSubmatch(msg)
+	if m == nil {
+		t.Fatalf("25 managed destinations on one key: %q", msg)
+	}
+	t.Logf("about %s destinations fit", m[1])
+	if m[1] != "23" {
+		t.Errorf("about %s destinations fit a managed key policy, want 23 (24 before the marks): %s", m[1], msg)
+	}
+}

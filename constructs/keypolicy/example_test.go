@@ -14,7 +14,7 @@ import (
 
 // Keep one statement in the policy of a key that an image pipeline created
 // outside this app. Statements of other owners stay as they are; deleting
-// the stack removes only this Sid.
+// the stack removes only this Sid, which ends with the stack's mark.
 func ExampleNewManagedStatements() {
 	app := awscdk.NewApp(nil)
 	source := awscdk.NewStack(app, jsii.String("AmiSource"), &awscdk.StackProps{
@@ -41,5 +41,5 @@ func ExampleNewManagedStatements() {
 	fmt.Println(*(*statements.Sids())[0])
 	// Output:
 	// arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab
-	// Allow the audit account to describe the key
+	// Allow the audit account to describe the key [crossaccountami 8b7c4c92]
 }

@@ -8,6 +8,16 @@
 // are never dropped, reordered or rewritten. Delete removes exactly this
 // resource's Sids.
 //
+// Every Sid it writes ends with the mark of its stack, " [crossaccountami
+// <8 hex>]" (keypolicyspec.SidSuffix: a hash of the stack's account, region
+// and name), so the key policy shows which statements a stack owns: a
+// statement given with Sid "Allow audit" lands in the key policy as
+// "Allow audit [crossaccountami 1a2b3c4d]", and Sids() returns that. A
+// statement someone applied by hand under the unmarked Sid (such as one
+// copied from CrossAccountEncryptedAmi's synth warning) is never adopted,
+// rewritten or removed; the managed copy sits beside it until a person
+// removes the hand-made one.
+//
 // One writer per key: all the statements one stack keeps on one key go
 // through a single Custom::KmsKeyPolicyStatements, however many
 // ManagedStatements (or CrossAccountEncryptedAmiProps.KeyPolicyScope)
@@ -73,7 +83,8 @@ type ManagedStatements interface {
 	// statements, and every other statement this stack keeps on the key;
 	// depend on it to order a resource after the statements are in place.
 	Resource() awscdk.CustomResource
-	// The Sids of the managed statements.
+	// The Sids of the managed statements as they are in the key policy:
+	// each ends with the stack's mark (keypolicyspec.SidSuffix).
 	Sids() *[]*string
 	// The ARN of the handler role that edits the key policy, for a key
 	// policy that does not delegate to IAM.
@@ -105,7 +116,7 @@ func NewManagedStatements(scope constructs.Construct, id *string, props *Managed
 	}
 	writers := writersOf(env.Stack)
 	if w := writers[spec.KeyArn]; w != nil {
-		if _, err := w.merged(spec.Statements); err != nil {
+		if _, _, err := w.merged(spec.Statements); err != nil {
 			fail(err)
 		}
 	}
@@ -118,7 +129,11 @@ func NewManagedStatements(scope constructs.Construct, id *string, props *Managed
 		// region, the only case RoleArn fails on: this is a bug.
 		fail(fmt.Errorf("the source handler role's ARN: %w", err))
 	}
-	return &managedStatements{Construct: c, resource: w.resource, sids: keypolicyspec.Sids(spec.Statements), roleArn: roleArn}
+	sids := keypolicyspec.Sids(spec.Statements)
+	for i := range sids {
+		sids[i] += w.sidSuffix
+	}
+	return &managedStatements{Construct: c, resource: w.resource, sids: sids, roleArn: roleArn}
 }
 
 // RevisionContextKey is the context key whose value, when set, every
@@ -136,8 +151,11 @@ const propRevision = "Revision"
 type keyWriter struct {
 	resource   awscdk.CustomResource
 	keyArn     string
-	statements []keypolicyspec.Statement
-	owners     map[string]string // Sid -> the contributor's path
+	statements []keypolicyspec.Statement // as the contributors gave them, unmarked
+	owners     map[string]string         // Sid -> the contributor's path
+	// sidSuffix is the stack's mark, which ends every Sid the resource
+	// writes (keypolicyspec.SidSuffix).
+	sidSuffix string
 }
 
 // keyWriters are a stack's writers, by key ARN.
@@ -156,42 +174,49 @@ func (writers keyWriters) of(stack awscdk.Stack, key awskms.IKey, keyArn string)
 	sum := sha256.Sum256([]byte(keyArn))
 	c := registry.Child(stack, "CrossAccountAmiKeyPolicy"+hex.EncodeToString(sum[:4]))
 	src := provider.SourceOf(c)
-	props := map[string]interface{}{keypolicyspec.PropKeyArn: keyArn}
+	env := provider.EnvOf(stack) // concrete: specFromProps checked it
+	suffix := keypolicyspec.SidSuffix(env.Account, env.Region, env.Name)
+	props := map[string]interface{}{keypolicyspec.PropKeyArn: keyArn, keypolicyspec.PropSidSuffix: suffix}
 	if rev, ok := stack.Node().TryGetContext(jsii.String(RevisionContextKey)).(string); ok && rev != "" {
 		props[propRevision] = rev
 	}
 	resource := src.Resource(c, keypolicyspec.ResourceType, props)
 	src.AllowKeyPolicyOn(c, resource, key.KeyArn())
-	w := &keyWriter{resource: resource, keyArn: keyArn, owners: map[string]string{}}
+	w := &keyWriter{resource: resource, keyArn: keyArn, owners: map[string]string{}, sidSuffix: suffix}
 	writers[keyArn] = w
 	return w
 }
 
-// merged returns the writer's statements with statements added. A Sid is
-// one statement: the same Sid with the same content from two contributors
-// is kept once (two destinations may share one), with other content it is
-// an error; so is a result KMS would refuse.
-func (w *keyWriter) merged(statements []keypolicyspec.Statement) ([]keypolicyspec.Statement, error) {
-	all := slices.Clone(w.statements)
+// merged returns the writer's statements with statements added, unmarked,
+// and as the resource writes them, marked. A Sid is one statement: the same
+// Sid with the same content from two contributors is kept once (two
+// destinations may share one), with other content it is an error; so is a
+// result KMS would refuse.
+func (w *keyWriter) merged(statements []keypolicyspec.Statement) (all, marked []keypolicyspec.Statement, err error) {
+	all = slices.Clone(w.statements)
 	for _, s := range statements {
 		i := slices.IndexFunc(all, func(have keypolicyspec.Statement) bool { return have.Sid == s.Sid })
 		switch {
 		case i < 0:
 			all = append(all, s)
 		case string(all[i].JSON) != string(s.JSON):
-			return nil, fmt.Errorf("Statements: the Sid %q is already managed on %s by %s with other content; one Sid is one statement", s.Sid, w.keyArn, w.owners[s.Sid])
+			return nil, nil, fmt.Errorf("Statements: the Sid %q is already managed on %s by %s with other content; one Sid is one statement", s.Sid, w.keyArn, w.owners[s.Sid])
 		}
 	}
-	if err := (keypolicyspec.Properties{KeyArn: w.keyArn, Statements: all}).Validate(); err != nil {
-		return nil, fmt.Errorf("the statements this stack keeps on %s: %w", w.keyArn, err)
+	marked, err = keypolicyspec.Mark(all, w.sidSuffix)
+	if err == nil {
+		err = (keypolicyspec.Properties{KeyArn: w.keyArn, Statements: marked, SidSuffix: w.sidSuffix}).Validate()
 	}
-	return all, nil
+	if err != nil {
+		return nil, nil, fmt.Errorf("the statements this stack keeps on %s: %w", w.keyArn, err)
+	}
+	return all, marked, nil
 }
 
 // add gives the writer more statements (checked with merged first) and
-// writes the whole list into the resource's Statements property.
+// writes the whole list, marked, into the resource's Statements property.
 func (w *keyWriter) add(owner string, statements []keypolicyspec.Statement) {
-	all, err := w.merged(statements)
+	all, marked, err := w.merged(statements)
 	if err != nil {
 		panic(err) // the caller checked merged before creating anything
 	}
@@ -201,7 +226,7 @@ func (w *keyWriter) add(owner string, statements []keypolicyspec.Statement) {
 		}
 	}
 	w.statements = all
-	var value interface{} = keypolicyspec.StatementsJSON(all)
+	var value interface{} = keypolicyspec.StatementsJSON(marked)
 	if stmts := value.(string); jsiivalue.IsUnresolved(&stmts) {
 		// A value that resolves at deploy time (such as the partition in
 		// an account principal's ARN): CloudFormation renders the JSON.
@@ -236,6 +261,9 @@ func specFromProps(env *provider.StackEnv, props *ManagedStatementsProps) (keypo
 	}
 	if !env.Concrete {
 		return keypolicyspec.Properties{}, fmt.Errorf("the stack %s needs a concrete account and region (env), got account %q and region %q: it must be the key's account", env.Path, env.Account, env.Region)
+	}
+	if jsiivalue.IsUnresolved(&env.Name) {
+		return keypolicyspec.Properties{}, fmt.Errorf("the stack %s needs a stack name known at synth time, got the token %q: the statements' Sids carry a mark derived from it, which the handler checks against the stack it runs in", env.Path, env.Name)
 	}
 	if arn.Account != env.Account {
 		return keypolicyspec.Properties{}, fmt.Errorf("Key: the key %s is in account %s but the stack %s is in account %s; KMS allows PutKeyPolicy only in the key's own account: place this construct in a stack of account %s", *keyArn, arn.Account, env.Path, env.Account, arn.Account)

@@ -21,6 +21,10 @@ const keyArn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1
 // keyHash names keyArn's one writer: the first 4 bytes of its SHA-256, in hex.
 const keyHash = "b5bc07ae"
 
+// mark ends every Sid the stack "Source" (111111111111, us-east-1) writes:
+// the first 4 bytes of sha256("111111111111\x00us-east-1\x00Source"), in hex.
+const mark = " [crossaccountami 7cdacd29]"
+
 func env(account string) *awscdk.Environment {
 	return &awscdk.Environment{Account: jsii.String(account), Region: jsii.String("us-east-1")}
 }
@@ -45,12 +49,13 @@ func TestManagedStatementsInTheSourceStack(t *testing.T) {
 	tmpl := assertions.Template_FromStack(source, nil)
 	tmpl.ResourceCountIs(jsii.String("Custom::KmsKeyPolicyStatements"), jsii.Number(1))
 	tmpl.HasResourceProperties(jsii.String("Custom::KmsKeyPolicyStatements"), &map[string]interface{}{
-		"KeyArn": keyArn,
+		"KeyArn":    keyArn,
+		"SidSuffix": mark,
 		// The account principal's ARN holds the partition: CloudFormation renders the JSON.
 		"Statements": map[string]interface{}{"Fn::Join": []interface{}{"", []interface{}{
 			`[{"Action":"kms:Decrypt","Effect":"Allow","Principal":{"AWS":"arn:`,
 			map[string]interface{}{"Ref": "AWS::Partition"},
-			`:iam::222222222222:root"},"Resource":"*","Sid":"Allow decrypt by 222222222222"},{"Action":"kms:DescribeKey","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::333333333333:root"},"Resource":"*","Sid":"B"}]`,
+			`:iam::222222222222:root"},"Resource":"*","Sid":"Allow decrypt by 222222222222` + mark + `"},{"Action":"kms:DescribeKey","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::333333333333:root"},"Resource":"*","Sid":"B` + mark + `"}]`,
 		}}},
 	})
 	// AND the handler role has a fixed name on its own path, and may read and write only that key's policy
@@ -81,7 +86,7 @@ func TestManagedStatementsInTheSourceStack(t *testing.T) {
 	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]interface{}{
 		"Runtime": "provided.al2023", "Architectures": []interface{}{"arm64"}, "Handler": "bootstrap",
 	})
-	if got := strings.Join(jsiivalue.Strings(m.Sids()), ","); got != "Allow decrypt by 222222222222,B" {
+	if got := strings.Join(jsiivalue.Strings(m.Sids()), ","); got != "Allow decrypt by 222222222222"+mark+",B"+mark {
 		t.Errorf("Sids() = %s", got)
 	}
 	if !strings.HasPrefix(*m.RoleArn(), "arn:aws:iam::111111111111:role/crossaccountami-source/SourceHandler-Source-") {
@@ -151,7 +156,7 @@ func TestOneWriterPerKey(t *testing.T) {
 	resources := tmpl.FindResources(jsii.String("Custom::KmsKeyPolicyStatements"), nil)
 	for _, r := range *resources {
 		stmts := (*r)["Properties"].(map[string]interface{})["Statements"].(string)
-		for _, sid := range append(sids, "Own") {
+		for _, sid := range append(sids, "Own"+mark) {
 			if !strings.Contains(stmts, `"Sid":"`+sid+`"`) {
 				t.Errorf("the resource lacks %q: %s", sid, stmts)
 			}

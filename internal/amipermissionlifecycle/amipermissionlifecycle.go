@@ -28,12 +28,22 @@
 //     writes (its role has no ec2:DescribeImageAttribute).
 //   - Update on the same AMI adds what is new and removes what is no longer
 //     listed; another AMI is a replacement (CloudFormation then deletes the
-//     old resource, which removes its permissions from the old AMI).
+//     old resource, which removes its permissions from the old AMI). A
+//     replacing Update that fails after it may have shared the new AMI (the
+//     snapshot step fails, its deadline passes during a call) removes the
+//     permissions its properties name from the new AMI and its snapshots
+//     before it answers FAILED, with CleanupReserve of its time kept for
+//     that: CloudFormation's rollback Update only re-applies the old AMI,
+//     and nothing else would unshare the new one.
 //   - Delete removes only the permissions its properties name. An AMI that
 //     is gone (InvalidAMIID.NotFound, InvalidAMIID.Unavailable) or a
 //     snapshot that is gone ends the Delete successfully. A permission that
 //     someone also granted by hand, for the same account, goes with it:
-//     EC2 keeps one permission per account, not one per grantor.
+//     EC2 keeps one permission per account, not one per grantor. A physical
+//     id that names no AMI (the request id of a Create that failed before
+//     sharing) ends the Delete without a call; properties that cannot be
+//     decoded fail it, with the commands that unshare the AMI by hand and
+//     --retain-resources: answering SUCCESS would leave the AMI shared.
 package amipermissionlifecycle
 
 import (
@@ -41,6 +51,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -52,6 +63,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/internal/amipermissionspec"
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
+	"github.com/crossaccountami/crossaccountami/internal/cleanupreserve"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 )
 
@@ -68,10 +80,18 @@ type KMS interface {
 	DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, optFns ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
 }
 
+// DefaultCleanupReserve is the time a replacing Update keeps, out of its
+// deadline, to unshare the new AMI when it fails: one ModifyImageAttribute
+// and one ModifySnapshotAttribute per snapshot.
+const DefaultCleanupReserve = 30 * time.Second
+
 // Handler is the customresource.Handler of amipermissionspec.ResourceType.
 type Handler struct {
 	EC2 EC2
 	KMS KMS
+	// CleanupReserve is kept for the cleanup after a failed replacing
+	// Update. Default: DefaultCleanupReserve (at most a third of the time left).
+	CleanupReserve time.Duration
 }
 
 // New returns the handler over the clients.
@@ -127,7 +147,8 @@ func (h *Handler) Create(ctx context.Context, req customresource.Request) (custo
 	if err != nil {
 		return customresource.Result{}, err
 	}
-	return h.apply(ctx, req, p, targetsOf(p), targets{})
+	res, _, err := h.apply(ctx, req, p, targetsOf(p), targets{})
+	return res, err
 }
 
 // Update adds and removes the difference (see the package doc).
@@ -140,10 +161,35 @@ func (h *Handler) Update(ctx context.Context, req customresource.Request) (custo
 	old, oldErr := amipermissionspec.Decode(req.OldProperties)
 	if !ok || id.ImageId != p.ImageId || oldErr != nil || old.ImageId != p.ImageId {
 		customresource.Logger(ctx).Info("the AMI changed; sharing the new one (CloudFormation then deletes the old resource, which stops sharing the old AMI)", "imageId", p.ImageId)
-		return h.apply(ctx, req, p, targetsOf(p), targets{})
+		return h.replace(ctx, req, p)
 	}
 	now, before := targetsOf(p), targetsOf(old)
-	return h.apply(ctx, req, p, now.minus(before), before.minus(now))
+	res, _, err := h.apply(ctx, req, p, now.minus(before), before.minus(now))
+	return res, err
+}
+
+// replace shares the new AMI of a replacing Update. If that fails after it
+// may have shared it, the permissions are removed from the new AMI again
+// before the answer, under the time CleanupReserve kept.
+func (h *Handler) replace(ctx context.Context, req customresource.Request, p amipermissionspec.Properties) (customresource.Result, error) {
+	reserve := h.CleanupReserve
+	if reserve <= 0 {
+		reserve = DefaultCleanupReserve
+	}
+	work, cancel := cleanupreserve.Keep(ctx, reserve)
+	defer cancel()
+	res, wrote, err := h.apply(work, req, p, targetsOf(p), targets{})
+	if err == nil || !wrote {
+		return res, err
+	}
+	if work.Err() != nil && ctx.Err() == nil {
+		err = fmt.Errorf("gave up before the handler's deadline, keeping time to unshare the new AMI: %w", err)
+	}
+	customresource.Logger(ctx).Warn("the replacing update failed after sharing the new AMI; unsharing it", "imageId", p.ImageId, "error", err.Error())
+	if undoErr := h.unshare(ctx, req, p); undoErr != nil {
+		return customresource.Result{}, fmt.Errorf("%w; then unsharing %s failed: %v. Remove the permissions by hand: %s", err, p.ImageId, undoErr, unshareCommands(p))
+	}
+	return customresource.Result{}, fmt.Errorf("%w; the update removed the permissions it added on %s and its snapshots before answering, so that the rollback leaves it unshared", err, p.ImageId)
 }
 
 // Delete removes the permissions the properties name.
@@ -156,10 +202,18 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 	}
 	p, err := amipermissionspec.Decode(req.Properties)
 	if err != nil {
-		log.Warn("properties are not valid; cannot tell which permissions to remove", "imageId", id.ImageId, "error", err.Error())
-		return nil
+		// Answering SUCCESS would leave the AMI shared with nothing left
+		// to unshare it.
+		return fmt.Errorf("cannot tell which permissions to remove from %s: the properties are not valid (%s). The AMI may still be shared with the accounts, organizations or OUs this resource named: list them (aws ec2 describe-image-attribute --image-id %s --attribute launchPermission), remove those this stack added (%s), then delete the stack again with --retain-resources %s",
+			id.ImageId, strings.ReplaceAll(err.Error(), "\n", "; "), id.ImageId, unshareCommands(amipermissionspec.Properties{ImageId: id.ImageId}), req.LogicalResourceID)
 	}
 	p.ImageId = id.ImageId
+	return h.unshare(ctx, req, p)
+}
+
+// unshare removes the permissions p names from p's AMI and its snapshots.
+func (h *Handler) unshare(ctx context.Context, req customresource.Request, p amipermissionspec.Properties) error {
+	log := customresource.Logger(ctx)
 	all := targetsOf(p)
 	var snapshots []string
 	if len(all.snapshotAccounts) > 0 {
@@ -187,6 +241,30 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 	return nil
 }
 
+// unshareCommands are the commands that remove p's permissions by hand
+// (placeholders where p names none).
+func unshareCommands(p amipermissionspec.Properties) string {
+	var remove []string
+	for _, a := range p.AccountIds {
+		remove = append(remove, "{UserId="+a+"}")
+	}
+	for _, o := range p.OrganizationArns {
+		remove = append(remove, "{OrganizationArn="+o+"}")
+	}
+	for _, o := range p.OrganizationalUnitArns {
+		remove = append(remove, "{OrganizationalUnitArn="+o+"}")
+	}
+	if len(remove) == 0 {
+		remove = []string{"{UserId=<account>}"}
+	}
+	accounts := strings.Join(p.AccountIds, " ")
+	if accounts == "" {
+		accounts = "<account>"
+	}
+	return fmt.Sprintf("aws ec2 modify-image-attribute --image-id %s --launch-permission 'Remove=[%s]', and for each of its snapshots aws ec2 modify-snapshot-attribute --snapshot-id <snap> --attribute createVolumePermission --operation-type remove --user-ids %s",
+		p.ImageId, strings.Join(remove, ","), accounts)
+}
+
 func decode(raw map[string]interface{}) (amipermissionspec.Properties, error) {
 	p, err := amipermissionspec.Decode(raw)
 	if err != nil {
@@ -195,17 +273,19 @@ func decode(raw map[string]interface{}) (amipermissionspec.Properties, error) {
 	return p, nil
 }
 
-func (h *Handler) apply(ctx context.Context, req customresource.Request, p amipermissionspec.Properties, add, remove targets) (customresource.Result, error) {
+// apply makes the changes on p's AMI. wrote reports whether a change may
+// have been made: a ModifyImageAttribute was sent that EC2 did not reject.
+func (h *Handler) apply(ctx context.Context, req customresource.Request, p amipermissionspec.Properties, add, remove targets) (res customresource.Result, wrote bool, err error) {
 	img, err := h.image(ctx, p.ImageId)
 	if err != nil {
 		if gone(err) {
-			return customresource.Result{}, fmt.Errorf("the AMI %s does not exist in this account and region, or is not available (%s): check ImageId, and that this stack is in the AMI's account and region", p.ImageId, awserr.Text(err))
+			return customresource.Result{}, false, fmt.Errorf("the AMI %s does not exist in this account and region, or is not available (%s): check ImageId, and that this stack is in the AMI's account and region", p.ImageId, awserr.Text(err))
 		}
-		return customresource.Result{}, fmt.Errorf("looking up %s: %w", p.ImageId, err)
+		return customresource.Result{}, false, fmt.Errorf("looking up %s: %w", p.ImageId, err)
 	}
 	if len(add.launch()) > 0 || len(add.snapshotAccounts) > 0 {
 		if err := h.checkKeys(ctx, img); err != nil {
-			return customresource.Result{}, err
+			return customresource.Result{}, false, err
 		}
 	}
 	id := amipermissionspec.NewPhysicalID(p.ImageId, req.StackID, req.LogicalResourceID)
@@ -216,22 +296,23 @@ func (h *Handler) apply(ctx context.Context, req customresource.Request, p amipe
 		customresource.FailurePhysicalID(ctx, id.String())
 	}
 	if err := h.modify(ctx, p.ImageId, add.launch(), remove.launch()); err != nil {
-		if creating && awserr.Rejected(err) {
+		rejected := awserr.Rejected(err)
+		if creating && rejected {
 			// EC2 refused the request: nothing was shared, nothing to remove.
 			customresource.FailurePhysicalID(ctx, "")
 		}
-		return customresource.Result{}, fmt.Errorf("changing the launch permissions of %s: %w", p.ImageId, err)
+		return customresource.Result{}, !rejected, fmt.Errorf("changing the launch permissions of %s: %w", p.ImageId, err)
 	}
 	snapshots := snapshotIDs(img)
 	for _, snap := range snapshots {
 		if len(add.snapshotAccounts) > 0 {
 			if err := h.modifySnapshot(ctx, snap, types.OperationTypeAdd, add.snapshotAccounts); err != nil {
-				return customresource.Result{}, fmt.Errorf("adding create-volume permission on %s of %s for %s: %w", snap, p.ImageId, strings.Join(add.snapshotAccounts, ", "), err)
+				return customresource.Result{}, true, fmt.Errorf("adding create-volume permission on %s of %s for %s: %w", snap, p.ImageId, strings.Join(add.snapshotAccounts, ", "), err)
 			}
 		}
 		if len(remove.snapshotAccounts) > 0 {
 			if err := h.modifySnapshot(ctx, snap, types.OperationTypeRemove, remove.snapshotAccounts); err != nil && !snapshotGone(err) {
-				return customresource.Result{}, fmt.Errorf("removing create-volume permission on %s of %s: %w", snap, p.ImageId, err)
+				return customresource.Result{}, true, fmt.Errorf("removing create-volume permission on %s of %s: %w", snap, p.ImageId, err)
 			}
 		}
 	}
@@ -241,7 +322,7 @@ func (h *Handler) apply(ctx context.Context, req customresource.Request, p amipe
 			amipermissionspec.AttrImageId:     p.ImageId,
 			amipermissionspec.AttrSnapshotIds: strings.Join(snapshots, ","),
 		},
-	}, nil
+	}, true, nil
 }
 
 func (h *Handler) image(ctx context.Context, imageID string) (types.Image, error) {

@@ -31,6 +31,8 @@ const (
 
 // fakeEC2 records the modifications it receives.
 type fakeEC2 struct {
+	// imageID is the AMI's id; default: image.
+	imageID  string
 	imageErr error
 	key      string // the snapshot's key, "" for an unencrypted snapshot
 	calls    []string
@@ -45,12 +47,23 @@ type fakeEC2 struct {
 	snapErr   map[string]error
 	// stalled, when not nil, makes ModifyImageAttribute apply its change and
 	// then wait for its context to end, as a call in flight when the
-	// handler's deadline passes; it is closed when that call returns.
-	stalled chan struct{}
+	// handler's deadline passes; it is closed when that call returns. Only
+	// the first call stalls.
+	stalled     chan struct{}
+	stalledDone bool
 	// granted holds the launch permissions now in place
 	// ("222222222222", an organization ARN); volume the create-volume
 	// permissions ("snap-... 222222222222").
 	granted, volume map[string]bool
+	// modified lists the image ids of the ModifyImageAttribute calls.
+	modified []string
+}
+
+func (f *fakeEC2) id() string {
+	if f.imageID == "" {
+		return image
+	}
+	return f.imageID
 }
 
 func (f *fakeEC2) amiSnapshots() []string {
@@ -86,7 +99,7 @@ func (f *fakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 	for i, s := range f.amiSnapshots() {
 		mappings = append(mappings, types.BlockDeviceMapping{DeviceName: aws.String(fmt.Sprintf("/dev/xvd%c", 'a'+i)), Ebs: &types.EbsBlockDevice{SnapshotId: aws.String(s), Encrypted: aws.Bool(f.key != "")}})
 	}
-	return &ec2.DescribeImagesOutput{Images: []types.Image{{ImageId: aws.String(image), BlockDeviceMappings: mappings}}}, nil
+	return &ec2.DescribeImagesOutput{Images: []types.Image{{ImageId: aws.String(f.id()), BlockDeviceMappings: mappings}}}, nil
 }
 
 func (f *fakeEC2) DescribeSnapshots(_ context.Context, in *ec2.DescribeSnapshotsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSnapshotsOutput, error) {
@@ -96,6 +109,7 @@ func (f *fakeEC2) DescribeSnapshots(_ context.Context, in *ec2.DescribeSnapshots
 
 func (f *fakeEC2) ModifyImageAttribute(ctx context.Context, in *ec2.ModifyImageAttributeInput, _ ...func(*ec2.Options)) (*ec2.ModifyImageAttributeOutput, error) {
 	f.calls = append(f.calls, "ModifyImageAttribute")
+	f.modified = append(f.modified, aws.ToString(in.ImageId))
 	if f.imageErr != nil {
 		return nil, f.imageErr
 	}
@@ -114,7 +128,8 @@ func (f *fakeEC2) ModifyImageAttribute(ctx context.Context, in *ec2.ModifyImageA
 	}
 	show("+", in.LaunchPermission.Add)
 	show("-", in.LaunchPermission.Remove)
-	if f.stalled != nil {
+	if f.stalled != nil && !f.stalledDone {
+		f.stalledDone = true
 		defer close(f.stalled)
 		<-ctx.Done()
 		return nil, ctx.Err()

@@ -84,6 +84,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/cleanupreserve"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
@@ -497,16 +498,11 @@ func (e *explained) Unwrap() error { return e.cause }
 // withCleanupReserve bounds ctx so that CleanupReserve (at most a third of
 // the remaining time) is left after it.
 func (h *Handler) withCleanupReserve(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return context.WithCancel(ctx)
-	}
 	reserve := h.CleanupReserve
 	if reserve <= 0 {
 		reserve = DefaultCleanupReserve
 	}
-	reserve = min(reserve, time.Until(deadline)/3)
-	return context.WithDeadline(ctx, deadline.Add(-reserve))
+	return cleanupreserve.Keep(ctx, reserve)
 }
 
 func (h *Handler) propagationWindow() time.Duration {

@@ -4,50 +4,64 @@
 // allow PutKeyPolicy from another account).
 //
 // Every event reads the policy (GetKeyPolicy), merges by Sid, writes it
-// (PutKeyPolicy) and reads it back to verify:
+// (PutKeyPolicy) and reads it back to verify.
 //
-//   - Create adds the statements. A statement with one of its Sids that is
-//     already there with the same content is adopted (so statements applied
-//     by hand from CrossAccountEncryptedAmi's warning are taken over); with
-//     other content it is a conflict and the Create fails.
-//   - A Create that fails once it may have written the policy (the
-//     read-back fails, the policy does not converge, the handler's deadline
-//     passes during or after a PutKeyPolicy) answers FAILED with a rollback
-//     id (keypolicyspec.RollbackID) instead of the request id: the
-//     resource's physical id and, when it adopted statements, their indexes
-//     in the properties' Statements. Adopted means present with the same
-//     Sid and content in the policy read just before the Create's first
-//     PutKeyPolicy; a statement that a concurrent writer removed and the
-//     Create wrote again in a later round stays adopted, one that appeared
-//     only after that read (the Create's own write among them) does not.
-//     The rollback id is recorded before that PutKeyPolicy, so that a
-//     timeout while the call is in flight answers it too. The Delete
-//     CloudFormation sends on rollback (same properties, that id) removes
-//     the statements the Create added and leaves the adopted ones: the
-//     policy is as before the Create, unless someone else changed it in
-//     between (the Delete removes by Sid) and except for the whitespace
-//     between top-level fields and between statements, which every write of
-//     this handler compacts. A Create that fails before any write (invalid
-//     properties, a Sid conflict, the size limit, a failed GetKeyPolicy, or
-//     KMS rejecting the first PutKeyPolicy with a client error) answers the
-//     request id: there is nothing to remove, and its Delete makes no call.
+// Ownership is in the Sids: every statement the resource writes has a Sid
+// ending with its stack's mark (keypolicyspec.SidSuffix, " [crossaccountami
+// <8 hex>]"), which the handler recomputes from the event's StackId and
+// checks against the properties' SidSuffix. A statement whose Sid lacks the
+// mark (one applied by hand from CrossAccountEncryptedAmi's synth warning,
+// another stack's, the key owner's) is never adopted, rewritten or removed:
+// the marked copy sits beside a hand-applied one until a person removes
+// that. A statement with a marked Sid is this resource's own wherever it
+// came from (an earlier delivery of the same Create, a retried Create), so
+// every Delete, the rollbacks' included, removes exactly the marked Sids of
+// its properties and nothing that was there before the stack wrote it.
+//
+//   - Create adds the statements. A marked Sid already there with the same
+//     content is kept (no write for it); with other content it is a
+//     conflict and the Create fails before writing. Properties without a
+//     SidSuffix, or with another stack's, fail the Create before any call.
+//     Just before its first PutKeyPolicy the Create records its physical id
+//     as the answer of a failure (the read-back fails, the policy does not
+//     converge, the deadline passes during or after a write), so the
+//     rollback Delete removes what it wrote. A Create that fails before any
+//     write (invalid properties, a Sid conflict, the size limit, a failed
+//     GetKeyPolicy, or KMS rejecting the first PutKeyPolicy with a client
+//     error) answers the request id, whose Delete makes no call.
 //   - Update on the same key removes the old properties' Sids that are no
-//     longer wanted and replaces or adds the new ones. Another key is a
-//     replacement: the statements are added to the new key under a new
-//     physical id, and CloudFormation's Delete of the old id removes them
-//     from the old key.
-//   - Delete removes the statements by Sid, adopted ones included: a
-//     resource that was created owns every statement of its properties
-//     (only the rollback id of a failed Create keeps some). A key that is
-//     gone, disabled or pending deletion ends the Delete successfully with
-//     a warning. An access denial fails the Delete: the statements give
-//     another account access to the key, and leaving them behind silently
-//     is worse than a DELETE_FAILED that says which Sids to remove by hand
-//     (then delete the stack again with --retain-resources <logical id>).
+//     longer wanted and replaces or adds the new ones, in one write per
+//     round. CloudFormation's rollback Update does the reverse. A resource
+//     created before marks existed (0.2: unmarked Sids in OldProperties)
+//     migrates in its first Update: the marked statements replace the
+//     unmarked ones it owned in the same write, so no version of the policy
+//     lacks the access.
+//   - Update to another key is a replacement: the statements go to the new
+//     key under a new physical id, and CloudFormation's Delete of the old id
+//     (after success) removes them from the old key. If that Update fails
+//     after it may have written the new key's policy, it removes from the
+//     new key the statements it wrote there (not those that were there
+//     before it, with the same content) before it answers FAILED, with
+//     CleanupReserve of its time kept for that: CloudFormation's rollback
+//     Update only re-applies the old properties to the old key.
+//   - Delete removes the properties' Sids from the key the physical id
+//     names. A rollback id of 0.2 ("<physical id>/keep-<bitmap>") keeps the
+//     statements its failed Create adopted. A physical id that names no key
+//     (the request id of a Create that failed before writing) ends the
+//     Delete without a call. Properties that cannot be decoded, or that
+//     carry another stack's mark, fail the Delete: it cannot tell what to
+//     remove, and the FAILED reason says how to remove the statements by
+//     hand and to delete again with --retain-resources <logical id>. A key
+//     that is gone, disabled or pending deletion ends the Delete
+//     successfully with a warning. An access denial fails the Delete: the
+//     statements give another account access to the key, and leaving them
+//     behind silently is worse than a DELETE_FAILED that says which Sids to
+//     remove by hand.
 //
 // Statements without one of this resource's Sids are never dropped,
 // reordered or rewritten: they are written back as the exact bytes KMS
-// returned, and so are the policy's other top-level fields.
+// returned, and so are the policy's other top-level fields. Every write
+// compacts the whitespace between top-level fields and between statements.
 //
 // KMS has no conditional write: a writer that reads the policy before this
 // handler writes it and writes after drops this resource's statements; the
@@ -72,6 +86,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/cleanupreserve"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
 )
@@ -82,8 +97,14 @@ type KMS interface {
 	PutKeyPolicy(ctx context.Context, in *kms.PutKeyPolicyInput, optFns ...func(*kms.Options)) (*kms.PutKeyPolicyOutput, error)
 }
 
-// DefaultAttempts bounds the read-merge-write-verify rounds of one event.
-const DefaultAttempts = 5
+const (
+	// DefaultAttempts bounds the read-merge-write-verify rounds of one event.
+	DefaultAttempts = 5
+	// DefaultCleanupReserve is the time a replacing Update keeps, out of
+	// its deadline, to remove what it wrote on the new key when it fails:
+	// one read-merge-write-verify round takes a few hundred milliseconds.
+	DefaultCleanupReserve = 30 * time.Second
+)
 
 // Handler is the customresource.Handler of keypolicyspec.ResourceType.
 type Handler struct {
@@ -92,6 +113,9 @@ type Handler struct {
 	Attempts int
 	// Backoff is the pause before round n+1 (n from 1). Default: n seconds.
 	Backoff func(n int) time.Duration
+	// CleanupReserve is kept for the cleanup after a failed replacing
+	// Update. Default: DefaultCleanupReserve (at most a third of the time left).
+	CleanupReserve time.Duration
 }
 
 // New returns the handler over client.
@@ -99,39 +123,39 @@ func New(client KMS) *Handler { return &Handler{KMS: client} }
 
 var _ customresource.Handler = (*Handler)(nil)
 
-// Create adds the statements to the key policy. Before its first write it
-// records the rollback id (see the package doc) as the physical id of a
-// failed answer.
+// Create adds the statements to the key policy. Just before its first
+// write it records its physical id as the answer of a failure.
 func (h *Handler) Create(ctx context.Context, req customresource.Request) (customresource.Result, error) {
 	p, err := decode(req.Properties)
+	if err == nil {
+		err = checkMark(req, p, true)
+	}
 	if err != nil {
 		return customresource.Result{}, err
 	}
 	id := keypolicyspec.NewPhysicalID(p.KeyArn, req.StackID, req.LogicalResourceID)
-	rollback := func(before *document) string {
-		keep := before.holds(p.Statements)
-		if len(keep) > 0 {
-			_, adopted := keypolicyspec.RollbackID{Keep: keep}.Split(p.Statements)
-			customresource.Logger(ctx).Info("adopting statements already in the key policy with the same content; the rollback of this create, if it fails, leaves them", "keyArn", p.KeyArn, "sids", adopted)
-		}
-		return keypolicyspec.RollbackID{PhysicalID: id, Keep: keep}.String()
-	}
-	return h.put(ctx, req, p, change{upsert: p.Statements}, rollback)
+	res, _, err := h.put(ctx, req, p, change{upsert: p.Statements}, id.String(), nil)
+	return res, err
 }
 
 // Update replaces this resource's statements (see the package doc).
 func (h *Handler) Update(ctx context.Context, req customresource.Request) (customresource.Result, error) {
 	p, err := decode(req.Properties)
+	if err == nil {
+		err = checkMark(req, p, false)
+	}
 	if err != nil {
 		return customresource.Result{}, err
 	}
 	id, ok := keypolicyspec.ParsePhysicalID(req.PhysicalResourceID)
 	if !ok || id.KeyArn != p.KeyArn {
 		customresource.Logger(ctx).Info("the key changed; adding the statements to the new key (CloudFormation then deletes the old resource, which removes them from the old key)", "oldPhysicalResourceId", req.PhysicalResourceID, "keyArn", p.KeyArn)
-		return h.put(ctx, req, p, change{upsert: p.Statements}, nil)
+		return h.replace(ctx, req, p)
 	}
 	c := change{upsert: p.Statements, owned: map[string]bool{}}
 	if old, err := keypolicyspec.Decode(req.OldProperties); err == nil {
+		// The old Sids are this resource's: marked ones, or the unmarked
+		// ones a 0.2 resource owned, which this write replaces.
 		for _, s := range old.Statements {
 			c.owned[s.Sid] = true
 			c.remove = append(c.remove, s.Sid)
@@ -139,11 +163,81 @@ func (h *Handler) Update(ctx context.Context, req customresource.Request) (custo
 	} else {
 		customresource.Logger(ctx).Warn("old properties are not valid; only adding the new statements", "error", err.Error())
 	}
-	return h.put(ctx, req, p, c, nil)
+	res, _, err := h.put(ctx, req, p, c, "", nil)
+	return res, err
+}
+
+// replace adds the statements to a new key. If that fails after it may
+// have written, it removes them from the new key again before answering,
+// under the time CleanupReserve kept: CloudFormation's rollback Update only
+// re-applies the old properties to the old key, and nothing else would
+// remove them.
+func (h *Handler) replace(ctx context.Context, req customresource.Request, p keypolicyspec.Properties) (customresource.Result, error) {
+	work, cancel := cleanupreserve.Keep(ctx, h.cleanupReserve())
+	defer cancel()
+	var before *document
+	res, wrote, err := h.put(work, req, p, change{upsert: p.Statements}, "", func(d *document) { before = d })
+	if err == nil || !wrote {
+		return res, err
+	}
+	if work.Err() != nil && ctx.Err() == nil {
+		err = fmt.Errorf("gave up before the handler's deadline, keeping time to remove what was written: %w", err)
+	}
+	undo := ownedOnNewKey(p, before)
+	customresource.Logger(ctx).Warn("the replacing update failed after writing the new key's policy; removing its statements from the new key", "keyArn", p.KeyArn, "sids", undo, "error", err.Error())
+	if len(undo) == 0 {
+		return customresource.Result{}, err
+	}
+	if _, _, undoErr := h.apply(ctx, p.KeyArn, change{remove: undo}, "", nil); undoErr != nil {
+		return customresource.Result{}, fmt.Errorf("%w; then removing the statements it wrote on %s failed: %v. Remove the statements %s from that key's policy by hand (aws kms get-key-policy --key-id %s --policy-name default, then aws kms put-key-policy without them)",
+			err, p.KeyArn, undoErr, quoteAll(undo), p.KeyArn)
+	}
+	return customresource.Result{}, fmt.Errorf("%w; the update removed the statements it wrote on %s (%s) before answering, so that the rollback leaves that key's policy as it was", err, p.KeyArn, quoteAll(undo))
+}
+
+// ownedOnNewKey lists the Sids a failed replacing Update removes from the
+// new key: those it wrote, that is every Sid of p that was not there with
+// the same content in the policy read before its first write. What was
+// there before stays: the Update undoes its own writes and nothing else
+// (should CloudFormation's rollback send the old properties as an Update
+// to the new physical id, the old key already holds them, so a failure
+// then removes nothing from it).
+func ownedOnNewKey(p keypolicyspec.Properties, before *document) []string {
+	if before == nil {
+		return keypolicyspec.Sids(p.Statements)
+	}
+	remove, _ := keypolicyspec.RollbackID{Keep: before.holds(p.Statements)}.Split(p.Statements)
+	return remove
+}
+
+func (h *Handler) cleanupReserve() time.Duration {
+	if h.CleanupReserve > 0 {
+		return h.CleanupReserve
+	}
+	return DefaultCleanupReserve
+}
+
+// checkMark refuses properties whose SidSuffix is not the mark of the
+// event's stack, and, when required (Create), properties without one.
+func checkMark(req customresource.Request, p keypolicyspec.Properties, required bool) error {
+	if p.SidSuffix == "" {
+		if required {
+			return fmt.Errorf("invalid %s properties: %s: required, got none: every statement this resource writes carries the mark of its stack in its Sid, so that it never takes over a statement it did not write (the construct writes it; properties without one were written by crossaccountami 0.2)", keypolicyspec.ResourceType, keypolicyspec.PropSidSuffix)
+		}
+		return nil
+	}
+	want, err := keypolicyspec.SidSuffixOfStack(req.StackID)
+	if err != nil {
+		return err
+	}
+	if p.SidSuffix != want {
+		return fmt.Errorf("%s: the stack %s marks its statements with %q, got %q: the template was synthesized for another stack name, account or region; deploy it as the stack it was synthesized for (the mark tells its statements from those of every other stack on the key)", keypolicyspec.PropSidSuffix, req.StackID, want, p.SidSuffix)
+	}
+	return nil
 }
 
 // Delete removes the statements' Sids from the key the physical id names,
-// except those a rollback id keeps.
+// except those a 0.2 rollback id keeps.
 func (h *Handler) Delete(ctx context.Context, req customresource.Request) error {
 	log := customresource.Logger(ctx)
 	id, ok := keypolicyspec.ParseRollbackID(req.PhysicalResourceID)
@@ -152,9 +246,11 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 		return nil
 	}
 	p, err := keypolicyspec.Decode(req.Properties)
+	if err == nil {
+		err = checkMark(req, p, false)
+	}
 	if err != nil {
-		log.Warn("properties are not valid; cannot tell which statements to remove, leaving the key policy alone", "keyArn", id.KeyArn, "error", err.Error())
-		return nil
+		return cannotTell(req, id.KeyArn, err)
 	}
 	sids, kept := id.Split(p.Statements)
 	if len(id.Keep) > 0 {
@@ -166,7 +262,7 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 	if len(sids) == 0 {
 		return nil
 	}
-	_, err = h.apply(ctx, id.KeyArn, change{remove: sids}, nil)
+	_, _, err = h.apply(ctx, id.KeyArn, change{remove: sids}, "", nil)
 	switch {
 	case err == nil:
 		return nil
@@ -180,6 +276,22 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 	return fmt.Errorf("removing the statements %s from the policy of %s: %w (to give up on them, remove them from the key policy by hand and delete the stack again with --retain-resources %s)", quoteAll(sids), id.KeyArn, err, req.LogicalResourceID)
 }
 
+// cannotTell is the failure of a Delete whose properties do not say which
+// statements to remove: answering SUCCESS would leave another account's
+// access in the key policy with nothing left to remove it.
+func cannotTell(req customresource.Request, keyArn string, why error) error {
+	region := ""
+	if a, err := awsid.ParseKeyARN(keyArn); err == nil {
+		region = " --region " + a.Region
+	}
+	which := "The statements this resource wrote"
+	if want, err := keypolicyspec.SidSuffixOfStack(req.StackID); err == nil {
+		which = fmt.Sprintf("The statements whose Sids end with %q (this stack's mark; for a resource created by crossaccountami 0.2, the Sids its template listed)", want)
+	}
+	return fmt.Errorf("cannot tell which statements to remove from the policy of %s: the properties are not valid (%s). %s may still give other accounts access to the key: read the policy (aws kms get-key-policy --key-id %s --policy-name default%s), remove them, write it back (aws kms put-key-policy --key-id %s --policy-name default --policy file://policy.json%s, never with --bypass-policy-lockout-safety-check), then delete the stack again with --retain-resources %s",
+		keyArn, strings.ReplaceAll(why.Error(), "\n", "; "), which, keyArn, region, keyArn, region, req.LogicalResourceID)
+}
+
 func decode(raw map[string]interface{}) (keypolicyspec.Properties, error) {
 	p, err := keypolicyspec.Decode(raw)
 	if err != nil {
@@ -188,10 +300,12 @@ func decode(raw map[string]interface{}) (keypolicyspec.Properties, error) {
 	return p, nil
 }
 
-func (h *Handler) put(ctx context.Context, req customresource.Request, p keypolicyspec.Properties, c change, rollback func(before *document) string) (customresource.Result, error) {
-	size, err := h.apply(ctx, p.KeyArn, c, rollback)
+// put applies c to p's key and answers the resource's physical id. wrote
+// reports whether a PutKeyPolicy may have changed the policy (see apply).
+func (h *Handler) put(ctx context.Context, req customresource.Request, p keypolicyspec.Properties, c change, failureID string, firstWrite func(before *document)) (res customresource.Result, wrote bool, err error) {
+	size, wrote, err := h.apply(ctx, p.KeyArn, c, failureID, firstWrite)
 	if err != nil {
-		return customresource.Result{}, fmt.Errorf("merging %d statements (%s) into the policy of %s: %w", len(p.Statements), quoteAll(keypolicyspec.Sids(p.Statements)), p.KeyArn, err)
+		return customresource.Result{}, wrote, fmt.Errorf("merging %d statements (%s) into the policy of %s: %w", len(p.Statements), quoteAll(keypolicyspec.Sids(p.Statements)), p.KeyArn, err)
 	}
 	id := keypolicyspec.NewPhysicalID(p.KeyArn, req.StackID, req.LogicalResourceID)
 	return customresource.Result{
@@ -200,81 +314,85 @@ func (h *Handler) put(ctx context.Context, req customresource.Request, p keypoli
 			keypolicyspec.AttrKeyArn:      p.KeyArn,
 			keypolicyspec.AttrPolicyBytes: size,
 		},
-	}, nil
+	}, true, nil
 }
 
 // apply reads, merges, writes and verifies until the policy holds c, and
-// returns the policy's size in bytes.
+// returns the policy's size in bytes. wrote reports whether a PutKeyPolicy
+// was sent that KMS did not reject with a client error: the policy may have
+// changed.
 //
-// rollback, when not nil (on Create), gives the physical id a failed Create
-// answers once it may have written: apply calls it with the policy read in
-// the round of the first write, before the merge, and records its id just
-// before that first PutKeyPolicy. When KMS rejects that first write (a
-// client error: nothing was written) the record is cleared again, so the
-// Create fails with the request id.
-func (h *Handler) apply(ctx context.Context, keyArn string, c change, rollback func(before *document) string) (int, error) {
+// failureID, when not empty (on Create), is recorded as the physical id a
+// failed Create answers, just before the first PutKeyPolicy; when KMS
+// rejects that first write (nothing was written) the record is cleared
+// again, so the Create fails with the request id. firstWrite, when not nil,
+// is called with the policy as read in the round of the first write, before
+// the merge.
+func (h *Handler) apply(ctx context.Context, keyArn string, c change, failureID string, firstWrite func(before *document)) (size int, wrote bool, err error) {
 	log := customresource.Logger(ctx).With("keyArn", keyArn)
 	attempts := h.Attempts
 	if attempts <= 0 {
 		attempts = DefaultAttempts
 	}
 	var lastDiff error
-	wrote := false
 	for n := 1; n <= attempts; n++ {
 		if n > 1 {
 			if err := sleep(ctx, h.backoff(n-1)); err != nil {
-				return 0, err
+				return 0, wrote, err
 			}
 		}
 		current, err := h.get(ctx, keyArn)
 		if err != nil {
-			return 0, err
+			return 0, wrote, err
 		}
 		doc, err := parseDocument(current)
 		if err != nil {
-			return 0, err
+			return 0, wrote, err
 		}
 		if doc.check(c) == nil {
 			log.Info("the key policy already holds this resource's statements; no write", "attempt", n)
-			return len(current), nil
+			return len(current), wrote, nil
 		}
-		failureID := ""
-		if rollback != nil && !wrote {
-			failureID = rollback(doc) // from the policy as read, before the merge
+		first := !wrote
+		if first && firstWrite != nil {
+			firstWrite(doc.clone())
 		}
 		if err := doc.merge(c); err != nil {
-			return 0, err
+			return 0, wrote, err
 		}
 		merged := doc.render()
 		if len(merged) > keypolicyspec.MaxPolicyBytes {
-			return 0, fmt.Errorf("the merged key policy would be %d bytes (%d of them this resource's statements); KMS accepts at most %d bytes. Remove statements from the key policy, or use NewOrganizationKeyAccess, whose statements keep a constant size for every account of an organization",
+			return 0, wrote, fmt.Errorf("the merged key policy would be %d bytes (%d of them this resource's statements); KMS accepts at most %d bytes. Remove statements from the key policy, or use NewOrganizationKeyAccess, whose statements keep a constant size for every account of an organization",
 				len(merged), upsertBytes(c), keypolicyspec.MaxPolicyBytes)
 		}
-		if failureID != "" {
+		if first && failureID != "" {
 			customresource.FailurePhysicalID(ctx, failureID)
 		}
 		if err := h.write(ctx, keyArn, merged); err != nil {
-			if failureID != "" && awserr.Rejected(err) {
-				customresource.FailurePhysicalID(ctx, "")
+			if awserr.Rejected(err) {
+				if first && failureID != "" {
+					customresource.FailurePhysicalID(ctx, "")
+				}
+				return 0, wrote, err
 			}
-			return 0, err
+			return 0, true, err
 		}
 		wrote = true
 		back, err := h.get(ctx, keyArn)
 		if err != nil {
-			return 0, err
+			return 0, wrote, err
 		}
 		backDoc, err := parseDocument(back)
 		if err != nil {
-			return 0, err
+			return 0, wrote, err
 		}
 		if lastDiff = backDoc.check(c); lastDiff == nil {
 			log.Info("key policy written and verified", "attempt", n, "policyBytes", len(merged))
-			return len(merged), nil
+			return len(merged), wrote, nil
 		}
 		log.Warn("the key policy read back differs from what was written: another writer changed it; trying again", "attempt", n, "difference", lastDiff.Error())
 	}
-	return 0, fmt.Errorf("the key policy did not converge after %d read-merge-write-verify attempts: another writer keeps changing it (last difference: %v). Find that writer (CloudTrail PutKeyPolicy events on the key) and deploy again", attempts, lastDiff)
+	return 0, wrote, fmt.Errorf("the key policy did not converge after %d read-merge-write-verify attempts: another writer keeps changing it (last difference: %v). Find that writer (CloudTrail PutKeyPolicy events on the key) and deploy again", attempts, lastDiff)
 }
 
 func (h *Handler) backoff(n int) time.Duration {

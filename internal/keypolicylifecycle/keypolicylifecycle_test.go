@@ -58,10 +58,14 @@ type fakeKMS struct {
 	calls    []string
 	puts     []*kms.PutKeyPolicyInput
 	afterPut func(f *fakeKMS, n int)
-	// stalled, when not nil, makes PutKeyPolicy store the policy and then
-	// wait for its context to end, as a call in flight when the handler's
-	// deadline passes; it is closed when that call returns.
-	stalled chan struct{}
+	// stalled, when not nil, makes the first PutKeyPolicy store the policy
+	// and then wait for its context to end, as a call in flight when the
+	// handler's deadline passes; it is closed when that call returns. Later
+	// calls answer at once.
+	stalled     chan struct{}
+	stalledDone bool
+	// getErrOnce, when not nil, fails the next GetKeyPolicy only.
+	getErrOnce error
 }
 
 func newFake() *fakeKMS {
@@ -70,6 +74,10 @@ func newFake() *fakeKMS {
 
 func (f *fakeKMS) GetKeyPolicy(_ context.Context, in *kms.GetKeyPolicyInput, _ ...func(*kms.Options)) (*kms.GetKeyPolicyOutput, error) {
 	f.calls = append(f.calls, "GetKeyPolicy")
+	if err := f.getErrOnce; err != nil {
+		f.getErrOnce = nil
+		return nil, err
+	}
 	if err := f.errs["GetKeyPolicy"]; err != nil {
 		return nil, err
 	}
@@ -87,7 +95,8 @@ func (f *fakeKMS) PutKeyPolicy(ctx context.Context, in *kms.PutKeyPolicyInput, _
 		return nil, err
 	}
 	f.policies[aws.ToString(in.KeyId)] = aws.ToString(in.Policy)
-	if f.stalled != nil {
+	if f.stalled != nil && !f.stalledDone {
+		f.stalledDone = true
 		defer close(f.stalled)
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -111,7 +120,23 @@ func stmt(sid, account string) string {
 	return fmt.Sprintf(`{"Sid":%q,"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":["kms:Decrypt"],"Resource":"*"}`, sid, account)
 }
 
+// mark is the SidSuffix of the stack stackID names (account 111111111111,
+// us-east-1, stack "Source"): the first 8 hex digits of
+// sha256("111111111111\x00us-east-1\x00Source").
+const mark = " [crossaccountami 7cdacd29]"
+
+// mine is a statement of this resource: its Sid carries the stack's mark.
+func mine(sid, account string) string { return stmt(sid+mark, account) }
+
+// props are the properties the construct writes: marked statements and the mark.
 func props(key string, stmts ...string) map[string]interface{} {
+	p := legacyProps(key, stmts...)
+	p["SidSuffix"] = mark
+	return p
+}
+
+// legacyProps are properties written before marks existed (0.2): no SidSuffix.
+func legacyProps(key string, stmts ...string) map[string]interface{} {
 	return map[string]interface{}{
 		"ServiceToken": "arn:aws:lambda:us-east-1:111111111111:function:f",
 		"KeyArn":       key,
@@ -174,7 +199,7 @@ func TestCreateKeepsForeignStatementsByteForByte(t *testing.T) {
 	before, beforeKeys := rawStatements(t, foreign)
 
 	// WHEN the resource is created with two statements
-	res, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333")), nil))
+	res, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, mine("A", "222222222222"), mine("B", "333333333333")), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +218,7 @@ func TestCreateKeepsForeignStatementsByteForByte(t *testing.T) {
 			t.Errorf("foreign statement %d rewritten:\n got %s\nwant %s", i, after[i], before[i])
 		}
 	}
-	if after[3] != stmt("A", "222222222222") || after[4] != stmt("B", "333333333333") {
+	if after[3] != mine("A", "222222222222") || after[4] != mine("B", "333333333333") {
 		t.Errorf("our statements: %s / %s", after[3], after[4])
 	}
 	// AND the answer names the key and the policy size; the calls are read, write, read back
@@ -209,26 +234,37 @@ func TestCreateKeepsForeignStatementsByteForByte(t *testing.T) {
 	}
 }
 
+// A statement with this resource's marked Sid is its own: the same content
+// is kept without a write (a duplicate delivery, a retried Create), other
+// content is a conflict. A statement with the unmarked Sid, as the synth
+// warning prints it and a person applied it, is not this resource's: it is
+// neither adopted nor rewritten, and the marked copy goes beside it.
 func TestCreateAdoptsIdenticalAndRefusesDifferentStatements(t *testing.T) {
+	handApplied := `{"Sid" : "A", "Effect" : "Allow", "Principal" : {"AWS" : "arn:aws:iam::222222222222:root"}, "Action" : ["kms:Decrypt"], "Resource" : "*"}`
 	for _, tc := range []struct {
 		name     string
 		existing string
 		wantErr  string
-		wantPuts int
+		want     string // the policy after; "" for unchanged
 	}{
-		{"identical statement applied by hand", `{"Sid" : "A", "Effect" : "Allow", "Principal" : {"AWS" : "arn:aws:iam::222222222222:root"}, "Action" : ["kms:Decrypt"], "Resource" : "*"}`, "", 0},
-		{"other content under our Sid", stmt("A", "999999999999"), `Sid "A" and other content`, 0},
+		{"our marked statement, already there", `{"Sid" : "A` + mark + `", "Effect" : "Allow", "Principal" : {"AWS" : "arn:aws:iam::222222222222:root"}, "Action" : ["kms:Decrypt"], "Resource" : "*"}`, "", ""},
+		{"other content under our marked Sid", mine("A", "999999999999"), `Sid "A` + mark + `" and other content`, ""},
+		{"the same statement applied by hand, unmarked", handApplied, "",
+			`{"Version":"2012-10-17","Statement":[` + stmt("Owner", "111111111111") + `,` + handApplied + `,` + mine("A", "222222222222") + `]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
 			f.policies[keyArn] = `{"Version":"2012-10-17","Statement":[` + stmt("Owner", "111111111111") + `,` + tc.existing + `]}`
-			before := f.policies[keyArn]
-			_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222")), nil))
+			want := tc.want
+			if want == "" {
+				want = f.policies[keyArn]
+			}
+			_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, mine("A", "222222222222")), nil))
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("error %v, want %q", err, tc.wantErr)
 			}
-			if len(f.puts) != tc.wantPuts || f.policies[keyArn] != before {
-				t.Errorf("policy changed (%d puts): %s", len(f.puts), f.policies[keyArn])
+			if f.policies[keyArn] != want {
+				t.Errorf("policy (%d puts)\n%s\nwant\n%s", len(f.puts), f.policies[keyArn], want)
 			}
 		})
 	}
@@ -238,7 +274,7 @@ func TestUpdateReplacesOnlyItsOwnSids(t *testing.T) {
 	// GIVEN the resource created with A and B, and a statement of the owner added after it
 	f := newFake()
 	h := handler(f)
-	oldProps := props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333"))
+	oldProps := props(keyArn, mine("A", "222222222222"), mine("B", "333333333333"))
 	res, err := h.Create(context.Background(), req(cfn.RequestCreate, "", oldProps, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +283,7 @@ func TestUpdateReplacesOnlyItsOwnSids(t *testing.T) {
 	before, _ := rawStatements(t, f.policies[keyArn])
 
 	// WHEN it is updated: A changes, B goes, C comes
-	newProps := props(keyArn, stmt("A", "444444444444"), stmt("C", "555555555555"))
+	newProps := props(keyArn, mine("A", "444444444444"), mine("C", "555555555555"))
 	res2, err := h.Update(context.Background(), req(cfn.RequestUpdate, res.PhysicalResourceID, newProps, oldProps))
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +291,7 @@ func TestUpdateReplacesOnlyItsOwnSids(t *testing.T) {
 
 	// THEN A is replaced in place, B removed, C appended; the others unchanged
 	after, _ := rawStatements(t, f.policies[keyArn])
-	want := []string{before[0], before[1], before[2], stmt("A", "444444444444"), before[5], stmt("C", "555555555555")}
+	want := []string{before[0], before[1], before[2], mine("A", "444444444444"), before[5], mine("C", "555555555555")}
 	if strings.Join(after, "\n") != strings.Join(want, "\n") {
 		t.Errorf("statements\n%s\nwant\n%s", strings.Join(after, "\n"), strings.Join(want, "\n"))
 	}
@@ -267,11 +303,11 @@ func TestUpdateReplacesOnlyItsOwnSids(t *testing.T) {
 func TestUpdateToAnotherKeyIsAReplacement(t *testing.T) {
 	f := newFake()
 	h := handler(f)
-	oldProps := props(keyArn, stmt("A", "222222222222"))
+	oldProps := props(keyArn, mine("A", "222222222222"))
 	res, _ := h.Create(context.Background(), req(cfn.RequestCreate, "", oldProps, nil))
 	withA := f.policies[keyArn]
 
-	newProps := props(otherKey, stmt("A", "222222222222"))
+	newProps := props(otherKey, mine("A", "222222222222"))
 	res2, err := h.Update(context.Background(), req(cfn.RequestUpdate, res.PhysicalResourceID, newProps, oldProps))
 	if err != nil {
 		t.Fatal(err)
@@ -279,14 +315,14 @@ func TestUpdateToAnotherKeyIsAReplacement(t *testing.T) {
 	if id, _ := keypolicyspec.ParsePhysicalID(res2.PhysicalResourceID); id.KeyArn != otherKey {
 		t.Errorf("new physical id %s", res2.PhysicalResourceID)
 	}
-	if f.policies[keyArn] != withA || !strings.Contains(f.policies[otherKey], `"Sid":"A"`) {
+	if f.policies[keyArn] != withA || !strings.Contains(f.policies[otherKey], `"Sid":"A`+mark+`"`) {
 		t.Errorf("old key %s\nnew key %s", f.policies[keyArn], f.policies[otherKey])
 	}
 	// CloudFormation then deletes the old resource: A leaves the old key only.
 	if err := h.Delete(context.Background(), req(cfn.RequestDelete, res.PhysicalResourceID, oldProps, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if f.policies[keyArn] == withA || !strings.Contains(f.policies[otherKey], `"Sid":"A"`) {
+	if f.policies[keyArn] == withA || !strings.Contains(f.policies[otherKey], `"Sid":"A`+mark+`"`) {
 		t.Errorf("after delete: old key %s\nnew key %s", f.policies[keyArn], f.policies[otherKey])
 	}
 }
@@ -294,7 +330,7 @@ func TestUpdateToAnotherKeyIsAReplacement(t *testing.T) {
 func TestDeleteRemovesOnlyItsOwnSids(t *testing.T) {
 	f := newFake()
 	h := handler(f)
-	p := props(keyArn, stmt("A", "222222222222"))
+	p := props(keyArn, mine("A", "222222222222"))
 	res, _ := h.Create(context.Background(), req(cfn.RequestCreate, "", p, nil))
 	if err := h.Delete(context.Background(), req(cfn.RequestDelete, res.PhysicalResourceID, p, nil)); err != nil {
 		t.Fatal(err)
@@ -307,7 +343,7 @@ func TestDeleteRemovesOnlyItsOwnSids(t *testing.T) {
 }
 
 func TestDeleteOutcomes(t *testing.T) {
-	p := props(keyArn, stmt("A", "222222222222"))
+	p := props(keyArn, mine("A", "222222222222"))
 	id := keypolicyspec.NewPhysicalID(keyArn, stackID, "KeyPolicy").String()
 	for _, tc := range []struct {
 		name     string
@@ -320,11 +356,11 @@ func TestDeleteOutcomes(t *testing.T) {
 		{"key gone", id, apiErr("NotFoundException", "gone"), nil, ""},
 		{"pending deletion", id, nil, apiErr("KMSInvalidStateException", "pending deletion"), ""},
 		{"disabled", id, nil, apiErr("DisabledException", "disabled"), ""},
-		{"access denied", id, apiErr("AccessDeniedException", "no"), nil, `removing the statements "A"`},
+		{"access denied", id, apiErr("AccessDeniedException", "no"), nil, `removing the statements "A` + mark + `"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
-			f.policies[keyArn] = `{"Statement":[` + stmt("A", "222222222222") + `]}`
+			f.policies[keyArn] = `{"Statement":[` + mine("A", "222222222222") + `]}`
 			f.errs["GetKeyPolicy"], f.errs["PutKeyPolicy"] = tc.getErr, tc.putErr
 			err := handler(f).Delete(context.Background(), req(cfn.RequestDelete, tc.physical, p, nil))
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "--retain-resources KeyPolicy")) {
@@ -346,12 +382,12 @@ func TestConcurrentWriter(t *testing.T) {
 			}
 		}
 		// WHEN the resource is created
-		_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222")), nil))
+		_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, mine("A", "222222222222")), nil))
 		// THEN the handler saw the difference, merged again and both statements are there
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Join(sids(t, f.policies[keyArn]), ","); got != "Enable IAM User Permissions,,Allow pipeline,Writer,A" {
+		if got := strings.Join(sids(t, f.policies[keyArn]), ","); got != "Enable IAM User Permissions,,Allow pipeline,Writer,A"+mark {
 			t.Errorf("Sids %s", got)
 		}
 		if got := strings.Join(f.calls, ","); got != "GetKeyPolicy,PutKeyPolicy,GetKeyPolicy,GetKeyPolicy,PutKeyPolicy,GetKeyPolicy" {
@@ -361,8 +397,8 @@ func TestConcurrentWriter(t *testing.T) {
 	t.Run("a writer that never stops: bounded, clear failure", func(t *testing.T) {
 		f := newFake()
 		f.afterPut = func(f *fakeKMS, n int) { f.policies[keyArn] = foreign }
-		_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222")), nil))
-		if err == nil || !strings.Contains(err.Error(), "did not converge after 5 read-merge-write-verify attempts") || !strings.Contains(err.Error(), `"A" is missing`) {
+		_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, mine("A", "222222222222")), nil))
+		if err == nil || !strings.Contains(err.Error(), "did not converge after 5 read-merge-write-verify attempts") || !strings.Contains(err.Error(), `"A`+mark+`" is missing`) {
 			t.Errorf("error %v", err)
 		}
 		if len(f.puts) != keypolicylifecycle.DefaultAttempts {
@@ -381,13 +417,13 @@ func TestPolicySizeLimit(t *testing.T) {
 	f.policies[keyArn] = `{"Version":"2012-10-17","Statement":[` + strings.Join(big, ",") + `]}`
 	before := f.policies[keyArn]
 	// WHEN the resource adds statements that take it over 32 KB
-	var mine []string
+	var ours []string
 	for i := 0; i < 20; i++ {
-		mine = append(mine, stmt(fmt.Sprintf("Mine %02d", i), "222222222222"))
+		ours = append(ours, mine(fmt.Sprintf("Mine %02d", i), "222222222222"))
 	}
-	_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, mine...), nil))
+	_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, ours...), nil))
 	// THEN it fails before writing, saying how large the policy would be
-	wantSize := len(strings.TrimSuffix(before, "]}")) + len(strings.Join(mine, ",")) + 1 + len("]}")
+	wantSize := len(strings.TrimSuffix(before, "]}")) + len(strings.Join(ours, ",")) + 1 + len("]}")
 	want := fmt.Sprintf("the merged key policy would be %d bytes", wantSize)
 	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "at most 32768 bytes") {
 		t.Errorf("error %v, want %q", err, want)
@@ -409,7 +445,7 @@ func TestCreateErrorsExplain(t *testing.T) {
 		t.Run(tc.code, func(t *testing.T) {
 			f := newFake()
 			f.errs["PutKeyPolicy"] = apiErr(tc.code, "msg")
-			_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222")), nil))
+			_, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, mine("A", "222222222222")), nil))
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.code+": msg") || !strings.Contains(err.Error(), keyArn) {
 				t.Errorf("error %v", err)
 			}

@@ -68,6 +68,14 @@ func parseDocument(policy string) (*document, error) {
 	return d, nil
 }
 
+// clone copies the document, so that a merge of the original leaves it as read.
+func (d *document) clone() *document {
+	c := *d
+	c.fields = append([]field(nil), d.fields...)
+	c.statements = append([]json.RawMessage(nil), d.statements...)
+	return &c
+}
+
 // render writes the document: top-level fields in their original order,
 // compact between them, each value as it was read.
 func (d *document) render() string {

@@ -2,7 +2,6 @@ package keypolicylifecycle_test
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
+	"github.com/crossaccountami/crossaccountami/internal/keypolicylifecycle"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/routertest"
 )
@@ -38,7 +38,7 @@ func ownerPolicy(extra ...string) string {
 }
 
 // A statement applied by hand from the construct's warning: the same
-// content as stmt("A", "222222222222"), written with other whitespace.
+// content as mine("A", "222222222222"), written with other whitespace.
 const handApplied = `{ "Sid" : "A", "Effect" : "Allow", "Principal" : { "AWS" : "arn:aws:iam::222222222222:root" }, "Action" : [ "kms:Decrypt" ], "Resource" : "*" }`
 
 var physicalID = keypolicyspec.NewPhysicalID(keyArn, stackID, "KeyPolicy")
@@ -58,7 +58,7 @@ func TestFailedCreateIsRolledBack(t *testing.T) {
 		{"never converges", func(f *fakeKMS) {
 			// Another writer keeps writing the policy it read before ours,
 			// plus A: B is missing at every read-back.
-			f.afterPut = func(f *fakeKMS, n int) { f.policies[keyArn] = ownerPolicy(stmt("A", "222222222222")) }
+			f.afterPut = func(f *fakeKMS, n int) { f.policies[keyArn] = ownerPolicy(mine("A", "222222222222")) }
 		}, 5 * time.Second},
 		{"deadline passes during PutKeyPolicy", func(f *fakeKMS) {
 			f.stalled = make(chan struct{})
@@ -70,7 +70,7 @@ func TestFailedCreateIsRolledBack(t *testing.T) {
 			before := ownerPolicy()
 			f.policies[keyArn] = before
 			tc.prepare(f)
-			p := props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333"))
+			p := props(keyArn, mine("A", "222222222222"), mine("B", "333333333333"))
 
 			// WHEN the Create fails after writing A and B
 			id, err := serve(t, f, event(cfn.RequestCreate, "", p), tc.timeout)
@@ -105,105 +105,67 @@ func TestFailedCreateIsRolledBack(t *testing.T) {
 	}
 }
 
-// The rollback of a failed Create leaves the statements it adopted (they
-// were in the policy before it, with the same content) and removes only
-// those it added.
+// ownCopy is this resource's statement A as KMS may return it after an
+// earlier delivery of the same Create wrote it: the marked Sid, the same
+// content, other whitespace.
+const ownCopy = `{ "Sid" : "A` + mark + `", "Effect" : "Allow", "Principal" : { "AWS" : "arn:aws:iam::222222222222:root" }, "Action" : [ "kms:Decrypt" ], "Resource" : "*" }`
+
+// Resources created before marks existed (0.2) answered a rollback id that
+// kept the statements their failed Create adopted. Their rollback Delete,
+// sent with their unmarked properties, still leaves those statements.
 func TestFailedCreateRollbackLeavesAdoptedStatements(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		stmts  []string // the properties' statements
-		before string
-		wantID string
+		name    string
+		stmts   []string // the 0.2 properties' statements
+		keep    string   // the rollback id's bitmap
+		written string   // the policy the failed 0.2 Create left
+		want    string   // the policy before that Create
 	}{
-		{"first statement adopted", []string{stmt("A", "222222222222"), stmt("B", "333333333333")}, ownerPolicy(handApplied), physicalID.String() + "/keep-8"},
-		{"second statement adopted", []string{stmt("B", "333333333333"), stmt("A", "222222222222")}, ownerPolicy(handApplied), physicalID.String() + "/keep-4"},
-		{"two of three adopted", []string{stmt("A", "222222222222"), stmt("B", "333333333333"), stmt("C", "444444444444")}, ownerPolicy(stmt("C", "444444444444"), handApplied), physicalID.String() + "/keep-a"},
+		{"first statement adopted", []string{stmt("A", "222222222222"), stmt("B", "333333333333")}, "8",
+			ownerPolicy(handApplied, stmt("B", "333333333333")), ownerPolicy(handApplied)},
+		{"second statement adopted", []string{stmt("B", "333333333333"), stmt("A", "222222222222")}, "4",
+			ownerPolicy(handApplied, stmt("B", "333333333333")), ownerPolicy(handApplied)},
+		{"two of three adopted", []string{stmt("A", "222222222222"), stmt("B", "333333333333"), stmt("C", "444444444444")}, "a",
+			ownerPolicy(stmt("C", "444444444444"), handApplied, stmt("B", "333333333333")), ownerPolicy(stmt("C", "444444444444"), handApplied)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
-			f.policies[keyArn] = tc.before
-			f.afterPut = func(f *fakeKMS, n int) { f.errs["GetKeyPolicy"] = apiErr("KMSInternalException", "read-back failed") }
-			p := props(keyArn, tc.stmts...)
-
-			id, err := serve(t, f, event(cfn.RequestCreate, "", p), 5*time.Second)
-			if err == nil || id != tc.wantID {
-				t.Fatalf("answer %q, %v; want FAILED with %q", id, err, tc.wantID)
-			}
-			if len(f.puts) != 1 {
-				t.Fatalf("%d writes", len(f.puts))
-			}
-
-			f.errs, f.afterPut, f.calls = map[string]error{}, nil, nil
-			if _, err := serve(t, f, event(cfn.RequestDelete, id, p), 5*time.Second); err != nil {
+			f.policies[keyArn] = tc.written
+			id := physicalID.String() + "/keep-" + tc.keep
+			if _, err := serve(t, f, event(cfn.RequestDelete, id, legacyProps(keyArn, tc.stmts...)), 5*time.Second); err != nil {
 				t.Fatalf("rollback Delete: %v", err)
 			}
-			if got := f.policies[keyArn]; got != tc.before {
-				t.Errorf("after the rollback\n%s\nwant\n%s", got, tc.before)
+			if got := f.policies[keyArn]; got != tc.want {
+				t.Errorf("after the rollback\n%s\nwant\n%s", got, tc.want)
 			}
 		})
 	}
 }
 
-// Adoption is judged from the policy read just before the Create's first
-// write, not from a later round: what a later round finds was written by
-// this Create (or put back by it).
-func TestAdoptionIsJudgedBeforeTheFirstWrite(t *testing.T) {
-	t.Run("a statement this create wrote is not adopted in a later round", func(t *testing.T) {
-		// GIVEN a writer that, after our first write, writes a policy with
-		// our B but without our A; and a read-back that fails in round 2
-		f := newFake()
-		before := ownerPolicy()
-		f.policies[keyArn] = before
-		f.afterPut = func(f *fakeKMS, n int) {
-			switch n {
-			case 1:
-				f.policies[keyArn] = ownerPolicy(stmt("B", "333333333333"))
-			case 2:
-				f.errs["GetKeyPolicy"] = apiErr("KMSInternalException", "read-back failed")
-			}
-		}
-		p := props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333"))
-		id, err := serve(t, f, event(cfn.RequestCreate, "", p), 5*time.Second)
-		// THEN B, found in round 2, is not kept: the Create wrote it
-		if err == nil || id != physicalID.String() || len(f.puts) != 2 {
-			t.Fatalf("answer %q, %v after %d writes; want FAILED with %q after 2", id, err, len(f.puts), physicalID)
-		}
-		f.errs, f.afterPut = map[string]error{}, nil
-		if _, err := serve(t, f, event(cfn.RequestDelete, id, p), 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if got := f.policies[keyArn]; got != before {
-			t.Errorf("after the rollback\n%s\nwant\n%s", got, before)
-		}
-	})
-	t.Run("an adopted statement a writer removed stays adopted", func(t *testing.T) {
-		// GIVEN A applied by hand, a writer that removes it after our first
-		// write, and a read-back that fails in round 2
-		f := newFake()
-		before := ownerPolicy(handApplied)
-		f.policies[keyArn] = before
-		f.afterPut = func(f *fakeKMS, n int) {
-			switch n {
-			case 1:
-				f.policies[keyArn] = ownerPolicy()
-			case 2:
-				f.errs["GetKeyPolicy"] = apiErr("KMSInternalException", "read-back failed")
-			}
-		}
-		p := props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333"))
-		id, err := serve(t, f, event(cfn.RequestCreate, "", p), 5*time.Second)
-		// THEN A is still the one kept
-		if want := physicalID.String() + "/keep-8"; err == nil || id != want || len(f.puts) != 2 {
-			t.Fatalf("answer %q, %v after %d writes; want FAILED with %q after 2", id, err, len(f.puts), want)
-		}
-		f.errs, f.afterPut = map[string]error{}, nil
-		if _, err := serve(t, f, event(cfn.RequestDelete, id, p), 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if got, want := sids(t, f.policies[keyArn]), []string{"Owner", "", "A"}; !slices.Equal(got, want) {
-			t.Errorf("Sids after the rollback %q, want %q", got, want)
-		}
-	})
+// A statement with this resource's marked Sid and the same content is its
+// own, found there before a Create's first write or not: an earlier
+// delivery of the same Create wrote it. A Create that fails after writing
+// answers the plain physical id, and its rollback Delete removes every
+// marked statement, that one included: no access outlives the stack's
+// rollback. The unmarked statement applied by hand stays.
+func TestARetriedCreateOwnsItsMarkedStatements(t *testing.T) {
+	f := newFake()
+	before := ownerPolicy(handApplied)
+	f.policies[keyArn] = ownerPolicy(handApplied, ownCopy)
+	f.afterPut = func(f *fakeKMS, n int) { f.errs["GetKeyPolicy"] = apiErr("KMSInternalException", "read-back failed") }
+	p := props(keyArn, mine("A", "222222222222"), mine("B", "333333333333"))
+
+	id, err := serve(t, f, event(cfn.RequestCreate, "", p), 5*time.Second)
+	if err == nil || id != physicalID.String() {
+		t.Fatalf("answer %q, %v; want FAILED with %q", id, err, physicalID)
+	}
+	f.errs, f.afterPut = map[string]error{}, nil
+	if _, err := serve(t, f, event(cfn.RequestDelete, id, p), 5*time.Second); err != nil {
+		t.Fatalf("rollback Delete: %v", err)
+	}
+	if got := f.policies[keyArn]; got != before {
+		t.Errorf("after the rollback\n%s\nwant\n%s", got, before)
+	}
 }
 
 // A Create that fails before it wrote anything answers the request id, and
@@ -211,7 +173,7 @@ func TestAdoptionIsJudgedBeforeTheFirstWrite(t *testing.T) {
 func TestCreateFailingBeforeAnyWriteAnswersTheRequestID(t *testing.T) {
 	var big []string
 	for i := 0; i < 20; i++ {
-		big = append(big, fmt.Sprintf(`{"Sid":"Big%02d","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:root"},"Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":%q}}}`, i, strings.Repeat("x", 2000)))
+		big = append(big, fmt.Sprintf(`{"Sid":"Big%02d`+mark+`","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:root"},"Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":%q}}}`, i, strings.Repeat("x", 2000)))
 	}
 	for _, tc := range []struct {
 		name    string
@@ -219,13 +181,19 @@ func TestCreateFailingBeforeAnyWriteAnswersTheRequestID(t *testing.T) {
 		props   map[string]interface{}
 		wantErr string
 	}{
-		{"invalid properties", nil, props("arn:aws:kms:us-east-1:111111111111:alias/x", stmt("A", "222222222222")), "invalid Custom::KmsKeyPolicyStatements properties"},
-		{"Sid conflict", func(f *fakeKMS) { f.policies[keyArn] = ownerPolicy(stmt("A", "999999999999")) }, props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333")), `Sid "A" and other content`},
-		{"GetKeyPolicy fails", func(f *fakeKMS) { f.errs["GetKeyPolicy"] = apiErr("AccessDeniedException", "no") }, props(keyArn, stmt("A", "222222222222")), "KMS GetKeyPolicy"},
+		{"invalid properties", nil, props("arn:aws:kms:us-east-1:111111111111:alias/x", mine("A", "222222222222")), "invalid Custom::KmsKeyPolicyStatements properties"},
+		{"Sid conflict", func(f *fakeKMS) { f.policies[keyArn] = ownerPolicy(mine("A", "999999999999")) }, props(keyArn, mine("A", "222222222222"), mine("B", "333333333333")), `Sid "A` + mark + `" and other content`},
+		{"GetKeyPolicy fails", func(f *fakeKMS) { f.errs["GetKeyPolicy"] = apiErr("AccessDeniedException", "no") }, props(keyArn, mine("A", "222222222222")), "KMS GetKeyPolicy"},
 		{"over the size limit", nil, props(keyArn, big...), "the merged key policy would be"},
+		// A resource of this version always carries the stack's mark: one
+		// without, or with another stack's (a template deployed under
+		// another name), would take over statements it did not write.
+		{"no SidSuffix", nil, legacyProps(keyArn, stmt("A", "222222222222")), "SidSuffix: required"},
+		{"another stack's mark", nil, map[string]interface{}{"KeyArn": keyArn, "SidSuffix": " [crossaccountami 00000000]", "Statements": "[" + stmt("A [crossaccountami 00000000]", "222222222222") + "]"},
+			`SidSuffix: the stack arn:aws:cloudformation:us-east-1:111111111111:stack/Source/11111111-2222-3333-4444-555555555555 marks its statements with " [crossaccountami 7cdacd29]", got " [crossaccountami 00000000]"`},
 		{"KMS rejects the first write", func(f *fakeKMS) {
 			f.errs["PutKeyPolicy"] = &types.MalformedPolicyDocumentException{Message: aws.String("invalid principal")}
-		}, props(keyArn, stmt("A", "222222222222")), "MalformedPolicyDocumentException"},
+		}, props(keyArn, mine("A", "222222222222")), "MalformedPolicyDocumentException"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
@@ -254,25 +222,30 @@ func TestCreateFailingBeforeAnyWriteAnswersTheRequestID(t *testing.T) {
 }
 
 // A first PutKeyPolicy whose outcome is in doubt (a server error) may have
-// written: the Create answers the rollback id.
-func TestCreateWhoseFirstWriteIsInDoubtAnswersTheRollbackID(t *testing.T) {
+
+// A first PutKeyPolicy whose outcome is in doubt (a server error) may have
+// written: the Create answers its physical id, also when a marked statement
+// was there before (it is this resource's own).
+func TestCreateWhoseFirstWriteIsInDoubtAnswersThePhysicalID(t *testing.T) {
 	f := newFake()
-	f.policies[keyArn] = ownerPolicy(handApplied)
+	f.policies[keyArn] = ownerPolicy(handApplied, ownCopy)
 	f.errs["PutKeyPolicy"] = &types.KMSInternalException{Message: aws.String("internal error")} // a server fault
-	id, err := serve(t, f, event(cfn.RequestCreate, "", props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333"))), 5*time.Second)
-	if want := physicalID.String() + "/keep-8"; err == nil || id != want {
-		t.Errorf("answer %q, %v; want FAILED with %q", id, err, want)
+	id, err := serve(t, f, event(cfn.RequestCreate, "", props(keyArn, mine("A", "222222222222"), mine("B", "333333333333"))), 5*time.Second)
+	if err == nil || id != physicalID.String() {
+		t.Errorf("answer %q, %v; want FAILED with %q", id, err, physicalID)
 	}
 }
 
 // A resource that was created owns every statement of its properties,
-// adopted ones included: its Delete removes them all, and a successful
-// Create answers the physical id without keep indexes.
+// the marked copies found there before its Create included: its Delete
+// removes them all, and a successful Create answers the physical id. A
+// statement applied by hand under the unmarked Sid is not the resource's:
+// the stack's rollback after a successful Create leaves it.
 func TestDeleteOfACreatedResourceRemovesAdoptedStatements(t *testing.T) {
 	f := newFake()
-	before := ownerPolicy()
-	f.policies[keyArn] = ownerPolicy(handApplied)
-	p := props(keyArn, stmt("A", "222222222222"), stmt("B", "333333333333"))
+	before := ownerPolicy(handApplied)
+	f.policies[keyArn] = ownerPolicy(handApplied, ownCopy)
+	p := props(keyArn, mine("A", "222222222222"), mine("B", "333333333333"))
 	id, err := serve(t, f, event(cfn.RequestCreate, "", p), 5*time.Second)
 	if err != nil || id != physicalID.String() {
 		t.Fatalf("Create answered %q, %v", id, err)
@@ -283,4 +256,10 @@ func TestDeleteOfACreatedResourceRemovesAdoptedStatements(t *testing.T) {
 	if got := f.policies[keyArn]; got != before {
 		t.Errorf("after Delete\n%s\nwant\n%s", got, before)
 	}
+}
+
+// routerServe is serve with a handler of the test's own (its CleanupReserve set).
+func routerServe(t *testing.T, h *keypolicylifecycle.Handler, ev cfn.Event, timeout time.Duration) (string, error) {
+	t.Helper()
+	return routertest.Serve(t, keypolicyspec.ResourceType, h, ev, timeout)
 }

@@ -7,13 +7,25 @@
 // The statements travel as one JSON string (CloudFormation would stringify
 // every scalar of a nested object anyway), so the handler merges exactly the
 // statements the construct wrote.
+//
+// Ownership is written in the statements themselves: every Sid of a
+// resource ends with SidSuffix, a mark derived from the stack that owns the
+// resource (its account, region and name; one stack keeps one resource per
+// key). A statement whose Sid lacks that mark, such as one applied by hand
+// from CrossAccountEncryptedAmi's synth warning, is never this resource's,
+// whatever its content. Properties written before marks existed have no
+// SidSuffix; their resources keep the rules they were created under until
+// their next Update writes marked statements.
 package keypolicyspec
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -28,6 +40,7 @@ const ResourceType = "Custom::KmsKeyPolicyStatements"
 const (
 	PropKeyArn     = "KeyArn"
 	PropStatements = "Statements"
+	PropSidSuffix  = "SidSuffix"
 )
 
 // Attribute names (the Data of Create and Update answers).
@@ -49,6 +62,106 @@ type Statement struct {
 type Properties struct {
 	KeyArn     string
 	Statements []Statement
+	// SidSuffix is the mark every Sid of Statements ends with (see
+	// SidSuffix the function). Empty in properties written before marks
+	// existed.
+	SidSuffix string
+}
+
+// SidSuffix returns the mark that ends every Sid the
+// Custom::KmsKeyPolicyStatements of one stack writes: " [crossaccountami
+// <8 hex>]", the hex being the start of the SHA-256 of the stack's account,
+// region and name. The construct knows these at synth and the handler reads
+// them from the StackId of each event (SidSuffixOfStack), so a template
+// deployed under another stack name is refused instead of taking over the
+// statements of the stack it was copied from. KMS allows any printable
+// ASCII in a key policy's Sids, spaces included (KMS Developer Guide, "Key
+// policy format": https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html).
+func SidSuffix(account, region, stackName string) string {
+	sum := sha256.Sum256([]byte(account + "\x00" + region + "\x00" + stackName))
+	return " [crossaccountami " + hex.EncodeToString(sum[:4]) + "]"
+}
+
+// SidSuffixBytes is the length of every SidSuffix.
+const SidSuffixBytes = len(" [crossaccountami 01234567]")
+
+var sidSuffixRe = regexp.MustCompile(`^ \[crossaccountami [0-9a-f]{8}\]$`)
+
+// SidSuffixOfStack returns the SidSuffix of the stack a CloudFormation
+// StackId names (arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<uuid>).
+func SidSuffixOfStack(stackID string) (string, error) {
+	a, err := awsid.ParseARN(stackID)
+	name, _, _ := strings.Cut(strings.TrimPrefix(a.Resource, "stack/"), "/")
+	if err != nil || a.Service != "cloudformation" || !strings.HasPrefix(a.Resource, "stack/") || name == "" || awsid.ValidateAccount(a.Account) != nil {
+		return "", fmt.Errorf("StackId: expected arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<id>, got %q", stackID)
+	}
+	return SidSuffix(a.Account, a.Region, name), nil
+}
+
+// Mark returns the statements with suffix appended to each Sid. Everything
+// else of each statement, its keys' order included, stays as it was.
+func Mark(statements []Statement, suffix string) ([]Statement, error) {
+	out := make([]Statement, len(statements))
+	for i, s := range statements {
+		body, err := withSid(s.JSON, s.Sid+suffix)
+		if err != nil {
+			return nil, fmt.Errorf("statement %q: %v", s.Sid, err)
+		}
+		out[i] = Statement{Sid: s.Sid + suffix, JSON: body}
+	}
+	return out, nil
+}
+
+// withSid rewrites a compact statement object with another Sid, its
+// members in their order.
+func withSid(stmt json.RawMessage, sid string) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(stmt))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("expected a JSON object, got %.200s", stmt)
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil, err
+		}
+		key, _ := tok.(string)
+		if key == "Sid" {
+			value, _ = json.Marshal(sid)
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(key)
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(value)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// checkMarks says which Sid does not end with p.SidSuffix, or that the
+// suffix is not a mark.
+func (p Properties) checkMarks() []error {
+	if p.SidSuffix == "" {
+		return nil
+	}
+	if !sidSuffixRe.MatchString(p.SidSuffix) {
+		return []error{fmt.Errorf("%s: expected \" [crossaccountami <8 hex digits>]\" (SidSuffix of the stack), got %q", PropSidSuffix, p.SidSuffix)}
+	}
+	var errs []error
+	for _, s := range p.Statements {
+		if !strings.HasSuffix(s.Sid, p.SidSuffix) {
+			errs = append(errs, fmt.Errorf("%s: the Sid %q does not end with the SidSuffix %q: every statement of this resource carries its mark", PropStatements, s.Sid, p.SidSuffix))
+		}
+	}
+	return errs
 }
 
 // ParseStatements reads a JSON array of policy statements. Each must be an
@@ -122,15 +235,20 @@ func (p Properties) Validate() error {
 	if n := len(StatementsJSON(p.Statements)); n > MaxPolicyBytes {
 		errs = append(errs, fmt.Errorf("%s: the statements alone are %d bytes, over KMS's key policy limit of %d bytes", PropStatements, n, MaxPolicyBytes))
 	}
+	errs = append(errs, p.checkMarks()...)
 	return errors.Join(errs...)
 }
 
 // CfnProperties renders p as custom resource properties.
 func (p Properties) CfnProperties() map[string]interface{} {
-	return map[string]interface{}{
+	out := map[string]interface{}{
 		PropKeyArn:     p.KeyArn,
 		PropStatements: StatementsJSON(p.Statements),
 	}
+	if p.SidSuffix != "" {
+		out[PropSidSuffix] = p.SidSuffix
+	}
+	return out
 }
 
 // Decode reads the properties of a CloudFormation event and validates them.
@@ -152,6 +270,12 @@ func Decode(raw map[string]interface{}) (Properties, error) {
 	}
 	p := Properties{KeyArn: str(PropKeyArn)}
 	stmts := str(PropStatements)
+	if v, ok := raw[PropSidSuffix]; ok && v != nil {
+		if p.SidSuffix, ok = v.(string); !ok {
+			b, _ := json.Marshal(v)
+			errs = append(errs, fmt.Errorf("%s: expected a string, got %.200s", PropSidSuffix, b))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Properties{}, err
 	}
@@ -163,6 +287,7 @@ func Decode(raw map[string]interface{}) (Properties, error) {
 		errs = append(errs, fmt.Errorf("%s: %v", PropStatements, err))
 	}
 	p.Statements = parsed
+	errs = append(errs, p.checkMarks()...)
 	if err := errors.Join(errs...); err != nil {
 		return Properties{}, err
 	}
@@ -200,9 +325,13 @@ func ParsePhysicalID(s string) (id PhysicalID, ok bool) {
 	return PhysicalID{KeyArn: key, Hash: hash}, true
 }
 
-// RollbackID is the physical id a Create answers when it fails after its
-// first PutKeyPolicy: the resource's PhysicalID, and the statements the
-// rollback Delete (which gets the same properties) must leave in the policy.
+// RollbackID is the physical id a Create of crossaccountami 0.2 answered
+// when it failed after its first PutKeyPolicy: the resource's PhysicalID,
+// and the statements the rollback Delete (which gets the same properties)
+// must leave in the policy. A resource whose statements carry a SidSuffix
+// never answers one (a marked statement found before its Create is its own,
+// so its rollback removes them all); the handler keeps reading it so that
+// the rollback Delete of a 0.2 Create still keeps what it adopted.
 // Those are the statements the Create adopted: already in the policy, with
 // the same Sid and the same content, when the Create read it just before its
 // first write. They are named by their index in the properties' Statements,

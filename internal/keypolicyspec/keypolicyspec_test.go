@@ -193,3 +193,97 @@ func TestRollbackIDSplit(t *testing.T) {
 		}
 	}
 }
+
+func TestSidSuffix(t *testing.T) {
+	// The mark is the same at synth (account, region, stack name) and in the
+	// handler (the StackId CloudFormation sends); its hex is the first 8 of
+	// sha256("111111111111\x00us-east-1\x00AmiSource").
+	const want = " [crossaccountami 8b7c4c92]"
+	if got := keypolicyspec.SidSuffix("111111111111", "us-east-1", "AmiSource"); got != want {
+		t.Errorf("SidSuffix = %q, want %q", got, want)
+	}
+	got, err := keypolicyspec.SidSuffixOfStack("arn:aws:cloudformation:us-east-1:111111111111:stack/AmiSource/8c3e5d20-0000-4000-8000-000000000001")
+	if err != nil || got != want {
+		t.Errorf("SidSuffixOfStack = %q, %v; want %q", got, err, want)
+	}
+	for _, other := range []string{
+		keypolicyspec.SidSuffix("111111111111", "us-east-1", "AmiSource2"),
+		keypolicyspec.SidSuffix("111111111111", "eu-west-1", "AmiSource"),
+		keypolicyspec.SidSuffix("222222222222", "us-east-1", "AmiSource"),
+	} {
+		if other == want {
+			t.Errorf("another stack has the mark %q", other)
+		}
+	}
+	for _, bad := range []string{"", "r", "arn:aws:s3:::bucket", "arn:aws:cloudformation:us-east-1:111111111111:changeSet/x/y"} {
+		if _, err := keypolicyspec.SidSuffixOfStack(bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("SidSuffixOfStack(%q): %v", bad, err)
+		}
+	}
+}
+
+func TestMarkKeepsEverythingButTheSid(t *testing.T) {
+	stmts, err := keypolicyspec.ParseStatements(`[{"Sid":"A","Effect":"Allow","Principal":{"AWS":"arn:${Token[AWS.Partition.9]}:iam::222222222222:root"},"Action":"kms:Decrypt","Resource":"*"},{"Effect":"Deny","Sid":"B \"quoted\"","Action":"kms:*","Resource":"*","Principal":"*"}]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const suffix = " [crossaccountami 8b7c4c92]"
+	marked, err := keypolicyspec.Mark(stmts, suffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"Sid":"A [crossaccountami 8b7c4c92]","Effect":"Allow","Principal":{"AWS":"arn:${Token[AWS.Partition.9]}:iam::222222222222:root"},"Action":"kms:Decrypt","Resource":"*"}`,
+		`{"Effect":"Deny","Sid":"B \"quoted\" [crossaccountami 8b7c4c92]","Action":"kms:*","Resource":"*","Principal":"*"}`,
+	}
+	for i, s := range marked {
+		if string(s.JSON) != want[i] || s.Sid != stmts[i].Sid+suffix {
+			t.Errorf("statement %d: %s (Sid %q), want %s", i, s.JSON, s.Sid, want[i])
+		}
+	}
+	if string(stmts[0].JSON) == string(marked[0].JSON) {
+		t.Error("Mark changed its input")
+	}
+}
+
+func TestDecodeMarkedProperties(t *testing.T) {
+	const suffix = " [crossaccountami 8b7c4c92]"
+	marked := `[{"Sid":"A [crossaccountami 8b7c4c92]","Effect":"Allow"}]`
+	p, err := keypolicyspec.Decode(map[string]interface{}{"KeyArn": keyArn, "Statements": marked, "SidSuffix": suffix})
+	if err != nil || p.SidSuffix != suffix || p.Statements[0].Sid != "A"+suffix {
+		t.Fatalf("Decode = %+v, %v", p, err)
+	}
+	if got := p.CfnProperties()["SidSuffix"]; got != suffix {
+		t.Errorf("CfnProperties SidSuffix = %v", got)
+	}
+	// Properties written before marks existed have none.
+	legacy, err := keypolicyspec.Decode(map[string]interface{}{"KeyArn": keyArn, "Statements": `[{"Sid":"A","Effect":"Allow"}]`})
+	if err != nil || legacy.SidSuffix != "" {
+		t.Errorf("legacy Decode = %+v, %v", legacy, err)
+	}
+	if _, ok := legacy.CfnProperties()["SidSuffix"]; ok {
+		t.Error("legacy CfnProperties has a SidSuffix")
+	}
+	for _, tc := range []struct {
+		name  string
+		raw   map[string]interface{}
+		wants []string
+	}{
+		{"a Sid without the mark", map[string]interface{}{"KeyArn": keyArn, "SidSuffix": suffix,
+			"Statements": `[{"Sid":"A [crossaccountami 8b7c4c92]","Effect":"Allow"},{"Sid":"B","Effect":"Allow"}]`},
+			[]string{"Statements:", `"B"`, `end with the SidSuffix " [crossaccountami 8b7c4c92]"`}},
+		{"not a mark", map[string]interface{}{"KeyArn": keyArn, "SidSuffix": "-mine", "Statements": `[{"Sid":"A-mine","Effect":"Allow"}]`},
+			[]string{"SidSuffix:", `"-mine"`, "[crossaccountami <8 hex digits>]"}},
+		{"not a string", map[string]interface{}{"KeyArn": keyArn, "SidSuffix": []interface{}{}, "Statements": marked},
+			[]string{"SidSuffix: expected a string"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := keypolicyspec.Decode(tc.raw)
+			for _, w := range tc.wants {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

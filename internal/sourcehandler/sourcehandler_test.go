@@ -120,12 +120,18 @@ const ownerPolicy = `{
   } ]
 }`
 
+// sidSuffix is the mark of the stack the events name (123456789012,
+// us-east-1, "AmiSource"): the first 8 hex digits of
+// sha256("123456789012\x00us-east-1\x00AmiSource").
+const sidSuffix = " [crossaccountami 1e05c9bd]"
+
+// statement is one of the resource's statements: its Sid carries the mark.
 func statement(sid, account string) string {
-	return fmt.Sprintf(`{"Sid":%q,"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":["kms:Decrypt","kms:DescribeKey"],"Resource":"*"}`, sid, account)
+	return fmt.Sprintf(`{"Sid":%q,"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":["kms:Decrypt","kms:DescribeKey"],"Resource":"*"}`, sid+sidSuffix, account)
 }
 
 func keyPolicyProps(keyArn string, stmts ...string) map[string]interface{} {
-	return map[string]interface{}{"ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:f", "KeyArn": keyArn, "Statements": "[" + strings.Join(stmts, ",") + "]"}
+	return map[string]interface{}{"ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:f", "KeyArn": keyArn, "Statements": "[" + strings.Join(stmts, ",") + "]", "SidSuffix": sidSuffix}
 }
 
 // rawStatements returns each statement's exact bytes, in order.

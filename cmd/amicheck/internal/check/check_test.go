@@ -253,6 +253,12 @@ func TestCheckKeyPolicy(t *testing.T) {
 	}
 	denyDecrypt := `{"Sid":"No decrypt outside","Effect":"Deny","Principal":"*","Action":"kms:Decrypt","Resource":"*",
 		"Condition":{"StringNotEquals":{"aws:PrincipalAccount":"222222222222"}}}`
+	// What a Custom::KmsKeyPolicyStatements writes for KeyPolicyScope: the
+	// same statements, each Sid ending with its stack's mark.
+	marked := amipolicy.Statements(dest, amipolicy.Scoped)
+	for i := range marked {
+		marked[i].Sid += " [crossaccountami 7cdacd29]"
+	}
 	otherAccount := amipolicy.Statements(amipolicy.Destination{Partition: "aws", Account: "333333333333",
 		GrantCreatorArn: "arn:aws:iam::333333333333:role/crossaccountami/GrantHandler-X-0123456789"}, amipolicy.Scoped)
 
@@ -276,6 +282,9 @@ func TestCheckKeyPolicy(t *testing.T) {
 	}{
 		{name: "this library's scoped statements", api: serve(policy(t, scoped)), creators: []string{creatorARN},
 			use:    want{status: Pass, detail: []string{"Allow use of the key by AWSServiceRoleForAutoScaling of 111111111111"}},
+			create: want{status: Pass, detail: []string{creatorARN}}},
+		{name: "the scoped statements a KeyPolicyScope writes, with marked Sids", api: serve(policy(t, marked)), creators: []string{creatorARN},
+			use:    want{status: Pass, detail: []string{"Allow use of the key by AWSServiceRoleForAutoScaling of 111111111111 [crossaccountami 7cdacd29]"}},
 			create: want{status: Pass, detail: []string{creatorARN}}},
 		{name: "scoped, grant creator unknown: the policy names it", api: serve(policy(t, scoped)),
 			use:    want{status: Pass},
