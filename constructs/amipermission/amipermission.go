@@ -76,7 +76,7 @@ func NewLaunchPermission(scope constructs.Construct, id *string, props *LaunchPe
 		fail(err)
 	}
 	if env := provider.EnvOf(scope); !env.Concrete {
-		fail(fmt.Errorf("the stack %s needs a concrete account and region (env), got account %q and region %q: it must be the AMI's account and region", env.Path, env.Account, env.Region))
+		fail(fmt.Errorf("the stack %s needs a concrete account and region (env), got %s: it must be the AMI's account and region", env.Path, env.Where()))
 	}
 	c := constructs.NewConstruct(scope, id)
 	src := provider.SourceOf(c)

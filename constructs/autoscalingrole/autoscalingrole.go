@@ -19,6 +19,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/slrspec"
 )
 
@@ -63,6 +64,11 @@ func NewServiceLinkedRole(scope constructs.Construct, id *string, props *Service
 	if !jsiivalue.IsUnresolved(&spec.CustomSuffix) {
 		if err := spec.Validate(); err != nil {
 			panic(fmt.Errorf("autoscalingrole.NewServiceLinkedRole %s/%s: %w", *scope.Node().Path(), *id, err))
+		}
+		// Only here, not in spec.Validate, which the handler runs too: a
+		// role deployed with such a suffix must still update and roll back.
+		if err := awsid.CheckSLRSuffixMistakes(spec.CustomSuffix); spec.CustomSuffix != "" && err != nil {
+			panic(fmt.Errorf("autoscalingrole.NewServiceLinkedRole %s/%s: CustomSuffix: %w", *scope.Node().Path(), *id, err))
 		}
 	}
 	c := registry.Child(scope, *id)

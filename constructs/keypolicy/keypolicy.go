@@ -228,14 +228,14 @@ func specFromProps(env *provider.StackEnv, props *ManagedStatementsProps) (keypo
 	}
 	keyArn := props.Key.KeyArn()
 	if jsiivalue.IsUnresolved(keyArn) {
-		return keypolicyspec.Properties{}, fmt.Errorf("Key: the key ARN must be known at synth time (import the key with awskms.Key_FromKeyArn and a literal ARN), got the token %q", *keyArn)
+		return keypolicyspec.Properties{}, fmt.Errorf("Key: the key ARN must be known at synth time (import the key with awskms.Key_FromKeyArn and a literal ARN), got the key %s whose ARN is %s", *props.Key.Node().Path(), jsiivalue.DeployTime)
 	}
 	arn, err := awsid.ParseKeyARN(*keyArn)
 	if err != nil {
 		return keypolicyspec.Properties{}, fmt.Errorf("Key: %v", err)
 	}
 	if !env.Concrete {
-		return keypolicyspec.Properties{}, fmt.Errorf("the stack %s needs a concrete account and region (env), got account %q and region %q: it must be the key's account", env.Path, env.Account, env.Region)
+		return keypolicyspec.Properties{}, fmt.Errorf("the stack %s needs a concrete account and region (env), got %s: it must be the key's account", env.Path, env.Where())
 	}
 	if arn.Account != env.Account {
 		return keypolicyspec.Properties{}, fmt.Errorf("Key: the key %s is in account %s but the stack %s is in account %s; KMS allows PutKeyPolicy only in the key's own account: place this construct in a stack of account %s", *keyArn, arn.Account, env.Path, env.Account, arn.Account)

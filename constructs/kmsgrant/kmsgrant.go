@@ -145,7 +145,7 @@ func specFromProps(props *GrantProps) (grantspec.Properties, error) {
 		}
 	}
 	if props.HealSchedule != nil && spec.RetiringPrincipal != "" {
-		return grantspec.Properties{}, fmt.Errorf("HealSchedule: only a grant the handler owns can be checked (the handler finds it with kms:ListRetirableGrants); got RetiringPrincipal %s", spec.RetiringPrincipal)
+		return grantspec.Properties{}, fmt.Errorf("HealSchedule: only a grant the handler owns can be checked (the handler finds it with kms:ListRetirableGrants); got RetiringPrincipal %s", jsiivalue.Show(spec.RetiringPrincipal))
 	}
 	if props.GrantName != nil {
 		if *props.GrantName == "" {
