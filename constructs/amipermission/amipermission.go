@@ -8,6 +8,9 @@
 // At deploy time, an AMI whose snapshots are encrypted with the AWS managed
 // key aws/ebs fails with a reason that says to copy it with a customer
 // managed key: no other account can use aws/ebs.
+//
+// The runnable ExampleNewLaunchPermission (go doc -all, or the package's
+// page on pkg.go.dev) shares an AMI with two accounts.
 package amipermission
 
 import (

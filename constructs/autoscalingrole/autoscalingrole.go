@@ -7,6 +7,9 @@
 // AWS::IAM::ServiceLinkedRole cannot be used instead: it fails when the role
 // already exists and deletes the role on stack delete, which would break
 // every other Auto Scaling group of the account.
+//
+// The runnable ExampleNewServiceLinkedRole (go doc -all) ensures a
+// custom-suffix role, AWSServiceRoleForAutoScaling_fleet.
 package autoscalingrole
 
 import (

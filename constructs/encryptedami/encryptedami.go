@@ -12,6 +12,11 @@
 // Deploy order: the key's stack first (its policy must allow the grant),
 // then the destination stack. The construct adds that stack dependency, so
 // `cdk deploy --all` follows it.
+//
+// Runnable examples (go doc -all, or the package's page on pkg.go.dev):
+// ExampleNewCrossAccountEncryptedAmi (a key, a destination and its Auto
+// Scaling group) and ExampleNewOrganizationKeyAccess (every account of an
+// organization). README.md's "Use it in your own app" is a complete main.go.
 package encryptedami
 
 import (

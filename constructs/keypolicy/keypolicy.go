@@ -2,11 +2,16 @@
 // in the policy of a KMS key it does not own (a key imported by ARN, such as
 // an image pipeline's key created long ago outside CDK).
 //
-// A custom resource in the key's account reads the key policy, merges the
-// statements by Sid, writes it back and verifies it (see
-// internal/keypolicylifecycle). Statements with other Sids, the key owner's,
-// are never dropped, reordered or rewritten. Delete removes exactly this
-// resource's Sids.
+// A custom resource in the key's account reads the key policy
+// (GetKeyPolicy), merges the statements by Sid, writes it back
+// (PutKeyPolicy, never with BypassPolicyLockoutSafetyCheck) and reads it
+// again to verify, in at most 5 rounds when another writer interferes; a
+// merged policy over 32 KB fails with its size. Statements with other Sids,
+// the key owner's, are never dropped, reordered or rewritten. Create adds
+// its Sids, Update replaces only its own, Delete removes exactly this
+// resource's Sids; a Create that fails after writing lets its rollback
+// remove what it added. README.md ("Keys and AMIs the app does not own")
+// and SECURITY.md ("The source side") say what the handler may do.
 //
 // One writer per key: all the statements one stack keeps on one key go
 // through a single Custom::KmsKeyPolicyStatements, however many
@@ -26,6 +31,9 @@
 // key through its IAM policy, which takes effect when the key policy
 // delegates to IAM (KMS's default "Enable IAM User Permissions" statement);
 // otherwise the key's owner adds a statement for RoleArn() once.
+//
+// The runnable ExampleNewManagedStatements (go doc -all) keeps an auditor's
+// statement in the policy of a key imported by ARN.
 package keypolicy
 
 import (
