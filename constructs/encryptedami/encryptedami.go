@@ -269,8 +269,8 @@ func warnSameAccount(scope constructs.Construct, key, account string) {
 		key, account)), nil)
 }
 
-// describeKey names key in a message: its ARN when known, else what it is
-// (a key of a stack of this app, or an imported key), never token text.
+// describeKey names key in a message: its ARN when known, else its path
+// (and stack, for a key of this app), never token text.
 func describeKey(key awskms.IKey, keyArn string) string {
 	if !jsiivalue.IsUnresolved(&keyArn) {
 		return "the key " + keyArn
@@ -278,7 +278,7 @@ func describeKey(key awskms.IKey, keyArn string) string {
 	if _, own := key.(awskms.Key); own {
 		return fmt.Sprintf("the key %s of stack %s", registry.Path(key), provider.EnvOf(key).Name)
 	}
-	return fmt.Sprintf("an imported key (%s) whose ARN is %s", registry.Path(key), jsiivalue.DeployTime)
+	return fmt.Sprintf("the key %s (its ARN is %s)", registry.Path(key), jsiivalue.DeployTime)
 }
 
 // describeKeyArn is describeKey when only the ARN is at hand.
