@@ -65,28 +65,19 @@ func exampleBinary(t testing.TB, name string) (dir, bin string) {
 	return m.dir, m.bin
 }
 
-// buildExample copies the non-test .go files of examples/<name> into
-// scratch/examples/<name> with a go.mod that requires this module (replaced
-// by this checkout), runs go mod tidy and go build there, and returns the
-// directory and the binary.
+// buildExample copies the non-test .go files of examples/<name> into a
+// consumer module of its own (buildConsumer) and builds it.
 func buildExample(name string) (dir, bin string, err error) {
 	root, err := filepath.Abs("..")
 	if err != nil {
 		return "", "", err
 	}
-	if rel, err := filepath.Rel(root, scratch); err != nil || !strings.HasPrefix(rel, "..") {
-		return "", "", fmt.Errorf("the scratch directory %s is inside the repository %s: set TMPDIR elsewhere", scratch, root)
-	}
 	src := filepath.Join(root, "examples", name)
-	dir = filepath.Join(scratch, "examples", name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", err
-	}
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return "", "", err
 	}
-	copied := 0
+	files := map[string][]byte{}
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
 			continue
@@ -98,13 +89,39 @@ func buildExample(name string) (dir, bin string, err error) {
 		if err := checkExampleImports(filepath.Join(src, e.Name()), body); err != nil {
 			return "", "", err
 		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), body, 0o644); err != nil {
+		files[e.Name()] = body
+	}
+	if len(files) == 0 {
+		return "", "", fmt.Errorf("examples/%s has no .go file", name)
+	}
+	dir, bin, err = buildConsumer("examples", name, files)
+	if err != nil {
+		return "", "", fmt.Errorf("examples/%s in a module of its own: %v", name, err)
+	}
+	return dir, bin, nil
+}
+
+// buildConsumer writes files into scratch/<kind>/<name>, outside this
+// repository, with a go.mod of module example.com/<name> that requires this
+// module (replaced by this checkout), runs go mod tidy and go build there,
+// and returns the directory and the binary: a module of a user's own, as
+// after `go get` and `go mod tidy`.
+func buildConsumer(kind, name string, files map[string][]byte) (dir, bin string, err error) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return "", "", err
+	}
+	if rel, err := filepath.Rel(root, scratch); err != nil || !strings.HasPrefix(rel, "..") {
+		return "", "", fmt.Errorf("the scratch directory %s is inside the repository %s: set TMPDIR elsewhere", scratch, root)
+	}
+	dir = filepath.Join(scratch, kind, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	for file, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, file), body, 0o644); err != nil {
 			return "", "", err
 		}
-		copied++
-	}
-	if copied == 0 {
-		return "", "", fmt.Errorf("examples/%s has no .go file", name)
 	}
 	// The go line of this module: the consumer needs at least that Go.
 	ourMod, err := os.ReadFile(filepath.Join(root, "go.mod"))
@@ -123,11 +140,11 @@ func buildExample(name string) (dir, bin string, err error) {
 	// A first build of an awscdk app with an empty Go build cache takes
 	// minutes; later ones reuse the compiled packages and only link.
 	if _, _, err := runCommand(10*time.Minute, dir, env, "go", "mod", "tidy"); err != nil {
-		return "", "", fmt.Errorf("examples/%s in a module of its own: %v", name, err)
+		return "", "", err
 	}
-	bin = filepath.Join(scratch, "bin", name)
+	bin = filepath.Join(scratch, "bin", kind+"-"+name)
 	if _, _, err := runCommand(10*time.Minute, dir, env, "go", "build", "-o", bin, "."); err != nil {
-		return "", "", fmt.Errorf("examples/%s in a module of its own: %v", name, err)
+		return "", "", err
 	}
 	return dir, bin, nil
 }

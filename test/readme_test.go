@@ -1,7 +1,7 @@
 package test
 
 import (
-	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,104 +9,98 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
 )
 
-// quickStartMain wraps README.md's "Quick start" block in a program that
-// declares what the block uses but does not define: the two stacks on the
-// README's accounts and a VPC whose availability zones are declared, not
-// looked up (as the examples' newDestinationStack does), so synth needs no
-// AWS call.
-const quickStartMain = `package main
+// readmeSection is the README section a new user follows.
+const readmeSection = "## Use it in your own app"
 
-import (
-	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
-	"github.com/aws/jsii-runtime-go"
-
-	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
-)
-
-func main() {
-	app := awscdk.NewApp(nil)
-	sourceStack := awscdk.NewStack(app, jsii.String("AmiSource"), &awscdk.StackProps{
-		Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("us-east-1")},
-	})
-	destinationStack := awscdk.NewStack(app, jsii.String("AmiDestination"), &awscdk.StackProps{
-		Env: &awscdk.Environment{Account: jsii.String("222222222222"), Region: jsii.String("us-east-1")},
-	})
-	destinationStack.Node().SetContext(jsii.String("availability-zones:account=222222222222:region=us-east-1"),
-		[]string{"us-east-1a", "us-east-1b"})
-	vpc := awsec2.NewVpc(destinationStack, jsii.String("Vpc"), &awsec2.VpcProps{
-		AvailabilityZones: jsii.Strings("us-east-1a", "us-east-1b"),
-		NatGateways:       jsii.Number(0),
-	})
-
-	// README.md, Quick start:
-%s
-	app.Synth(nil)
-}
-`
-
-// TestReadmeQuickStart: the README's "Quick start" code compiles as written
-// and synthesizes a grant that the Auto Scaling group waits for. One
-// deliberate synth (go run of the generated program).
-func TestReadmeQuickStart(t *testing.T) {
+// TestReadmeOwnApp: README.md's "Use it in your own app" main.go, copied
+// exactly, builds in a module of its own outside this repository (as after
+// go get and go mod tidy) and synthesizes, with its cdk.json's context and
+// no AWS credentials: two stacks, the grant that the Auto Scaling group
+// waits for, no warning (no "Strong references requested" either) and no
+// context lookup. One deliberate synth.
+func TestReadmeOwnApp(t *testing.T) {
 	t.Parallel()
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	snippet, err := quickStartSnippet(string(readme))
+	section, err := readmeSectionText(string(readme), readmeSection)
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	// GIVEN the snippet in a main package inside this module (so that it
-	// builds against this checkout with go.mod's versions). The directory's
-	// leading underscore keeps it out of ./... (go vet, go test, staticcheck)
-	// while it exists; .gitignore lists it in case a killed run leaves it.
-	dir, err := os.MkdirTemp(".", "_readme-quickstart-")
+	mainGo, err := fencedBlock(section, "go", "package main")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	src := fmt.Sprintf(quickStartMain, "\t"+strings.ReplaceAll(snippet, "\n", "\n\t"))
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+	cdkJSON, err := fencedBlock(section, "json", `"app"`)
+	if err != nil {
 		t.Fatal(err)
 	}
+	var cdk struct {
+		App     string
+		Context map[string]interface{}
+	}
+	if err := json.Unmarshal([]byte(cdkJSON), &cdk); err != nil {
+		t.Fatalf("README.md's cdk.json: %v\n%s", err, cdkJSON)
+	}
+	if cdk.App != "go run ." {
+		t.Errorf(`README.md's cdk.json has app %q, want "go run ." (the module's main package)`, cdk.App)
+	}
 
-	// WHEN it runs the way the CDK CLI runs an app
+	// GIVEN the main.go, and only it, in a consumer module of its own
+	if err := checkExampleImports("README.md", []byte(mainGo)); err != nil {
+		t.Fatal(err)
+	}
+	dir, bin, err := buildConsumer("readme", "myapp", map[string][]byte{"main.go": []byte(mainGo), "cdk.json": []byte(cdkJSON)})
+	if err != nil {
+		t.Fatalf("README.md's main.go does not build in a module of its own: %v\nthe program:\n%s", err, numbered(mainGo))
+	}
+
+	// WHEN it runs as the CDK CLI runs it (CDK_OUTDIR, cdk.json's context
+	// as CDK_CONTEXT_JSON), with no AWS credentials anywhere
+	ctxJSON, err := json.Marshal(cdk.Context)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(t.TempDir(), "cdk.out")
-	cmd := exec.Command("go", "run", ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CDK_OUTDIR="+out, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
-	var output bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("README.md's Quick start does not compile or synthesize: %v\n%s\nthe program (README.md's block follows \"// README.md, Quick start:\"):\n%s",
-			err, output.String(), numbered(src))
+	env := append(withoutAWSCredentials(t), "CDK_OUTDIR="+out, "CDK_CONTEXT_JSON="+string(ctxJSON),
+		"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
+	_, stderr, err := runCommand(5*time.Minute, dir, env, bin)
+	if err != nil {
+		t.Fatalf("README.md's main.go does not synthesize: %v", err)
 	}
-	if strings.Contains(output.String(), "is deprecated") {
-		t.Errorf("README.md's Quick start uses a deprecated API:\n%s", output.String())
+	for _, bad := range []string{"is deprecated", "Strong references requested", "[Warning"} {
+		if strings.Contains(string(stderr), bad) {
+			t.Errorf("synth printed %q:\n%s", bad, stderr)
+		}
 	}
 
-	// THEN the app needs no context lookup
+	// THEN the assembly has the two stacks and no context lookup
 	a := readAssembly(t, out)
 	if missing, err := a.missing("", a.Manifest); err != nil {
 		t.Fatal(err)
 	} else if len(missing) > 0 {
-		t.Errorf("the Quick start app needs context lookups, so cdk synth would call AWS: %v", missing)
+		t.Errorf("the README's app needs context lookups, so cdk synth would call AWS: %v", missing)
 	}
-	// AND the destination stack holds the grant, and its Auto Scaling group
-	// depends on it
-	dest, ok := a.Templates["AmiDestination"]
-	if !ok {
-		t.Fatalf("no AmiDestination stack in %v", keys(a.Templates))
+	if got := keys(a.Templates); !slices.Equal(got, []string{"AmiDestination", "AmiSource"}) {
+		t.Errorf("stacks %v, want AmiDestination and AmiSource", got)
 	}
+	// AND no annotation warns
+	warnings, err := a.annotations("aws:cdk:warning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("the README's app synthesizes with warnings:\n%s", strings.Join(warnings, "\n"))
+	}
+	// AND the destination holds the grant, which its Auto Scaling group waits for
+	dest := a.Templates["AmiDestination"]
 	grantID, _ := only(t, dest, grantspec.ResourceType)
 	asgID, asg := only(t, dest, "AWS::AutoScaling::AutoScalingGroup")
 	if deps := strs(asg["DependsOn"]); !slices.Contains(deps, grantID) {
@@ -114,23 +108,97 @@ func TestReadmeQuickStart(t *testing.T) {
 	}
 }
 
-// quickStartSnippet returns the first ```go block of README.md's
-// "## Quick start" section.
-func quickStartSnippet(readme string) (string, error) {
-	_, section, ok := strings.Cut(readme, "\n## Quick start\n")
+// withoutAWSCredentials is this process's environment without AWS_*
+// variables, with a HOME and AWS config files that hold nothing and the
+// instance metadata service off: no credential source is left. The Go
+// caches and the built handlers stay where they were (a new HOME would
+// otherwise mean a cold build of each).
+func withoutAWSCredentials(t *testing.T) []string {
+	t.Helper()
+	home := t.TempDir()
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "AWS_") || name == "HOME" || name == "XDG_CONFIG_HOME" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	for _, v := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+		out, err := exec.Command("go", "env", v).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, v+"="+strings.TrimSpace(string(out)))
+	}
+	if os.Getenv(handlerbuild.CacheDirEnv) == "" {
+		// The built handlers stay too (their default place is under HOME).
+		if cache, err := os.UserCacheDir(); err == nil {
+			env = append(env, handlerbuild.CacheDirEnv+"="+filepath.Join(cache, "crossaccountami", "handlers"))
+		}
+	}
+	return append(env, "HOME="+home,
+		"AWS_CONFIG_FILE="+filepath.Join(home, "no-config"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "no-credentials"),
+		"AWS_EC2_METADATA_DISABLED=true")
+}
+
+// annotations are the messages of the given type (aws:cdk:warning,
+// aws:cdk:error) in the assembly's stack metadata, "<path>: <message>".
+func (a *Assembly) annotations(typ string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(a.Dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".metadata.json") {
+			return err
+		}
+		var byPath map[string][]struct {
+			Type string
+			Data interface{}
+		}
+		if err := loadJSON(path, &byPath); err != nil {
+			return err
+		}
+		for p, entries := range byPath {
+			for _, e := range entries {
+				if e.Type == typ {
+					out = append(out, fmt.Sprintf("%s: %v", p, e.Data))
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// readmeSectionText is the text of README.md's section under heading (up to
+// the next "## ").
+func readmeSectionText(readme, heading string) (string, error) {
+	_, section, ok := strings.Cut(readme, "\n"+heading+"\n")
 	if !ok {
-		return "", fmt.Errorf(`README.md has no "## Quick start" section`)
+		return "", fmt.Errorf("README.md has no %q section", heading)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
-	_, block, ok := strings.Cut(section, "\n```go\n")
-	if !ok {
-		return "", fmt.Errorf(`README.md's "Quick start" has no ` + "```go block")
+	return section, nil
+}
+
+// fencedBlock is the first ```lang block of section whose text contains
+// marker.
+func fencedBlock(section, lang, marker string) (string, error) {
+	rest := section
+	for {
+		_, after, ok := strings.Cut(rest, "\n```"+lang+"\n")
+		if !ok {
+			return "", fmt.Errorf("no ```%s block with %q", lang, marker)
+		}
+		block, tail, ok := strings.Cut(after, "\n```")
+		if !ok {
+			return "", fmt.Errorf("a ```%s block is not closed", lang)
+		}
+		if strings.Contains(block, marker) {
+			return block + "\n", nil
+		}
+		rest = tail
 	}
-	block, _, ok = strings.Cut(block, "\n```")
-	if !ok {
-		return "", fmt.Errorf(`README.md's "Quick start" go block is not closed`)
-	}
-	return block, nil
 }
 
 // numbered prefixes each line of src with its number, as compiler errors

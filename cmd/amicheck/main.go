@@ -28,15 +28,19 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/crossaccountami/crossaccountami/cmd/amicheck/internal/check"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
@@ -85,7 +89,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			"Diagnoses \"Client.InternalError: Client error on launch\" of an Auto Scaling group launching an AMI\n"+
 			"encrypted with a KMS key of another account. Run it with the group's account's credentials.\n"+
 			"Exit status: 0 no check failed, 1 a check failed, 2 usage error.\n\nFlags:\n")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -128,6 +132,23 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	return o, errors.Join(errs...)
 }
 
+// printFlags is flag.PrintDefaults with the flags spelled --name, as the
+// synopsis and the README write them (the flag package accepts both).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if f.DefValue != "" && f.DefValue != "false" {
+			line += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w, line)
+	})
+}
+
 // run is the whole command; main only supplies the process's arguments,
 // output and signals.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -139,13 +160,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "amicheck: %s\n", line)
 		}
-		fmt.Fprintln(stderr, "amicheck: see amicheck -h")
+		fmt.Fprintln(stderr, "amicheck: see amicheck --help")
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 
-	clients, region, err := newClients(ctx, o)
+	clients, region, err := newClients(ctx, o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "amicheck: %v\n", err)
 		return exitUsage
@@ -167,16 +188,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // newClients loads the SDK's default configuration (environment, shared
 // config and credentials files, AWS_ENDPOINT_URL_*) for the destination
 // and, with --source-profile, for the source account in the same region.
-func newClients(ctx context.Context, o options) (check.Clients, string, error) {
+// The SDK logs to stderr, after amicheck's own usage errors and never
+// between the report's lines.
+func newClients(ctx context.Context, o options, stderr io.Writer) (check.Clients, string, error) {
 	load := func(profile, region string) (aws.Config, error) {
-		var opts []func(*config.LoadOptions) error
+		cfg := new(aws.Config) // read by the instance-role credentials' IMDS client, once loaded
+		opts := []func(*config.LoadOptions) error{
+			config.WithLogger(logging.NewStandardLogger(stderr)),
+			config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = &imdsWithoutV1Fallback{cfg: cfg} }),
+		}
 		if profile != "" {
 			opts = append(opts, config.WithSharedConfigProfile(profile))
 		}
 		if region != "" {
 			opts = append(opts, config.WithRegion(region))
 		}
-		return config.LoadDefaultConfig(ctx, opts...)
+		loaded, err := config.LoadDefaultConfig(ctx, opts...)
+		*cfg = loaded
+		return loaded, err
 	}
 	cfg, err := load(o.profile, o.region)
 	if err != nil {
@@ -201,4 +230,30 @@ func newClients(ctx context.Context, o options) (check.Clients, string, error) {
 		c.SourceKMS = kms.NewFromConfig(src)
 	}
 	return c, cfg.Region, nil
+}
+
+// imdsWithoutV1Fallback is the IMDS client of the EC2 instance-role
+// credentials, the last of the SDK's default chain, without its fallback to
+// IMDSv1. Where no credentials are configured and something answers the
+// IMDSv2 token request with 403, 404 or 405 (a proxy, a container host),
+// the fallback logs "falling back to IMDSv1" before amicheck's own answer,
+// which already says the credentials do not work; on an EC2 instance,
+// IMDSv2 still gives the instance role. AWS_EC2_METADATA_V1_DISABLED=false
+// (or ec2_metadata_v1_disabled = false in the profile) turns the fallback
+// back on.
+type imdsWithoutV1Fallback struct {
+	cfg    *aws.Config
+	once   sync.Once
+	client *imds.Client
+}
+
+func (c *imdsWithoutV1Fallback) GetMetadata(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
+	c.once.Do(func() {
+		c.client = imds.NewFromConfig(*c.cfg, func(o *imds.Options) {
+			if o.EnableFallback == aws.UnknownTernary {
+				o.EnableFallback = aws.FalseTernary
+			}
+		})
+	})
+	return c.client.GetMetadata(ctx, in, optFns...)
 }

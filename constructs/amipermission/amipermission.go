@@ -8,6 +8,9 @@
 // At deploy time, an AMI whose snapshots are encrypted with the AWS managed
 // key aws/ebs fails with a reason that says to copy it with a customer
 // managed key: no other account can use aws/ebs.
+//
+// The runnable ExampleNewLaunchPermission (go doc -all, or the package's
+// page on pkg.go.dev) shares an AMI with two accounts.
 package amipermission
 
 import (
@@ -76,7 +79,7 @@ func NewLaunchPermission(scope constructs.Construct, id *string, props *LaunchPe
 		fail(err)
 	}
 	if env := provider.EnvOf(scope); !env.Concrete {
-		fail(fmt.Errorf("the stack %s needs a concrete account and region (env), got account %q and region %q: it must be the AMI's account and region", env.Path, env.Account, env.Region))
+		fail(fmt.Errorf("the stack %s needs a concrete account and region (env), got %s: it must be the AMI's account and region", env.Path, env.Where()))
 	}
 	c := constructs.NewConstruct(scope, id)
 	src := provider.SourceOf(c)

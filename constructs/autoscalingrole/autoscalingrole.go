@@ -7,6 +7,9 @@
 // AWS::IAM::ServiceLinkedRole cannot be used instead: it fails when the role
 // already exists and deletes the role on stack delete, which would break
 // every other Auto Scaling group of the account.
+//
+// The runnable ExampleNewServiceLinkedRole (go doc -all) ensures a
+// custom-suffix role, AWSServiceRoleForAutoScaling_fleet.
 package autoscalingrole
 
 import (
@@ -19,6 +22,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/slrspec"
 )
 
@@ -63,6 +67,11 @@ func NewServiceLinkedRole(scope constructs.Construct, id *string, props *Service
 	if !jsiivalue.IsUnresolved(&spec.CustomSuffix) {
 		if err := spec.Validate(); err != nil {
 			panic(fmt.Errorf("autoscalingrole.NewServiceLinkedRole %s/%s: %w", *scope.Node().Path(), *id, err))
+		}
+		// Only here, not in spec.Validate, which the handler runs too: a
+		// role deployed with such a suffix must still update and roll back.
+		if err := awsid.CheckSLRSuffixMistakes(spec.CustomSuffix); spec.CustomSuffix != "" && err != nil {
+			panic(fmt.Errorf("autoscalingrole.NewServiceLinkedRole %s/%s: CustomSuffix: %w", *scope.Node().Path(), *id, err))
 		}
 	}
 	c := registry.Child(scope, *id)

@@ -43,6 +43,34 @@ func TestBadSuffix(t *testing.T) {
 	}
 }
 
+// TestSuffixMistakes: a suffix IAM accepts but that names a role nobody
+// means (the prefix repeated, or the separator doubled) fails at synth
+// with the role it would name and the suffix meant; nothing is added.
+func TestSuffixMistakes(t *testing.T) {
+	for _, tc := range []struct{ suffix, role, meant string }{
+		{"AWSServiceRoleForAutoScaling_myapp", "AWSServiceRoleForAutoScaling_AWSServiceRoleForAutoScaling_myapp", `"myapp"`},
+		{"_myapp", "AWSServiceRoleForAutoScaling__myapp", `"myapp"`},
+	} {
+		t.Run(tc.suffix, func(t *testing.T) {
+			stack := constructtest.NewStack()
+			msg := constructtest.Catch(func() {
+				autoscalingrole.NewServiceLinkedRole(stack, jsii.String("Slr"), &autoscalingrole.ServiceLinkedRoleProps{
+					CustomSuffix: jsii.String(tc.suffix),
+				})
+			})
+			t.Log(msg)
+			for _, w := range []string{"Dest/Slr: ", "CustomSuffix: ", fmt.Sprintf("%q", tc.suffix), tc.role, tc.meant} {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+			if stack.Node().TryFindChild(jsii.String("Slr")) != nil {
+				t.Error("constructs were added despite the error")
+			}
+		})
+	}
+}
+
 // TestSuffixTokenAndDefault: nil props mean the default role; a suffix that
 // is a token is written to the template and checked by the handler when it
 // resolves (internal/destinationhandler TestInProcessAgainstMoto, "slr bad suffix").

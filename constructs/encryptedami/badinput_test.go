@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
 
@@ -74,7 +75,49 @@ func TestMoreBadProps(t *testing.T) {
 				p := awscdk.NewCfnParameter(s, jsii.String("Suffix"), nil)
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
 					ServiceLinkedRoleSuffix: p.ValueAsString()}
-			}, []string{"ServiceLinkedRoleSuffix", "must be known at synth time", "${Token["}},
+			}, []string{"ServiceLinkedRoleSuffix", "must be known at synth time", "got a value known only at deploy time"}},
+		{"service-linked role suffix that repeats the role's name", constructtest.Env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
+					ServiceLinkedRoleSuffix: jsii.String("AWSServiceRoleForAutoScaling_myapp")}
+			}, []string{"ServiceLinkedRoleSuffix: ", `"AWSServiceRoleForAutoScaling_myapp"`, "AWSServiceRoleForAutoScaling_AWSServiceRoleForAutoScaling_myapp", `"myapp"`}},
+		{"service-linked role suffix that starts with _", constructtest.Env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID),
+					ServiceLinkedRoleSuffix: jsii.String("_myapp")}
+			}, []string{"ServiceLinkedRoleSuffix: ", `"_myapp"`, "AWSServiceRoleForAutoScaling__myapp", `"myapp"`}},
+		{"alias construct as Key", constructtest.Env("222222222222", "us-east-1"),
+			func(app awscdk.App, _ awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+				key := awskms.NewKey(src, jsii.String("Key"), nil)
+				alias := awskms.NewAlias(src, jsii.String("Alias"), &awskms.AliasProps{AliasName: jsii.String("alias/ami"), TargetKey: key})
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: alias, ImageId: jsii.String(imageID)}
+			}, []string{"Key: ", `the alias "alias/ami"`, "Src/Alias", "the key itself", "TargetKey"}},
+		{"alias by name as Key", constructtest.Env("222222222222", "us-east-1"),
+			func(_ awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: awskms.Alias_FromAliasName(s, jsii.String("A"), jsii.String("alias/ami")), ImageId: jsii.String(imageID)}
+			}, []string{"Key: ", `the alias "alias/ami"`, "D/A", "the key itself", "awskms.Key_FromKeyArn"}},
+		{"KeyPolicyScope in another account than the key", constructtest.Env("222222222222", "us-east-1"),
+			func(app awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				other := awscdk.NewStack(app, jsii.String("Other"), &awscdk.StackProps{Env: constructtest.Env("333333333333", "us-east-1")})
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID), KeyPolicyScope: other}
+			}, []string{"KeyPolicyScope: ", "Other", `account "333333333333"`, `account "111111111111"`, importedKeyArn}},
+		{"KeyPolicyScope in another region than the key", constructtest.Env("222222222222", "us-east-1"),
+			func(app awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				other := awscdk.NewStack(app, jsii.String("Other"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "eu-west-1")})
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID), KeyPolicyScope: other}
+			}, []string{"KeyPolicyScope: ", "Other", `region "eu-west-1"`, `region "us-east-1"`}},
+		{"KeyPolicyScope in a stack without env", constructtest.Env("222222222222", "us-east-1"),
+			func(app awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				other := awscdk.NewStack(app, jsii.String("Other"), nil)
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, importedKeyArn), ImageId: jsii.String(imageID), KeyPolicyScope: other}
+			}, []string{"KeyPolicyScope: ", "Other", "known only at deploy time", `account "111111111111"`}},
+		{"KeyPolicyScope for a key whose ARN is a token", constructtest.Env("222222222222", "us-east-1"),
+			func(app awscdk.App, s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
+				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+				arn := awscdk.NewCfnParameter(s, jsii.String("KeyArn"), nil)
+				return &encryptedami.CrossAccountEncryptedAmiProps{Key: imported(s, *arn.ValueAsString()), ImageId: jsii.String(imageID), KeyPolicyScope: src}
+			}, []string{"KeyPolicyScope: ", "D/K", "known only at deploy time", "literal ARN"}},
 		{"organization style on a key of this app without its OrganizationKeyAccess", constructtest.Env("222222222222", "us-east-1"),
 			func(app awscdk.App, _ awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				src := awscdk.NewStack(app, jsii.String("Src"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
@@ -127,6 +170,13 @@ func TestMoreBadProps(t *testing.T) {
 					t.Errorf("error %q does not contain %q", msg, w)
 				}
 			}
+			// The error speaks of the props the user set, in words: never
+			// token text, never a construct this library made.
+			for _, w := range []string{"${Token[", "KeyPolicy-D-Ami"} {
+				if strings.Contains(msg, w) {
+					t.Errorf("error %q contains %q", msg, w)
+				}
+			}
 			if stack.Node().TryFindChild(jsii.String("Ami")) != nil || stack.Node().TryFindChild(jsii.String("CrossAccountAmiGrantHandler")) != nil {
 				t.Error("constructs were added despite the error")
 			}
@@ -143,8 +193,10 @@ func TestConflictingStylesForOneDestination(t *testing.T) {
 	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
 	encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("A"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
 	msg := constructtest.Catch(func() {
+		// Another AMI of the same key (the same one twice is refused before,
+		// TestSameAmiTwiceOnOneKey).
 		encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("B"), &encryptedami.CrossAccountEncryptedAmiProps{
-			Key: key, ImageId: jsii.String(imageID), KeyPolicyStyle: encryptedami.KeyPolicyStyle_SEED_ARTICLE,
+			Key: key, ImageId: jsii.String("ami-0123456789abcdef1"), KeyPolicyStyle: encryptedami.KeyPolicyStyle_SEED_ARTICLE,
 		})
 	})
 	for _, w := range []string{" D/B: ", "Key:", "different statement", "Allow use of the key by AWSServiceRoleForAutoScaling of 222222222222"} {
@@ -314,4 +366,90 @@ func TestSameKeySameDestinationSharesOneGrant(t *testing.T) {
 	tmpl.HasResource(jsii.String("AWS::AutoScaling::AutoScalingGroup"), &map[string]interface{}{
 		"DependsOn": assertions.Match_ArrayWith(&[]interface{}{grantID}),
 	})
+}
+
+// TestSameAmiTwiceOnOneKey: two constructs for the same AMI, key and
+// service-linked role in one stack would silently share one grant; the
+// second is refused with both paths.
+func TestSameAmiTwiceOnOneKey(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+	key := awskms.NewKey(source, jsii.String("Key"), nil)
+	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
+	encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("A"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
+	msg := constructtest.Catch(func() {
+		encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("B"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
+	})
+	t.Log(msg)
+	for _, w := range []string{" D/B: ", "ImageId: ", `"` + imageID + `"`, "D/A", "Source/Key", "use D/A"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not contain %q", msg, w)
+		}
+	}
+	if strings.Contains(msg, "${Token[") {
+		t.Errorf("error %q shows token text", msg)
+	}
+	if dest.Node().TryFindChild(jsii.String("B")) != nil {
+		t.Error("constructs were added despite the error")
+	}
+}
+
+// TestSharedGrantHealScheduleMustAgree: a second AMI of the same key and
+// role shares the first one's grant, so a HealSchedule of its own would be
+// ignored: it is refused, naming the construct that holds the grant.
+func TestSharedGrantHealScheduleMustAgree(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+	key := awskms.NewKey(source, jsii.String("Key"), nil)
+	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
+	encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("A"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
+	msg := constructtest.Catch(func() {
+		encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("B"), &encryptedami.CrossAccountEncryptedAmiProps{
+			Key: key, ImageId: jsii.String("ami-0123456789abcdef1"),
+			HealSchedule: awsevents.Schedule_Rate(awscdk.Duration_Hours(jsii.Number(6))),
+		})
+	})
+	t.Log(msg)
+	for _, w := range []string{" D/B: ", "HealSchedule: ", "D/A", "rate(6 hours)", "none"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not contain %q", msg, w)
+		}
+	}
+	if dest.Node().TryFindChild(jsii.String("B")) != nil {
+		t.Error("constructs were added despite the error")
+	}
+}
+
+// TestSameAccountKeyWarns: a key in the destination's own account is
+// legitimate (one account builds and runs the AMI) and still works, but
+// needs no grant: AWS documents key policy statements alone for it. A
+// warning says so, with an id to acknowledge; a cross-account key has none.
+func TestSameAccountKeyWarns(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+	key := awskms.NewKey(source, jsii.String("Key"), nil)
+	same := awscdk.NewStack(app, jsii.String("Same"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+	other := awscdk.NewStack(app, jsii.String("Other"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
+	for _, s := range []awscdk.Stack{same, other} {
+		encryptedami.NewCrossAccountEncryptedAmi(s, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
+	}
+	sameAnnotations := assertions.Annotations_FromStack(same)
+	sameAnnotations.HasWarning(jsii.String("/Same/Ami"), assertions.Match_StringLikeRegexp(jsii.String(
+		`Key: the key Source/Key of stack Source is in this stack's account 111111111111\..*needs no grant.*key-policy-requirements-EBS-encryption\.html.*\[ack: crossaccountami:same-account-key\]`)))
+	sameAnnotations.HasNoWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String(`\$\{Token\[`)))
+	assertions.Annotations_FromStack(other).HasNoWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("same-account-key")))
+}
+
+// TestWarningsShowNoTokenText: an imported key whose ARN is a token (a
+// parameter) gets the imported-key warning, which says what the key is in
+// words instead of printing ${Token[...]}.
+func TestWarningsShowNoTokenText(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	dest := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
+	arn := awscdk.NewCfnParameter(dest, jsii.String("KeyArn"), nil)
+	key := awskms.Key_FromKeyArn(dest, jsii.String("K"), arn.ValueAsString())
+	encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{Key: key, ImageId: jsii.String(imageID)})
+	annotations := assertions.Annotations_FromStack(dest)
+	annotations.HasWarning(jsii.String("/D/Ami"), assertions.Match_StringLikeRegexp(jsii.String(`^The key D/K \(its ARN is a value known only at deploy time\) is imported, so this app does not edit its policy\. Import the key with its literal ARN and set KeyPolicyScope`)))
+	annotations.HasNoWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String(`\$\{Token\[`)))
 }

@@ -12,10 +12,16 @@
 // Deploy order: the key's stack first (its policy must allow the grant),
 // then the destination stack. The construct adds that stack dependency, so
 // `cdk deploy --all` follows it.
+//
+// Runnable examples (go doc -all, or the package's page on pkg.go.dev):
+// ExampleNewCrossAccountEncryptedAmi (a key, a destination and its Auto
+// Scaling group) and ExampleNewOrganizationKeyAccess (every account of an
+// organization). README.md's "Use it in your own app" is a complete main.go.
 package encryptedami
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
@@ -194,6 +200,15 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	if err != nil {
 		fail(err)
 	}
+	createSLR := props.CreateServiceLinkedRole == nil || *props.CreateServiceLinkedRole
+	gk := grantKey{key: props.Key, slrArn: dest.SLRArn(), createSLR: createSLR}
+	grants := sharedGrants(env.Stack)
+	first := grants[gk]
+	if first != nil {
+		if err := canShare(first, props); err != nil {
+			fail(err)
+		}
+	}
 	var statements []amipolicy.Statement
 	if style != KeyPolicyStyle_ORGANIZATION {
 		// The organization's statements are placed once, on the key's side.
@@ -205,23 +220,29 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 
 	c := registry.Child(scope, *id)
 	a := &crossAccountEncryptedAmi{Construct: c, props: props, keyArn: keyArn, region: env.Region, slrArn: dest.SLRArn(), statements: statements}
-
-	createSLR := props.CreateServiceLinkedRole == nil || *props.CreateServiceLinkedRole
-	gk := grantKey{key: props.Key, slrArn: a.slrArn, createSLR: createSLR}
-	if first := sharedGrantOf(env.Stack, gk, a); first != a {
+	if first != nil {
 		// Another AMI of the same key for the same role in this stack: one
 		// grant serves both.
 		a.grant, a.owner = first.grant, first.owner
 	} else {
+		grants[gk] = a
 		a.owner = c
 		a.newGrant(env, createSLR)
+	}
+	_, ownKey := props.Key.(awskms.Key)
+	knownAccount := ownKey || !jsiivalue.IsUnresolved(&keyArn)
+	if knownAccount && keyAccount(props.Key, keyArn) == env.Account {
+		warnSameAccount(c, describeKey(props.Key, keyArn), env.Account)
 	}
 	if props.KeyPolicyScope != nil {
 		a.manageKeyPolicy(props.KeyPolicyScope)
 		return a
 	}
-	a.managed = addToKeyPolicy(c, props.Key, keyArn, a.statements,
-		"Set KeyPolicyScope to a stack in account "+keyAccount(props.Key, keyArn)+" to have a custom resource there keep these statements in the key policy")
+	howToManage := "Import the key with its literal ARN and set KeyPolicyScope to a stack of its account and region to have a custom resource there keep these statements in the key policy"
+	if knownAccount {
+		howToManage = "Set KeyPolicyScope to a stack in account " + keyAccount(props.Key, keyArn) + " to have a custom resource there keep these statements in the key policy"
+	}
+	a.managed = addToKeyPolicy(c, props.Key, keyArn, a.statements, howToManage)
 	if a.managed {
 		// The key policy must allow the grant before the grant is created.
 		// Across CDK Stages (a pipeline) no stack dependency can be drawn:
@@ -229,6 +250,85 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 		dependOnKeyPolicy(env.Stack, awscdk.Stack_Of(props.Key), "the source key policy must allow the grant before the destination creates it")
 	}
 	return a
+}
+
+// sameAccountWarning is the id of the synth warning for a key in the
+// destination's own account.
+const sameAccountWarning = "crossaccountami:same-account-key"
+
+// warnSameAccount says that a key of the destination's own account needs
+// no grant. It is a warning, not an error: the construct's grant and
+// statements work in one account too (TestSameAccount), and an account that
+// both builds and runs its AMI is a legitimate setup.
+func warnSameAccount(scope constructs.Construct, key, account string) {
+	awscdk.Annotations_Of(scope).AddWarningV2(jsii.String(sameAccountWarning), jsii.String(fmt.Sprintf(
+		"Key: %s is in this stack's account %s. An Auto Scaling group launches an AMI encrypted with a key of its own account once the key policy allows its service-linked role "+
+			"to use the key and to create grants for AWS resources, and needs no grant "+
+			"(https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html, example 1). "+
+			"This construct still creates the grant and its key policy statements, which work; acknowledge this warning to keep them",
+		key, account)), nil)
+}
+
+// describeKey names key in a message: its ARN when known, else its path
+// (and stack, for a key of this app), never token text.
+func describeKey(key awskms.IKey, keyArn string) string {
+	if !jsiivalue.IsUnresolved(&keyArn) {
+		return "the key " + keyArn
+	}
+	if _, own := key.(awskms.Key); own {
+		return fmt.Sprintf("the key %s of stack %s", registry.Path(key), provider.EnvOf(key).Name)
+	}
+	return fmt.Sprintf("the key %s (its ARN is %s)", registry.Path(key), jsiivalue.DeployTime)
+}
+
+// describeKeyArn is describeKey when only the ARN is at hand.
+func describeKeyArn(keyArn string) string {
+	if jsiivalue.IsUnresolved(&keyArn) {
+		return "a key of this app (its ARN is " + jsiivalue.DeployTime + ")"
+	}
+	return "the key " + keyArn
+}
+
+// refuseAlias refuses an alias given as Key. awskms.IAlias is an IKey to
+// CDK, but its KeyArn is the alias ARN (...:alias/name): CreateGrant takes
+// a key id or key ARN only, a launch template's KmsKeyId would name the
+// alias, and the key's policy and stack cannot be reached through it.
+func refuseAlias(key awskms.IKey) error {
+	alias, ok := key.(awskms.IAlias)
+	if !ok {
+		return nil
+	}
+	name := "an alias"
+	n := alias.AliasName()
+	if cfn, ok := alias.Node().DefaultChild().(awskms.CfnAlias); ok && jsiivalue.IsUnresolved(n) {
+		// An alias of this app answers a token; its resource has the name.
+		n = cfn.AliasName()
+	}
+	if n != nil && !jsiivalue.IsUnresolved(n) {
+		name = fmt.Sprintf("the alias %q", *n)
+	}
+	return fmt.Errorf("Key: expected the key itself, got %s (%s): a KMS grant and the launch template's KmsKeyId need the key's ARN, and an alias has an ARN of its own (...:alias/...). "+
+		"Pass the key the alias points to: the awskms.Key given as the alias's TargetKey, or awskms.Key_FromKeyArn with the key's ARN (...:key/<key id>)", name, registry.Path(key))
+}
+
+// checkKeyPolicyScope checks that KeyPolicyScope is in the key's account
+// and region, the only place KMS lets a custom resource rewrite the key's
+// policy, so the error names the prop instead of the construct placed there.
+func checkKeyPolicyScope(scope constructs.Construct, key awskms.IKey, keyArn string) error {
+	if jsiivalue.IsUnresolved(&keyArn) {
+		return fmt.Errorf("KeyPolicyScope: the statements are kept on a key named by its ARN, and Key (%s) has an ARN that is %s; import the key with awskms.Key_FromKeyArn and a literal ARN, got KeyPolicyScope %s",
+			registry.Path(key), jsiivalue.DeployTime, registry.Path(scope))
+	}
+	arn, err := awsid.ParseKeyARN(keyArn)
+	if err != nil {
+		return fmt.Errorf("Key: %v", err)
+	}
+	s := provider.EnvOf(scope)
+	if s.Account != arn.Account || s.Region != arn.Region {
+		return fmt.Errorf("KeyPolicyScope: %s is in account %s and region %s, but the key %s is in account %q and region %q; KMS lets only the key's own account change its policy: pass a stack of account %s in %s",
+			s.Path, jsiivalue.Show(s.Account), jsiivalue.Show(s.Region), keyArn, arn.Account, arn.Region, arn.Account, arn.Region)
+	}
+	return nil
 }
 
 // dependOnKeyPolicy makes the destination stack depend on the stack that
@@ -258,7 +358,7 @@ func styleOf(props *CrossAccountEncryptedAmiProps, keyArn string) (KeyPolicyStyl
 			return "", fmt.Errorf("OrganizationKeyAccess: expected the value NewOrganizationKeyAccess returned, got %T", props.OrganizationKeyAccess)
 		}
 		if o.keyArn != keyArn {
-			return "", fmt.Errorf("OrganizationKeyAccess: it is on the key %s (%s), but Key is %s; they must be the same key", o.keyArn, *o.Node().Path(), keyArn)
+			return "", fmt.Errorf("OrganizationKeyAccess: it is on the key %s (%s), but Key is %s; they must be the same key", describeKeyArn(o.keyArn), *o.Node().Path(), describeKey(props.Key, keyArn))
 		}
 	} else if style == KeyPolicyStyle_ORGANIZATION && ownKey {
 		return "", fmt.Errorf("OrganizationKeyAccess: required with KeyPolicyStyle_ORGANIZATION for a key of this app (%s): nothing else would put the organization's statements on its policy; pass the OrganizationKeyAccess placed on that key, got nil", *props.Key.Node().Path())
@@ -273,6 +373,9 @@ func styleOf(props *CrossAccountEncryptedAmiProps, keyArn string) (KeyPolicyStyl
 		case style == KeyPolicyStyle_ORGANIZATION:
 			return "", fmt.Errorf("KeyPolicyScope: KeyPolicyStyle_ORGANIZATION adds no statements for this destination (the organization's statements cover it), got %s", *props.KeyPolicyScope.Node().Path())
 		}
+		if err := checkKeyPolicyScope(props.KeyPolicyScope, props.Key, keyArn); err != nil {
+			return "", err
+		}
 	}
 	return style, nil
 }
@@ -285,17 +388,40 @@ type grantKey struct {
 	createSLR bool
 }
 
-// sharedGrantOf returns the first construct of stack registered for k,
-// registering a if there is none.
-func sharedGrantOf(stack awscdk.Stack, k grantKey, a *crossAccountEncryptedAmi) *crossAccountEncryptedAmi {
-	grants := registry.Get(stack, "shared-grants", func(awscdk.Stack) map[grantKey]*crossAccountEncryptedAmi {
+// sharedGrants maps each grant of stack to the first construct that needs
+// it, which holds it.
+func sharedGrants(stack awscdk.Stack) map[grantKey]*crossAccountEncryptedAmi {
+	return registry.Get(stack, "shared-grants", func(awscdk.Stack) map[grantKey]*crossAccountEncryptedAmi {
 		return map[grantKey]*crossAccountEncryptedAmi{}
 	})
-	if first := grants[k]; first != nil {
-		return first
+}
+
+// canShare refuses what sharing first's grant would silently lose: a second
+// construct for the same AMI (it adds nothing, and is likely a copy-paste),
+// and a HealSchedule other than the one of the shared grant (it would be
+// ignored). A different AMI of the same key shares the grant: that is what
+// one grant per key and role is for.
+func canShare(first *crossAccountEncryptedAmi, props *CrossAccountEncryptedAmiProps) error {
+	path := registry.Path(first.Construct)
+	if a, b := first.props.ImageId, props.ImageId; !jsiivalue.IsUnresolved(a) && *a == *b {
+		return fmt.Errorf("ImageId: %s already makes the AMI %q launchable here with %s and the same service-linked role; use %s (MachineImage, NewLaunchTemplate, ConfigureAutoScalingGroup) instead of a second construct",
+			path, *b, describeKey(props.Key, first.keyArn), path)
 	}
-	grants[k] = a
-	return a
+	if props.HealSchedule != nil {
+		if have, want := scheduleText(first.props.HealSchedule), scheduleText(props.HealSchedule); have != want {
+			return fmt.Errorf("HealSchedule: this AMI shares the grant of %s (one grant per key and service-linked role in a stack), whose HealSchedule is %s; got %s: set it on %s",
+				path, have, want, path)
+		}
+	}
+	return nil
+}
+
+// scheduleText is a HealSchedule as a message shows it.
+func scheduleText(s awsevents.Schedule) string {
+	if s == nil {
+		return "none"
+	}
+	return *s.ExpressionString()
 }
 
 // newGrant creates the service-linked role resource (when asked) and the grant under a.
@@ -349,9 +475,10 @@ func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, keyArn string, 
 		return true
 	}
 	if len(statements) > 0 {
+		what := describeKey(key, keyArn)
 		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String(notManagedWarning), jsii.String(fmt.Sprintf(
-			"The key %s is imported, so this app does not edit its policy. %s, or add them by hand before deploying this stack (KeyPolicyStatements() returns them): %s",
-			keyArn, howToManage, compactJSON(statements))), nil)
+			"%s%s is imported, so this app does not edit its policy. %s, or add them by hand before deploying this stack (KeyPolicyStatements() returns them): %s",
+			strings.ToUpper(what[:1]), what[1:], howToManage, compactJSON(statements))), nil)
 	}
 	return false
 }
@@ -365,6 +492,9 @@ func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiP
 	}
 	if props.Key == nil {
 		return amipolicy.Destination{}, "", fmt.Errorf("Key: required, got nil")
+	}
+	if err := refuseAlias(props.Key); err != nil {
+		return amipolicy.Destination{}, "", err
 	}
 	if props.ImageId == nil {
 		return amipolicy.Destination{}, "", fmt.Errorf("ImageId: required, got nil")
@@ -391,7 +521,7 @@ func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiP
 		keyRegion = owner.Region
 	}
 	if !env.Concrete {
-		return amipolicy.Destination{}, "", fmt.Errorf("the destination stack %s needs a concrete account and region (env), got account %q and region %q: the source key policy names the destination account", env.Name, env.Account, env.Region)
+		return amipolicy.Destination{}, "", fmt.Errorf("the destination stack %s needs a concrete account and region (env), got %s: the source key policy names the destination account", env.Name, env.Where())
 	}
 	if keyRegion != "" && keyRegion != env.Region {
 		return amipolicy.Destination{}, "", fmt.Errorf("Key: the key is in region %q but the destination stack %s is in %q; an Auto Scaling group can launch an AMI only with a key of its own region (copy the AMI and re-encrypt it with a key in %s)", keyRegion, env.Name, env.Region, env.Region)
@@ -410,9 +540,12 @@ func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiP
 	if props.ServiceLinkedRoleSuffix != nil {
 		d.SLRSuffix = *props.ServiceLinkedRoleSuffix
 		if jsiivalue.IsUnresolved(props.ServiceLinkedRoleSuffix) {
-			return amipolicy.Destination{}, "", fmt.Errorf("ServiceLinkedRoleSuffix: must be known at synth time (the source key policy names the role), got the token %q", d.SLRSuffix)
+			return amipolicy.Destination{}, "", fmt.Errorf("ServiceLinkedRoleSuffix: must be known at synth time (the source key policy names the role), got %s", jsiivalue.DeployTime)
 		}
 		if err := awsid.ValidateSLRSuffix(d.SLRSuffix); err != nil {
+			return amipolicy.Destination{}, "", fmt.Errorf("ServiceLinkedRoleSuffix: %v", err)
+		}
+		if err := awsid.CheckSLRSuffixMistakes(d.SLRSuffix); err != nil {
 			return amipolicy.Destination{}, "", fmt.Errorf("ServiceLinkedRoleSuffix: %v", err)
 		}
 	}
@@ -466,7 +599,7 @@ func (a *crossAccountEncryptedAmi) NewLaunchTemplate(scope constructs.Construct,
 		}
 	}
 	if p.MachineImage != nil {
-		panic(fmt.Errorf("CrossAccountEncryptedAmi.NewLaunchTemplate %s/%s: LaunchTemplate.MachineImage: must be unset, the launch template uses the shared AMI %s", *scope.Node().Path(), *id, *a.props.ImageId))
+		panic(fmt.Errorf("CrossAccountEncryptedAmi.NewLaunchTemplate %s/%s: LaunchTemplate.MachineImage: must be unset, the launch template uses the shared AMI %s", *scope.Node().Path(), *id, jsiivalue.Show(*a.props.ImageId)))
 	}
 	if root == "" {
 		panic(fmt.Errorf(`CrossAccountEncryptedAmi.NewLaunchTemplate %s/%s: RootDeviceName: expected a device name such as "/dev/xvda", got "" (leave it nil for the default)`, *scope.Node().Path(), *id))

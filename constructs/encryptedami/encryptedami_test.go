@@ -100,7 +100,7 @@ func TestBadProps(t *testing.T) {
 		{"environment-agnostic destination", nil,
 			func(s awscdk.Stack) *encryptedami.CrossAccountEncryptedAmiProps {
 				return &encryptedami.CrossAccountEncryptedAmiProps{Key: validKey(s), ImageId: jsii.String("ami-0123456789abcdef0")}
-			}, []string{"concrete account and region"}},
+			}, []string{"concrete account and region", "got account a value known only at deploy time"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,6 +116,9 @@ func TestBadProps(t *testing.T) {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error %q does not contain %q", msg, w)
 				}
+			}
+			if strings.Contains(msg, "${Token[") {
+				t.Errorf("error %q shows token text", msg)
 			}
 			// Nothing half-written: the construct was not added to the tree.
 			if stack.Node().TryFindChild(jsii.String("Ami")) != nil {

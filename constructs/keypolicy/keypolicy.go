@@ -2,11 +2,16 @@
 // in the policy of a KMS key it does not own (a key imported by ARN, such as
 // an image pipeline's key created long ago outside CDK).
 //
-// A custom resource in the key's account reads the key policy, merges the
-// statements by Sid, writes it back and verifies it (see
-// internal/keypolicylifecycle). Statements with other Sids, the key owner's,
-// are never dropped, reordered or rewritten. Delete removes exactly this
-// resource's Sids.
+// A custom resource in the key's account reads the key policy
+// (GetKeyPolicy), merges the statements by Sid, writes it back
+// (PutKeyPolicy, never with BypassPolicyLockoutSafetyCheck) and reads it
+// again to verify, in at most 5 rounds when another writer interferes; a
+// merged policy over 32 KB fails with its size. Statements with other Sids,
+// the key owner's, are never dropped, reordered or rewritten. Create adds
+// its Sids, Update replaces only its own, Delete removes exactly this
+// resource's Sids; a Create that fails after writing lets its rollback
+// remove what it added. README.md ("Keys and AMIs the app does not own")
+// and SECURITY.md ("The source side") say what the handler may do.
 //
 // Every Sid it writes ends with the mark of its stack, " [crossaccountami
 // <8 hex>]" (keypolicyspec.SidSuffix: a hash of the stack's account, region
@@ -36,6 +41,9 @@
 // key through its IAM policy, which takes effect when the key policy
 // delegates to IAM (KMS's default "Enable IAM User Permissions" statement);
 // otherwise the key's owner adds a statement for RoleArn() once.
+//
+// The runnable ExampleNewManagedStatements (go doc -all) keeps an auditor's
+// statement in the policy of a key imported by ARN.
 package keypolicy
 
 import (
@@ -253,14 +261,14 @@ func specFromProps(env *provider.StackEnv, props *ManagedStatementsProps) (keypo
 	}
 	keyArn := props.Key.KeyArn()
 	if jsiivalue.IsUnresolved(keyArn) {
-		return keypolicyspec.Properties{}, fmt.Errorf("Key: the key ARN must be known at synth time (import the key with awskms.Key_FromKeyArn and a literal ARN), got the token %q", *keyArn)
+		return keypolicyspec.Properties{}, fmt.Errorf("Key: the key ARN must be known at synth time (import the key with awskms.Key_FromKeyArn and a literal ARN), got the key %s whose ARN is %s", *props.Key.Node().Path(), jsiivalue.DeployTime)
 	}
 	arn, err := awsid.ParseKeyARN(*keyArn)
 	if err != nil {
 		return keypolicyspec.Properties{}, fmt.Errorf("Key: %v", err)
 	}
 	if !env.Concrete {
-		return keypolicyspec.Properties{}, fmt.Errorf("the stack %s needs a concrete account and region (env), got account %q and region %q: it must be the key's account", env.Path, env.Account, env.Region)
+		return keypolicyspec.Properties{}, fmt.Errorf("the stack %s needs a concrete account and region (env), got %s: it must be the key's account", env.Path, env.Where())
 	}
 	if jsiivalue.IsUnresolved(&env.Name) {
 		return keypolicyspec.Properties{}, fmt.Errorf("the stack %s needs a stack name known at synth time, got the token %q: the statements' Sids carry a mark derived from it, which the handler checks against the stack it runs in", env.Path, env.Name)

@@ -194,6 +194,13 @@ func TestBadProps(t *testing.T) {
 		{"alias", "111111111111", func(s awscdk.Stack) *keypolicy.ManagedStatementsProps {
 			return &keypolicy.ManagedStatementsProps{Key: awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String("arn:aws:kms:us-east-1:111111111111:alias/a")), StatementsJson: stmt}
 		}, []string{"Key:", "alias"}},
+		{"key ARN known only at deploy time", "111111111111", func(s awscdk.Stack) *keypolicy.ManagedStatementsProps {
+			arn := awscdk.NewCfnParameter(s, jsii.String("KeyArn"), nil)
+			return &keypolicy.ManagedStatementsProps{Key: awskms.Key_FromKeyArn(s, jsii.String("K"), arn.ValueAsString()), StatementsJson: stmt}
+		}, []string{"Key:", "known at synth time", "S/K", "a value known only at deploy time"}},
+		{"stack without env", "", func(s awscdk.Stack) *keypolicy.ManagedStatementsProps {
+			return &keypolicy.ManagedStatementsProps{Key: awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String(keyArn)), StatementsJson: stmt}
+		}, []string{"concrete account and region", "got account a value known only at deploy time and region a value known only at deploy time"}},
 		{"no statements", "111111111111", func(s awscdk.Stack) *keypolicy.ManagedStatementsProps {
 			return &keypolicy.ManagedStatementsProps{Key: awskms.Key_FromKeyArn(s, jsii.String("K"), jsii.String(keyArn))}
 		}, []string{"at least one statement"}},
@@ -206,12 +213,19 @@ func TestBadProps(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			app := awscdk.NewApp(nil)
-			s := awscdk.NewStack(app, jsii.String("S"), &awscdk.StackProps{Env: env(tc.account)})
+			props := &awscdk.StackProps{}
+			if tc.account != "" {
+				props.Env = env(tc.account)
+			}
+			s := awscdk.NewStack(app, jsii.String("S"), props)
 			msg := constructtest.Catch(func() { keypolicy.NewManagedStatements(s, jsii.String("M"), tc.props(s)) })
 			for _, w := range append(tc.want, "keypolicy.NewManagedStatements S/M: ") {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error %q does not contain %q", msg, w)
 				}
+			}
+			if strings.Contains(msg, "${Token[") {
+				t.Errorf("error %q shows token text", msg)
 			}
 		})
 	}

@@ -15,6 +15,9 @@
 // policy must then allow kms:RevokeGrant and kms:ListGrants to the handler's
 // role as well; KMS cannot narrow those by grant, so that role can revoke
 // and list every grant on the key.
+//
+// The runnable ExampleNewGrant (go doc -all) grants a role of another
+// account Decrypt and DescribeKey on a key, with an encryption context.
 package kmsgrant
 
 import (
@@ -151,7 +154,7 @@ func specFromProps(props *GrantProps) (grantspec.Properties, error) {
 		}
 	}
 	if props.HealSchedule != nil && spec.RetiringPrincipal != "" {
-		return grantspec.Properties{}, fmt.Errorf("HealSchedule: only a grant the handler owns can be checked (the handler finds it with kms:ListRetirableGrants); got RetiringPrincipal %s", spec.RetiringPrincipal)
+		return grantspec.Properties{}, fmt.Errorf("HealSchedule: only a grant the handler owns can be checked (the handler finds it with kms:ListRetirableGrants); got RetiringPrincipal %s", jsiivalue.Show(spec.RetiringPrincipal))
 	}
 	if props.GrantName != nil {
 		if *props.GrantName == "" {

@@ -28,6 +28,9 @@
 // same on every machine) are fixed by the construct, and one
 // `cdk deploy --all` creates and publishes everything in order: the code
 // stacks first, the StackSet after them.
+//
+// The runnable ExampleNewDeployment (go doc -all) deploys to two OUs in two
+// regions; examples/organization in the repository is a whole app.
 package organization
 
 import (
@@ -127,8 +130,11 @@ type DeploymentProps struct {
 	// Default: - the order of Regions.
 	RegionOrder *[]*string `field:"optional"`
 	// How often each destination checks that its grant exists and
-	// re-creates it if it was revoked (an EventBridge schedule expression).
-	// Default: "rate(1 day)".
+	// re-creates it if it was revoked: an EventBridge schedule, such as
+	// awsevents.Schedule_Rate(awscdk.Duration_Hours(jsii.Number(6))) or
+	// awsevents.Schedule_Expression(jsii.String("rate(12 hours)")).
+	// Default: - once a day, awsevents.Schedule_Expression of
+	// DefaultHealSchedule ("rate(1 day)").
 	HealSchedule awsevents.Schedule `field:"optional"`
 	// Turn the scheduled check off.
 	// Default: false.

@@ -101,6 +101,9 @@ func newPlan(in planInput) (plan, error) {
 	default:
 		return plan{}, fmt.Errorf("CallAs: expected %s or %s, got %q", CallAs_SELF, CallAs_DELEGATED_ADMIN, in.callAs)
 	}
+	if jsiivalue.IsUnresolved(&in.deployAccount) {
+		return plan{}, fmt.Errorf("the stack of the deployment needs a concrete account (env), which owns the handler code buckets: got %s", jsiivalue.DeployTime)
+	}
 	if err := awsid.ValidateAccount(in.deployAccount); err != nil {
 		return plan{}, fmt.Errorf("the stack of the deployment needs a concrete account (env), which owns the handler code buckets: %v", err)
 	}

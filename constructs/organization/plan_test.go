@@ -129,7 +129,7 @@ func TestPlanBadInput(t *testing.T) {
 		{"tolerance over 100", func(in *planInput) { in.failureTolerance = f(150) }, []string{"FailureTolerancePercentage:", "got 150"}},
 		{"fractional percentage", func(in *planInput) { in.maxConcurrent = f(12.5) }, []string{"MaxConcurrentPercentage:", "got 12.5"}},
 		{"call as", func(in *planInput) { in.callAs = "ADMIN" }, []string{"CallAs:", `"ADMIN"`}},
-		{"deploying account unknown", func(in *planInput) { in.deployAccount = "${Token[AWS.AccountId.1]}" }, []string{"concrete account", "Token"}},
+		{"deploying account unknown", func(in *planInput) { in.deployAccount = "${Token[AWS.AccountId.1]}" }, []string{"concrete account", "got a value known only at deploy time"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +143,9 @@ func TestPlanBadInput(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "${Token[") {
+				t.Errorf("error %q shows token text", err)
 			}
 		})
 	}

@@ -123,6 +123,33 @@ func ValidateSLRSuffix(suffix string) error {
 	return nil
 }
 
+// CheckSLRSuffixMistakes refuses two suffixes IAM accepts but nobody
+// means, which ValidateSLRSuffix lets through because a role named so may
+// exist: a suffix that repeats the role name's prefix
+// (AWSServiceRoleForAutoScaling_myapp would name the role
+// AWSServiceRoleForAutoScaling_AWSServiceRoleForAutoScaling_myapp) and one
+// that starts with the "_" the name already puts before the suffix. The
+// constructs apply it to what they are asked to create and name in key
+// policies; the handlers do not, so that a stack deployed with such a
+// suffix still updates and rolls back.
+func CheckSLRSuffixMistakes(suffix string) error {
+	prefix := AutoScalingSLRName("")
+	var why, rest string
+	switch {
+	case len(suffix) >= len(prefix) && strings.EqualFold(suffix[:len(prefix)], prefix):
+		why, rest = "repeats the role name's prefix "+prefix, strings.TrimLeft(suffix[len(prefix):], "_")
+	case strings.HasPrefix(suffix, "_"):
+		why, rest = `starts with the "_" that the role name already puts before the suffix`, strings.TrimLeft(suffix, "_")
+	default:
+		return nil
+	}
+	fix := fmt.Sprintf("give only what follows %s_: %q", prefix, rest)
+	if rest == "" {
+		fix = "leave it unset for the default role, " + prefix
+	}
+	return fmt.Errorf("%q %s: the role would be named %s; %s", suffix, why, AutoScalingSLRName(suffix), fix)
+}
+
 // ValidateRolePath checks an IAM path such as / or /platform/.
 func ValidateRolePath(path string) error {
 	if !rolePathRe.MatchString(path) || len(path) > 512 {

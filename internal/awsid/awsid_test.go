@@ -81,3 +81,40 @@ func TestAutoScalingSLRARN(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckSLRSuffixMistakes: suffixes IAM accepts but that name a role
+// nobody means are refused with the role they would name and the suffix
+// meant; ordinary suffixes pass.
+func TestCheckSLRSuffixMistakes(t *testing.T) {
+	for _, tc := range []struct {
+		suffix string
+		want   []string // substrings of the error; none: no error
+	}{
+		{"myapp", nil},
+		{"my_app", nil},
+		{"app_", nil},
+		{"AWSServiceRoleForAutoScaling_myapp", []string{`"AWSServiceRoleForAutoScaling_myapp"`, "repeats the role name's prefix",
+			"AWSServiceRoleForAutoScaling_AWSServiceRoleForAutoScaling_myapp", `"myapp"`}},
+		{"awsservicerolefor" + "autoscalingMyApp", []string{"repeats the role name's prefix", `"MyApp"`}},
+		{"AWSServiceRoleForAutoScaling", []string{"repeats the role name's prefix", "leave it unset for the default role"}},
+		{"_myapp", []string{`"_myapp"`, `starts with the "_"`, "AWSServiceRoleForAutoScaling__myapp", `"myapp"`}},
+		{"__", []string{`"__"`, "leave it unset for the default role"}},
+	} {
+		err := CheckSLRSuffixMistakes(tc.suffix)
+		if tc.want == nil {
+			if err != nil {
+				t.Errorf("%q: unexpected error %v", tc.suffix, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%q: no error", tc.suffix)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q does not contain %q", tc.suffix, err, w)
+			}
+		}
+	}
+}

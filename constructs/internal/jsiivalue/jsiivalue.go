@@ -5,13 +5,28 @@
 // time, such as another stack's key ARN) from a value known now.
 package jsiivalue
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // IsUnresolved reports whether s contains a CDK string token. It answers what
 // awscdk.Token_IsUnresolved answers for strings, without a round trip to the
 // jsii runtime: CDK encodes every string token as "${Token[...]}".
 func IsUnresolved(s *string) bool {
 	return s != nil && strings.Contains(*s, "${Token[")
+}
+
+// DeployTime is what a message says instead of a token's text: a user
+// never wrote "${Token[TOKEN.16]}" and cannot look it up.
+const DeployTime = "a value known only at deploy time"
+
+// Show is s quoted for a message, or DeployTime when s holds a token.
+func Show(s string) string {
+	if IsUnresolved(&s) {
+		return DeployTime
+	}
+	return strconv.Quote(s)
 }
 
 // String is *s, or "" for nil (jsii's "no value").

@@ -70,3 +70,16 @@ func TestString(t *testing.T) {
 		t.Errorf("String(ptr) = %q", got)
 	}
 }
+
+func TestShow(t *testing.T) {
+	for in, want := range map[string]string{
+		"us-east-1":                 `"us-east-1"`,
+		"":                          `""`,
+		"${Token[AWS.AccountId.2]}": "a value known only at deploy time",
+		"arn:${Token[AWS.Partition.4]}:iam::111111111111:root": "a value known only at deploy time",
+	} {
+		if got := jsiivalue.Show(in); got != want {
+			t.Errorf("Show(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -541,11 +541,17 @@ func (e *StackEnv) roleName(prefix string) string {
 	return fmt.Sprintf("%s-%s-%s", prefix, short, hex.EncodeToString(sum[:])[:10])
 }
 
+// Where is the stack's account and region as a message shows them (a
+// token, in an environment-agnostic stack, in words).
+func (e *StackEnv) Where() string {
+	return fmt.Sprintf("account %s and region %s", jsiivalue.Show(e.Account), jsiivalue.Show(e.Region))
+}
+
 // RoleArn is the ARN of the handler role of the stack, known at synth time.
 // It needs a concrete account and region on the stack.
 func (e *StackEnv) RoleArn() (string, error) {
 	if !e.Concrete {
-		return "", fmt.Errorf("stack %s has no concrete account and region (got account %q, region %q): set env on the stack so the source key policy can name the grant handler's role", e.Path, e.Account, e.Region)
+		return "", fmt.Errorf("stack %s has no concrete account and region (got %s): set env on the stack so the source key policy can name the grant handler's role", e.Path, e.Where())
 	}
 	return awsid.RoleARN(e.Partition, e.Account, names.GrantHandlerRolePath, e.RoleName()), nil
 }
