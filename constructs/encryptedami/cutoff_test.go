@@ -77,7 +77,10 @@ func TestKeyAccessCutOffOnAnImportedKey(t *testing.T) {
 	}
 	assertions.Template_FromStack(keyStack, nil).HasResourceProperties(jsii.String("Custom::KmsKeyPolicyStatements"), &map[string]interface{}{
 		"KeyArn": importedKeyArn,
-		"Statements": `[{"Sid":"Deny all use of the key and new grants to the accounts cut off by Offboarded","Effect":"Deny","Principal":{"AWS":"*"},` +
+		// The Sid carries the mark of the stack that owns the statement
+		// (keypolicyspec.SidSuffix of 111111111111, us-east-1, KeyAccount).
+		"SidSuffix": " [crossaccountami 7ef15a20]",
+		"Statements": `[{"Sid":"Deny all use of the key and new grants to the accounts cut off by Offboarded [crossaccountami 7ef15a20]","Effect":"Deny","Principal":{"AWS":"*"},` +
 			`"Action":["kms:CreateGrant","kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:DescribeKey"],"Resource":"*",` +
 			`"Condition":{"StringEquals":{"aws:PrincipalAccount":["222222222222","444444444444"]}}}]`,
 	})
