@@ -89,7 +89,7 @@ var organizationAccounts = []orgAccount{
 	{label: "account in OU ou-ab12-11111111", member: member{"333333333333", exampleOrgID, exampleOU1}, allowed: true, why: "a target OU's account"},
 	{label: "account in OU ou-ab12-22222222", member: member{"444444444444", exampleOrgID, exampleOU2}, allowed: true, why: "a target OU's account"},
 	{label: "account in a grandchild OU of ou-ab12-11111111", member: member{"555555555555", exampleOrgID, exampleOU1 + "ou-ab12-33333333/ou-ab12-44444444/"}, allowed: true,
-		why: "issue 17 finding 1: the StackSet reaches child OUs, a path without * does not match them (fails until the key-access statements cover the OUs' descendants)"},
+		why: "the StackSet reaches child OUs at any depth, and the key policy's o-ORG/*/ou-ID/* patterns match them (issue 17 finding 1)"},
 	{label: "account in an OU the StackSet does not target", member: member{"666666666666", exampleOrgID, exampleRoot + "ou-ab12-99999999/"}, allowed: false, why: "not a target"},
 	{label: "account outside any organization", member: member{strangerAccount, "", ""}, allowed: false, why: "not in the organization"},
 	{label: "account of another organization", member: member{"888888888888", "o-zzzzzzzzzz", "o-zzzzzzzzzz/r-zz99/ou-zz99-11111111/"}, allowed: false, why: "another organization"},
@@ -98,18 +98,16 @@ var organizationAccounts = []orgAccount{
 // cutOffAccounts are accounts of a target OU that the key owner has shut
 // out: their grant creator and service-linked role must be denied
 // explicitly, by a statement no scheduled check can undo (issue 17, "a
-// durable cut-off"). Empty until the key-access constructs can deny named
-// accounts: the engineer who adds that passes the cut-off to the example's
-// context (add it to organizationContext) and lists the account here, e.g.
-//
-//	{label: "cut-off account in OU ou-ab12-11111111", member: member{"123412341234", exampleOrgID, exampleOU1}},
-//
-// Each gets cutOffCases.
-var cutOffAccounts = []orgAccount{}
+// durable cut-off"): examples/organization's cutOffAccounts context adds
+// encryptedami.NewKeyAccessCutOff to each key. Each gets cutOffCases.
+var cutOffAccounts = []orgAccount{
+	{label: "cut-off account in OU ou-ab12-11111111", member: member{"123412341234", exampleOrgID, exampleOU1}},
+	{label: "cut-off account in a grandchild OU of ou-ab12-22222222", member: member{"432143214321", exampleOrgID, exampleOU2 + "ou-ab12-55555555/ou-ab12-66666666/"}},
+}
 
 // organizationContext is the context examples/organization is evaluated
-// with (its defaults).
-var organizationContext map[string]string
+// with: its defaults, and the cut-off accounts.
+var organizationContext = map[string]string{"cutOffAccounts": "123412341234,432143214321"}
 
 // destination is a deployed grant and the account it runs in.
 type destination struct {
@@ -349,7 +347,8 @@ func TestPolicyEvaluation(t *testing.T) {
 			for _, region := range sets[set] {
 				var targets []destination
 				at := func(a orgAccount) destination {
-					grants := d.grantsIn(t, set, deployEnv{"aws", a.account, region}, tmpl)
+					// A StackSet names each stack instance StackSet-<name>-<uuid>.
+					grants := d.grantsIn(t, set, deployEnv{"aws", a.account, region, "StackSet-" + set + "-0c8a1e5e-7d2b-4f3a-9c61-2b5d8e9f0a14"}, tmpl)
 					if len(grants) != 1 {
 						t.Fatalf("organization: StackSet %s has %d grants, want 1", set, len(grants))
 					}
@@ -445,8 +444,8 @@ func TestPolicyCasesCatchLooserPolicies(t *testing.T) {
 				a.Templates[stack] = tmpl
 			}
 			d := deploymentOf(t, "basic-golden", a, []stackArtifact{
-				{key: "AmiSource", stackName: "AmiSource", env: deployEnv{"aws", "111111111111", "us-east-1"}},
-				{key: "AmiDestination", stackName: "AmiDestination", env: deployEnv{"aws", "222222222222", "us-east-1"}},
+				{key: "AmiSource", stackName: "AmiSource", env: deployEnv{"aws", "111111111111", "us-east-1", "AmiSource"}},
+				{key: "AmiDestination", stackName: "AmiDestination", env: deployEnv{"aws", "222222222222", "us-east-1", "AmiDestination"}},
 			})
 			dests := appDestinations(t, "basic-golden", d, func(account string) member { return member{account: account} })
 			if len(dests) != 1 {

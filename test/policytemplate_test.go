@@ -26,6 +26,9 @@ import (
 // deployEnv is where a template is deployed.
 type deployEnv struct {
 	partition, account, region string
+	// stackName is AWS::StackName there (handler policies name their own
+	// stack); empty when the test does not know it.
+	stackName string
 }
 
 // stackArtifact is one stack of an assembly (its own or a nested one's).
@@ -55,7 +58,7 @@ func assemblyStacks(a *Assembly) ([]stackArtifact, error) {
 				if name == "" {
 					name = id
 				}
-				out = append(out, stackArtifact{key: filepath.ToSlash(filepath.Join(dir, id)), stackName: name, env: deployEnv{"aws", parts[0], parts[1]}})
+				out = append(out, stackArtifact{key: filepath.ToSlash(filepath.Join(dir, id)), stackName: name, env: deployEnv{"aws", parts[0], parts[1], name}})
 			case "cdk:cloud-assembly":
 				nested := filepath.Join(dir, props["directoryName"].(string))
 				var m map[string]interface{}
@@ -158,6 +161,10 @@ func (r *resolver) intrinsic(fn string, arg interface{}) (interface{}, error) {
 			return r.env.region, nil
 		case "AWS::URLSuffix":
 			return "amazonaws.com", nil
+		case "AWS::StackName":
+			if r.env.stackName != "" {
+				return r.env.stackName, nil
+			}
 		}
 		return nil, fmt.Errorf("Ref %v: only pseudo parameters resolve here", arg)
 	case "Fn::Join":
@@ -536,12 +543,12 @@ func TestResolveIntrinsics(t *testing.T) {
 		},
 	}
 	a := &Assembly{Templates: map[string]map[string]interface{}{"Producer": producer, "Consumer": consumer}}
-	d := &deployment{a: a, stacks: []stackArtifact{{key: "Producer", stackName: "ProducerStack", env: deployEnv{"aws", "111111111111", "eu-west-1"}}}}
-	r := d.resolver("Consumer", deployEnv{"aws", "222222222222", "eu-west-1"}, consumer)
+	d := &deployment{a: a, stacks: []stackArtifact{{key: "Producer", stackName: "ProducerStack", env: deployEnv{"aws", "111111111111", "eu-west-1", "ProducerStack"}}}}
+	r := d.resolver("Consumer", deployEnv{"aws", "222222222222", "eu-west-1", "ConsumerStack"}, consumer)
 	join := func(parts ...interface{}) interface{} {
 		return map[string]interface{}{"Fn::Join": []interface{}{"", parts}}
 	}
-	keyArn := keyArnFor(deployEnv{"aws", "111111111111", "eu-west-1"}, "Producer", "Key")
+	keyArn := keyArnFor(deployEnv{"aws", "111111111111", "eu-west-1", "ProducerStack"}, "Producer", "Key")
 	if !strings.HasPrefix(keyArn, "arn:aws:kms:eu-west-1:111111111111:key/") {
 		t.Fatalf("key ARN %s", keyArn)
 	}

@@ -7,7 +7,8 @@
 //	npx cdk deploy --all --app 'go run ./examples/organization' \
 //	  -c managementAccount=... -c sourceAccount=... -c organizationId=o-... \
 //	  -c organizationalUnits=ou-...,ou-... \
-//	  -c keyArns=arn:aws:kms:us-east-1:...:key/...,arn:aws:kms:eu-west-1:...:key/...
+//	  -c keyArns=arn:aws:kms:us-east-1:...:key/...,arn:aws:kms:eu-west-1:...:key/... \
+//	  [-c cutOffAccounts=...,...]   # accounts the key owner shuts out
 //
 // It makes, in the source account (which owns the AMI's keys, one per
 // region, imported by ARN from an image pipeline), a stack per region that
@@ -84,10 +85,21 @@ func build(app awscdk.App) (err error) {
 			Env:         &awscdk.Environment{Account: jsii.String(source), Region: jsii.String(region)},
 			Description: jsii.String("crossaccountami example: the organization's statements in the policy of the AMI key of " + region),
 		})
+		key := awskms.Key_FromKeyArn(stack, jsii.String("AmiKey"), jsii.String(arn))
 		keyAccess = append(keyAccess, encryptedami.NewOrganizationKeyAccess(stack, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
-			Key:    awskms.Key_FromKeyArn(stack, jsii.String("AmiKey"), jsii.String(arn)),
+			Key:    key,
 			Target: target,
 		}))
+		// The key owner's durable cut-off (-c cutOffAccounts=...): an
+		// explicit Deny for every principal of these accounts, which no
+		// scheduled check can undo. Deploy it first, then revoke their
+		// grants (SECURITY.md, "Revoking everything").
+		if cutOff := list(context(app, "cutOffAccounts", "")); len(cutOff) > 0 {
+			encryptedami.NewKeyAccessCutOff(stack, jsii.String("CutOff"), &encryptedami.KeyAccessCutOffProps{
+				Key:      key,
+				Accounts: jsii.Strings(cutOff...),
+			})
+		}
 	}
 
 	// The destination side, for every account of the OUs: one StackSet.
