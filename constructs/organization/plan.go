@@ -151,7 +151,7 @@ func keysByRegion(in planInput, regions []string) (map[string]string, error) {
 			return nil, fmt.Errorf("KeyArns: no key for the region %s of Regions; a KMS key serves one region, and a grant must be on the key in the Auto Scaling group's region (got keys for %s)", r, strings.Join(slices.Sorted(maps.Keys(in.keyArns)), ", "))
 		}
 		if jsiivalue.IsUnresolved(&arn) {
-			return nil, fmt.Errorf("KeyArns[%s]: expected the ARN of a key whose policy another app keeps, got %q, the ARN of a key of this app (known only at deploy time): pass the key's OrganizationKeyAccess in KeyAccess instead, which puts the grants on that key and deploys the StackSet after its statements", r, arn)
+			return nil, fmt.Errorf("KeyArns[%s]: expected the ARN of a key whose policy another app keeps, got the ARN of a key of this app (%s): pass the key's OrganizationKeyAccess in KeyAccess instead, which puts the grants on that key and deploys the StackSet after its statements", r, jsiivalue.DeployTime)
 		}
 		a, err := awsid.ParseKeyARN(arn)
 		if err != nil {
@@ -181,7 +181,7 @@ func keysOfAccess(in planInput, regions []string) (map[string]string, error) {
 			return nil, fmt.Errorf("KeyAccess[%d] (%s): its statements let in %s, but Target is %s; pass the same OrganizationTarget to both", i, a.path, a.target, in.target)
 		}
 		if a.region == "" {
-			return nil, fmt.Errorf("KeyAccess[%d] (%s): the region of its key %q is unknown (a key of this app needs a stack with a concrete region)", i, a.path, a.keyArn)
+			return nil, fmt.Errorf("KeyAccess[%d] (%s): the region of its key is unknown (its ARN is %s; a key of this app needs a stack with a concrete region)", i, a.path, jsiivalue.DeployTime)
 		}
 		if !slices.Contains(regions, a.region) {
 			return nil, fmt.Errorf("KeyAccess[%d] (%s): its key is in %s, which is not in Regions (%s); add the region or remove the access", i, a.path, a.region, strings.Join(regions, ", "))

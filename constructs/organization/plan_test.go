@@ -77,7 +77,7 @@ func TestPlanBadInput(t *testing.T) {
 		{"key of this app in KeyArns", func(in *planInput) {
 			in.multiRegionKeyArn = ""
 			in.keyArns = map[string]string{"us-east-1": "${Token[TOKEN.123]}", "eu-west-1": "${Token[TOKEN.124]}"}
-		}, []string{"KeyArns[", `got "${Token[TOKEN.12`, "pass the key's OrganizationKeyAccess in KeyAccess instead"}},
+		}, []string{"KeyArns[", "got the ARN of a key of this app (a value known only at deploy time)", "pass the key's OrganizationKeyAccess in KeyAccess instead"}},
 		{"key access for another target", func(in *planInput) {
 			in.multiRegionKeyArn = ""
 			other := orgtarget.Target{OrganizationID: "o-abcdefghij", UnitIDs: []string{"ou-ab12-11111111"}}
