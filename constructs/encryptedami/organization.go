@@ -109,6 +109,11 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 	if err := org.Validate(); err != nil {
 		fail(err) // the suffixes: the target is checked above
 	}
+	for i, suffix := range org.SLRSuffixes {
+		if err := awsid.CheckSLRSuffixMistakes(suffix); err != nil {
+			fail(fmt.Errorf("ServiceLinkedRoleSuffixes[%d]: %v", i, err))
+		}
+	}
 	statements := amipolicy.OrganizationStatements(org)
 	if err := budgetOf(provider.EnvOf(scope), props.Key, keyArn).claim(statements); err != nil {
 		fail(err)

@@ -143,6 +143,10 @@ func TestOrganizationBadProps(t *testing.T) {
 		"OUs of two roots": {encryptedami.OrganizationKeyAccessProps{Target: target("o-abcdefghij", "ou-ab12-11111111", "ou-cd34-22222222")},
 			`Target.OrganizationalUnitIds: "ou-ab12-11111111" and "ou-cd34-22222222" are under two roots`},
 		"bad suffix": {encryptedami.OrganizationKeyAccessProps{Target: target("o-abcdefghij"), ServiceLinkedRoleSuffixes: jsii.Strings("a b")}, `"a b"`},
+		"suffix that repeats the role name": {encryptedami.OrganizationKeyAccessProps{Target: target("o-abcdefghij"), ServiceLinkedRoleSuffixes: jsii.Strings("myapp", "AWSServiceRoleForAutoScaling_other")},
+			`ServiceLinkedRoleSuffixes[1]: "AWSServiceRoleForAutoScaling_other" repeats the role name's prefix`},
+		"suffix that starts with _": {encryptedami.OrganizationKeyAccessProps{Target: target("o-abcdefghij"), ServiceLinkedRoleSuffixes: jsii.Strings("_myapp")},
+			`ServiceLinkedRoleSuffixes[0]: "_myapp" starts with the "_"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -211,6 +211,9 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 		if err := awsid.ValidateSLRSuffix(suffix); err != nil {
 			fail(fmt.Errorf("ServiceLinkedRoleSuffix: %v", err))
 		}
+		if err := awsid.CheckSLRSuffixMistakes(suffix); err != nil {
+			fail(fmt.Errorf("ServiceLinkedRoleSuffix: %v", err))
+		}
 	}
 	name := "crossaccountami-" + *id
 	if props.StackSetName != nil {

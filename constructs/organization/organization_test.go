@@ -316,6 +316,17 @@ func TestDeploymentBadProps(t *testing.T) {
 		t.Errorf("constructs were added despite the error: %d children of the app", len(*app.Node().Children()))
 	}
 
+	// AND a suffix that repeats the role name's prefix is refused (IAM
+	// would accept it, and the role would be AWSServiceRoleForAutoScaling_AWSServiceRoleForAutoScaling_myapp)
+	suffixed := defaultProps()
+	suffixed.ServiceLinkedRoleSuffix = jsii.String("AWSServiceRoleForAutoScaling_myapp")
+	msg = constructtest.Catch(func() { organization.NewDeployment(stack, jsii.String("Suffixed"), suffixed) })
+	for _, w := range []string{"Org/Suffixed", `ServiceLinkedRoleSuffix: "AWSServiceRoleForAutoScaling_myapp" repeats the role name's prefix`, `"myapp"`} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not contain %q", msg, w)
+		}
+	}
+
 	// AND a second deployment in one stack is refused, naming the first's code stack
 	organization.NewDeployment(stack, jsii.String("First"), defaultProps())
 	msg = constructtest.Catch(func() { organization.NewDeployment(stack, jsii.String("Second"), defaultProps()) })
