@@ -6,11 +6,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/constructs-go/constructs/v10"
-	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
-	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 )
 
@@ -88,19 +86,7 @@ func NewKeyAccessCutOff(scope constructs.Construct, id *string, props *KeyAccess
 	}
 	c := constructs.NewConstruct(scope, id)
 	o := &keyAccessCutOff{Construct: c, statements: statements}
-	if _, ownKey := props.Key.(awskms.Key); !ownKey && inKeysEnv(env, keyArn) {
-		// An imported key, placed next to it: a custom resource of this
-		// stack keeps the statement in its policy, and its Delete (the
-		// construct removed) takes it out again.
-		keypolicy.NewManagedStatements(c, jsii.String("KeyPolicy"), &keypolicy.ManagedStatementsProps{
-			Key:            props.Key,
-			StatementsJson: jsii.String(compactJSON(statements)),
-		})
-		o.managed = true
-		return o
-	}
-	o.managed = addToKeyPolicy(c, props.Key, keyArn, statements,
-		"Place the KeyAccessCutOff in a stack of the key's account and region to have a custom resource there keep this statement in the key policy")
+	o.managed = placeKeySide(c, props.Key, keyArn, statements, "KeyAccessCutOff")
 	return o
 }
 

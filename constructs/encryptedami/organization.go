@@ -120,19 +120,27 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 	}
 	c := constructs.NewConstruct(scope, id)
 	o := &organizationKeyAccess{Construct: c, key: props.Key, keyArn: keyArn, target: org.Target, statements: statements}
-	if _, ownKey := props.Key.(awskms.Key); !ownKey && inKeysEnv(provider.EnvOf(scope), keyArn) {
-		// An imported key, placed next to it as the doc says: a custom
-		// resource of this stack keeps the statements in its policy.
+	o.managed = placeKeySide(c, props.Key, keyArn, statements, "OrganizationKeyAccess")
+	return o
+}
+
+// placeKeySide puts the statements of a key-side construct (c, of the
+// named kind) where its doc says: on a key of this app, in the key's
+// policy; on a key imported by ARN into a stack of the key's account and
+// region, through a custom resource of that stack (a
+// keypolicy.ManagedStatements, id "KeyPolicy" under c), whose Delete takes
+// them out again; anywhere else, a synth warning prints them. It reports
+// whether the statements are managed.
+func placeKeySide(c constructs.Construct, key awskms.IKey, keyArn string, statements []amipolicy.Statement, kind string) bool {
+	if _, ownKey := key.(awskms.Key); !ownKey && inKeysEnv(provider.EnvOf(c), keyArn) {
 		keypolicy.NewManagedStatements(c, jsii.String("KeyPolicy"), &keypolicy.ManagedStatementsProps{
-			Key:            props.Key,
+			Key:            key,
 			StatementsJson: jsii.String(compactJSON(statements)),
 		})
-		o.managed = true
-		return o
+		return true
 	}
-	o.managed = addToKeyPolicy(c, props.Key, keyArn, o.statements,
-		"Place the OrganizationKeyAccess in a stack of the key's account and region to have a custom resource there keep these statements in the key policy")
-	return o
+	return addToKeyPolicy(c, key, keyArn, statements,
+		"Place the "+kind+" in a stack of the key's account and region to have a custom resource there keep these statements in the key policy")
 }
 
 // inKeysEnv reports whether env is the account and region of the key keyArn.
