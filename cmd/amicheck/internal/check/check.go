@@ -1,6 +1,7 @@
-// Package check diagnoses why an Auto Scaling group cannot launch an AMI
-// encrypted with a KMS key of another account ("Client.InternalError:
-// Client error on launch"). Each check is a plain function over small
+// Package check diagnoses why an Auto Scaling group, or another launch path
+// (Input.Launcher, mapped to its principal by internal/launcher), cannot
+// launch an AMI encrypted with a KMS key of another account
+// ("Client.InternalError: Client error on launch"). Each check is a plain function over small
 // client interfaces; Run calls them in the order the pieces depend on one
 // another and keeps going after a failure, so one run shows every missing
 // piece it can see.
