@@ -39,9 +39,18 @@ func TestHelpSpellsFlagsAsTheSynopsis(t *testing.T) {
 			t.Errorf("the synopsis names --%s, which the flags do not list", m[1])
 		}
 	}
-	for _, name := range []string{"image-id", "asg", "slr-suffix", "source-profile", "profile", "region", "key-arn", "grant-creator", "json", "timeout"} {
+	for _, name := range []string{"image-id", "asg", "slr-suffix", "launcher", "launcher-role-arn", "source-profile", "profile", "region", "key-arn", "grant-creator", "json", "timeout"} {
 		if !listed[name] {
 			t.Errorf("--help does not list --%s", name)
+		}
+	}
+	// The synopsis names every way to choose the principal checked.
+	if !strings.Contains(synopsis, "[--asg NAME | --slr-suffix SUFFIX | --launcher KIND [--launcher-role-arn ARN]]") {
+		t.Errorf("the synopsis does not offer --launcher:\n%s", synopsis)
+	}
+	for _, want := range []string{"--launcher KIND\n", "AUTO_SCALING, EKS_MANAGED_NODE_GROUP, EC2_FLEET, SPOT_FLEET, SPOT, ROLE", "--launcher-role-arn ARN\n"} {
+		if !strings.Contains(flags, want) {
+			t.Errorf("--help does not show %q:\n%s", want, flags)
 		}
 	}
 	if !strings.Contains(flags, "(default 2m0s)") {

@@ -1,18 +1,23 @@
-// Command amicheck diagnoses why an Auto Scaling group cannot launch an AMI
-// encrypted with a KMS key of another account, the failure that shows as
-// "Client.InternalError: Client error on launch".
+// Command amicheck diagnoses why an Auto Scaling group (or another launch
+// path: --launcher) cannot launch an AMI encrypted with a KMS key of another
+// account, the failure that shows as "Client.InternalError: Client error on
+// launch".
 //
 // Run it with the destination account's credentials (the account of the
 // group):
 //
 //	go run github.com/crossaccountami/crossaccountami/cmd/amicheck@latest \
 //	    --image-id ami-0123456789abcdef0 --asg my-group [--source-profile source]
+//	    # or --launcher EKS_MANAGED_NODE_GROUP | EC2_FLEET | SPOT_FLEET | SPOT
+//	    # or --launcher ROLE --launcher-role-arn arn:aws:iam::...:role/karpenter/KarpenterController
 //
 // It checks, in order: the AMI is visible; its snapshots are encrypted, and
 // with which key; the key is customer-managed, enabled and in the group's
-// region; the Auto Scaling service-linked role exists; the key policy lets
-// the role use the key and the grant creator create its grant (read with
-// the source profile); a grant gives the role every operation it needs. It
+// region; the launcher's principal exists (the Auto Scaling service-linked
+// role by default; internal/launcher maps each launch path to its
+// principal); the key policy lets that principal use the key and the grant
+// creator create its grant (read with the source profile); a grant gives the
+// principal every operation it needs. It
 // reports every check it can make, one line each (PASS, FAIL, WARN, SKIP)
 // with the fix, or a JSON document with --json.
 //
@@ -27,6 +32,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +50,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/cmd/amicheck/internal/check"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
 	"github.com/crossaccountami/crossaccountami/internal/names"
 )
 
@@ -77,6 +84,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.in.ImageID, "image-id", "", "the AMI the Auto Scaling group launches (required)")
 	fs.StringVar(&o.in.ASGName, "asg", "", "the Auto Scaling group, to use its service-linked role")
 	fs.StringVar(&o.in.SLRSuffix, "slr-suffix", "", "the suffix of the service-linked role AWSServiceRoleForAutoScaling_<suffix> (instead of --asg; default: the default role)")
+	var kind string
+	fs.StringVar(&kind, "launcher", "", "the `KIND` of launch path to check, whose principal uses the key: "+kindList()+" (default: an Auto Scaling group, AUTO_SCALING)")
+	fs.StringVar(&o.in.LauncherRoleARN, "launcher-role-arn", "", "with --launcher ROLE: the `ARN` of the role that calls RunInstances or CreateFleet type instant itself (Karpenter's controller, a Lambda function, a CI runner)")
 	fs.StringVar(&o.sourceProfile, "source-profile", "", "a profile of the account that owns the AMI and the key, to read what the destination cannot (snapshots, key policy, grants)")
 	fs.StringVar(&o.profile, "profile", "", "the destination account's profile (default: the SDK's default chain, AWS_PROFILE)")
 	fs.StringVar(&o.region, "region", "", "the group's region (default: the SDK's default chain, AWS_REGION)")
@@ -85,15 +95,17 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "write a JSON document: {\"ok\": bool, \"checks\": [{\"check\", \"status\", \"resource\", \"detail\", \"fix\"}]}")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: amicheck --image-id ami-... [--asg NAME | --slr-suffix SUFFIX] [--source-profile PROFILE] [flags]\n\n"+
-			"Diagnoses \"Client.InternalError: Client error on launch\" of an Auto Scaling group launching an AMI\n"+
-			"encrypted with a KMS key of another account. Run it with the group's account's credentials.\n"+
+		fmt.Fprintf(stderr, "Usage: amicheck --image-id ami-... [--asg NAME | --slr-suffix SUFFIX | --launcher KIND [--launcher-role-arn ARN]] [--source-profile PROFILE] [flags]\n\n"+
+			"Diagnoses \"Client.InternalError: Client error on launch\" of an Auto Scaling group (or, with --launcher,\n"+
+			"another launch path) launching an AMI encrypted with a KMS key of another account.\n"+
+			"Run it with the launching account's credentials.\n"+
 			"Exit status: 0 no check failed, 1 a check failed, 2 usage error.\n\nFlags:\n")
 		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	o.in.Launcher = launcher.Kind(kind)
 	var errs []error
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
@@ -111,6 +123,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			errs = append(errs, fmt.Errorf("--slr-suffix: %v", err))
 		}
 	}
+	errs = append(errs, launcherErrors(o.in)...)
 	if o.in.KeyARN != "" {
 		if _, err := awsid.ParseKeyARN(o.in.KeyARN); err != nil {
 			errs = append(errs, fmt.Errorf("--key-arn: %v", err))
@@ -130,6 +143,56 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		errs = append(errs, fmt.Errorf("--timeout: must be positive, got %s", o.timeout))
 	}
 	return o, errors.Join(errs...)
+}
+
+// kindList is the launcher kinds as --launcher takes them.
+func kindList() string {
+	names := make([]string, len(launcher.Kinds))
+	for i, k := range launcher.Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
+
+// launcherErrors checks --launcher and the flags that go with it:
+// --launcher-role-arn only and always with ROLE, --asg and --slr-suffix
+// only with an Auto Scaling group.
+func launcherErrors(in check.Input) []error {
+	if in.Launcher == "" {
+		if in.LauncherRoleARN != "" {
+			return []error{fmt.Errorf("--launcher-role-arn %q: only with --launcher ROLE", in.LauncherRoleARN)}
+		}
+		return nil
+	}
+	if !slices.Contains(launcher.Kinds, in.Launcher) {
+		return []error{fmt.Errorf("--launcher: expected one of %s, got %q", kindList(), in.Launcher)}
+	}
+	var errs []error
+	if in.Launcher != launcher.AutoScaling {
+		if in.ASGName != "" {
+			errs = append(errs, fmt.Errorf("--asg %q: only with --launcher AUTO_SCALING, got --launcher %s", in.ASGName, in.Launcher))
+		}
+		if in.SLRSuffix != "" {
+			reason := "it launches with a service-linked role that takes no custom suffix"
+			if in.Launcher == launcher.EKSManagedNodeGroup {
+				reason = "the Auto Scaling group EKS creates launches with the default AWSServiceRoleForAutoScaling"
+			} else if in.Launcher == launcher.Role {
+				reason = "the role given with --launcher-role-arn launches"
+			}
+			errs = append(errs, fmt.Errorf("--slr-suffix %q: only with --launcher AUTO_SCALING; with --launcher %s %s", in.SLRSuffix, in.Launcher, reason))
+		}
+	}
+	switch {
+	case in.Launcher == launcher.Role && in.LauncherRoleARN == "":
+		errs = append(errs, errors.New("--launcher ROLE needs --launcher-role-arn, the role that launches the instances"))
+	case in.Launcher == launcher.Role:
+		if err := (launcher.Launcher{Kind: launcher.Role, RoleARN: in.LauncherRoleARN}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--launcher-role-arn: %s", strings.TrimPrefix(err.Error(), "RoleARN: ")))
+		}
+	case in.LauncherRoleARN != "":
+		errs = append(errs, fmt.Errorf("--launcher-role-arn %q: only with --launcher ROLE, got --launcher %s", in.LauncherRoleARN, in.Launcher))
+	}
+	return errs
 }
 
 // printFlags is flag.PrintDefaults with the flags spelled --name, as the

@@ -39,6 +39,19 @@ func TestRunUsageErrors(t *testing.T) {
 		{"alias as key", []string{"--image-id", "ami-12345678", "--key-arn", "arn:aws:kms:us-east-1:111111111111:alias/ebs"}, "alias ARN"},
 		{"unknown flag", []string{"--image", "ami-12345678"}, "flag provided but not defined"},
 		{"stray argument", []string{"--image-id", "ami-12345678", "extra"}, `unexpected arguments ["extra"]`},
+		{"unknown launcher", []string{"--image-id", "ami-12345678", "--launcher", "ASG"},
+			`--launcher: expected one of AUTO_SCALING, EKS_MANAGED_NODE_GROUP, EC2_FLEET, SPOT_FLEET, SPOT, ROLE, got "ASG"`},
+		{"role launcher without its role", []string{"--image-id", "ami-12345678", "--launcher", "ROLE"}, "--launcher ROLE needs --launcher-role-arn"},
+		{"launcher role that is not a role", []string{"--image-id", "ami-12345678", "--launcher", "ROLE", "--launcher-role-arn", "arn:aws:iam::111111111111:user/ci"},
+			"--launcher-role-arn: expected an IAM role ARN"},
+		{"launcher role without ROLE", []string{"--image-id", "ami-12345678", "--launcher-role-arn", "arn:aws:iam::111111111111:role/ci"},
+			`--launcher-role-arn "arn:aws:iam::111111111111:role/ci": only with --launcher ROLE`},
+		{"launcher role with another launcher", []string{"--image-id", "ami-12345678", "--launcher", "SPOT", "--launcher-role-arn", "arn:aws:iam::111111111111:role/ci"},
+			"only with --launcher ROLE, got --launcher SPOT"},
+		{"suffix with an EKS managed node group", []string{"--image-id", "ami-12345678", "--launcher", "EKS_MANAGED_NODE_GROUP", "--slr-suffix", "team"},
+			`--slr-suffix "team": only with --launcher AUTO_SCALING; with --launcher EKS_MANAGED_NODE_GROUP the Auto Scaling group EKS creates launches with the default AWSServiceRoleForAutoScaling`},
+		{"group with an EC2 Fleet", []string{"--image-id", "ami-12345678", "--launcher", "EC2_FLEET", "--asg", "web"},
+			`--asg "web": only with --launcher AUTO_SCALING, got --launcher EC2_FLEET`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

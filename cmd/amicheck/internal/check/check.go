@@ -1,6 +1,7 @@
-// Package check diagnoses why an Auto Scaling group cannot launch an AMI
-// encrypted with a KMS key of another account ("Client.InternalError:
-// Client error on launch"). Each check is a plain function over small
+// Package check diagnoses why an Auto Scaling group, or another launch path
+// (Input.Launcher, mapped to its principal by internal/launcher), cannot
+// launch an AMI encrypted with a KMS key of another account
+// ("Client.InternalError: Client error on launch"). Each check is a plain function over small
 // client interfaces; Run calls them in the order the pieces depend on one
 // another and keeps going after a failure, so one run shows every missing
 // piece it can see.
@@ -16,6 +17,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
 )
 
 // Input says what to check.
@@ -37,6 +39,57 @@ type Input struct {
 	GrantCreator string
 	// Region is the destination region, where the group runs.
 	Region string
+	// Launcher is the launch path whose principal is checked. Empty: an
+	// Auto Scaling group (ASGName, SLRSuffix), as before launchers had names.
+	Launcher launcher.Kind
+	// LauncherRoleARN is the role that launches, with Launcher ROLE.
+	LauncherRoleARN string
+}
+
+// launcher is the launch path Input names.
+func (in Input) launcher() launcher.Launcher {
+	kind := in.Launcher
+	if kind == "" {
+		kind = launcher.AutoScaling
+	}
+	return launcher.Launcher{Kind: kind, SLRSuffix: in.SLRSuffix, RoleARN: in.LauncherRoleARN}
+}
+
+// principalCheck names the check of the launcher's principal.
+func (in Input) principalCheck() string {
+	if in.launcher().Kind == launcher.Role {
+		return CheckLauncherRole
+	}
+	return CheckServiceLinkedRole
+}
+
+// launchPrincipal is the principal that uses the key on the launch path: the
+// grantee of the grant and the key policy's principal.
+type launchPrincipal struct {
+	ARN  string
+	Kind launcher.Kind
+}
+
+// exact reports whether the principal can get no permission from IAM
+// policies of its account: a service-linked role's policy is AWS's. A role
+// of the user's can (its own policy is not read here).
+func (p launchPrincipal) exact() bool { return p.Kind != launcher.Role }
+
+// operationsOf names whose operations the grant carries, in messages:
+// "every operation Auto Scaling needs". AWS's pages give the same eight
+// operations for each launch path (README, "Launch paths").
+func (p launchPrincipal) operationsOf() string {
+	switch p.Kind {
+	case launcher.EC2Fleet:
+		return "EC2 Fleet"
+	case launcher.SpotFleet:
+		return "Spot Fleet"
+	case launcher.Spot:
+		return "Spot"
+	case launcher.Role:
+		return "a launch by the role"
+	}
+	return "Auto Scaling" // AUTO_SCALING, EKS_MANAGED_NODE_GROUP (an Auto Scaling group)
 }
 
 // Run runs every check and returns one result per check (the key checks
@@ -45,7 +98,7 @@ func Run(ctx context.Context, c Clients, in Input) []Result {
 	who, res := checkCaller(ctx, c.STS)
 	if res.Status == Fail {
 		out := []Result{res}
-		for _, name := range []string{CheckImage, CheckSnapshots, CheckKey, CheckServiceLinkedRole, CheckKeyPolicyUse, CheckKeyPolicyGrant, CheckGrant} {
+		for _, name := range []string{CheckImage, CheckSnapshots, CheckKey, in.principalCheck(), CheckKeyPolicyUse, CheckKeyPolicyGrant, CheckGrant} {
 			out = append(out, Result{Check: name, Status: Skip, Detail: "no working credentials for the destination account"})
 		}
 		return out
@@ -68,7 +121,7 @@ func Run(ctx context.Context, c Clients, in Input) []Result {
 		out = append(out, Result{Check: CheckKey, Status: Skip, Detail: noKeyReason(snapshots)})
 	}
 
-	slr, res := checkServiceLinkedRole(ctx, c.IAM, c.AutoScaling, in, who)
+	launching, res := checkLaunchPrincipal(ctx, c.IAM, c.AutoScaling, in, who)
 	out = append(out, res)
 
 	if len(keys) == 0 {
@@ -83,10 +136,10 @@ func Run(ctx context.Context, c Clients, in Input) []Result {
 		if k.Account == who.Account {
 			policyClient = c.KMS
 		}
-		out = append(out, checkKeyPolicy(ctx, policyClient, k, slr, creators, creatorNote, who)...)
+		out = append(out, checkKeyPolicy(ctx, policyClient, k, launching, creators, creatorNote, who)...)
 	}
 	for _, k := range keys {
-		out = append(out, checkGrant(ctx, c.KMS, c.SourceKMS, k, slr, who))
+		out = append(out, checkGrant(ctx, c.KMS, c.SourceKMS, k, launching, who))
 	}
 	return out
 }

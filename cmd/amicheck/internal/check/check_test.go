@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
 	"github.com/crossaccountami/crossaccountami/internal/orgtarget"
 )
 
@@ -320,7 +322,7 @@ func TestCheckKeyPolicy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := checkKeyPolicy(context.Background(), tc.api, srcKey, slrARN, tc.creators, "", who)
+			got := checkKeyPolicy(context.Background(), tc.api, srcKey, asgPrincipal, tc.creators, "", who)
 			if len(got) != 2 || got[0].Check != CheckKeyPolicyUse || got[1].Check != CheckKeyPolicyGrant {
 				t.Fatalf("got %+v, want the use and create-grant results", got)
 			}
@@ -388,7 +390,7 @@ func TestCheckGrant(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := checkGrant(context.Background(), tc.dest, tc.source, srcKey, slrARN, who)
+			got := checkGrant(context.Background(), tc.dest, tc.source, srcKey, asgPrincipal, who)
 			expect(t, got, tc.status, tc.detail, tc.fix)
 		})
 	}
@@ -568,6 +570,180 @@ func TestRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Run(context.Background(), clients(tc.mod), Input{ImageID: imageID, Region: region})
 			if s := statuses(got); s != tc.want {
+				t.Errorf("got  %s\nwant %s", s, tc.want)
+				for _, r := range got {
+					t.Logf("%s %s: %s", r.Status, r.Check, r.Detail)
+				}
+			}
+		})
+	}
+}
+
+// The principals of the other launch paths in the destination account,
+// written out as AWS's pages give them (README, "Launch paths").
+const (
+	fleetSLRARN     = "arn:aws:iam::111111111111:role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet"
+	spotFleetSLRARN = "arn:aws:iam::111111111111:role/aws-service-role/spotfleet.amazonaws.com/AWSServiceRoleForEC2SpotFleet"
+	karpenterARN    = "arn:aws:iam::111111111111:role/karpenter/KarpenterController"
+)
+
+// rolesOf answers GetRole for the roles given (name → ARN) and
+// NoSuchEntity for every other.
+func rolesOf(arns ...string) func(*iam.GetRoleInput) (*iam.GetRoleOutput, error) {
+	return func(in *iam.GetRoleInput) (*iam.GetRoleOutput, error) {
+		for _, arn := range arns {
+			if arn[strings.LastIndex(arn, "/")+1:] == aws.ToString(in.RoleName) {
+				return &iam.GetRoleOutput{Role: &iamtypes.Role{Arn: aws.String(arn), RoleName: in.RoleName}}, nil
+			}
+		}
+		return nil, &iamtypes.NoSuchEntityException{Message: aws.String("The role with name " + aws.ToString(in.RoleName) + " cannot be found.")}
+	}
+}
+
+func TestCheckLaunchPrincipal(t *testing.T) {
+	cases := []struct {
+		name        string
+		in          Input
+		roles       []string
+		wantARN     string
+		check       string
+		status      Status
+		detail, fix []string
+	}{
+		{name: "EC2 Fleet, its role missing", in: Input{Launcher: launcher.EC2Fleet}, roles: []string{slrARN},
+			wantARN: fleetSLRARN, check: CheckServiceLinkedRole, status: Fail,
+			detail: []string{"AWSServiceRoleForEC2Fleet does not exist in account 111111111111"},
+			fix:    []string{"aws iam create-service-linked-role --aws-service-name ec2fleet.amazonaws.com ("}},
+		{name: "Spot Fleet, its role there", in: Input{Launcher: launcher.SpotFleet}, roles: []string{spotFleetSLRARN},
+			wantARN: spotFleetSLRARN, check: CheckServiceLinkedRole, status: Pass, detail: []string{spotFleetSLRARN + " exists"}},
+		{name: "Spot, its role missing", in: Input{Launcher: launcher.Spot},
+			wantARN: "arn:aws:iam::111111111111:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot", check: CheckServiceLinkedRole, status: Fail,
+			fix: []string{"--aws-service-name spot.amazonaws.com"}},
+		{name: "EKS managed node group: the default Auto Scaling role", in: Input{Launcher: launcher.EKSManagedNodeGroup}, roles: []string{slrARN},
+			wantARN: slrARN, check: CheckServiceLinkedRole, status: Pass, detail: []string{"EKS managed node groups launch with"}},
+		{name: "a role at its path", in: Input{Launcher: launcher.Role, LauncherRoleARN: karpenterARN}, roles: []string{karpenterARN},
+			wantARN: karpenterARN, check: CheckLauncherRole, status: Pass, detail: []string{karpenterARN + " exists, the role that launches the instances"}},
+		{name: "a role missing", in: Input{Launcher: launcher.Role, LauncherRoleARN: karpenterARN},
+			wantARN: karpenterARN, check: CheckLauncherRole, status: Fail, detail: []string{"KarpenterController does not exist in account 111111111111"},
+			fix: []string{"--launcher-role-arn"}},
+		{name: "a role of another account", in: Input{Launcher: launcher.Role, LauncherRoleARN: "arn:aws:iam::999999999999:role/ci"},
+			wantARN: "arn:aws:iam::999999999999:role/ci", check: CheckLauncherRole, status: Fail,
+			detail: []string{"is in account 999999999999, not in the destination account 111111111111"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, got := checkLaunchPrincipal(context.Background(), fakeIAM{getRole: rolesOf(tc.roles...)}, fakeASG{}, tc.in, who)
+			if got.Check != tc.check {
+				t.Errorf("check %q, want %q", got.Check, tc.check)
+			}
+			expect(t, got, tc.status, tc.detail, tc.fix)
+			if p.ARN != tc.wantARN {
+				t.Errorf("principal %s, want %s", p.ARN, tc.wantARN)
+			}
+		})
+	}
+}
+
+// TestRunLaunchers: a named launcher is checked through its own
+// principal, from the role to the grant, and a destination set up for
+// Auto Scaling alone fails every check of an EC2 Fleet that concerns it.
+func TestRunLaunchers(t *testing.T) {
+	ops := `["Decrypt","Encrypt","GenerateDataKey","GenerateDataKeyWithoutPlaintext","ReEncryptFrom","ReEncryptTo","CreateGrant","DescribeKey"]`
+	// The two statements of this library's SCOPED style, for grantee.
+	statementsFor := func(name, grantee string) []interface{} {
+		return []interface{}{
+			`{"Sid":"Allow use of the key by ` + name + ` of 111111111111","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:root"},
+			  "Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:DescribeKey"],"Resource":"*",
+			  "Condition":{"StringEquals":{"aws:PrincipalArn":"` + grantee + `"}}}`,
+			`{"Sid":"Allow attachment of persistent resources by ` + creatorARN + `","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:root"},
+			  "Action":["kms:CreateGrant"],"Resource":"*",
+			  "Condition":{"StringEquals":{"aws:PrincipalArn":"` + creatorARN + `","kms:GranteePrincipal":"` + grantee + `","kms:RetiringPrincipal":"` + creatorARN + `"},
+			  "ForAllValues:StringEquals":{"kms:GrantOperations":` + ops + `}}}`,
+		}
+	}
+	autoScalingOnly := policy(t, statementsFor("AWSServiceRoleForAutoScaling", slrARN)...)
+	clients := func(keyPolicy string, roles []string, grantees ...string) Clients {
+		var grants []kmstypes.GrantListEntry
+		for i, g := range grantees {
+			grants = append(grants, grant(fmt.Sprintf("g%d", i), g, grantspec.AutoScalingOperations...))
+		}
+		return Clients{
+			STS: fakeSTS{getCallerIdentity: func() (*sts.GetCallerIdentityOutput, error) {
+				return &sts.GetCallerIdentityOutput{Account: aws.String(destAccount), Arn: aws.String(who.ARN)}, nil
+			}},
+			EC2: fakeEC2{
+				describeImages: func(*ec2.DescribeImagesInput) (*ec2.DescribeImagesOutput, error) {
+					return &ec2.DescribeImagesOutput{Images: []ec2types.Image{*image(ec2types.ImageStateAvailable, aws.Bool(true))}}, nil
+				},
+				describeSnapshots: func(*ec2.DescribeSnapshotsInput) (*ec2.DescribeSnapshotsOutput, error) {
+					return nil, apiErr("InvalidSnapshot.NotFound")
+				},
+			},
+			// The key policy lets the destination list no grant: the
+			// source profile lists them.
+			KMS: fakeKMS{describeKey: describeKeyOK(metadata(nil)), listGrants: func(*kms.ListGrantsInput) (*kms.ListGrantsOutput, error) {
+				return nil, apiErr("AccessDeniedException")
+			}},
+			IAM: fakeIAM{getRole: rolesOf(roles...), listRoles: func(*iam.ListRolesInput) (*iam.ListRolesOutput, error) {
+				return &iam.ListRolesOutput{Roles: []iamtypes.Role{{Arn: aws.String(creatorARN), RoleName: aws.String("GrantHandler-Dest-0123456789")}}}, nil
+			}},
+			SourceKMS: fakeKMS{
+				getKeyPolicy: func(*kms.GetKeyPolicyInput) (*kms.GetKeyPolicyOutput, error) {
+					return &kms.GetKeyPolicyOutput{Policy: aws.String(keyPolicy)}, nil
+				},
+				listGrants: func(in *kms.ListGrantsInput) (*kms.ListGrantsOutput, error) {
+					return &kms.ListGrantsOutput{Grants: grants}, nil
+				},
+			},
+		}
+	}
+	cases := []struct {
+		name    string
+		clients Clients
+		in      Input
+		want    string
+		// details holds, per check, fragments its detail or fix must contain.
+		details map[string][]string
+	}{
+		{name: "EC2 Fleet in place",
+			clients: clients(policy(t, statementsFor("AWSServiceRoleForEC2Fleet", fleetSLRARN)...), []string{fleetSLRARN}, fleetSLRARN),
+			in:      Input{Launcher: launcher.EC2Fleet},
+			want:    "caller=PASS image=PASS snapshots=PASS key=PASS service-linked-role=PASS key-policy-use=PASS key-policy-create-grant=PASS grant=PASS",
+			details: map[string][]string{CheckGrant: {"gives " + fleetSLRARN + " every operation EC2 Fleet needs"}}},
+		{name: "EC2 Fleet on a destination set up for Auto Scaling only",
+			clients: clients(autoScalingOnly, []string{slrARN}, slrARN),
+			in:      Input{Launcher: launcher.EC2Fleet},
+			want:    "caller=PASS image=PASS snapshots=PASS key=PASS service-linked-role=FAIL key-policy-use=FAIL key-policy-create-grant=FAIL grant=FAIL",
+			details: map[string][]string{
+				CheckServiceLinkedRole: {"AWSServiceRoleForEC2Fleet does not exist", "--aws-service-name ec2fleet.amazonaws.com"},
+				CheckKeyPolicyUse:      {"does not let " + fleetSLRARN + " call kms:Decrypt", `"Sid": "Allow use of the key by AWSServiceRoleForEC2Fleet of 111111111111"`, `"aws:PrincipalArn": "` + fleetSLRARN + `"`},
+				CheckKeyPolicyGrant:    {"create a grant for " + fleetSLRARN + " with the EC2 Fleet operations", `"kms:GranteePrincipal": "` + fleetSLRARN + `"`},
+				CheckGrant:             {"no grant on " + keyARN + " for " + fleetSLRARN, "--grantee-principal " + fleetSLRARN},
+			}},
+		{name: "the controller role of a Karpenter cluster in place",
+			clients: clients(policy(t, statementsFor("KarpenterController", karpenterARN)...), []string{karpenterARN}, karpenterARN),
+			in:      Input{Launcher: launcher.Role, LauncherRoleARN: karpenterARN},
+			want:    "caller=PASS image=PASS snapshots=PASS key=PASS launcher-role=PASS key-policy-use=PASS key-policy-create-grant=PASS grant=PASS",
+			details: map[string][]string{CheckGrant: {"gives " + karpenterARN + " every operation a launch by the role needs"}}},
+		{name: "an EKS managed node group uses the Auto Scaling role's statements and grant",
+			clients: clients(autoScalingOnly, []string{slrARN}, slrARN),
+			in:      Input{Launcher: launcher.EKSManagedNodeGroup},
+			want:    "caller=PASS image=PASS snapshots=PASS key=PASS service-linked-role=PASS key-policy-use=PASS key-policy-create-grant=PASS grant=PASS"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.ImageID, tc.in.Region, tc.in.KeyARN = imageID, region, keyARN
+			got := Run(context.Background(), tc.clients, tc.in)
+			var parts []string
+			for _, r := range got {
+				parts = append(parts, r.Check+"="+string(r.Status))
+				for _, d := range tc.details[r.Check] {
+					if !strings.Contains(r.Detail, d) && !strings.Contains(r.Fix, d) {
+						t.Errorf("%s: neither detail nor fix contains %q\ndetail: %s\nfix: %s", r.Check, d, r.Detail, r.Fix)
+					}
+				}
+			}
+			if s := strings.Join(parts, " "); s != tc.want {
 				t.Errorf("got  %s\nwant %s", s, tc.want)
 				for _, r := range got {
 					t.Logf("%s %s: %s", r.Status, r.Check, r.Detail)

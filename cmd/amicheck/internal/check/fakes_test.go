@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
 )
 
 // Function-field fakes of the small interfaces. A call to a field left nil
@@ -134,3 +136,6 @@ var who = caller{ARN: "arn:aws:iam::111111111111:user/ops", Account: destAccount
 var srcKey = keyInfo{ARN: keyARN, Account: srcAccount, Region: region}
 
 var _ = aws.String
+
+// asgPrincipal is the default Auto Scaling group's principal.
+var asgPrincipal = launchPrincipal{ARN: slrARN, Kind: launcher.AutoScaling}

@@ -13,11 +13,12 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
 
-// checkGrant: a grant on the key gives the service-linked role every
-// operation Auto Scaling needs. ListGrants on another account's key needs
+// checkGrant: a grant on the key gives the launcher's principal (the
+// service-linked role, or the launching role) every operation it needs. ListGrants on another account's key needs
 // the key policy to allow the caller; when it does not, the source profile
 // lists them.
-func checkGrant(ctx context.Context, dest, source KMSAPI, k keyInfo, slr string, who caller) Result {
+func checkGrant(ctx context.Context, dest, source KMSAPI, k keyInfo, p launchPrincipal, who caller) Result {
+	slr := p.ARN
 	res := Result{Check: CheckGrant, Resource: k.ARN}
 	grants, err := listGrants(ctx, dest, k, slr)
 	from := "the destination account"
@@ -69,7 +70,7 @@ func checkGrant(ctx context.Context, dest, source KMSAPI, k keyInfo, slr string,
 		if n := aws.ToString(best.Name); n != "" {
 			name = fmt.Sprintf(" (%s)", n)
 		}
-		res.Detail = fmt.Sprintf("grant %s%s on %s gives %s every operation Auto Scaling needs", aws.ToString(best.GrantId), name, k.ARN, slr)
+		res.Detail = fmt.Sprintf("grant %s%s on %s gives %s every operation %s needs", aws.ToString(best.GrantId), name, k.ARN, slr, p.operationsOf())
 	}
 	return res
 }

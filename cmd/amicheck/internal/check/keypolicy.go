@@ -10,15 +10,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
+	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
 )
 
-// checkKeyPolicy: the key policy lets the service-linked role use the key
+// checkKeyPolicy: the key policy lets the launcher's principal (the
+// service-linked role, or the launching role) use the key
 // (key-policy-use) and the grant creator create its grant
 // (key-policy-create-grant). GetKeyPolicy works only in the key's own
 // account, so api is the source profile's client for a key of another
 // account, and nil without one.
-func checkKeyPolicy(ctx context.Context, api KMSAPI, k keyInfo, slr string, creators []string, creatorNote string, who caller) []Result {
+func checkKeyPolicy(ctx context.Context, api KMSAPI, k keyInfo, p launchPrincipal, creators []string, creatorNote string, who caller) []Result {
+	slr := p.ARN
 	use := Result{Check: CheckKeyPolicyUse, Resource: k.ARN}
 	create := Result{Check: CheckKeyPolicyGrant, Resource: k.ARN}
 	both := func(status Status, detail, fix string) []Result {
@@ -43,24 +47,22 @@ func checkKeyPolicy(ctx context.Context, api KMSAPI, k keyInfo, slr string, crea
 		return both(Fail, fmt.Sprintf("key %s: %v", k.ARN, err), "")
 	}
 
-	dest := amipolicy.Destination{Partition: who.Partition, Account: who.Account, SLRSuffix: slrSuffixOf(slr)}
+	creator := fmt.Sprintf("arn:%s:iam::%s:role/<grant creator>", who.Partition, who.Account)
 	if len(creators) > 0 {
-		dest.GrantCreatorArn = creators[0]
-	} else {
-		dest.GrantCreatorArn = fmt.Sprintf("arn:%s:iam::%s:role/<grant creator>", who.Partition, who.Account)
+		creator = creators[0]
 	}
-	statements := amipolicy.Statements(dest, amipolicy.Scoped)
+	statements := fixStatements(p, creator, who)
 	addFix := func(s amipolicy.Statement) string {
 		b, _ := json.MarshalIndent(s.JSON(), "", "  ")
 		return fmt.Sprintf("add this statement to the policy of key %s (in account %s), or deploy the key's stack with CrossAccountEncryptedAmi:\n%s", k.ARN, k.Account, b)
 	}
 
-	// The service-linked role uses the key through EC2.
+	// The principal uses the key through EC2.
 	slrAccount := orDefault(arnAccount(slr), who.Account)
 	var missing, unsure, notes, by []string
 	for _, action := range useActions() {
 		o := doc.evaluate(request{
-			action: action, principal: slr, account: slrAccount, partition: who.Partition, exactPrincipal: true,
+			action: action, principal: slr, account: slrAccount, partition: who.Partition, exactPrincipal: p.exact(),
 			context: map[string][]string{
 				"aws:principalarn": {slr}, "aws:principalaccount": {slrAccount}, "kms:calleraccount": {slrAccount},
 				"kms:viaservice": {"ec2." + k.Region + ".amazonaws.com"},
@@ -96,8 +98,8 @@ func checkKeyPolicy(ctx context.Context, api KMSAPI, k keyInfo, slr string, crea
 		use.Detail += ": " + strings.Join(notes, "; ")
 	}
 
-	// The grant creator creates a grant for the role, with the Auto Scaling
-	// operations, on its own behalf (not through an AWS service), naming
+	// The grant creator creates a grant for the principal, with the
+	// operations of its launch path, on its own behalf (not through an AWS service), naming
 	// itself as the grant's retiring principal, as the library's handler does.
 	grantReq := func(creator, forAWSResource string) request {
 		ctx := map[string][]string{
@@ -165,7 +167,7 @@ func checkKeyPolicy(ctx context.Context, api KMSAPI, k keyInfo, slr string, crea
 		create.Detail = fmt.Sprintf("the key policy may let %s create the grant for %s", strings.Join(uncertain, ", "), slr)
 	default:
 		create.Status = Fail
-		create.Detail = fmt.Sprintf("the key policy lets no principal of account %s (%s) create a grant for %s with the Auto Scaling operations", who.Account, strings.Join(denied, ", "), slr)
+		create.Detail = fmt.Sprintf("the key policy lets no principal of account %s (%s) create a grant for %s with the %s operations", who.Account, strings.Join(denied, ", "), slr, p.operationsOf())
 		create.Fix = addFix(statements[1])
 	}
 	if creatorNote != "" {
@@ -175,4 +177,29 @@ func checkKeyPolicy(ctx context.Context, api KMSAPI, k keyInfo, slr string, crea
 		create.Detail += ": " + strings.Join(createNotes, "; ")
 	}
 	return []Result{use, create}
+}
+
+// fixStatements are the two statements (use, CreateGrant) this library's
+// SCOPED style writes for the principal, which a fix prints. amipolicy
+// writes them for an Auto Scaling role; for another launcher's principal the
+// role's ARN and name are put in its place, conditions and Sid alike.
+func fixStatements(p launchPrincipal, creator string, who caller) []amipolicy.Statement {
+	if p.Kind == launcher.AutoScaling {
+		return amipolicy.Statements(amipolicy.Destination{Partition: who.Partition, Account: who.Account,
+			SLRSuffix: slrSuffixOf(p.ARN), GrantCreatorArn: creator}, amipolicy.Scoped)
+	}
+	d := amipolicy.Destination{Partition: who.Partition, Account: who.Account, GrantCreatorArn: creator}
+	out := amipolicy.Statements(d, amipolicy.Scoped)
+	name := p.ARN[strings.LastIndex(p.ARN, "/")+1:]
+	for i := range out {
+		out[i].Sid = strings.Replace(out[i].Sid, awsid.AutoScalingSLRName(""), name, 1)
+		for _, kv := range out[i].Condition {
+			for key, v := range kv {
+				if v == d.SLRArn() {
+					kv[key] = p.ARN
+				}
+			}
+		}
+	}
+	return out
 }

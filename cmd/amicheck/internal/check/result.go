@@ -30,9 +30,11 @@ const (
 	CheckSnapshots         = "snapshots"
 	CheckKey               = "key"
 	CheckServiceLinkedRole = "service-linked-role"
-	CheckKeyPolicyUse      = "key-policy-use"
-	CheckKeyPolicyGrant    = "key-policy-create-grant"
-	CheckGrant             = "grant"
+	// CheckLauncherRole replaces CheckServiceLinkedRole for --launcher ROLE.
+	CheckLauncherRole   = "launcher-role"
+	CheckKeyPolicyUse   = "key-policy-use"
+	CheckKeyPolicyGrant = "key-policy-create-grant"
+	CheckGrant          = "grant"
 )
 
 // Result is one line of the report. The JSON field names are a stable

@@ -12,8 +12,35 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
 	"github.com/crossaccountami/crossaccountami/internal/names"
 )
+
+// checkLaunchPrincipal: the principal the launcher uses the key through
+// exists. It returns that principal, which the key policy and grant checks
+// use whether it exists or not.
+func checkLaunchPrincipal(ctx context.Context, iamAPI IAMAPI, asAPI AutoScalingAPI, in Input, who caller) (launchPrincipal, Result) {
+	l := in.launcher()
+	switch l.Kind {
+	case launcher.AutoScaling:
+		arn, res := checkServiceLinkedRole(ctx, iamAPI, asAPI, in, who)
+		return launchPrincipal{ARN: arn, Kind: l.Kind}, res
+	case launcher.Role:
+		arn, res := checkLauncherRole(ctx, iamAPI, l.RoleARN, who)
+		return launchPrincipal{ARN: arn, Kind: l.Kind}, res
+	}
+	// EKS_MANAGED_NODE_GROUP, EC2_FLEET, SPOT_FLEET, SPOT: a service-linked
+	// role without custom suffix.
+	slr, _ := l.ServiceLinkedRole()
+	arn := l.Grantee(who.Partition, who.Account)
+	source := ""
+	if l.Kind == launcher.EKSManagedNodeGroup {
+		source = ", the role of the Auto Scaling groups EKS managed node groups launch with"
+	}
+	createFix := "aws iam create-service-linked-role --aws-service-name " + slr.Service
+	arn, res := checkRoleExists(ctx, iamAPI, CheckServiceLinkedRole, arn, source, createFix+" (or let the CrossAccountEncryptedAmi construct create it); then the key policy and the grant must name it", who)
+	return launchPrincipal{ARN: arn, Kind: l.Kind}, res
+}
 
 // checkServiceLinkedRole: the group's service-linked role exists. The
 // role is the group's ServiceLinkedRoleARN with --asg, else
@@ -42,37 +69,56 @@ func checkServiceLinkedRole(ctx context.Context, iamAPI IAMAPI, asAPI AutoScalin
 		}
 		source = fmt.Sprintf(", the service-linked role of group %q", in.ASGName)
 	}
-	res.Resource = slr
-	name := slr[strings.LastIndex(slr, "/")+1:]
 	createFix := "aws iam create-service-linked-role --aws-service-name " + awsid.AutoScalingService
 	if s := slrSuffixOf(slr); s != "" {
 		createFix += " --custom-suffix " + s
 	}
+	return checkRoleExists(ctx, iamAPI, CheckServiceLinkedRole, slr, source, createFix+" (or let the CrossAccountEncryptedAmi construct create it); then the key policy and the grant must name it", who)
+}
+
+// checkLauncherRole: the role given with --launcher-role-arn exists in the
+// destination account. Its own policies are the user's and are not read:
+// the key policy and the grant decide what this tool can see.
+func checkLauncherRole(ctx context.Context, iamAPI IAMAPI, roleARN string, who caller) (string, Result) {
+	if account := arnAccount(roleARN); account != who.Account {
+		return roleARN, Result{Check: CheckLauncherRole, Status: Fail, Resource: roleARN,
+			Detail: fmt.Sprintf("the launcher role %s is in account %s, not in the destination account %s whose credentials run this check", roleARN, account, who.Account),
+			Fix:    "run with the credentials of the role's account, or pass the role of this account that launches the instances"}
+	}
+	return checkRoleExists(ctx, iamAPI, CheckLauncherRole, roleARN, ", the role that launches the instances",
+		"create the role, or pass the ARN of the role that calls RunInstances or CreateFleet (type instant) with --launcher-role-arn", who)
+}
+
+// checkRoleExists: the role arn names exists at that ARN. A role of that
+// name at another path is a warning, and its real ARN is returned.
+func checkRoleExists(ctx context.Context, iamAPI IAMAPI, check, arn, source, createFix string, who caller) (string, Result) {
+	res := Result{Check: check, Resource: arn}
+	name := arn[strings.LastIndex(arn, "/")+1:]
 	out, err := iamAPI.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
 	switch {
 	case awserr.IsA[*iamtypes.NoSuchEntityException](err):
 		res.Status = Fail
 		res.Detail = fmt.Sprintf("%s does not exist in account %s%s", name, who.Account, source)
-		res.Fix = createFix + " (or let the CrossAccountEncryptedAmi construct create it); then the key policy and the grant must name it"
-		return slr, res
+		res.Fix = createFix
+		return arn, res
 	case err != nil && isAccessDenied(err):
 		res.Status = Skip
 		res.Detail = fmt.Sprintf("%s may not call iam GetRole on %s: %v", who.ARN, name, err)
 		res.Fix = "use credentials allowed iam:GetRole"
-		return slr, res
+		return arn, res
 	case err != nil:
 		res.Status = Fail
 		res.Detail = fmt.Sprintf("could not check: iam GetRole %s: %v", name, err)
-		return slr, res
-	}
-	if arn := aws.ToString(out.Role.Arn); arn != "" && arn != slr {
-		res.Status = Warn
-		res.Detail = fmt.Sprintf("role %s exists as %s, not at the expected ARN %s%s", name, arn, slr, source)
 		return arn, res
 	}
+	if got := aws.ToString(out.Role.Arn); got != "" && got != arn {
+		res.Status = Warn
+		res.Detail = fmt.Sprintf("role %s exists as %s, not at the expected ARN %s%s", name, got, arn, source)
+		return got, res
+	}
 	res.Status = Pass
-	res.Detail = fmt.Sprintf("%s exists%s", slr, source)
-	return slr, res
+	res.Detail = fmt.Sprintf("%s exists%s", arn, source)
+	return arn, res
 }
 
 // grantCreators are the principals whose CreateGrant the key policy check
