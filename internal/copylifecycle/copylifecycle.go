@@ -124,7 +124,7 @@ type Machine struct {
 	Responder Responder
 	Clock     Clock
 	// Region is the stack's region: the copy's, and the source's when
-	// SourceRegion is not set.
+	// SourceRegion is not set. Default: the region of the event's StackId.
 	Region string
 
 	PollInterval   time.Duration

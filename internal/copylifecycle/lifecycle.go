@@ -137,7 +137,7 @@ func (m *Machine) startCopy(ctx context.Context, ev cfn.Event, p copyspec.Proper
 	}
 	sourceRegion := p.SourceRegion
 	if sourceRegion == "" {
-		sourceRegion = m.Region
+		sourceRegion = m.region(ev)
 	}
 	var tags []types.Tag
 	for k, v := range copyspec.OwnerTags(ev.StackID, ev.LogicalResourceID, token, sourceRegion, p) {
@@ -170,6 +170,16 @@ func (m *Machine) startCopy(ctx context.Context, ev cfn.Event, p copyspec.Proper
 	st.ImageId = aws.ToString(out.ImageId)
 	m.log().Info("copy started", "imageId", st.ImageId, "sourceImageId", p.SourceImageId, "token", token)
 	return st, nil
+}
+
+// region is the copy's region, and the source's default: Machine.Region,
+// or the stack's (the function runs in its stack's region).
+func (m *Machine) region(ev cfn.Event) string {
+	if m.Region != "" {
+		return m.Region
+	}
+	a, _ := awsid.ParseARN(ev.StackID)
+	return a.Region
 }
 
 func keyName(p copyspec.Properties) string {

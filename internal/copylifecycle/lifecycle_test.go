@@ -416,3 +416,17 @@ func TestKeyOfAnotherAccountIsRefused(t *testing.T) {
 		t.Errorf("reason %q, calls %v", a.Reason, h.ec2.calls)
 	}
 }
+
+// Without SourceRegion the source is in the stack's region, read from the
+// StackId when the machine is not told its region.
+func TestSourceRegionDefaultsToTheStacks(t *testing.T) {
+	h := newHarness(t)
+	h.m.Region = ""
+	p := props(sourceA)
+	delete(p, copyspec.PropSourceRegion)
+	h.deliver(h.event(cfn.RequestCreate, requestA, "", p, nil))
+	h.only(cfn.StatusSuccess)
+	if got := aws.ToString(h.ec2.copies[0].SourceRegion); got != "eu-west-1" {
+		t.Errorf("SourceRegion %q, want the stack's eu-west-1", got)
+	}
+}
