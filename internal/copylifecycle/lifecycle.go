@@ -43,6 +43,7 @@ func (m *Machine) begin(ctx context.Context, inv Invocation) Outcome {
 
 	failedID := copyspec.PendingID{Token: copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.RequestID, p)}.String()
 	if ev.RequestType == cfn.RequestUpdate {
+		m.removeAbandoned(ctx, ev, copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.RequestID, p))
 		if a, done := m.keepOrReturn(ctx, ev, p); done {
 			return m.answer(ctx, ev, a)
 		}
@@ -117,6 +118,39 @@ func (m *Machine) keepOrReturn(ctx context.Context, ev cfn.Event, p copyspec.Pro
 	token := tag(found.Tags, copyspec.TagCopyToken)
 	m.log().Info("a copy of this resource matches the properties; keeping it", "imageId", aws.ToString(found.ImageId))
 	return success(copyspec.PhysicalID{ImageId: aws.ToString(found.ImageId), Token: token}, found), true
+}
+
+// removeAbandoned removes the copies of this resource that are still being
+// made for a request CloudFormation no longer waits for. CloudFormation
+// sends one request at a time for a resource, so when an Update arrives,
+// a copy that is not available and whose token is neither this request's
+// nor the current physical id's belongs to a request it gave up on (another
+// resource failed, or the update was cancelled, while the copy went on);
+// that request's continuation would answer a URL nobody reads, and the copy
+// would stay. Its continuation then finds it gone. Available copies are
+// left alone: an old copy whose Delete failed is CloudFormation's to
+// abandon, not this handler's to remove. A failure here is logged, not
+// answered: it does not change this request's answer, and the resource's
+// Delete removes what is left by its tags.
+func (m *Machine) removeAbandoned(ctx context.Context, ev cfn.Event, token string) {
+	current, _ := copyspec.ParsePhysicalID(ev.PhysicalResourceID)
+	images, err := m.findImages(ctx, []types.Filter{tagFilter(copyspec.TagStackId, ev.StackID), tagFilter(copyspec.TagLogicalId, ev.LogicalResourceID)})
+	if err != nil {
+		m.log().Warn("looking for abandoned copies failed", "error", awserr.Text(err))
+		return
+	}
+	for _, img := range images {
+		t := tag(img.Tags, copyspec.TagCopyToken)
+		if img.State == types.ImageStateAvailable || t == token || t == current.Token || !copyspec.IsCopyToken(t) || !owned(img.Tags, ev, t) {
+			continue
+		}
+		removed, err := m.removeCopy(ctx, ev, t, aws.ToString(img.ImageId))
+		if err != nil {
+			m.log().Warn("removing an abandoned copy failed", "imageId", aws.ToString(img.ImageId), "error", err.Error())
+			continue
+		}
+		m.log().Info("removed the copy of a request CloudFormation no longer waits for", "removed", removed)
+	}
 }
 
 // startCopy finds the copy of this request (a duplicate delivery) by its

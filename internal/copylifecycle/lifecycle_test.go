@@ -430,3 +430,40 @@ func TestSourceRegionDefaultsToTheStacks(t *testing.T) {
 		t.Errorf("SourceRegion %q, want the stack's eu-west-1", got)
 	}
 }
+
+// CloudFormation stops waiting for a replacing Update (another resource
+// failed) while its copy is still being made, and rolls back with the old
+// properties: the rollback answers the old copy and removes the new,
+// unfinished one, whose hand-over then finds it gone. Without that, the
+// hand-over would answer SUCCESS to a URL nobody reads, and the new copy
+// would stay.
+func TestRollbackWhileTheNewCopyIsPendingRemovesIt(t *testing.T) {
+	h := newHarness(t)
+	old := h.create(sourceA, requestA)
+	h.ec2.copyTakes = 40 * time.Minute
+	h.run(Invocation{Event: h.event(cfn.RequestUpdate, "update-1", old.PhysicalResourceID, props(sourceB), props(sourceA)), Ends: h.clock.Now().Add(h.functionTimeout)})
+	if len(h.queue) != 1 || len(h.ec2.imageIDs()) != 2 {
+		t.Fatalf("the Update did not hand over with a second copy: %+v, images %v", h.outcomes, h.ec2.imageIDs())
+	}
+	pending := h.queue
+	h.queue = nil
+
+	h.deliver(h.event(cfn.RequestUpdate, "rollback-1", old.PhysicalResourceID, props(sourceA), props(sourceB)))
+	if back := h.only(cfn.StatusSuccess); back.PhysicalResourceID != old.PhysicalResourceID {
+		t.Errorf("rollback answered %q, want %q", back.PhysicalResourceID, old.PhysicalResourceID)
+	}
+	want := []string{old.Data[copyspec.AttrImageId].(string)}
+	if imgs := h.ec2.imageIDs(); !slices.Equal(imgs, want) || strings.Join(h.ec2.snapshotIDs(), ",") != old.Data[copyspec.AttrSnapshotIds] {
+		t.Errorf("after the rollback: images %v, snapshots %v; want only the old copy %v", imgs, h.ec2.snapshotIDs(), want)
+	}
+
+	h.queue = pending
+	h.clock.advance(40 * time.Minute)
+	h.drain()
+	if a := h.only(cfn.StatusFailed); !strings.Contains(a.Reason, "disappeared") {
+		t.Errorf("the abandoned request's hand-over answered %+v", a)
+	}
+	if imgs := h.ec2.imageIDs(); !slices.Equal(imgs, want) {
+		t.Errorf("images %v, want %v", imgs, want)
+	}
+}
