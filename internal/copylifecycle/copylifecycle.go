@@ -179,6 +179,12 @@ type State struct {
 	Deadline time.Time `json:"deadline"`
 	// Continuations counts the hand-overs so far.
 	Continuations int `json:"continuations"`
+	// Seen records that DescribeImages has shown the copy once. EC2 is
+	// eventually consistent: just after CopyImage, DescribeImages may not
+	// know the new image yet ("Eventual consistency in the Amazon EC2
+	// API", https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html),
+	// so a copy not found is taken for gone only once it has been seen.
+	Seen bool `json:"seen,omitempty"`
 	// FailedPhysicalID is the physical id of a FAILED answer: the pending
 	// id of a Create (copyspec.PendingID), the old physical id of an Update.
 	FailedPhysicalID string `json:"failedPhysicalId"`

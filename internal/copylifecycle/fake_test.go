@@ -48,6 +48,7 @@ type fakeImage struct {
 	started    time.Time
 	takes      time.Duration
 	failsAfter time.Duration
+	hiddenFor  time.Duration
 	source     string
 }
 
@@ -76,6 +77,12 @@ type fakeEC2 struct {
 	// copyTakes and copyFailsAfter shape the next copies.
 	copyTakes      time.Duration
 	copyFailsAfter time.Duration
+	// hiddenFor is how long DescribeImages does not know a new copy
+	// (EC2's eventual consistency).
+	hiddenFor time.Duration
+	// stillInUse is how many DeleteSnapshot calls after the image's
+	// deregistration still answer InvalidSnapshot.InUse.
+	stillInUse int
 	// hideByTag makes every DescribeImages with filters find nothing (a
 	// lookup by tag that misses, as while tags propagate), so that only
 	// the ClientToken keeps a duplicate from making a second copy.
@@ -135,7 +142,7 @@ func (f *fakeEC2) CopyImage(_ context.Context, in *ec2.CopyImageInput, _ ...func
 			snapTags = ts.Tags
 		}
 	}
-	img := &fakeImage{id: id, tags: imageTags, started: f.clock.Now(), takes: f.copyTakes, failsAfter: f.copyFailsAfter, source: aws.ToString(in.SourceImageId)}
+	img := &fakeImage{id: id, tags: imageTags, started: f.clock.Now(), takes: f.copyTakes, failsAfter: f.copyFailsAfter, hiddenFor: f.hiddenFor, source: aws.ToString(in.SourceImageId)}
 	for i := range 2 {
 		sid := fmt.Sprintf("snap-%017x", 0xc0000+f.n*10+i)
 		f.snapshots[sid] = &fakeSnapshot{id: sid, tags: snapTags, image: id}
@@ -182,8 +189,9 @@ func (f *fakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 	defer f.mu.Unlock()
 	f.record("DescribeImages")
 	var out []types.Image
+	hidden := func(img *fakeImage) bool { return f.clock.Now().Before(img.started.Add(img.hiddenFor)) }
 	for _, id := range in.ImageIds {
-		if _, ok := f.images[id]; !ok {
+		if img, ok := f.images[id]; !ok || hidden(img) {
 			return nil, apiErr("InvalidAMIID.NotFound", fmt.Sprintf("The image id '[%s]' does not exist", id))
 		}
 	}
@@ -197,7 +205,7 @@ func (f *fakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 		if len(in.ImageIds) > 0 && !slices.Contains(in.ImageIds, id) {
 			continue
 		}
-		if len(in.Filters) > 0 && (f.hideByTag || !matches(img.tags, in.Filters)) {
+		if hidden(img) || len(in.Filters) > 0 && (f.hideByTag || !matches(img.tags, in.Filters)) {
 			continue
 		}
 		ti := types.Image{ImageId: aws.String(id), State: f.state(img), Tags: slices.Clone(img.tags), CreationDate: aws.String(img.started.UTC().Format(time.RFC3339))}
@@ -260,6 +268,10 @@ func (f *fakeEC2) DeleteSnapshot(_ context.Context, in *ec2.DeleteSnapshotInput,
 	}
 	if s.image != "" {
 		return nil, apiErr("InvalidSnapshot.InUse", fmt.Sprintf("The snapshot %s is currently in use by %s", id, s.image))
+	}
+	if f.stillInUse > 0 {
+		f.stillInUse--
+		return nil, apiErr("InvalidSnapshot.InUse", fmt.Sprintf("The snapshot %s is currently in use by an image", id))
 	}
 	delete(f.snapshots, id)
 	return &ec2.DeleteSnapshotOutput{}, nil

@@ -254,11 +254,16 @@ func (m *Machine) wait(ctx context.Context, ends time.Time, ev cfn.Event, st Sta
 	clock := m.clock()
 	for {
 		img, err := m.describeImage(ctx, st.ImageId)
+		if img != nil {
+			st.Seen = true
+		}
 		switch {
 		case err != nil:
 			// A throttle or a network error: look again next time. The
 			// deadline still bounds the wait.
 			m.log().Warn("DescribeImages of the copy failed; looking again", "imageId", st.ImageId, "error", awserr.Text(err))
+		case img == nil && !st.Seen:
+			m.log().Info("EC2 does not show the copy yet; looking again", "imageId", st.ImageId)
 		case img == nil || img.State == types.ImageStateDeregistered:
 			// A Delete of this resource (CloudFormation stopped waiting)
 			// or a person removed it. Snapshots the copy made since are

@@ -467,3 +467,29 @@ func TestRollbackWhileTheNewCopyIsPendingRemovesIt(t *testing.T) {
 		t.Errorf("images %v, want %v", imgs, want)
 	}
 }
+
+// Just after CopyImage, DescribeImages may not know the copy yet: that is
+// not a copy gone, and the wait goes on.
+func TestCopyNotYetVisibleIsWaitedFor(t *testing.T) {
+	h := newHarness(t)
+	h.ec2.hiddenFor = 45 * time.Second
+	h.ec2.copyTakes = 2 * time.Minute
+	h.deliver(h.event(cfn.RequestCreate, requestA, "", props(sourceA), nil))
+	h.only(cfn.StatusSuccess)
+	if n := h.ec2.count("CopyImage"); n != 1 || len(h.ec2.imageIDs()) != 1 {
+		t.Errorf("CopyImage %d, images %v", n, h.ec2.imageIDs())
+	}
+}
+
+// Just after DeregisterImage, EC2 may still say the snapshot is in use: the
+// Delete retries, and removes it.
+func TestDeleteRetriesASnapshotStillInUse(t *testing.T) {
+	h := newHarness(t)
+	a := h.create(sourceA, requestA)
+	h.ec2.stillInUse = 2
+	h.deliver(h.event(cfn.RequestDelete, "delete-1", a.PhysicalResourceID, props(sourceA), nil))
+	h.only(cfn.StatusSuccess)
+	if imgs, snaps := h.ec2.imageIDs(), h.ec2.snapshotIDs(); len(imgs)+len(snaps) != 0 {
+		t.Errorf("left images %v, snapshots %v", imgs, snaps)
+	}
+}

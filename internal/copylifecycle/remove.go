@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -132,7 +133,7 @@ func (m *Machine) removeCopy(ctx context.Context, ev cfn.Event, token, imageID s
 			continue
 		}
 		tagged[id] = true
-		_, err := m.EC2.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(id)})
+		err := m.deleteSnapshot(ctx, id)
 		if err != nil && !slices.Contains(snapshotGone, awserr.Code(err)) {
 			errs = append(errs, fmt.Errorf("EC2 DeleteSnapshot of %s failed: %s", id, awserr.Text(err)))
 			continue
@@ -150,6 +151,28 @@ func (m *Machine) removeCopy(ctx context.Context, ev cfn.Event, token, imageID s
 		return removed, fmt.Errorf("%w. %s", err, removeByHand("", snapshotIDs))
 	}
 	return removed, nil
+}
+
+// snapshotInUseRetries bounds how often DeleteSnapshot is retried, 5 s
+// apart, while EC2 still says the snapshot is in use by the image just
+// deregistered: EC2 is eventually consistent, and its guide says to retry
+// with a backoff ("Eventual consistency in the Amazon EC2 API",
+// https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html).
+// A snapshot that stays in use (another image was registered from it) then
+// fails the removal, loudly.
+const snapshotInUseRetries = 4
+
+// deleteSnapshot deletes one snapshot, retrying while EC2 still sees it in use.
+func (m *Machine) deleteSnapshot(ctx context.Context, id string) error {
+	for attempt := 0; ; attempt++ {
+		_, err := m.EC2.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(id)})
+		if awserr.Code(err) != "InvalidSnapshot.InUse" || attempt == snapshotInUseRetries {
+			return err
+		}
+		if m.clock().Sleep(ctx, time.Duration(attempt+1)*5*time.Second) != nil {
+			return err
+		}
+	}
 }
 
 // removeByHand gives the commands that remove a copy by hand.
