@@ -493,3 +493,21 @@ func TestDeleteRetriesASnapshotStillInUse(t *testing.T) {
 		t.Errorf("left images %v, snapshots %v", imgs, snaps)
 	}
 }
+
+// A function whose timeout is far too short for the wait gives up after
+// MaxContinuations hand-overs: the copy is removed and FAILED answered,
+// instead of a chain that Lambda's recursive loop detection might stop
+// without an answer.
+func TestHandOversAreBounded(t *testing.T) {
+	h := newHarness(t)
+	h.functionTimeout = 90 * time.Second
+	h.ec2.copyTakes = 50 * time.Minute
+	h.deliver(h.event(cfn.RequestCreate, requestA, "", props(sourceA), nil))
+	a := h.only(cfn.StatusFailed)
+	if h.handed != MaxContinuations || !strings.Contains(a.Reason, "after 12 continuations") {
+		t.Errorf("handed over %d times, reason %q", h.handed, a.Reason)
+	}
+	if len(h.ec2.imageIDs())+len(h.ec2.snapshotIDs()) != 0 {
+		t.Errorf("left %v %v", h.ec2.imageIDs(), h.ec2.snapshotIDs())
+	}
+}
