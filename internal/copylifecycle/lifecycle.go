@@ -327,12 +327,26 @@ func (m *Machine) handOver(ctx context.Context, ev cfn.Event, st State) Outcome 
 	return Outcome{Continued: &c}
 }
 
-// fail removes this request's copy and its snapshots, then answers FAILED.
+// fail removes this request's copy and its snapshots, then answers FAILED;
+// unless a copy with the request's token is available after all (it became
+// available since the last look), which answers SUCCESS. The request's
+// own copy is never available when fail is called otherwise, so an
+// available copy with the token is one that must not be removed: this also
+// keeps a forged continuation (a live copy's token with an image id that
+// names nothing) from removing a copy in use.
 func (m *Machine) fail(ctx context.Context, ev cfn.Event, st State, reason string) Outcome {
 	// The cleanup runs even if the invocation's context is ending: the
 	// answer must not leave a copy behind.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.reserve())
 	defer cancel()
+	if images, err := m.findImages(cctx, []types.Filter{tagFilter(copyspec.TagCopyToken, st.Token)}); err == nil {
+		for i := range images {
+			if img := &images[i]; img.State == types.ImageStateAvailable && owned(img.Tags, ev, st.Token) {
+				m.log().Warn("the copy is available after all; answering SUCCESS instead of removing it", "imageId", aws.ToString(img.ImageId), "reason", reason)
+				return m.answer(ctx, ev, success(copyspec.PhysicalID{ImageId: aws.ToString(img.ImageId), Token: st.Token}, img))
+			}
+		}
+	}
 	removed, err := m.removeCopy(cctx, ev, st.Token, st.ImageId)
 	if err != nil {
 		reason = fmt.Sprintf("%s; removing the copy failed: %v", reason, err)

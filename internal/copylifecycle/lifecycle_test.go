@@ -511,3 +511,24 @@ func TestHandOversAreBounded(t *testing.T) {
 		t.Errorf("left %v %v", h.ec2.imageIDs(), h.ec2.snapshotIDs())
 	}
 }
+
+// A forged continuation that names a live copy's token with an image id
+// that names nothing waits until its deadline and then does not remove the
+// live copy: a copy with the token that is available is answered, never
+// removed.
+func TestForgedContinuationDoesNotRemoveALiveCopy(t *testing.T) {
+	h := newHarness(t)
+	live := h.create(sourceA, requestA)
+	id, _ := copyspec.ParsePhysicalID(live.PhysicalResourceID)
+	ev := h.event(cfn.RequestCreate, "forged", "", props(sourceA), nil)
+	st := State{Token: id.Token, ImageId: "ami-0000000000000dead", Deadline: h.clock.Now().Add(3 * time.Minute), FailedPhysicalID: "x"}
+
+	h.run(Invocation{Event: ev, State: &st, Ends: h.clock.Now().Add(h.functionTimeout)})
+
+	if imgs := h.ec2.imageIDs(); !slices.Equal(imgs, []string{id.ImageId}) || h.ec2.count("DeregisterImage") != 0 {
+		t.Errorf("images %v, DeregisterImage %d: the live copy was touched", imgs, h.ec2.count("DeregisterImage"))
+	}
+	if a := h.only(cfn.StatusSuccess); a.PhysicalResourceID != live.PhysicalResourceID {
+		t.Errorf("answered %+v", a)
+	}
+}
