@@ -93,8 +93,9 @@ func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
 // Defaults of the Machine's durations.
 const (
 	// DefaultPollInterval: DescribeImages every 20 s is 180 calls in an
-	// hour, far below EC2's request rate limits, and an answer at most
-	// 20 s after the copy is available.
+	// hour per copy (a light load on EC2's request throttling, which this
+	// library has not measured), and an answer at most 20 s after the
+	// copy is available.
 	DefaultPollInterval = 20 * time.Second
 	// DefaultContinueMargin is kept at the end of an invocation for the
 	// asynchronous Invoke that hands over (one call, SDK retries included).
