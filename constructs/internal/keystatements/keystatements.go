@@ -83,3 +83,13 @@ func CompactJSON(statements []amipolicy.Statement) string {
 	}
 	return string(body)
 }
+
+// DependOnKeyPolicy makes the stack that creates grants depend on the
+// stack that writes the key policy, when both are in one stage. Across CDK
+// Stages (a pipeline) no stack dependency can be drawn: the pipeline's
+// order (the key's stage first) gives it instead.
+func DependOnKeyPolicy(grants, keyPolicy awscdk.Stack, reason string) {
+	if keyPolicy != grants && awscdk.Stage_Of(keyPolicy) == awscdk.Stage_Of(grants) {
+		grants.AddStackDependency(keyPolicy, jsii.String(reason))
+	}
+}
