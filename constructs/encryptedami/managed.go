@@ -16,9 +16,6 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
 )
 
-// notManagedWarning is the id of the synth warning for an imported key.
-const notManagedWarning = keystatements.NotManagedWarning
-
 // manageKeyPolicy places a keypolicy.ManagedStatements for this
 // destination's statements in scope's stack (the key's account; styleOf
 // checked that the key is imported and that there are statements) and makes

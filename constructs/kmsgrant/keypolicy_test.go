@@ -39,15 +39,15 @@ func TestImportedKeyOfAnotherAccountWarns(t *testing.T) {
 	// THEN the first warns with its statement, and only it
 	want := `[{"Sid":"Allow ` + handlerRoleArn + ` to create a grant for ` + karpenterController + ` (6036f27a)","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:root"},"Action":["kms:CreateGrant"],"Resource":"*",` +
 		`"Condition":{"ForAllValues:StringEquals":{"kms:GrantOperations":["Decrypt","DescribeKey"]},"StringEquals":{"aws:PrincipalArn":"` + handlerRoleArn + `","kms:GranteePrincipal":"` + karpenterController + `","kms:RetiringPrincipal":"` + handlerRoleArn + `"}}}]`
-	warnings := assertions.Annotations_FromStack(stack).FindWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("is imported")))
-	if len(*warnings) != 1 {
-		t.Fatalf("%d not-managed warnings, want 1 (none for the grant with KeyPolicyCovered)", len(*warnings))
+	annotations := assertions.Annotations_FromStack(stack)
+	isImported := assertions.Match_StringLikeRegexp(jsii.String("is imported"))
+	if all, own := annotations.FindWarning(jsii.String("*"), isImported), annotations.FindWarning(jsii.String("/Dest/Karpenter"), isImported); len(*all) != 1 || len(*own) != 1 {
+		t.Fatalf("%d not-managed warnings, %d of them on /Dest/Karpenter; want that one only (none for the grant with KeyPolicyCovered)", len(*all), len(*own))
 	}
-	w := (*warnings)[0]
 	//lint:ignore SA1019 aws-cdk-go 2.276 has no other type that returns an annotation's text
-	msg, _ := w.Entry.Data.(string)
-	if *w.Id != "/Dest/Karpenter" || !strings.Contains(msg, "The key "+keyArn+" is imported") || !strings.Contains(msg, ": "+want+" [ack: crossaccountami:key-policy-not-managed]") || strings.Contains(msg, "${Token") {
-		t.Errorf("warning on %s:\n%s\nwant one on /Dest/Karpenter naming the key and ending with\n%s", *w.Id, msg, want)
+	msg, _ := (*annotations.FindWarning(jsii.String("/Dest/Karpenter"), isImported))[0].Entry.Data.(string)
+	if !strings.Contains(msg, "The key "+keyArn+" is imported") || !strings.Contains(msg, ": "+want+" [ack: crossaccountami:key-policy-not-managed]") || strings.Contains(msg, "${Token") {
+		t.Errorf("warning:\n%s\nwant one naming the key and ending with\n%s", msg, want)
 	}
 	if g.KeyPolicyManaged() || len(*g.KeyPolicyStatements()) != 1 {
 		t.Errorf("KeyPolicyManaged %v with %d statements, want false with 1", g.KeyPolicyManaged(), len(*g.KeyPolicyStatements()))
@@ -100,5 +100,49 @@ func TestKeyOfTheSameAccountNeedsNoStatement(t *testing.T) {
 	})
 	if !strings.Contains(msg, "kmsgrant.NewGrant Other/Grant: Grantee: the policy of the key Source/Key of stack Source, in account 222222222222, must name it") || !strings.Contains(msg, "got a deploy-time value") {
 		t.Errorf("a token grantee on a key of another account: %q", msg)
+	}
+}
+
+// TestWarningsForWhatSynthCannotKnow: without the stack's account NewGrant
+// cannot tell whether the key is of another account, and says so (not
+// with KeyPolicyCovered); an imported key's statement that names a
+// deploy-time grantee is described in words. Neither warning shows token
+// text.
+func TestWarningsForWhatSynthCannotKnow(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	agnostic := awscdk.NewStack(app, jsii.String("Agnostic"), nil)
+	key := awskms.Key_FromKeyArn(agnostic, jsii.String("K"), jsii.String(keyArn))
+	grantee := awsiam.NewArnPrincipal(jsii.String(karpenterController))
+	unknown := kmsgrant.NewGrant(agnostic, jsii.String("Unknown"), &kmsgrant.GrantProps{Key: key, Grantee: grantee, Operations: jsii.Strings("Decrypt")})
+	kmsgrant.NewGrant(agnostic, jsii.String("Covered"), &kmsgrant.GrantProps{Key: key, Grantee: grantee, Operations: jsii.Strings("Decrypt"), KeyPolicyCovered: jsii.Bool(true)})
+
+	dest := awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
+	role := awsiam.NewRole(dest, jsii.String("Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewAccountRootPrincipal()})
+	tokenGrantee := kmsgrant.NewGrant(dest, jsii.String("TokenGrantee"), &kmsgrant.GrantProps{
+		Key: awskms.Key_FromKeyArn(dest, jsii.String("K"), jsii.String(keyArn)), Grantee: role, Operations: jsii.Strings("Decrypt"),
+	})
+
+	for _, tc := range []struct {
+		stack      awscdk.Stack
+		path, want string
+	}{
+		{agnostic, "/Agnostic/Unknown", "Key: NewGrant cannot tell whether the key " + keyArn + " is in this stack's account (this stack's account is a deploy-time value)"},
+		{dest, "/Dest/TokenGrantee", "The key " + keyArn + " is imported, so this app does not edit its policy, and its statement for this grant names Grantee, a deploy-time value"},
+	} {
+		annotations := assertions.Annotations_FromStack(tc.stack)
+		ours := assertions.Match_StringLikeRegexp(jsii.String("ack: crossaccountami:"))
+		all, w := annotations.FindWarning(jsii.String("*"), ours), annotations.FindWarning(jsii.String(tc.path), ours)
+		if len(*all) != 1 || len(*w) != 1 {
+			t.Errorf("%s: %d warnings of this library, %d of them there; want that one only", tc.path, len(*all), len(*w))
+			continue
+		}
+		//lint:ignore SA1019 aws-cdk-go 2.276 has no other type that returns an annotation's text
+		msg, _ := (*w)[0].Entry.Data.(string)
+		if !strings.HasPrefix(msg, tc.want) || strings.Contains(msg, "${Token") {
+			t.Errorf("warning on %s:\n%s\nwant one starting %q, without token text", tc.path, msg, tc.want)
+		}
+	}
+	if unknown.KeyPolicyManaged() || tokenGrantee.KeyPolicyManaged() {
+		t.Error("KeyPolicyManaged is true for a grant whose key policy this app does not keep")
 	}
 }

@@ -16,6 +16,19 @@
 // role as well; KMS cannot narrow those by grant, so that role can revoke
 // and list every grant on the key.
 //
+// The key's side: a key of another account must allow the handler's role
+// to create the grant. On a key of this app in another account, NewGrant
+// adds those statements (amipolicy.GrantStatements: the handler's account
+// as principal, pinned to its role with aws:PrincipalArn, with every
+// condition above, and the encryption-context constraint) to the key's
+// policy, counts them against its 32 KB, and makes the grant's stack
+// depend on the key's. For a key imported by ARN from another account it
+// warns with the statements to apply there (KeyPolicyStatements returns
+// them; HandlerRoleArn is the role they name); set KeyPolicyCovered once
+// they are. A key of the stack's own account, in any region, needs none:
+// the handler role's own IAM policy allows exactly the grant, and a key
+// policy that enables IAM policies (the default) makes that enough.
+//
 // The runnable ExampleNewGrant (go doc -all) grants a role of another
 // account Decrypt and DescribeKey on a key, with an encryption context.
 package kmsgrant
