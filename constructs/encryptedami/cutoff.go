@@ -8,6 +8,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/keybudget"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/keystatements"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 )
@@ -81,7 +83,7 @@ func NewKeyAccessCutOff(scope constructs.Construct, id *string, props *KeyAccess
 	}
 	statements := []amipolicy.Statement{amipolicy.CutOffStatement(cut)}
 	env := provider.EnvOf(scope)
-	if err := budgetOf(env, props.Key, keyArn).claim(statements); err != nil {
+	if err := keybudget.Of(env, props.Key, keyArn).Claim(statements); err != nil {
 		fail(err)
 	}
 	c := constructs.NewConstruct(scope, id)
@@ -91,7 +93,7 @@ func NewKeyAccessCutOff(scope constructs.Construct, id *string, props *KeyAccess
 }
 
 func (o *keyAccessCutOff) KeyPolicyStatements() *[]awsiam.PolicyStatement {
-	out := toCDK(o.statements)
+	out := keystatements.ToCDK(o.statements)
 	return &out
 }
 

@@ -21,7 +21,6 @@ package encryptedami
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
@@ -35,6 +34,8 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/grantres"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/keybudget"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/keystatements"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
@@ -214,7 +215,7 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 		// The organization's statements are placed once, on the key's side.
 		statements = amipolicy.Statements(dest, amipolicy.Style(style))
 	}
-	if err := budgetOf(env, props.Key, keyArn).claim(placedStatements(props, statements)); err != nil {
+	if err := keybudget.Of(env, props.Key, keyArn).Claim(placedStatements(props, statements)); err != nil {
 		fail(err)
 	}
 
@@ -242,7 +243,7 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	if knownAccount {
 		howToManage = "Set KeyPolicyScope to a stack in account " + keyAccount(props.Key, keyArn) + " to have a custom resource there keep these statements in the key policy"
 	}
-	a.managed = addToKeyPolicy(c, props.Key, keyArn, a.statements, howToManage)
+	a.managed = keystatements.AddToKeyPolicy(c, props.Key, keyArn, a.statements, howToManage)
 	if a.managed {
 		// The key policy must allow the grant before the grant is created.
 		// Across CDK Stages (a pipeline) no stack dependency can be drawn:
@@ -272,13 +273,7 @@ func warnSameAccount(scope constructs.Construct, key, account string) {
 // describeKey names key in a message: its ARN when known, else its path
 // (and stack, for a key of this app), never token text.
 func describeKey(key awskms.IKey, keyArn string) string {
-	if !jsiivalue.IsUnresolved(&keyArn) {
-		return "the key " + keyArn
-	}
-	if _, own := key.(awskms.Key); own {
-		return fmt.Sprintf("the key %s of stack %s", registry.Path(key), provider.EnvOf(key).Name)
-	}
-	return fmt.Sprintf("the key %s (its ARN is %s)", registry.Path(key), jsiivalue.DeployTime)
+	return keystatements.DescribeKey(key, keyArn)
 }
 
 // describeKeyArn is describeKey when only the ARN is at hand.
@@ -457,32 +452,6 @@ func (a *crossAccountEncryptedAmi) newGrant(env *provider.StackEnv, createSLR bo
 	a.grant = grant
 }
 
-// addToKeyPolicy adds statements to key's policy. The policy of a key
-// imported by ARN cannot be edited from this app: then a warning on scope
-// says which statements to apply to which key, and it returns false.
-// Statements are added in one call to the policy document: every jsii call
-// counts when an app has hundreds of destinations.
-func addToKeyPolicy(scope constructs.Construct, key awskms.IKey, keyArn string, statements []amipolicy.Statement, howToManage string) bool {
-	owned, ok := key.(awskms.Key)
-	if ok && len(statements) > 0 {
-		if policy := owned.Policy(); policy != nil {
-			cdk := toCDK(statements)
-			policy.AddStatements(cdk...)
-			return true
-		}
-	}
-	if ok {
-		return true
-	}
-	if len(statements) > 0 {
-		what := describeKey(key, keyArn)
-		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String(notManagedWarning), jsii.String(fmt.Sprintf(
-			"%s%s is imported, so this app does not edit its policy. %s, or add them by hand before deploying this stack (KeyPolicyStatements() returns them): %s",
-			strings.ToUpper(what[:1]), what[1:], howToManage, compactJSON(statements))), nil)
-	}
-	return false
-}
-
 // resolveDestination validates the props and works out the destination from
 // the stack the construct is in, and the key's ARN (a token for a key of the
 // app), read once: every read is a jsii round trip.
@@ -580,7 +549,7 @@ func (a *crossAccountEncryptedAmi) KeyPolicyManaged() bool {
 func (a *crossAccountEncryptedAmi) GrantDependency() constructs.IDependable { return a.owner }
 
 func (a *crossAccountEncryptedAmi) KeyPolicyStatements() *[]awsiam.PolicyStatement {
-	out := toCDK(a.statements)
+	out := keystatements.ToCDK(a.statements)
 	return &out
 }
 
@@ -635,3 +604,6 @@ func (a *crossAccountEncryptedAmi) ConfigureAutoScalingGroup(asg awsautoscaling.
 		asg.Node().DefaultChild().(awsautoscaling.CfnAutoScalingGroup).SetServiceLinkedRoleArn(jsii.String(a.slrArn))
 	}
 }
+
+// MaxKeyPolicyBytes is KMS's limit on the size of a key policy.
+const MaxKeyPolicyBytes = keybudget.MaxKeyPolicyBytes

@@ -8,15 +8,13 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/keystatements"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
 )
-
-// notManagedWarning is the id of the synth warning for an imported key.
-const notManagedWarning = "crossaccountami:key-policy-not-managed"
 
 // manageKeyPolicy places a keypolicy.ManagedStatements for this
 // destination's statements in scope's stack (the key's account; styleOf
@@ -27,7 +25,7 @@ func (a *crossAccountEncryptedAmi) manageKeyPolicy(scope constructs.Construct) {
 	id := "KeyPolicy-" + strings.ReplaceAll(registry.Path(a.Construct), "/", "-")
 	a.keyPolicy = keypolicy.NewManagedStatements(scope, jsii.String(id), &keypolicy.ManagedStatementsProps{
 		Key:            a.props.Key,
-		StatementsJson: jsii.String(compactJSON(a.statements)),
+		StatementsJson: jsii.String(keystatements.CompactJSON(a.statements)),
 	})
 	a.managed = true
 	dependOnKeyPolicy(awscdk.Stack_Of(a.Construct), awscdk.Stack_Of(scope), "the key policy statements must exist before the destination creates its grant")

@@ -1,7 +1,6 @@
 package encryptedami
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -10,6 +9,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/keybudget"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/keystatements"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
@@ -115,7 +116,7 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 		}
 	}
 	statements := amipolicy.OrganizationStatements(org)
-	if err := budgetOf(provider.EnvOf(scope), props.Key, keyArn).claim(statements); err != nil {
+	if err := keybudget.Of(provider.EnvOf(scope), props.Key, keyArn).Claim(statements); err != nil {
 		fail(err)
 	}
 	c := constructs.NewConstruct(scope, id)
@@ -135,11 +136,11 @@ func placeKeySide(c constructs.Construct, key awskms.IKey, keyArn string, statem
 	if _, ownKey := key.(awskms.Key); !ownKey && inKeysEnv(provider.EnvOf(c), keyArn) {
 		keypolicy.NewManagedStatements(c, jsii.String("KeyPolicy"), &keypolicy.ManagedStatementsProps{
 			Key:            key,
-			StatementsJson: jsii.String(compactJSON(statements)),
+			StatementsJson: jsii.String(keystatements.CompactJSON(statements)),
 		})
 		return true
 	}
-	return addToKeyPolicy(c, key, keyArn, statements,
+	return keystatements.AddToKeyPolicy(c, key, keyArn, statements,
 		"Place the "+kind+" in a stack of the key's account and region to have a custom resource there keep these statements in the key policy")
 }
 
@@ -150,7 +151,7 @@ func inKeysEnv(env *provider.StackEnv, keyArn string) bool {
 }
 
 func (o *organizationKeyAccess) KeyPolicyStatements() *[]awsiam.PolicyStatement {
-	out := toCDK(o.statements)
+	out := keystatements.ToCDK(o.statements)
 	return &out
 }
 func (o *organizationKeyAccess) KeyPolicyManaged() bool { return o.managed }
@@ -181,20 +182,4 @@ func keyAccount(key awskms.IKey, keyArn string) string {
 		return a.Account
 	}
 	return provider.EnvOf(key).Account
-}
-
-func toCDK(statements []amipolicy.Statement) []awsiam.PolicyStatement {
-	out := make([]awsiam.PolicyStatement, 0, len(statements))
-	for _, s := range statements {
-		out = append(out, awsiam.PolicyStatement_FromJson(s.JSON()))
-	}
-	return out
-}
-
-func compactJSON(statements []amipolicy.Statement) string {
-	body, err := json.Marshal(statements)
-	if err != nil {
-		panic(err)
-	}
-	return string(body)
 }

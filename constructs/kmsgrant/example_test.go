@@ -39,5 +39,11 @@ func ExampleNewGrant() {
 		props := (*r)["Properties"].(map[string]interface{})
 		fmt.Println(props["GranteePrincipal"], props["Operations"], props["EncryptionContextSubset"])
 	}
-	// Output: arn:aws:iam::222222222222:role/report-reader [Decrypt DescribeKey] map[project:reports]
+	// The key is of another account and imported, so its policy is not
+	// this app's to edit: a synth warning prints the statement to add
+	// there, which names the stack's grant handler role.
+	fmt.Println(grant.KeyPolicyManaged(), len(*grant.KeyPolicyStatements()), *grant.HandlerRoleArn())
+	// Output:
+	// arn:aws:iam::222222222222:role/report-reader [Decrypt DescribeKey] map[project:reports]
+	// false 1 arn:aws:iam::222222222222:role/crossaccountami/GrantHandler-Reports-d2f7cfc298
 }

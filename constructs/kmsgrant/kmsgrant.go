@@ -16,6 +16,19 @@
 // role as well; KMS cannot narrow those by grant, so that role can revoke
 // and list every grant on the key.
 //
+// The key's side: a key of another account must allow the handler's role
+// to create the grant. On a key of this app in another account, NewGrant
+// adds those statements (amipolicy.GrantStatements: the handler's account
+// as principal, pinned to its role with aws:PrincipalArn, with every
+// condition above, and the encryption-context constraint) to the key's
+// policy, counts them against its 32 KB, and makes the grant's stack
+// depend on the key's. For a key imported by ARN from another account it
+// warns with the statements to apply there (KeyPolicyStatements returns
+// them; HandlerRoleArn is the role they name); set KeyPolicyCovered once
+// they are. A key of the stack's own account, in any region, needs none:
+// the handler role's own IAM policy allows exactly the grant, and a key
+// policy that enables IAM policies (the default) makes that enough.
+//
 // The runnable ExampleNewGrant (go doc -all) grants a role of another
 // account Decrypt and DescribeKey on a key, with an encryption context.
 package kmsgrant
@@ -35,6 +48,7 @@ import (
 
 	"github.com/crossaccountami/crossaccountami/constructs/internal/grantres"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
 
@@ -92,6 +106,14 @@ type GrantProps struct {
 	// the key's owner uses encryptedami.NewKeyAccessCutOff.
 	// Default: - no scheduled check.
 	HealSchedule awsevents.Schedule `field:"optional"`
+	// The key's policy already allows this grant's handler to create the
+	// grant: its owner applied KeyPolicyStatements by hand, or a statement
+	// of wider scope covers it (encryptedami.NewOrganizationKeyAccess, which
+	// organization.NewDeployment's StackSet relies on). NewGrant then adds
+	// no statement and prints no warning; KeyPolicyStatements is empty.
+	// Default: false: NewGrant places the statements on a key of this app
+	// in another account, and warns with them for an imported one.
+	KeyPolicyCovered *bool `field:"optional"`
 }
 
 // Grant is one KMS grant managed by CloudFormation.
@@ -104,6 +126,22 @@ type Grant interface {
 	// The CloudFormation custom resource; depend on it to order a resource
 	// (such as an Auto Scaling group) after the grant.
 	Resource() awscdk.CustomResource
+	// The ARN of the role of the stack's grant handler, which creates the
+	// grant (and, by default, retires it): what a key policy names to let
+	// it. A literal when the stack's account and region are known.
+	HandlerRoleArn() *string
+	// The statements the key's policy needs for the grant's handler: none
+	// for a key of the stack's own account (the handler's IAM policy is
+	// enough) or with KeyPolicyCovered. Marshal them with encoding/json
+	// (PolicyStatement.ToJSON) to paste into a key policy. Empty for the
+	// grants of encryptedami's constructs, which report their own.
+	KeyPolicyStatements() *[]awsiam.PolicyStatement
+	// Whether the key's policy gets the statements from this app: true for
+	// a key of this app and when none are needed; false for an imported
+	// key whose statements you apply by hand (a synth warning prints
+	// them), and when NewGrant cannot tell the key's account (a warning
+	// says so).
+	KeyPolicyManaged() bool
 }
 
 // NewGrant creates a grant on props.Key for props.Grantee. It panics with
@@ -111,14 +149,22 @@ type Grant interface {
 // invalid; values that are unresolved tokens are checked by the handler at
 // deploy time instead.
 func NewGrant(scope constructs.Construct, id *string, props *GrantProps) Grant {
+	fail := func(err error) {
+		panic(fmt.Errorf("kmsgrant.NewGrant %s/%s: %w", *scope.Node().Path(), *id, err))
+	}
 	spec, err := specFromProps(props)
 	if err != nil {
-		panic(fmt.Errorf("kmsgrant.NewGrant %s/%s: %w", *scope.Node().Path(), *id, err))
+		fail(err)
+	}
+	plan, err := planKeyPolicy(provider.EnvOf(scope), props, spec)
+	if err != nil {
+		fail(err)
 	}
 	g := grantres.New(scope, *id, spec, jsii.String(spec.KeyArn))
 	if props.HealSchedule != nil {
 		g.Heal(*props.HealSchedule.ExpressionString())
 	}
+	g.SetKeyPolicy(plan.statements, plan.apply(g.Construct, props.Key))
 	return g
 }
 

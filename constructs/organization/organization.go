@@ -435,6 +435,9 @@ func innerTemplate(spec innerSpec) (inner, error) {
 		Key:        awskms.Key_FromKeyArn(stack, jsii.String("SourceKey"), keyArn),
 		Grantee:    awsiam.NewArnPrincipal(slrArn),
 		Operations: jsii.Strings(grantspec.AutoScalingOperations...),
+		// The OrganizationKeyAccess on each region's key lets every
+		// target account's handler create this grant.
+		KeyPolicyCovered: jsii.Bool(true),
 	}
 	if spec.heal {
 		grantProps.HealSchedule = awsevents.Schedule_Expression(jsii.String(spec.healSchedule))

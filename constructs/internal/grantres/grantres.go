@@ -8,12 +8,15 @@ package grantres
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/crossaccountami/crossaccountami/constructs/internal/keystatements"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
+	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 )
 
@@ -24,7 +27,34 @@ type Grant struct {
 	keyArn   *string
 	spec     grantspec.Properties // as written in the template
 	provider *provider.Provider
+	// The key policy statements its handler needs and who keeps them
+	// (SetKeyPolicy): none, and managed, until a caller says otherwise.
+	keyStatements []amipolicy.Statement
+	keyUnmanaged  bool
 }
+
+// HandlerRoleArn is the ARN of the role of the stack's grant handler,
+// which creates the grant: a literal when the stack's account and region
+// are known, else the role's Arn attribute.
+func (g *Grant) HandlerRoleArn() *string { return jsii.String(g.provider.RoleArn()) }
+
+// SetKeyPolicy records the key policy statements the grant's handler needs
+// on the key, and whether this app keeps them there (KeyPolicyStatements,
+// KeyPolicyManaged). kmsgrant.NewGrant sets them; the grants of
+// CrossAccountEncryptedAmi leave them unset, as that construct places and
+// reports its statements itself.
+func (g *Grant) SetKeyPolicy(statements []amipolicy.Statement, managed bool) {
+	g.keyStatements, g.keyUnmanaged = statements, !managed
+}
+
+// KeyPolicyStatements are the statements SetKeyPolicy recorded.
+func (g *Grant) KeyPolicyStatements() *[]awsiam.PolicyStatement {
+	out := keystatements.ToCDK(g.keyStatements)
+	return &out
+}
+
+// KeyPolicyManaged is whether this app keeps the statements in the key policy.
+func (g *Grant) KeyPolicyManaged() bool { return !g.keyUnmanaged }
 
 // GrantId is the grant id, as KMS returned it.
 func (g *Grant) GrantId() *string {

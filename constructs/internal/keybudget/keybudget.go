@@ -1,4 +1,9 @@
-package encryptedami
+// Package keybudget keeps the statements this library places on one KMS key
+// policy, and checks that the policy stays under KMS's 32 KB limit: one
+// budget per key, shared by every construct that adds statements to it
+// (encryptedami's destinations, organization access and cut-offs, and
+// kmsgrant's grants).
+package keybudget
 
 import (
 	"crypto/sha256"
@@ -27,27 +32,28 @@ const reservedPolicyBytes = 2048
 // budgetID is the construct id of a key's policy budget.
 const budgetID = "CrossAccountAmiKeyPolicyBudget"
 
-// policyBudget is the statements this library places on one key policy,
-// kept as the state of a construct: two constructs for the same
-// destination share identical statements, a clash of Sids with different
-// content fails when it is made, and the policy's size is checked when the
-// app validates (Node().AddValidation), once every destination is known.
+// Budget is the statements this library places on one key policy, kept as
+// the state of a construct: two constructs for the same destination share
+// identical statements, a clash of Sids with different content fails when
+// it is made, and the policy's size is checked when the app validates
+// (Node().AddValidation), once every destination is known.
 //
 // It lives under the key for a key of this app, and under the app's root
 // for a key imported by ARN (one key imported once per stack is still one
 // policy: the id carries a hash of the ARN).
-type policyBudget struct {
+type Budget struct {
 	constructs.Construct
 	bySid  map[string]string
 	claims []int // the bytes each claim added, in order: the total, and how many fit
 }
 
-// ToString is the override jsii-runtime-go needs to make policyBudget a
+// ToString is the override jsii-runtime-go needs to make Budget a
 // construct of its own, found again by TryFindChild as this Go value.
-func (b *policyBudget) ToString() *string { return jsii.String(budgetID) }
+func (b *Budget) ToString() *string { return jsii.String(budgetID) }
 
-// budgetOf returns key's budget, creating it on first use.
-func budgetOf(env *provider.StackEnv, key awskms.IKey, keyArn string) *policyBudget {
+// Of returns key's budget, creating it on first use. env is the stack of
+// the construct that asks (its root holds an imported key's budget).
+func Of(env *provider.StackEnv, key awskms.IKey, keyArn string) *Budget {
 	// A key of this app (its ARN is a token) keeps its budget; a key
 	// imported by ARN, or any other key jsii hands back as a bare IKey, has
 	// it under the root, named by its ARN (or path, while that is a token).
@@ -61,18 +67,18 @@ func budgetOf(env *provider.StackEnv, key awskms.IKey, keyArn string) *policyBud
 		sum := sha256.Sum256([]byte(name))
 		scope, id = env.Node.Root().(constructs.Construct), budgetID+hex.EncodeToString(sum[:4])
 	}
-	if found, ok := scope.Node().TryFindChild(&id).(*policyBudget); ok {
+	if found, ok := scope.Node().TryFindChild(&id).(*Budget); ok {
 		return found
 	}
-	b := &policyBudget{bySid: map[string]string{}}
+	b := &Budget{bySid: map[string]string{}}
 	constructs.NewConstruct_Override(b, scope, &id)
 	b.Node().AddValidation(&budgetCheck{b})
 	return b
 }
 
-// claim records statements on the budget. It fails on a Sid already placed
+// Claim records statements on the budget. It fails on a Sid already placed
 // with different content.
-func (b *policyBudget) claim(statements []amipolicy.Statement) error {
+func (b *Budget) Claim(statements []amipolicy.Statement) error {
 	bodies := make([]string, len(statements))
 	added := 0
 	for i, s := range statements {
@@ -96,8 +102,8 @@ func (b *policyBudget) claim(statements []amipolicy.Statement) error {
 	return nil
 }
 
-// problem is the budget's validation error, or "".
-func (b *policyBudget) problem() string {
+// Problem is the budget's validation error, or "".
+func (b *Budget) Problem() string {
 	total, fit := reservedPolicyBytes, 0
 	for _, n := range b.claims {
 		total += n
@@ -114,10 +120,10 @@ func (b *policyBudget) problem() string {
 }
 
 // budgetCheck is the budget's validation (constructs.IValidation).
-type budgetCheck struct{ b *policyBudget }
+type budgetCheck struct{ b *Budget }
 
 func (c *budgetCheck) Validate() *[]*string {
-	if p := c.b.problem(); p != "" {
+	if p := c.b.Problem(); p != "" {
 		return &[]*string{jsii.String(p)}
 	}
 	return &[]*string{}
