@@ -484,6 +484,30 @@ func slrSequence(t *testing.T, h *harness) {
 	}
 }
 
+// otherSLRSequence: each other launcher's service-linked role
+// (Custom::ServiceLinkedRole) is created with one IAM call; a second stack
+// ensuring the same role (moto answers EntityAlreadyExists, as IAM answers
+// "has been taken" to a concurrent creator) succeeds with the same role.
+func otherSLRSequence(t *testing.T, h *harness) {
+	create := loadEvent(t, "slr-create.json")
+	for _, tc := range []struct{ service, arn string }{
+		{"ec2fleet.amazonaws.com", "arn:aws:iam::123456789012:role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet"},
+		{"spotfleet.amazonaws.com", "arn:aws:iam::123456789012:role/aws-service-role/spotfleet.amazonaws.com/AWSServiceRoleForEC2SpotFleet"},
+		{"spot.amazonaws.com", "arn:aws:iam::123456789012:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"},
+	} {
+		ev := create.with("ResourceType", "Custom::ServiceLinkedRole", "ResourceProperties", create.props("ResourceProperties", "AWSServiceName", tc.service))
+		for _, who := range []string{"first stack", "second stack"} {
+			a, calls := h.send(t, ev)
+			expect(t, tc.service+" "+who, a, "SUCCESS", calls, []string{"IAM.CreateServiceLinkedRole"})
+			if a.PhysicalResourceId != tc.arn || a.Data["RoleArn"] != tc.arn {
+				t.Errorf("%s %s: %s", tc.service, who, a.Body)
+			}
+		}
+		a, calls := h.send(t, ev.with("RequestType", "Delete", "PhysicalResourceId", tc.arn))
+		expect(t, tc.service+" delete", a, "SUCCESS", calls, []string{})
+	}
+}
+
 func malformed(t *testing.T, h *harness) {
 	a, calls := h.send(t, loadEvent(t, "malformed-properties.json"))
 	expect(t, "malformed", a, "FAILED", calls, []string{})
@@ -492,7 +516,7 @@ func malformed(t *testing.T, h *harness) {
 	}
 	a, _ = h.send(t, loadEvent(t, "grant-create.json").with("ResourceType", "Custom::Unknown"))
 	expect(t, "unknown type", a, "FAILED", nil, nil)
-	if !strings.Contains(a.Reason, `ResourceType: this handler serves Custom::AutoScalingServiceLinkedRole and Custom::KmsGrant, got "Custom::Unknown"`) {
+	if !strings.Contains(a.Reason, `ResourceType: this handler serves Custom::AutoScalingServiceLinkedRole and Custom::KmsGrant and Custom::ServiceLinkedRole, got "Custom::Unknown"`) {
 		t.Errorf("unknown type: %q", a.Reason)
 	}
 }
@@ -507,5 +531,6 @@ func TestInProcessAgainstMoto(t *testing.T) {
 	t.Run("rollback of a failed create", func(t *testing.T) { rollbackSequence(t, h) })
 	t.Run("scheduled check", func(t *testing.T) { healSequence(t, h) })
 	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
+	t.Run("other launchers' service-linked roles", func(t *testing.T) { otherSLRSequence(t, h) })
 	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
 }
