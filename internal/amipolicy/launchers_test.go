@@ -29,6 +29,7 @@ func TestDefaultLaunchersKeepTheStatements(t *testing.T) {
 	explicit.Launchers = []launcher.Launcher{{Kind: launcher.AutoScaling}}
 	for name, d := range map[string]Destination{"nil": dest, "explicit": explicit} {
 		body, _ := json.Marshal(Statements(d, Scoped))
+		t.Logf("%s launchers: %d bytes for both statements (a JSON list)", name, len(body))
 		if string(body) != want {
 			t.Errorf("%s launchers:\n got %s\nwant %s", name, body, want)
 		}
@@ -68,6 +69,8 @@ func TestSeveralLaunchers(t *testing.T) {
 		body, _ := json.Marshal(s)
 		t.Logf("%d bytes: %s", len(body), body)
 	}
+	scoped, _ := json.Marshal(stmts)
+	t.Logf("three launchers, SCOPED: %d bytes for both statements (a JSON list)", len(scoped))
 }
 
 // TestLauncherSidsUnique: every grantee set of one creator gets Sids of its

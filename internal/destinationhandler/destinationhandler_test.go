@@ -508,6 +508,48 @@ func otherSLRSequence(t *testing.T, h *harness) {
 	}
 }
 
+// launcherGrantSequence: a destination with three launchers (Auto
+// Scaling, EC2 Fleet, a Karpenter controller role) has three grants on one
+// key, one per grantee, each created with one CreateGrant for exactly its
+// grantee and retired at Delete (RetireGrant, then ListRetirableGrants for
+// a copy), leaving the key without grants.
+func launcherGrantSequence(t *testing.T, h *harness) {
+	key := newKey(t, h.kms)
+	create := loadEvent(t, "grant-create.json")
+	grantees := []string{slrARN,
+		"arn:aws:iam::123456789012:role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet",
+		"arn:aws:iam::123456789012:role/karpenter/KarpenterController"}
+	var made []grantspec.PhysicalID
+	for i, g := range grantees {
+		ev := create.with("LogicalResourceId", fmt.Sprintf("AmiGrant%d", i), "ResourceProperties", create.props("ResourceProperties", "KeyArn", key, "GranteePrincipal", g))
+		a, calls := h.send(t, ev)
+		expect(t, "create for "+g, a, "SUCCESS", calls, []string{"KMS.CreateGrant"})
+		made = append(made, grantOf(t, a))
+	}
+	out, err := h.kms.ListGrants(context.Background(), &kms.ListGrantsInput{KeyId: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range out.Grants {
+		got = append(got, aws.ToString(g.GranteePrincipal))
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(grantees))
+	if !slices.Equal(got, want) {
+		t.Errorf("grantees on the key %v, want %v", got, want)
+	}
+	for i, g := range grantees {
+		ev := loadEvent(t, "grant-delete.json").with("LogicalResourceId", fmt.Sprintf("AmiGrant%d", i), "PhysicalResourceId", made[i].String(),
+			"ResourceProperties", create.props("ResourceProperties", "KeyArn", key, "GranteePrincipal", g))
+		a, calls := h.send(t, ev)
+		expect(t, "delete for "+g, a, "SUCCESS", calls, []string{"KMS.RetireGrant", "KMS.ListRetirableGrants"})
+	}
+	if left := h.grants(t, key); len(left) != 0 {
+		t.Errorf("grants left after the deletes: %v", left)
+	}
+}
+
 func malformed(t *testing.T, h *harness) {
 	a, calls := h.send(t, loadEvent(t, "malformed-properties.json"))
 	expect(t, "malformed", a, "FAILED", calls, []string{})
@@ -532,5 +574,6 @@ func TestInProcessAgainstMoto(t *testing.T) {
 	t.Run("scheduled check", func(t *testing.T) { healSequence(t, h) })
 	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
 	t.Run("other launchers' service-linked roles", func(t *testing.T) { otherSLRSequence(t, h) })
+	t.Run("three launchers' grants", func(t *testing.T) { launcherGrantSequence(t, h) })
 	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
 }
