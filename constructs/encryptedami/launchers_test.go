@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseks"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
@@ -132,6 +133,55 @@ func TestNodegroupChecks(t *testing.T) {
 	msg = constructtest.Catch(func() { suffixed.ConfigureCfnNodegroup(nodegroup(stack, "Ng")) })
 	if !strings.Contains(msg, "Launchers: an EKS managed node group launches with the default AWSServiceRoleForAutoScaling, which [AUTO_SCALING] does not grant; add EKS_MANAGED_NODE_GROUP to Launchers") {
 		t.Errorf("suffixed role only: %q", msg)
+	}
+}
+
+// TestL2Nodegroup: the L2 awseks.Nodegroup of an imported cluster takes
+// NewLaunchTemplate's template (no instance profile in it), and
+// ConfigureNodegroup makes its node group wait for the default role's
+// grant and role resource.
+func TestL2Nodegroup(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
+	key := awskms.Key_FromKeyArn(stack, jsii.String("K"), jsii.String(importedKeyArn))
+	ami := encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{
+		Key: key, ImageId: jsii.String(imageID), Launchers: kinds(encryptedami.LauncherKind_EKS_MANAGED_NODE_GROUP)})
+	vpc := awsec2.Vpc_FromVpcAttributes(stack, jsii.String("Vpc"), &awsec2.VpcAttributes{VpcId: jsii.String("vpc-0123456789abcdef0"),
+		AvailabilityZones: jsii.Strings("us-east-1a"), PrivateSubnetIds: jsii.Strings("subnet-0123456789abcdef0")})
+	cluster := awseks.Cluster_FromClusterAttributes(stack, jsii.String("Cluster"), &awseks.ClusterAttributes{ClusterName: jsii.String("shared"), Vpc: vpc})
+	lt := ami.NewLaunchTemplate(stack, jsii.String("Lt"), nil)
+	ng := awseks.NewNodegroup(stack, jsii.String("Ng"), &awseks.NodegroupProps{
+		Cluster:            cluster,
+		NodeRole:           awsiam.Role_FromRoleArn(stack, jsii.String("NodeRole"), jsii.String("arn:aws:iam::222222222222:role/EksNodeRole"), nil),
+		LaunchTemplateSpec: &awseks.LaunchTemplateSpec{Id: lt.LaunchTemplateId(), Version: lt.LatestVersionNumber()},
+	})
+	ami.ConfigureNodegroup(ng)
+
+	tpl := assertions.Template_FromStack(stack, nil)
+	body, _ := json.Marshal(tpl.ToJSON())
+	var parsed struct {
+		Resources map[string]struct {
+			Type       string
+			DependsOn  []string
+			Properties map[string]interface{}
+		}
+	}
+	_ = json.Unmarshal(body, &parsed)
+	for id, r := range parsed.Resources {
+		switch r.Type {
+		case "AWS::EKS::Nodegroup":
+			deps := strings.Join(r.DependsOn, " ")
+			if !strings.Contains(deps, "AmiGrant") || !strings.Contains(deps, "AmiServiceLinkedRole") {
+				t.Errorf("%s DependsOn %s, want the grant and the service-linked role", id, deps)
+			}
+			if _, ok := r.Properties["AmiType"]; ok {
+				t.Errorf("%s sets AmiType next to a custom AMI's launch template", id)
+			}
+		case "AWS::EC2::LaunchTemplate":
+			if _, ok := r.Properties["LaunchTemplateData"].(map[string]interface{})["IamInstanceProfile"]; ok {
+				t.Errorf("%s has an IamInstanceProfile, which EKS refuses", id)
+			}
+		}
 	}
 }
 
