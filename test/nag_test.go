@@ -44,6 +44,10 @@ func TestNag(t *testing.T) {
 		// The key policy stacks, the code stacks, the StackSet's stack and
 		// the StackSet's own template.
 		{"organization", "organization", nil},
+		// Issue 19's launchers: an EKS managed node group, a Karpenter
+		// controller role.
+		{"eks", "eks", nil},
+		{"karpenter", "karpenter", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

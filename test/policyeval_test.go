@@ -240,6 +240,31 @@ func cutOffCases(d destination) []policyeval.Case {
 	return c
 }
 
+// launcherRoleCases: a destination whose launcher is a role (Karpenter's
+// controller): the handler creates exactly that role's grant, the role may
+// use the key (and create no grant by policy), and the account's Auto
+// Scaling role and other roles may not.
+func launcherRoleCases(d destination, role string) []policyeval.Case {
+	g, account := d.g, d.m.account
+	if g.grantee != role || g.retiring != g.handler {
+		return []policyeval.Case{d.newCase("the grant is the role's", d.createGrant(d.handler(), role, g.handler, g.operations), g.identity, policyeval.Allowed,
+			fmt.Sprintf("the template's grant is %+v, want %s retired by the handler", g, role))}
+	}
+	r := d.m.principal(role)
+	return []policyeval.Case{
+		d.newCase("handler creates the controller role's grant", d.createGrant(d.handler(), role, g.retiring, g.operations), g.identity, policyeval.Allowed, "the grant the handler exists to create"),
+		d.newCase("handler creates a grant for the account's Auto Scaling role", d.createGrant(d.handler(), slrOf(account), g.retiring, g.operations), g.identity, policyeval.Denied, "not a launcher of this destination"),
+		d.newCase("handler creates a grant for another role of its account", d.createGrant(d.handler(), adminOf(account), g.retiring, g.operations), g.identity, policyeval.Denied, "kms:GranteePrincipal is the controller role only"),
+		d.newCase("handler creates a grant with the extra operation Sign", d.createGrant(d.handler(), role, g.retiring, append(slices.Clone(g.operations), "Sign")), g.identity, policyeval.Denied, "ForAllValues: Sign is outside the 8 operations"),
+		d.keyPolicyCase("the controller role decrypts", d.kmsRequest(r, "kms:Decrypt"), policyeval.KeyPolicyAllows, "Allow use of the key (the role)"),
+		d.keyPolicyCase("the controller role generates a data key without plaintext", d.kmsRequest(r, "kms:GenerateDataKeyWithoutPlaintext"), policyeval.KeyPolicyAllows, "Allow use of the key (the role)"),
+		d.keyPolicyCase("the controller role creates a grant by policy", d.createGrant(r, role, "", g.operations), policyeval.KeyPolicyDoesNotAllow, "its CreateGrant comes from its grant"),
+		d.keyPolicyCase("the account's Auto Scaling role decrypts", d.kmsRequest(d.slr(), "kms:Decrypt"), policyeval.KeyPolicyDoesNotAllow, "not a launcher of this destination"),
+		d.keyPolicyCase("another role of the account decrypts", d.kmsRequest(d.m.principal(adminOf(account)), "kms:Decrypt"), policyeval.KeyPolicyDoesNotAllow, "aws:PrincipalArn is the controller role only"),
+		d.keyPolicyCase("the same role name in a third account decrypts", d.kmsRequest(member{account: strangerAccount}.principal(strings.Replace(role, account, strangerAccount, 1)), "kms:Decrypt"), policyeval.KeyPolicyDoesNotAllow, "the key policy names the destination only"),
+	}
+}
+
 // appDestinations reads the destinations of an assembly's stacks (not
 // StackSets), each in its stack's account, a member as memberOf says.
 func appDestinations(t *testing.T, example string, d *deployment, memberOf func(account string) member) []destination {
@@ -289,6 +314,7 @@ func TestPolicyEvaluation(t *testing.T) {
 		}{
 			"basic": {"basic", nil}, "basic-organization": {"basic", map[string]string{"organizationId": exampleOrgID}},
 			"importedkey": {"importedkey", nil}, "pipeline": {"pipeline", pipelineContext}, "organization": {"organization", organizationContext},
+			"eks": {"eks", nil}, "karpenter": {"karpenter", nil},
 		} {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
@@ -306,7 +332,7 @@ func TestPolicyEvaluation(t *testing.T) {
 	for _, ex := range []struct {
 		name    string
 		context map[string]string
-	}{{"basic", nil}, {"importedkey", nil}, {"pipeline", pipelineContext}} {
+	}{{"basic", nil}, {"importedkey", nil}, {"pipeline", pipelineContext}, {"eks", nil}} {
 		d := newDeployment(t, ex.name, exampleAssembly(t, ex.name, ex.context))
 		dests := appDestinations(t, ex.name, d, noOrg)
 		for _, dest := range dests {
@@ -318,6 +344,15 @@ func TestPolicyEvaluation(t *testing.T) {
 					cases = append(cases, crossDestinationCases(dest, other)...)
 				}
 			}
+		}
+	}
+
+	// examples/karpenter: the controller role is the grantee; the
+	// account's service-linked roles and other roles get nothing.
+	{
+		d := newDeployment(t, "karpenter", exampleAssembly(t, "karpenter", nil))
+		for _, dest := range appDestinations(t, "karpenter", d, noOrg) {
+			cases = append(cases, launcherRoleCases(dest, "arn:aws:iam::222222222222:role/KarpenterController-shared")...)
 		}
 	}
 

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseks"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
@@ -43,6 +44,8 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
+	"github.com/crossaccountami/crossaccountami/internal/slrspec"
 )
 
 // KeyPolicyStyle selects how the source key policy statements are scoped.
@@ -121,6 +124,21 @@ type CrossAccountEncryptedAmiProps struct {
 	// CrossAccountAmi/GrantCheckFailed (dimension GrantName).
 	// Default: - no scheduled check (organization.NewDeployment checks daily by default).
 	HealSchedule awsevents.Schedule `field:"optional"`
+	// Which launch paths of this account launch the AMI through a
+	// service-linked role. Each distinct role gets one grant (an Auto
+	// Scaling group and an EKS managed node group share the default Auto
+	// Scaling role's), the key policy statements name every one, and the
+	// roles are created when missing (CreateServiceLinkedRole). Empty is
+	// allowed with LauncherRoles.
+	// Default: []LauncherKind{LauncherKind_AUTO_SCALING} (today's templates, unchanged).
+	Launchers *[]LauncherKind `field:"optional"`
+	// Roles that launch instances themselves (RunInstances, CreateFleet type
+	// instant): Karpenter's controller, a Lambda function, a CI runner. Each
+	// gets its own grant; the role's own policies are not changed. Its ARN
+	// must be known at synth (imported by ARN, or a role of this stack with
+	// a RoleName), in this stack's account.
+	// Default: - none.
+	LauncherRoles *[]awsiam.IRole `field:"optional"`
 }
 
 // LaunchTemplateProps configures CrossAccountEncryptedAmi.NewLaunchTemplate.
@@ -140,9 +158,16 @@ type CrossAccountEncryptedAmi interface {
 	constructs.Construct
 	// The AMI as a machine image for a launch template or an instance.
 	MachineImage() awsec2.IMachineImage
-	// The grant for the service-linked role (its GrantId, its resource).
+	// The grant for the Auto Scaling service-linked role (its GrantId, its
+	// resource); without LauncherKind_AUTO_SCALING, the first of Grants.
 	Grant() kmsgrant.Grant
-	// The ARN of the Auto Scaling service-linked role that receives the grant.
+	// One grant per distinct grantee of the launchers, sorted by grantee ARN.
+	Grants() *[]kmsgrant.Grant
+	// The grantees' ARNs, sorted, in the order of Grants.
+	GranteeArns() *[]*string
+	// The ARN of the Auto Scaling service-linked role that receives the
+	// grant; without LauncherKind_AUTO_SCALING, the first service-linked
+	// role among the grantees, or nil when only roles launch.
 	ServiceLinkedRoleArn() *string
 	// Something to depend on so that a resource (an Auto Scaling group) is
 	// created only after the service-linked role and the grant exist.
@@ -161,11 +186,31 @@ type CrossAccountEncryptedAmi interface {
 	ManagedKeyPolicy() keypolicy.ManagedStatements
 	// NewLaunchTemplate creates a launch template that launches the AMI with
 	// its root volume encrypted by the source key. props may be nil.
+	//
+	// An EKS managed node group takes it (awseks.LaunchTemplateSpec with
+	// the template's LaunchTemplateId and LatestVersionNumber, or the L1's
+	// LaunchTemplate) when the template sets nothing EKS forbids: no Role
+	// (an IAM instance profile; the node group's NodeRole replaces it), no
+	// subnet in network interfaces, no shutdown or hibernation behaviour;
+	// and the node group sets no AmiType, InstanceTypes in the template or
+	// the node group but not both. With a custom AMI EKS merges no user data
+	// of its own: give LaunchTemplate.UserData that joins the node to the
+	// cluster (nodeadm's NodeConfig, or bootstrap.sh), or the nodes never
+	// register ("Customize managed nodes with launch templates",
+	// https://docs.aws.amazon.com/eks/latest/userguide/launch-templates.html).
 	NewLaunchTemplate(scope constructs.Construct, id *string, props *LaunchTemplateProps) awsec2.LaunchTemplate
 	// ConfigureAutoScalingGroup makes asg wait for the service-linked role
 	// and the grant, and sets its ServiceLinkedRoleARN when a custom-suffix
 	// role is used. asg must be in this construct's stack region.
 	ConfigureAutoScalingGroup(asg awsautoscaling.AutoScalingGroup)
+	// ConfigureNodegroup makes an EKS managed node group wait for the
+	// default Auto Scaling service-linked role and its grant (the role the
+	// group EKS creates launches with). ng must be in this construct's
+	// region, and Launchers must grant that role (EKS_MANAGED_NODE_GROUP,
+	// or AUTO_SCALING without ServiceLinkedRoleSuffix).
+	ConfigureNodegroup(ng awseks.Nodegroup)
+	// ConfigureCfnNodegroup is ConfigureNodegroup for the L1 awseks.CfnNodegroup.
+	ConfigureCfnNodegroup(ng awseks.CfnNodegroup)
 }
 
 type crossAccountEncryptedAmi struct {
@@ -178,9 +223,20 @@ type crossAccountEncryptedAmi struct {
 	statements []amipolicy.Statement
 	managed    bool
 	keyPolicy  keypolicy.ManagedStatements // with KeyPolicyScope
-	// owner holds the grant and the service-linked role resource: this
-	// construct, or the first one of the stack for the same key and role.
+	// owner holds the grant and the service-linked role resource of slrArn:
+	// this construct, or the first one of the stack for the same key and role.
 	owner constructs.Construct
+	// launchers are the destination's launch paths; grantees their
+	// distinct principals (sorted), each with its grant and the construct
+	// that holds it (this one, or the first of the stack for the same key
+	// and grantee).
+	launchers []launcher.Launcher
+	grantees  []string
+	grants    map[string]kmsgrant.Grant
+	owners    map[string]constructs.Construct
+	// defaultASGRole is the default AWSServiceRoleForAutoScaling's ARN (what
+	// an EKS managed node group launches with).
+	defaultASGRole string
 }
 
 // NewCrossAccountEncryptedAmi places the construct in the destination stack.
@@ -197,17 +253,28 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	if err != nil {
 		fail(err)
 	}
+	launchers, err := resolveLaunchers(env, dest.Partition, props)
+	if err != nil {
+		fail(err)
+	}
+	dest.Launchers = launchers
 	style, err := styleOf(props, keyArn)
 	if err != nil {
 		fail(err)
 	}
+	if err := coveredByOrganization(props, launchers, dest); err != nil {
+		fail(err)
+	}
 	createSLR := props.CreateServiceLinkedRole == nil || *props.CreateServiceLinkedRole
-	gk := grantKey{key: props.Key, slrArn: dest.SLRArn(), createSLR: createSLR}
+	grantees := dest.Grantees()
 	grants := sharedGrants(env.Stack)
-	first := grants[gk]
-	if first != nil {
-		if err := canShare(first, props); err != nil {
-			fail(err)
+	firsts := map[string]*crossAccountEncryptedAmi{}
+	for _, g := range grantees {
+		if first := grants[grantKey{key: props.Key, slrArn: g, createSLR: createSLR}]; first != nil {
+			if err := canShare(first, props); err != nil {
+				fail(err)
+			}
+			firsts[g] = first
 		}
 	}
 	var statements []amipolicy.Statement
@@ -220,15 +287,33 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	}
 
 	c := registry.Child(scope, *id)
-	a := &crossAccountEncryptedAmi{Construct: c, props: props, keyArn: keyArn, region: env.Region, slrArn: dest.SLRArn(), statements: statements}
-	if first != nil {
-		// Another AMI of the same key for the same role in this stack: one
-		// grant serves both.
-		a.grant, a.owner = first.grant, first.owner
-	} else {
-		grants[gk] = a
-		a.owner = c
-		a.newGrant(env, createSLR)
+	a := &crossAccountEncryptedAmi{Construct: c, props: props, keyArn: keyArn, region: env.Region, statements: statements,
+		launchers: launchers, grantees: grantees, grants: map[string]kmsgrant.Grant{}, owners: map[string]constructs.Construct{},
+		defaultASGRole: launcher.AutoScalingSLR.ARN(dest.Partition, dest.Account, "")}
+	a.slrArn = primaryGrantee(launchers, dest)
+	var fresh []launcher.Launcher
+	for _, l := range launchers {
+		g := l.Grantee(dest.Partition, dest.Account)
+		if first := firsts[g]; first != nil {
+			// Another AMI of the same key for the same role in this stack:
+			// one grant serves both.
+			a.grants[g], a.owners[g] = first.grants[g], first.owners[g]
+			continue
+		}
+		if _, done := a.grants[g]; !done {
+			grants[grantKey{key: props.Key, slrArn: g, createSLR: createSLR}] = a
+			a.grants[g], a.owners[g] = nil, c // placed by newGrants
+			fresh = append(fresh, l)
+		}
+	}
+	a.newGrants(env, dest, fresh, createSLR)
+	a.owner = a.owners[a.slrArn]
+	if a.owner == nil {
+		a.owner = a.owners[grantees[0]]
+	}
+	a.grant = a.grants[a.slrArn]
+	if a.grant == nil {
+		a.grant = a.grants[grantees[0]]
 	}
 	_, ownKey := props.Key.(awskms.Key)
 	knownAccount := ownKey || !jsiivalue.IsUnresolved(&keyArn)
@@ -375,8 +460,8 @@ func styleOf(props *CrossAccountEncryptedAmiProps, keyArn string) (KeyPolicyStyl
 	return style, nil
 }
 
-// grantKey identifies the grant a construct needs within its stack: one
-// key, one service-linked role.
+// grantKey identifies a grant a construct needs within its stack: one
+// key, one grantee (slrArn: a service-linked role, or a launching role).
 type grantKey struct {
 	key       awskms.IKey
 	slrArn    string
@@ -419,37 +504,88 @@ func scheduleText(s awsevents.Schedule) string {
 	return *s.ExpressionString()
 }
 
-// newGrant creates the service-linked role resource (when asked) and the grant under a.
-func (a *crossAccountEncryptedAmi) newGrant(env *provider.StackEnv, createSLR bool) {
+// newGrants creates, under a, the grant of each launcher's grantee (ls
+// have distinct grantees, none held by another construct) and, when asked,
+// the service-linked role resource it needs.
+func (a *crossAccountEncryptedAmi) newGrants(env *provider.StackEnv, dest amipolicy.Destination, ls []launcher.Launcher, createSLR bool) {
+	if len(ls) == 0 {
+		return
+	}
 	c, props := a.Construct, a.props
 	// The handler's policy gets what both resources need in one go.
 	var needs []provider.Need
-	if createSLR {
-		needs = append(needs, provider.NeedSLR)
+	var others []string
+	for _, r := range launcher.ServiceLinkedRolesOf(ls) {
+		switch {
+		case !createSLR:
+		case r.Service == awsid.AutoScalingService:
+			if len(needs) == 0 {
+				needs = append(needs, provider.NeedSLR)
+			}
+		default:
+			others = append(others, r.Service)
+		}
 	}
 	needs = append(needs, provider.NeedListRetirable)
-	provider.Of(env.Stack, needs...)
-	var slr autoscalingrole.ServiceLinkedRole
-	if createSLR {
-		slr = autoscalingrole.NewServiceLinkedRole(c, jsii.String("ServiceLinkedRole"), &autoscalingrole.ServiceLinkedRoleProps{
-			CustomSuffix: props.ServiceLinkedRoleSuffix,
-		})
+	p := provider.Of(env.Stack, needs...)
+	for _, service := range others {
+		p.AllowServiceLinkedRole(service)
 	}
-	// The grantee is known as a string: grantres spares kmsgrant's reading
-	// of an IPrincipal (the props were checked by resolveDestination).
-	var deps []constructs.IDependable
-	if slr != nil {
-		deps = append(deps, slr.Resource())
+	ids := granteeIDs(ls, a.slrArn, dest.Partition, dest.Account)
+	for _, l := range ls {
+		grantee := l.Grantee(dest.Partition, dest.Account)
+		id := ids[grantee]
+		// The grantee is known as a string: grantres spares kmsgrant's
+		// reading of an IPrincipal (the props were checked by
+		// resolveDestination and resolveLaunchers).
+		var deps []constructs.IDependable
+		if slr, ok := l.ServiceLinkedRole(); ok && createSLR {
+			deps = append(deps, newServiceLinkedRole(c, "ServiceLinkedRole"+id, p, slr, l.SLRSuffix))
+		}
+		grant := grantres.New(c, "Grant"+id, grantspec.Properties{
+			KeyArn:           a.keyArn,
+			GranteePrincipal: grantee,
+			Operations:       grantspec.AutoScalingOperations,
+		}, jsii.String(a.keyArn), deps...)
+		if props.HealSchedule != nil {
+			grant.Heal(*props.HealSchedule.ExpressionString())
+		}
+		a.grants[grantee] = grant
 	}
-	grant := grantres.New(c, "Grant", grantspec.Properties{
-		KeyArn:           a.keyArn,
-		GranteePrincipal: a.slrArn,
-		Operations:       grantspec.AutoScalingOperations,
-	}, jsii.String(a.keyArn), deps...)
-	if props.HealSchedule != nil {
-		grant.Heal(*props.HealSchedule.ExpressionString())
+}
+
+// newServiceLinkedRole ensures slr exists (with suffix, for Auto Scaling),
+// under scope with the construct id id, and returns what a grant waits for:
+// autoscalingrole's resource for Auto Scaling (the templates of the releases
+// before launchers), a Custom::ServiceLinkedRole for the other services,
+// kept when it leaves the stack, like the role itself.
+func newServiceLinkedRole(scope constructs.Construct, id string, p *provider.Provider, slr launcher.ServiceLinkedRole, suffix string) constructs.IDependable {
+	if slr == launcher.AutoScalingSLR {
+		var custom *string
+		if suffix != "" {
+			custom = jsii.String(suffix)
+		}
+		return autoscalingrole.NewServiceLinkedRole(scope, jsii.String(id), &autoscalingrole.ServiceLinkedRoleProps{CustomSuffix: custom}).Resource()
 	}
-	a.grant = grant
+	spec := slrspec.Properties{AWSServiceName: slr.Service}
+	return p.RetainedResource(registry.Child(scope, id), spec.ResourceType(), spec.CfnProperties())
+}
+
+// primaryGrantee is the grantee Grant, ServiceLinkedRoleArn and
+// ConfigureAutoScalingGroup answer for: the Auto Scaling role of
+// ServiceLinkedRoleSuffix, else the first service-linked role, else "".
+func primaryGrantee(ls []launcher.Launcher, dest amipolicy.Destination) string {
+	for _, l := range ls {
+		if l.Kind == launcher.AutoScaling {
+			return l.Grantee(dest.Partition, dest.Account)
+		}
+	}
+	for _, l := range ls {
+		if _, ok := l.ServiceLinkedRole(); ok {
+			return l.Grantee(dest.Partition, dest.Account)
+		}
+	}
+	return ""
 }
 
 // resolveDestination validates the props and works out the destination from
@@ -537,16 +673,35 @@ func seedArticleError(d amipolicy.Destination, props *CrossAccountEncryptedAmiPr
 func (a *crossAccountEncryptedAmi) MachineImage() awsec2.IMachineImage {
 	return awsec2.MachineImage_GenericLinux(&map[string]*string{a.region: a.props.ImageId}, nil)
 }
-func (a *crossAccountEncryptedAmi) Grant() kmsgrant.Grant         { return a.grant }
-func (a *crossAccountEncryptedAmi) ServiceLinkedRoleArn() *string { return jsii.String(a.slrArn) }
+func (a *crossAccountEncryptedAmi) Grant() kmsgrant.Grant { return a.grant }
+func (a *crossAccountEncryptedAmi) ServiceLinkedRoleArn() *string {
+	if a.slrArn == "" {
+		return nil
+	}
+	return jsii.String(a.slrArn)
+}
 func (a *crossAccountEncryptedAmi) KeyPolicyManaged() bool {
 	return a.managed || len(a.statements) == 0
 }
 
 // GrantDependency returns the construct that holds the grant and the
 // service-linked role resource (this one, or the first one of the stack for
-// the same key and role): a dependency on it covers both.
-func (a *crossAccountEncryptedAmi) GrantDependency() constructs.IDependable { return a.owner }
+// the same key and role): a dependency on it covers both. With grants held
+// by several constructs, a group of them.
+func (a *crossAccountEncryptedAmi) GrantDependency() constructs.IDependable {
+	var deps []constructs.IDependable
+	seen := map[constructs.Construct]bool{}
+	for _, g := range a.grantees {
+		if o := a.owners[g]; !seen[o] {
+			seen[o] = true
+			deps = append(deps, o)
+		}
+	}
+	if len(deps) == 1 {
+		return deps[0]
+	}
+	return constructs.NewDependencyGroup(deps...)
+}
 
 func (a *crossAccountEncryptedAmi) KeyPolicyStatements() *[]awsiam.PolicyStatement {
 	out := keystatements.ToCDK(a.statements)
@@ -599,7 +754,12 @@ func (a *crossAccountEncryptedAmi) ConfigureAutoScalingGroup(asg awsautoscaling.
 		panic(fmt.Errorf("CrossAccountEncryptedAmi.ConfigureAutoScalingGroup %s: asg: the Auto Scaling group %s is in region %q, the AMI and its key in %q; they must share one region",
 			*a.Node().Path(), *asg.Node().Path(), *asgRegion, a.region))
 	}
-	asg.Node().AddDependency(a.owner)
+	owner, ok := a.owners[a.slrArn]
+	if !ok || !hasKind(a.launchers, launcher.AutoScaling) {
+		panic(fmt.Errorf("CrossAccountEncryptedAmi.ConfigureAutoScalingGroup %s: Launchers: an Auto Scaling group launches with the Auto Scaling service-linked role, which %s does not grant; add %s to Launchers",
+			*a.Node().Path(), launcherNames(a.launchers), LauncherKind_AUTO_SCALING))
+	}
+	asg.Node().AddDependency(owner)
 	if a.props.ServiceLinkedRoleSuffix != nil {
 		asg.Node().DefaultChild().(awsautoscaling.CfnAutoScalingGroup).SetServiceLinkedRoleArn(jsii.String(a.slrArn))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
 	"github.com/crossaccountami/crossaccountami/internal/names"
 	"github.com/crossaccountami/crossaccountami/internal/orgtarget"
 )
@@ -51,6 +52,16 @@ type OrganizationKeyAccessProps struct {
 	// Custom suffixes of Auto Scaling service-linked roles the destinations use.
 	// Default: - only the default role, AWSServiceRoleForAutoScaling.
 	ServiceLinkedRoleSuffixes *[]*string `field:"optional"`
+	// The launch paths through a service-linked role that the accounts use;
+	// each one's role (in every account) may use the key and receive a grant.
+	// Default: []LauncherKind{LauncherKind_AUTO_SCALING} (the statements of
+	// the releases before launchers, unchanged).
+	Launchers *[]LauncherKind `field:"optional"`
+	// Launching roles present in every account under one path and name,
+	// "path/name" or "name" (such as "karpenter/KarpenterController"): each
+	// account's role of that name may use the key and receive a grant.
+	// Default: - none.
+	LauncherRoleNames *[]*string `field:"optional"`
 }
 
 // OrganizationKeyAccess lets every account of an organization (or of some of
@@ -84,6 +95,9 @@ type organizationKeyAccess struct {
 	target     orgtarget.Target
 	statements []amipolicy.Statement
 	managed    bool
+	// org is what the statements let in: a destination's launchers are
+	// checked against it.
+	org amipolicy.Organization
 }
 
 // NewOrganizationKeyAccess adds the organization's statements to props.Key.
@@ -106,6 +120,13 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 		SLRSuffixes:         jsiivalue.Strings(props.ServiceLinkedRoleSuffixes),
 		GrantCreatorPattern: awsid.RoleARN(partition, "*", names.GrantHandlerRolePath, "*"),
 		Partition:           partition,
+		RoleNames:           jsiivalue.Strings(props.LauncherRoleNames),
+	}
+	if props.Launchers != nil {
+		org.Launchers = []launcher.Kind{}
+		for _, k := range *props.Launchers {
+			org.Launchers = append(org.Launchers, launcher.Kind(k))
+		}
 	}
 	if err := org.Validate(); err != nil {
 		fail(err) // the suffixes: the target is checked above
@@ -120,7 +141,7 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 		fail(err)
 	}
 	c := constructs.NewConstruct(scope, id)
-	o := &organizationKeyAccess{Construct: c, key: props.Key, keyArn: keyArn, target: org.Target, statements: statements}
+	o := &organizationKeyAccess{Construct: c, key: props.Key, keyArn: keyArn, target: org.Target, statements: statements, org: org}
 	o.managed = placeKeySide(c, props.Key, keyArn, statements, "OrganizationKeyAccess")
 	return o
 }

@@ -46,7 +46,7 @@ func Main() {
 func mainRouter() *customresource.Router {
 	cfg, err := LoadConfig()
 	if err != nil {
-		router := lambdaenv.FailingRouter(err, grantspec.ResourceType, slrspec.ResourceType)
+		router := lambdaenv.FailingRouter(err, append([]string{grantspec.ResourceType}, slrspec.ResourceTypes...)...)
 		router.HandleEvent(grantspec.HealEventKey, grantspec.HealEventKind, grantlifecycle.FailingHeal(nil, err))
 		return router
 	}
@@ -93,7 +93,10 @@ func Register(router *customresource.Router, kmsClient grantlifecycle.KMS, iamCl
 	grants.CloudFormation = stacks
 	router.Handle(grantspec.ResourceType, grants)
 	router.HandleEvent(grantspec.HealEventKey, grantspec.HealEventKind, grants.Heal)
-	router.Handle(slrspec.ResourceType, slrlifecycle.New(iamClient))
+	roles := slrlifecycle.New(iamClient)
+	for _, t := range slrspec.ResourceTypes {
+		router.Handle(t, roles)
+	}
 }
 
 // NewRouter is the router Main serves, over KMS, IAM and CloudFormation

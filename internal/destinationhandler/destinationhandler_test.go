@@ -484,6 +484,72 @@ func slrSequence(t *testing.T, h *harness) {
 	}
 }
 
+// otherSLRSequence: each other launcher's service-linked role
+// (Custom::ServiceLinkedRole) is created with one IAM call; a second stack
+// ensuring the same role (moto answers EntityAlreadyExists, as IAM answers
+// "has been taken" to a concurrent creator) succeeds with the same role.
+func otherSLRSequence(t *testing.T, h *harness) {
+	create := loadEvent(t, "slr-create.json")
+	for _, tc := range []struct{ service, arn string }{
+		{"ec2fleet.amazonaws.com", "arn:aws:iam::123456789012:role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet"},
+		{"spotfleet.amazonaws.com", "arn:aws:iam::123456789012:role/aws-service-role/spotfleet.amazonaws.com/AWSServiceRoleForEC2SpotFleet"},
+		{"spot.amazonaws.com", "arn:aws:iam::123456789012:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"},
+	} {
+		ev := create.with("ResourceType", "Custom::ServiceLinkedRole", "ResourceProperties", create.props("ResourceProperties", "AWSServiceName", tc.service))
+		for _, who := range []string{"first stack", "second stack"} {
+			a, calls := h.send(t, ev)
+			expect(t, tc.service+" "+who, a, "SUCCESS", calls, []string{"IAM.CreateServiceLinkedRole"})
+			if a.PhysicalResourceId != tc.arn || a.Data["RoleArn"] != tc.arn {
+				t.Errorf("%s %s: %s", tc.service, who, a.Body)
+			}
+		}
+		a, calls := h.send(t, ev.with("RequestType", "Delete", "PhysicalResourceId", tc.arn))
+		expect(t, tc.service+" delete", a, "SUCCESS", calls, []string{})
+	}
+}
+
+// launcherGrantSequence: a destination with three launchers (Auto
+// Scaling, EC2 Fleet, a Karpenter controller role) has three grants on one
+// key, one per grantee, each created with one CreateGrant for exactly its
+// grantee and retired at Delete (RetireGrant, then ListRetirableGrants for
+// a copy), leaving the key without grants.
+func launcherGrantSequence(t *testing.T, h *harness) {
+	key := newKey(t, h.kms)
+	create := loadEvent(t, "grant-create.json")
+	grantees := []string{slrARN,
+		"arn:aws:iam::123456789012:role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet",
+		"arn:aws:iam::123456789012:role/karpenter/KarpenterController"}
+	var made []grantspec.PhysicalID
+	for i, g := range grantees {
+		ev := create.with("LogicalResourceId", fmt.Sprintf("AmiGrant%d", i), "ResourceProperties", create.props("ResourceProperties", "KeyArn", key, "GranteePrincipal", g))
+		a, calls := h.send(t, ev)
+		expect(t, "create for "+g, a, "SUCCESS", calls, []string{"KMS.CreateGrant"})
+		made = append(made, grantOf(t, a))
+	}
+	out, err := h.kms.ListGrants(context.Background(), &kms.ListGrantsInput{KeyId: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range out.Grants {
+		got = append(got, aws.ToString(g.GranteePrincipal))
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(grantees))
+	if !slices.Equal(got, want) {
+		t.Errorf("grantees on the key %v, want %v", got, want)
+	}
+	for i, g := range grantees {
+		ev := loadEvent(t, "grant-delete.json").with("LogicalResourceId", fmt.Sprintf("AmiGrant%d", i), "PhysicalResourceId", made[i].String(),
+			"ResourceProperties", create.props("ResourceProperties", "KeyArn", key, "GranteePrincipal", g))
+		a, calls := h.send(t, ev)
+		expect(t, "delete for "+g, a, "SUCCESS", calls, []string{"KMS.RetireGrant", "KMS.ListRetirableGrants"})
+	}
+	if left := h.grants(t, key); len(left) != 0 {
+		t.Errorf("grants left after the deletes: %v", left)
+	}
+}
+
 func malformed(t *testing.T, h *harness) {
 	a, calls := h.send(t, loadEvent(t, "malformed-properties.json"))
 	expect(t, "malformed", a, "FAILED", calls, []string{})
@@ -492,7 +558,7 @@ func malformed(t *testing.T, h *harness) {
 	}
 	a, _ = h.send(t, loadEvent(t, "grant-create.json").with("ResourceType", "Custom::Unknown"))
 	expect(t, "unknown type", a, "FAILED", nil, nil)
-	if !strings.Contains(a.Reason, `ResourceType: this handler serves Custom::AutoScalingServiceLinkedRole and Custom::KmsGrant, got "Custom::Unknown"`) {
+	if !strings.Contains(a.Reason, `ResourceType: this handler serves Custom::AutoScalingServiceLinkedRole and Custom::KmsGrant and Custom::ServiceLinkedRole, got "Custom::Unknown"`) {
 		t.Errorf("unknown type: %q", a.Reason)
 	}
 }
@@ -507,5 +573,7 @@ func TestInProcessAgainstMoto(t *testing.T) {
 	t.Run("rollback of a failed create", func(t *testing.T) { rollbackSequence(t, h) })
 	t.Run("scheduled check", func(t *testing.T) { healSequence(t, h) })
 	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
+	t.Run("other launchers' service-linked roles", func(t *testing.T) { otherSLRSequence(t, h) })
+	t.Run("three launchers' grants", func(t *testing.T) { launcherGrantSequence(t, h) })
 	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
 }

@@ -1,10 +1,14 @@
 // Package slrlifecycle implements the Custom::AutoScalingServiceLinkedRole
-// resource: it makes sure the Auto Scaling service-linked role
-// (AWSServiceRoleForAutoScaling, or ..._<CustomSuffix>) exists before a
-// grant names it.
+// and Custom::ServiceLinkedRole resources: it makes sure a launcher's
+// service-linked role (AWSServiceRoleForAutoScaling, or ..._<CustomSuffix>;
+// AWSServiceRoleForEC2Fleet, AWSServiceRoleForEC2SpotFleet,
+// AWSServiceRoleForEC2Spot) exists before a grant names it.
 //
-//   - Create and Update call iam:CreateServiceLinkedRole for
-//     autoscaling.amazonaws.com; a role that already exists is success.
+//   - Create and Update call iam:CreateServiceLinkedRole for the
+//     resource's AWSServiceName (autoscaling.amazonaws.com when absent); a
+//     role that already exists is success, whoever created it, also when
+//     another stack creates it at the same moment (IAM then answers the
+//     loser that the name "has been taken").
 //     The physical id and the RoleArn attribute are the role's ARN, built
 //     from the partition and account of the stack. Update always ensures the
 //     role (one call), so a role deleted by hand comes back; a new suffix
@@ -13,7 +17,7 @@
 //     Scaling groups of the account use the same role.
 //
 // The only permission the handler role needs is iam:CreateServiceLinkedRole
-// with the condition iam:AWSServiceName = autoscaling.amazonaws.com.
+// with the condition iam:AWSServiceName = the services the stack uses.
 package slrlifecycle
 
 import (
@@ -27,7 +31,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
-	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/customresource"
 	"github.com/crossaccountami/crossaccountami/internal/slrspec"
 )
@@ -66,18 +69,19 @@ func (h *Handler) Delete(ctx context.Context, req customresource.Request) error 
 func (h *Handler) ensure(ctx context.Context, req customresource.Request) (customresource.Result, error) {
 	p, err := slrspec.Decode(req.Properties)
 	if err != nil {
-		return customresource.Result{}, fmt.Errorf("invalid %s properties: %v", slrspec.ResourceType, err)
+		return customresource.Result{}, fmt.Errorf("invalid %s properties: %v", p.ResourceType(), err)
 	}
 	stack, err := req.StackARN()
 	if err != nil {
 		return customresource.Result{}, err
 	}
-	roleARN := awsid.AutoScalingSLRARN(stack.Partition, stack.Account, p.CustomSuffix)
-	in := &iam.CreateServiceLinkedRoleInput{AWSServiceName: aws.String(awsid.AutoScalingService)}
+	role := p.Role()
+	roleARN := role.ARN(stack.Partition, stack.Account, p.CustomSuffix)
+	in := &iam.CreateServiceLinkedRoleInput{AWSServiceName: aws.String(role.Service)}
 	if p.CustomSuffix != "" {
 		in.CustomSuffix = aws.String(p.CustomSuffix)
 	}
-	what := fmt.Sprintf("IAM CreateServiceLinkedRole for %s (%s)", awsid.AutoScalingService, awsid.AutoScalingSLRName(p.CustomSuffix))
+	what := fmt.Sprintf("IAM CreateServiceLinkedRole for %s (%s)", role.Service, role.Name(p.CustomSuffix))
 	customresource.Waiting(ctx, what, nil)
 	_, err = h.IAM.CreateServiceLinkedRole(ctx, in)
 	switch {
@@ -86,7 +90,7 @@ func (h *Handler) ensure(ctx context.Context, req customresource.Request) (custo
 	case exists(err):
 		customresource.Logger(ctx).Info("service-linked role already exists", "roleArn", roleARN, "answer", err.Error())
 	default:
-		return customresource.Result{}, fmt.Errorf("%s failed: %s", what, explain(err, roleARN, p.CustomSuffix))
+		return customresource.Result{}, fmt.Errorf("%s failed: %s", what, explain(err, role.Service, roleARN, p.CustomSuffix))
 	}
 	return customresource.Result{
 		PhysicalResourceID: roleARN,
@@ -94,8 +98,10 @@ func (h *Handler) ensure(ctx context.Context, req customresource.Request) (custo
 	}, nil
 }
 
-// exists recognises "the role is there already": IAM answers InvalidInput
-// "... has been taken in this account"; moto answers EntityAlreadyExists.
+// exists recognises "the role is there already", also when another
+// creator (another stack, a first launch) made it a moment ago: IAM
+// answers InvalidInput "... has been taken in this account"; moto answers
+// EntityAlreadyExists.
 // Both are in the IAM model, so the SDK returns them as their modeled types.
 func exists(err error) bool {
 	if invalid, ok := errors.AsType[*types.InvalidInputException](err); ok {
@@ -104,7 +110,7 @@ func exists(err error) bool {
 	return awserr.IsA[*types.EntityAlreadyExistsException](err)
 }
 
-func explain(err error, roleARN, suffix string) string {
+func explain(err error, service, roleARN, suffix string) string {
 	text := awserr.Text(err)
 	cliSuffix := ""
 	if suffix != "" {
@@ -113,7 +119,7 @@ func explain(err error, roleARN, suffix string) string {
 	// IAM's AccessDenied is not in the IAM model (the SDK returns it as a
 	// GenericAPIError), so it is matched by its code.
 	if code := awserr.Code(err); code == "AccessDenied" || code == "AccessDeniedException" {
-		return fmt.Sprintf("%s. The handler's role needs iam:CreateServiceLinkedRole with the condition iam:AWSServiceName = %s to create %s (or create the role once by hand: aws iam create-service-linked-role --aws-service-name %s%s)", text, awsid.AutoScalingService, roleARN, awsid.AutoScalingService, cliSuffix)
+		return fmt.Sprintf("%s. The handler's role needs iam:CreateServiceLinkedRole with the condition iam:AWSServiceName = %s to create %s (or create the role once by hand: aws iam create-service-linked-role --aws-service-name %s%s)", text, service, roleARN, service, cliSuffix)
 	}
 	return text
 }

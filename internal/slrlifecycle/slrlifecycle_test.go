@@ -108,3 +108,38 @@ func TestDeleteKeepsTheRole(t *testing.T) {
 		t.Errorf("Delete: %v, calls %v", err, f.calls)
 	}
 }
+
+// TestEnsureOtherServices: each launcher's service-linked role is ensured
+// with its own service name and no suffix, once per Create or Update; a
+// role another creator made first (IAM's "has been taken", moto's
+// EntityAlreadyExists) is success.
+func TestEnsureOtherServices(t *testing.T) {
+	for _, tc := range []struct{ service, arn string }{
+		{"ec2fleet.amazonaws.com", "arn:aws-cn:iam::222222222222:role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet"},
+		{"spotfleet.amazonaws.com", "arn:aws-cn:iam::222222222222:role/aws-service-role/spotfleet.amazonaws.com/AWSServiceRoleForEC2SpotFleet"},
+		{"spot.amazonaws.com", "arn:aws-cn:iam::222222222222:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"},
+	} {
+		for _, answer := range []error{nil,
+			&types.InvalidInputException{Message: aws.String("Service role name AWSServiceRoleForEC2Fleet has been taken in this account, please try a different suffix.")},
+			&types.EntityAlreadyExistsException{Message: aws.String("Role already exists.")},
+		} {
+			f := &fakeIAM{err: answer}
+			req := request("")
+			req.Properties["AWSServiceName"] = tc.service
+			res, err := New(f).Create(context.Background(), req)
+			if err != nil || res.PhysicalResourceID != tc.arn || res.Data["RoleArn"] != tc.arn {
+				t.Errorf("%s (%v): %+v, %v, want %s", tc.service, answer, res, err, tc.arn)
+			}
+			if len(f.calls) != 1 || aws.ToString(f.calls[0].AWSServiceName) != tc.service || f.calls[0].CustomSuffix != nil {
+				t.Errorf("%s: calls %+v, want one for the service without suffix", tc.service, f.calls)
+			}
+		}
+	}
+	f := &fakeIAM{err: apiErr("AccessDenied", "no")}
+	req := request("")
+	req.Properties["AWSServiceName"] = "spot.amazonaws.com"
+	if _, err := New(f).Create(context.Background(), req); err == nil || !strings.Contains(err.Error(), "iam:AWSServiceName = spot.amazonaws.com") ||
+		!strings.Contains(err.Error(), "--aws-service-name spot.amazonaws.com)") {
+		t.Errorf("denied: %v, want the service's condition and CLI command", err)
+	}
+}

@@ -73,3 +73,44 @@ func TestDecodeRejectsANonString(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestOtherServices: the other launchers' services round-trip under their
+// own resource type; Auto Scaling's name, written or not, is the default
+// (never written, so templates before other services stay the same).
+func TestOtherServices(t *testing.T) {
+	for _, tc := range []struct {
+		p        slrspec.Properties
+		wantType string
+		wantRole string
+	}{
+		{slrspec.Properties{}, "Custom::AutoScalingServiceLinkedRole", "AWSServiceRoleForAutoScaling"},
+		{slrspec.Properties{AWSServiceName: "ec2fleet.amazonaws.com"}, "Custom::ServiceLinkedRole", "AWSServiceRoleForEC2Fleet"},
+		{slrspec.Properties{AWSServiceName: "spotfleet.amazonaws.com"}, "Custom::ServiceLinkedRole", "AWSServiceRoleForEC2SpotFleet"},
+		{slrspec.Properties{AWSServiceName: "spot.amazonaws.com"}, "Custom::ServiceLinkedRole", "AWSServiceRoleForEC2Spot"},
+	} {
+		got, err := slrspec.Decode(raw(tc.p))
+		if err != nil || got != tc.p {
+			t.Errorf("Decode(CfnProperties(%+v)) = %+v, %v", tc.p, got, err)
+		}
+		if tc.p.ResourceType() != tc.wantType || tc.p.Role().BaseName != tc.wantRole {
+			t.Errorf("%+v: type %s role %s, want %s %s", tc.p, tc.p.ResourceType(), tc.p.Role().BaseName, tc.wantType, tc.wantRole)
+		}
+	}
+	if got := (slrspec.Properties{AWSServiceName: "autoscaling.amazonaws.com"}).CfnProperties(); len(got) != 0 {
+		t.Errorf("Auto Scaling named explicitly: CfnProperties %v, want none", got)
+	}
+	if got, err := slrspec.Decode(map[string]interface{}{"AWSServiceName": "autoscaling.amazonaws.com"}); err != nil || got != (slrspec.Properties{}) {
+		t.Errorf("Decode(AWSServiceName: autoscaling) = %+v, %v, want the default", got, err)
+	}
+	for _, tc := range []struct {
+		p    slrspec.Properties
+		want string
+	}{
+		{slrspec.Properties{AWSServiceName: "ec2.amazonaws.com"}, `AWSServiceName: expected one of [autoscaling.amazonaws.com ec2fleet.amazonaws.com spot.amazonaws.com spotfleet.amazonaws.com], got "ec2.amazonaws.com"`},
+		{slrspec.Properties{AWSServiceName: "ec2fleet.amazonaws.com", CustomSuffix: "x"}, `CustomSuffix: AWSServiceRoleForEC2Fleet takes no custom suffix (only autoscaling.amazonaws.com does), got "x"`},
+	} {
+		if err := tc.p.Validate(); err == nil || err.Error() != tc.want {
+			t.Errorf("Validate(%+v) = %v, want %s", tc.p, err, tc.want)
+		}
+	}
+}

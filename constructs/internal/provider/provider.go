@@ -13,9 +13,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -33,6 +36,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
 	"github.com/crossaccountami/crossaccountami/internal/names"
 )
 
@@ -82,6 +86,10 @@ type Provider struct {
 	*handler
 	env *StackEnv
 	has map[Need]bool // what the role's own policy allows already
+	// slrServices are the services whose service-linked roles the role may
+	// create (NeedSLR's statement), sorted; slrStatement is that statement.
+	slrServices  []string
+	slrStatement map[string]interface{}
 }
 
 // Need is a permission of the role's own policy that a caller will need.
@@ -89,7 +97,8 @@ type Need int
 
 const (
 	// NeedSLR: iam:CreateServiceLinkedRole for the Auto Scaling
-	// service-linked role, and no other.
+	// service-linked role, and no other (AllowServiceLinkedRole adds the
+	// other services a stack uses to the same statement).
 	NeedSLR Need = iota
 	// NeedListRetirable: kms:ListRetirableGrants, to find the grants the
 	// handler's role may retire. CloudFormation deletes the role's own
@@ -129,7 +138,7 @@ func (p *Provider) take(n Need) (policyNeed, bool) {
 	p.has[n] = true
 	switch n {
 	case NeedSLR:
-		return slrNeed(p.env), true
+		return p.addSLRService(awsid.AutoScalingService)
 	case NeedDescribeOwnStack:
 		return describeOwnStackNeed(), true
 	}
@@ -370,6 +379,14 @@ func (h *handler) addToRolePolicy(n policyNeed) {
 	h.policy.AddPropertyOverride(jsii.String("PolicyDocument.Statement"), h.statements)
 	h.suppressions = append(h.suppressions, n.suppression)
 	nagsuppress.Set(h.policy, h.suppressions...)
+}
+
+// rewriteRolePolicy writes the role's own statements again, after one of
+// them changed.
+func (h *handler) rewriteRolePolicy() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.policy.AddPropertyOverride(jsii.String("PolicyDocument.Statement"), h.statements)
 }
 
 // Resource creates, under scope with the id "Resource", a custom resource of
@@ -619,15 +636,63 @@ func describeOwnStackNeed() policyNeed {
 	}
 }
 
-// slrNeed lets the handler create the Auto Scaling service-linked role, and
-// no other.
-func slrNeed(env *StackEnv) policyNeed {
+// AllowServiceLinkedRole lets the handler create the service-linked role
+// of service (a launcher.ServiceLinkedRoles key) too: the one
+// iam:CreateServiceLinkedRole statement of the role's own policy then names
+// exactly the services the stack uses, in iam:AWSServiceName and in its
+// Resource. Auto Scaling is NeedSLR.
+func (p *Provider) AllowServiceLinkedRole(service string) {
+	if service == awsid.AutoScalingService {
+		p.allow(NeedSLR)
+		return
+	}
+	if pn, ok := p.addSLRService(service); ok {
+		p.addToRolePolicy(pn)
+	}
+}
+
+// addSLRService adds service to the iam:CreateServiceLinkedRole statement.
+// It returns the statement when the policy has none yet (the caller places
+// it); else it changes the statement in place and writes the policy again.
+func (p *Provider) addSLRService(service string) (policyNeed, bool) {
+	if slices.Contains(p.slrServices, service) {
+		return policyNeed{}, false
+	}
+	p.slrServices = append(p.slrServices, service)
+	sort.Strings(p.slrServices)
+	pn := slrNeed(p.env, p.slrServices)
+	if p.slrStatement == nil {
+		p.slrStatement = pn.statement
+		return pn, true
+	}
+	maps.Copy(p.slrStatement, pn.statement)
+	p.rewriteRolePolicy()
+	return policyNeed{}, false
+}
+
+// slrNeed lets the handler create the service-linked roles of services,
+// and no other: with Auto Scaling alone, the statement of the releases
+// before other services (a string each); with more, lists.
+func slrNeed(env *StackEnv, services []string) policyNeed {
+	var resources []string
+	for _, s := range services {
+		if s == awsid.AutoScalingService {
+			// The wildcard covers the custom-suffix roles.
+			resources = append(resources, awsid.RoleARN(env.Partition, env.Account, "/aws-service-role/"+awsid.AutoScalingService+"/", "AWSServiceRoleForAutoScaling*"))
+		} else {
+			resources = append(resources, launcher.ServiceLinkedRoles[s].ARN(env.Partition, env.Account, ""))
+		}
+	}
+	var resource, name interface{} = resources, services
+	if len(services) == 1 {
+		resource, name = resources[0], services[0]
+	}
 	return policyNeed{
 		statement: map[string]interface{}{
 			"Action": "iam:CreateServiceLinkedRole", "Effect": "Allow",
-			"Resource": awsid.RoleARN(env.Partition, env.Account, "/aws-service-role/"+awsid.AutoScalingService+"/", "AWSServiceRoleForAutoScaling*"),
+			"Resource": resource,
 			"Condition": map[string]interface{}{
-				"StringEquals": map[string]interface{}{"iam:AWSServiceName": awsid.AutoScalingService},
+				"StringEquals": map[string]interface{}{"iam:AWSServiceName": name},
 			},
 		},
 		suppression: nagsuppress.Rule("AwsSolutions-IAM5",
