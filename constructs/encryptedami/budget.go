@@ -40,6 +40,8 @@ type policyBudget struct {
 	constructs.Construct
 	bySid  map[string]string
 	claims []int // the bytes each claim added, in order: the total, and how many fit
+	// accountLists are the AccountsKeyAccess claims among them (accounts.go).
+	accountLists []accountList
 }
 
 // ToString is the override jsii-runtime-go needs to make policyBudget a
@@ -108,8 +110,13 @@ func (b *policyBudget) problem() string {
 	if total <= MaxKeyPolicyBytes {
 		return ""
 	}
+	if advice := b.accountsAdvice(total - MaxKeyPolicyBytes); advice != "" {
+		return fmt.Sprintf("the key policy would grow to about %d bytes (plus %d bytes kept for the key's own statements); KMS rejects key policies over %d bytes%s",
+			total-reservedPolicyBytes, reservedPolicyBytes, MaxKeyPolicyBytes, advice)
+	}
 	destinations := len(b.claims)
-	return fmt.Sprintf("the key policy would grow to about %d bytes with %d destinations (about %d bytes each, plus %d bytes kept for the key's own statements); KMS rejects key policies over %d bytes, so about %d destinations fit. Use KeyPolicyStyle_ORGANIZATION with NewOrganizationKeyAccess: its statements keep a constant size for every account of an organization or OU",
+	return fmt.Sprintf("the key policy would grow to about %d bytes with %d destinations (about %d bytes each, plus %d bytes kept for the key's own statements); KMS rejects key policies over %d bytes, so about %d destinations fit. "+
+		"Use KeyPolicyStyle_ACCOUNTS with NewAccountsKeyAccess (about 30 bytes per account: hundreds of accounts, no organization needed), or KeyPolicyStyle_ORGANIZATION with NewOrganizationKeyAccess (statements of constant size for every account of an organization or OU)",
 		total, destinations, (total-reservedPolicyBytes)/destinations, reservedPolicyBytes, MaxKeyPolicyBytes, fit)
 }
 

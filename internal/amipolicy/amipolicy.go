@@ -157,11 +157,7 @@ func (o Organization) Validate() error {
 // OrganizationStatements returns statements of constant size, however many
 // accounts of the organization launch the AMI: aws:PrincipalOrgID (or
 // aws:PrincipalOrgPaths) picks the accounts, ArnLike aws:PrincipalArn the
-// roles. A grant creator may create grants only for its own account's
-// service-linked role (the ${aws:PrincipalAccount} policy variable) and only
-// with itself as retiring principal (${aws:PrincipalArn}); it gets no
-// ListGrants, RevokeGrant or RetireGrant: it retires its own grants, which
-// KMS authorizes from the grant.
+// roles (patternStatements, shared with AccountsStatements).
 func OrganizationStatements(o Organization) []Statement {
 	// The accounts a StackSet targeting the same OUs reaches: the OUs and
 	// every OU below them (orgtarget.Target.PrincipalOrgPaths).
@@ -171,49 +167,84 @@ func OrganizationStatements(o Organization) []Statement {
 	} else {
 		inOrg["StringEquals"] = map[string]interface{}{"aws:PrincipalOrgID": o.Target.OrganizationID}
 	}
+	return patternStatements(rolePatterns{Partition: o.Partition, SLRSuffixes: o.SLRSuffixes, GrantCreatorPattern: o.GrantCreatorPattern}, patternScope{
+		principal: map[string]interface{}{"AWS": "*"},
+		condition: inOrg,
+		useSid:    "Allow use of the key by Auto Scaling service-linked roles of the organization",
+		attachSid: "Allow attachment of persistent resources by grant creators of the organization",
+	})
+}
+
+// rolePatterns are the roles the styles without per-destination statements
+// (ORGANIZATION, ACCOUNTS) let in, by pattern: the Auto Scaling
+// service-linked roles (the default one and SLRSuffixes') and the grant
+// creators (GrantCreatorPattern, an ArnLike pattern with account "*" that
+// matches every grant handler role, e.g. arn:aws:iam::*:role/crossaccountami/*).
+type rolePatterns struct {
+	Partition           string
+	SLRSuffixes         []string
+	GrantCreatorPattern string
+}
+
+// slrs are the service-linked roles of account ("*" or a policy variable).
+func (r rolePatterns) slrs(account string) []string {
+	names := []string{awsid.AutoScalingSLRName("")}
+	for _, s := range r.SLRSuffixes {
+		names = append(names, awsid.AutoScalingSLRName(s))
+	}
+	out := []string{}
+	for _, n := range names {
+		out = append(out, awsid.RoleARN(r.Partition, account, "/aws-service-role/"+awsid.AutoScalingService+"/", n))
+	}
+	return out
+}
+
+// patternScope is who a patternStatements pair lets in: its principal
+// (everyone, or listed accounts) and the condition that narrows it (the
+// organization's), added to both statements; and the two Sids.
+type patternScope struct {
+	principal         map[string]interface{}
+	condition         map[string]map[string]interface{}
+	useSid, attachSid string
+}
+
+// patternStatements are the two statements of the styles that name no
+// destination role, one definition for both so that a change of the
+// grantee patterns serves both: the service-linked roles of the scope's
+// accounts may use the key; a grant creator may create grants only for its
+// own account's service-linked roles (the ${aws:PrincipalAccount} policy
+// variable), only with the Auto Scaling operations and only with itself as
+// retiring principal (${aws:PrincipalArn}); it gets no ListGrants,
+// RevokeGrant or RetireGrant: it retires its own grants, which KMS
+// authorizes from the grant.
+func patternStatements(r rolePatterns, scope patternScope) []Statement {
 	with := func(extra map[string]map[string]interface{}) map[string]map[string]interface{} {
 		out := map[string]map[string]interface{}{}
-		for op, kv := range inOrg {
-			out[op] = map[string]interface{}{}
-			for k, v := range kv {
-				out[op][k] = v
-			}
-		}
-		for op, kv := range extra {
-			if out[op] == nil {
-				out[op] = map[string]interface{}{}
-			}
-			for k, v := range kv {
-				out[op][k] = v
+		for _, cond := range []map[string]map[string]interface{}{scope.condition, extra} {
+			for op, kv := range cond {
+				if out[op] == nil {
+					out[op] = map[string]interface{}{}
+				}
+				for k, v := range kv {
+					out[op][k] = v
+				}
 			}
 		}
 		return out
 	}
-	slrPatterns := func(account string) []string {
-		names := []string{awsid.AutoScalingSLRName("")}
-		for _, s := range o.SLRSuffixes {
-			names = append(names, awsid.AutoScalingSLRName(s))
-		}
-		out := []string{}
-		for _, n := range names {
-			out = append(out, awsid.RoleARN(o.Partition, account, "/aws-service-role/"+awsid.AutoScalingService+"/", n))
-		}
-		return out
-	}
-	everyone := map[string]interface{}{"AWS": "*"}
 	return []Statement{
 		{
-			Sid: "Allow use of the key by Auto Scaling service-linked roles of the organization", Effect: "Allow",
-			Principal: everyone, Action: UseActions, Resource: "*",
-			Condition: with(map[string]map[string]interface{}{"ArnLike": {"aws:PrincipalArn": slrPatterns("*")}}),
+			Sid: scope.useSid, Effect: "Allow",
+			Principal: scope.principal, Action: UseActions, Resource: "*",
+			Condition: with(map[string]map[string]interface{}{"ArnLike": {"aws:PrincipalArn": r.slrs("*")}}),
 		},
 		{
-			Sid: "Allow attachment of persistent resources by grant creators of the organization", Effect: "Allow",
-			Principal: everyone, Action: []string{"kms:CreateGrant"}, Resource: "*",
+			Sid: scope.attachSid, Effect: "Allow",
+			Principal: scope.principal, Action: []string{"kms:CreateGrant"}, Resource: "*",
 			Condition: with(map[string]map[string]interface{}{
-				"ArnLike": {"aws:PrincipalArn": o.GrantCreatorPattern},
+				"ArnLike": {"aws:PrincipalArn": r.GrantCreatorPattern},
 				"StringEquals": {
-					"kms:GranteePrincipal":  slrPatterns("${aws:PrincipalAccount}"),
+					"kms:GranteePrincipal":  r.slrs("${aws:PrincipalAccount}"),
 					"kms:RetiringPrincipal": "${aws:PrincipalArn}",
 				},
 				"ForAllValues:StringEquals": {"kms:GrantOperations": grantspec.AutoScalingOperations},
