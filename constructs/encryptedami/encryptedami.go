@@ -15,8 +15,9 @@
 //
 // Runnable examples (go doc -all, or the package's page on pkg.go.dev):
 // ExampleNewCrossAccountEncryptedAmi (a key, a destination and its Auto
-// Scaling group) and ExampleNewOrganizationKeyAccess (every account of an
-// organization). README.md's "Use it in your own app" is a complete main.go.
+// Scaling group), ExampleNewOrganizationKeyAccess (every account of an
+// organization) and ExampleNewAccountsKeyAccess (a list of accounts, no
+// organization needed). README.md's "Use it in your own app" is a complete main.go.
 package encryptedami
 
 import (
