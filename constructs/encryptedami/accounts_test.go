@@ -208,3 +208,37 @@ func TestAccountsLink(t *testing.T) {
 		})
 	}
 }
+
+// TestAccountsKeyAccessOnAnImportedKey: placed like NewOrganizationKeyAccess
+// (a custom resource keeps the statements in the key's account and region, a
+// warning prints them elsewhere), and a destination of another app may name
+// KeyPolicyStyle_ACCOUNTS alone on an imported key, adding no statement.
+func TestAccountsKeyAccessOnAnImportedKey(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	keyStack := awscdk.NewStack(app, jsii.String("KeyAccount"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+	other := awscdk.NewStack(app, jsii.String("Elsewhere"), &awscdk.StackProps{Env: constructtest.Env("333333333333", "us-east-1")})
+	props := func(s awscdk.Stack) *encryptedami.AccountsKeyAccessProps {
+		return &encryptedami.AccountsKeyAccessProps{
+			Key: awskms.Key_FromKeyArn(s, jsii.String("Key"), jsii.String(importedKeyArn)), Accounts: jsii.Strings("222222222222", "444444444444"),
+		}
+	}
+	managed := encryptedami.NewAccountsKeyAccess(keyStack, jsii.String("Access"), props(keyStack))
+	warned := encryptedami.NewAccountsKeyAccess(other, jsii.String("Access"), props(other))
+	if !managed.KeyPolicyManaged() || warned.KeyPolicyManaged() {
+		t.Errorf("KeyPolicyManaged: in the key's account %v, elsewhere %v; want true, false", managed.KeyPolicyManaged(), warned.KeyPolicyManaged())
+	}
+	dest := awscdk.NewStack(app, jsii.String("Dest"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
+	ami := encryptedami.NewCrossAccountEncryptedAmi(dest, jsii.String("Ami"), &encryptedami.CrossAccountEncryptedAmiProps{
+		Key: awskms.Key_FromKeyArn(dest, jsii.String("Key"), jsii.String(importedKeyArn)), ImageId: jsii.String("ami-0123456789abcdef0"), KeyPolicyStyle: encryptedami.KeyPolicyStyle_ACCOUNTS,
+	})
+	if n := len(*ami.KeyPolicyStatements()); n != 0 || !ami.KeyPolicyManaged() {
+		t.Errorf("a KeyPolicyStyle_ACCOUNTS destination has %d statements (managed %v), want none", n, ami.KeyPolicyManaged())
+	}
+	assertions.Template_FromStack(keyStack, nil).HasResourceProperties(jsii.String("Custom::KmsKeyPolicyStatements"), &map[string]interface{}{
+		"KeyArn":     importedKeyArn,
+		"Statements": assertions.Match_StringLikeRegexp(jsii.String(`of the accounts of Access.*"Principal":\{"AWS":\["222222222222","444444444444"\]\}`)),
+	})
+	assertions.Template_FromStack(other, nil).ResourceCountIs(jsii.String("Custom::KmsKeyPolicyStatements"), jsii.Number(0))
+	assertions.Annotations_FromStack(other).HasWarning(jsii.String("/Elsewhere/Access"), assertions.Match_StringLikeRegexp(jsii.String("is imported.*Place the AccountsKeyAccess in a stack of the key's account and region")))
+	assertions.Annotations_FromStack(dest).HasNoWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("is imported")))
+}
