@@ -37,6 +37,7 @@ func TestNag(t *testing.T) {
 	}{
 		{"basic", "basic", nil},
 		{"basic-organization", "basic", map[string]string{"organizationId": "o-abcdefghij"}},
+		{"basic-accounts", "basic", basicAccountsContext},
 		{"pipeline", "pipeline", pipelineContext},
 		// The source stack holds the source-side handler: key policy
 		// statements on an imported key and the AMI's launch permission.

@@ -299,7 +299,8 @@ func checkOwnGrant(t *testing.T, d destination) {
 }
 
 // TestPolicyEvaluation evaluates every example's key policies and grant
-// handler policies: basic, basic in organization mode, importedkey,
+// handler policies: basic, basic in organization mode, basic in accounts
+// mode, importedkey,
 // pipeline (two destinations on one key) and organization (the StackSet's
 // template in each region, deployed in accounts in and out of the OUs).
 func TestPolicyEvaluation(t *testing.T) {
@@ -312,7 +313,7 @@ func TestPolicyEvaluation(t *testing.T) {
 			example string
 			context map[string]string
 		}{
-			"basic": {"basic", nil}, "basic-organization": {"basic", map[string]string{"organizationId": exampleOrgID}},
+			"basic": {"basic", nil}, "basic-organization": {"basic", map[string]string{"organizationId": exampleOrgID}}, "basic-accounts": {"basic", basicAccountsContext},
 			"importedkey": {"importedkey", nil}, "pipeline": {"pipeline", pipelineContext}, "organization": {"organization", organizationContext},
 			"eks": {"eks", nil}, "karpenter": {"karpenter", nil},
 		} {
@@ -366,6 +367,26 @@ func TestPolicyEvaluation(t *testing.T) {
 			cases = append(cases, destinationCases(dest)...)
 			cases = append(cases, copyCases(dest, member{account: strangerAccount}, "an account outside the organization")...)
 			cases = append(cases, copyCases(dest, member{"888888888888", "o-zzzzzzzzzz", "o-zzzzzzzzzz/r-zz99/"}, "an account of another organization")...)
+		}
+	}
+
+	// examples/basic in accounts mode: the two listed accounts (both
+	// destinations), and no other account.
+	{
+		d := newDeployment(t, "basic-accounts", exampleAssembly(t, "basic", basicAccountsContext))
+		dests := appDestinations(t, "basic-accounts", d, noOrg)
+		if len(dests) != 2 {
+			t.Fatalf("basic-accounts: %d destinations, want 2", len(dests))
+		}
+		for _, dest := range dests {
+			checkOwnGrant(t, dest)
+			cases = append(cases, destinationCases(dest)...)
+			cases = append(cases, copyCases(dest, member{account: strangerAccount}, "an account the list does not name")...)
+			for _, other := range dests {
+				if other.label != dest.label {
+					cases = append(cases, crossDestinationCases(dest, other)...)
+				}
+			}
 		}
 	}
 
@@ -509,5 +530,56 @@ func TestPolicyCasesCatchLooserPolicies(t *testing.T) {
 				t.Errorf("cases that differ:\n  %s\nwant\n  %s", strings.Join(differ, "\n  "), strings.Join(tc.want, "\n  "))
 			}
 		})
+	}
+}
+
+// TestAccountsCasesCatchLooserPolicies keeps the accounts-mode cases able
+// to fail: examples/basic's accounts-mode golden templates (no synth), with
+// the key policy's account list replaced by "*", let in an account the list
+// does not name, and the cases say so.
+func TestAccountsCasesCatchLooserPolicies(t *testing.T) {
+	t.Parallel()
+	// GIVEN examples/basic in accounts mode as its golden templates, deployed
+	a := &Assembly{Templates: map[string]map[string]interface{}{}}
+	stacks := []stackArtifact{{key: "AmiSource", stackName: "AmiSource", env: deployEnv{"aws", "111111111111", "us-east-1", "AmiSource"}}}
+	for _, account := range []string{"222222222222", "222222222223"} {
+		name := "AmiDestination-" + account
+		stacks = append(stacks, stackArtifact{key: name, stackName: name, env: deployEnv{"aws", account, "us-east-1", name}})
+	}
+	for _, s := range stacks {
+		var tmpl map[string]interface{}
+		readJSON(t, "testdata/basic-accounts/"+s.key+".template.json", &tmpl)
+		a.Templates[s.key] = tmpl
+	}
+	d := deploymentOf(t, "basic-accounts-golden", a, stacks)
+	dests := appDestinations(t, "basic-accounts-golden", d, func(account string) member { return member{account: account} })
+	dest := dests[0]
+	cases := copyCases(dest, member{account: strangerAccount}, "an account the list does not name")
+	// (as written, the list keeps the stranger out)
+	results, err := policyeval.Evaluate(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		if m := policyeval.Mismatch(c, results[i]); m != "" {
+			t.Fatalf("as written: %s", m)
+		}
+	}
+	// WHEN the statements name every account instead of the list
+	for _, st := range dest.keyPolicy.(map[string]interface{})["Statement"].([]interface{}) {
+		st := st.(map[string]interface{})
+		if sid, _ := st["Sid"].(string); strings.Contains(sid, "of the accounts of") {
+			st["Principal"] = map[string]interface{}{"AWS": "*"}
+		}
+	}
+	results, err = policyeval.Evaluate(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// THEN both cases of the unlisted account differ
+	for i, c := range cases {
+		if policyeval.Mismatch(c, results[i]) == "" {
+			t.Errorf("%s: still answered as expected with the account list gone", c.Name)
+		}
 	}
 }

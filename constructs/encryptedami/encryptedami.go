@@ -15,8 +15,9 @@
 //
 // Runnable examples (go doc -all, or the package's page on pkg.go.dev):
 // ExampleNewCrossAccountEncryptedAmi (a key, a destination and its Auto
-// Scaling group) and ExampleNewOrganizationKeyAccess (every account of an
-// organization). README.md's "Use it in your own app" is a complete main.go.
+// Scaling group), ExampleNewOrganizationKeyAccess (every account of an
+// organization) and ExampleNewAccountsKeyAccess (a list of accounts, no
+// organization needed). README.md's "Use it in your own app" is a complete main.go.
 package encryptedami
 
 import (
@@ -97,7 +98,8 @@ type CrossAccountEncryptedAmiProps struct {
 	CreateServiceLinkedRole *bool `field:"optional"`
 	// How tightly the source key policy statements are scoped.
 	// Default: KeyPolicyStyle_ORGANIZATION when OrganizationKeyAccess is set,
-	// else KeyPolicyStyle_SCOPED.
+	// KeyPolicyStyle_ACCOUNTS when AccountsKeyAccess is set, else
+	// KeyPolicyStyle_SCOPED.
 	KeyPolicyStyle KeyPolicyStyle `field:"optional"`
 	// For an imported key (awskms.Key_FromKeyArn), whose policy this app does
 	// not own: a scope in the key's account (a stack of this app) where a
@@ -106,7 +108,8 @@ type CrossAccountEncryptedAmiProps struct {
 	// path, / as ->"). This construct's stack then depends on that scope's
 	// stack, so `cdk deploy --all` writes the statements before the grant.
 	// Not for a key of this app (its policy is edited directly) nor with
-	// KeyPolicyStyle_ORGANIZATION (no statements to keep).
+	// KeyPolicyStyle_ORGANIZATION or KeyPolicyStyle_ACCOUNTS (no statements
+	// to keep).
 	// Default: - an imported key's statements are returned by
 	// KeyPolicyStatements and a synth warning says where to apply them.
 	KeyPolicyScope constructs.Construct `field:"optional"`
@@ -117,6 +120,14 @@ type CrossAccountEncryptedAmiProps struct {
 	// Default: - none; KeyPolicyStyle_ORGANIZATION is then accepted only for
 	// an imported key, whose policy another app keeps.
 	OrganizationKeyAccess OrganizationKeyAccess `field:"optional"`
+	// The AccountsKeyAccess placed on Key, whose Accounts list this
+	// destination's account: the typed link KeyPolicyStyle_ACCOUNTS needs
+	// when Key is a key of this app. It must be on the same key and list this
+	// stack's account (a synth error names an account it does not list).
+	// Setting it implies KeyPolicyStyle_ACCOUNTS.
+	// Default: - none; KeyPolicyStyle_ACCOUNTS is then accepted only for an
+	// imported key, whose policy another app keeps.
+	AccountsKeyAccess AccountsKeyAccess `field:"optional"`
 	// Check on this schedule that the grant exists, and re-create it under
 	// its name if someone revoked it (kmsgrant.GrantProps.HealSchedule):
 	// an EventBridge rule invokes the stack's handler, which logs the result
@@ -173,7 +184,7 @@ type CrossAccountEncryptedAmi interface {
 	// created only after the service-linked role and the grant exist.
 	GrantDependency() constructs.IDependable
 	// The statements the source key's policy needs for this destination
-	// (none with KeyPolicyStyle_ORGANIZATION). Marshal them with
+	// (none with KeyPolicyStyle_ORGANIZATION or KeyPolicyStyle_ACCOUNTS). Marshal them with
 	// encoding/json (PolicyStatement.ToJSON) to paste into a key policy.
 	KeyPolicyStatements() *[]awsiam.PolicyStatement
 	// Whether this app keeps the statements in the key's policy: true for a
@@ -258,11 +269,11 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 		fail(err)
 	}
 	dest.Launchers = launchers
-	style, err := styleOf(props, keyArn)
+	style, err := styleOf(props, keyArn, dest.Account)
 	if err != nil {
 		fail(err)
 	}
-	if err := coveredByOrganization(props, launchers, dest); err != nil {
+	if err := coveredByKeyAccess(props, launchers, dest); err != nil {
 		fail(err)
 	}
 	createSLR := props.CreateServiceLinkedRole == nil || *props.CreateServiceLinkedRole
@@ -278,8 +289,9 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 		}
 	}
 	var statements []amipolicy.Statement
-	if style != KeyPolicyStyle_ORGANIZATION {
-		// The organization's statements are placed once, on the key's side.
+	if style != KeyPolicyStyle_ORGANIZATION && style != KeyPolicyStyle_ACCOUNTS {
+		// The organization's (or the account list's) statements are placed
+		// once, on the key's side.
 		statements = amipolicy.Statements(dest, amipolicy.Style(style))
 	}
 	if err := keybudget.Of(env, props.Key, keyArn).Claim(placedStatements(props, statements)); err != nil {
@@ -423,9 +435,25 @@ func dependOnKeyPolicy(destination, keyPolicy awscdk.Stack, reason string) {
 // OrganizationKeyAccess checked: KeyPolicyStyle_ORGANIZATION adds no
 // statement, so for a key of this app it must be able to name the
 // construct that does.
-func styleOf(props *CrossAccountEncryptedAmiProps, keyArn string) (KeyPolicyStyle, error) {
+func styleOf(props *CrossAccountEncryptedAmiProps, keyArn, account string) (KeyPolicyStyle, error) {
 	style := props.KeyPolicyStyle
 	_, ownKey := props.Key.(awskms.Key)
+	if props.AccountsKeyAccess != nil {
+		if props.OrganizationKeyAccess != nil {
+			return "", fmt.Errorf("AccountsKeyAccess: OrganizationKeyAccess is set too; a destination is covered by one of them, got both")
+		}
+		if style == "" {
+			style = KeyPolicyStyle_ACCOUNTS
+		}
+		if style != KeyPolicyStyle_ACCOUNTS {
+			return "", fmt.Errorf("AccountsKeyAccess: it covers this destination with the listed accounts' statements, which is KeyPolicyStyle_ACCOUNTS; got KeyPolicyStyle %s with it (unset KeyPolicyStyle, or AccountsKeyAccess)", style)
+		}
+		if err := checkAccountsKeyAccess(props, keyArn, account); err != nil {
+			return "", err
+		}
+	} else if style == KeyPolicyStyle_ACCOUNTS && ownKey {
+		return "", fmt.Errorf("AccountsKeyAccess: required with KeyPolicyStyle_ACCOUNTS for a key of this app (%s): nothing else would put the accounts' statements on its policy; pass the AccountsKeyAccess placed on that key, got nil", *props.Key.Node().Path())
+	}
 	if props.OrganizationKeyAccess != nil {
 		if style == "" {
 			style = KeyPolicyStyle_ORGANIZATION
@@ -450,8 +478,8 @@ func styleOf(props *CrossAccountEncryptedAmiProps, keyArn string) (KeyPolicyStyl
 		switch {
 		case ownKey:
 			return "", fmt.Errorf("KeyPolicyScope: only for an imported key; the key %s is defined in this app, which edits its policy directly; got %s", *props.Key.Node().Path(), *props.KeyPolicyScope.Node().Path())
-		case style == KeyPolicyStyle_ORGANIZATION:
-			return "", fmt.Errorf("KeyPolicyScope: KeyPolicyStyle_ORGANIZATION adds no statements for this destination (the organization's statements cover it), got %s", *props.KeyPolicyScope.Node().Path())
+		case style == KeyPolicyStyle_ORGANIZATION || style == KeyPolicyStyle_ACCOUNTS:
+			return "", fmt.Errorf("KeyPolicyScope: KeyPolicyStyle_%s adds no statements for this destination (the key side's statements cover it), got %s", style, *props.KeyPolicyScope.Node().Path())
 		}
 		if err := checkKeyPolicyScope(props.KeyPolicyScope, props.Key, keyArn); err != nil {
 			return "", err
@@ -610,9 +638,9 @@ func resolveDestination(env *provider.StackEnv, props *CrossAccountEncryptedAmiP
 		}
 	}
 	switch props.KeyPolicyStyle {
-	case "", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION:
+	case "", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION, KeyPolicyStyle_ACCOUNTS:
 	default:
-		return amipolicy.Destination{}, "", fmt.Errorf("KeyPolicyStyle: expected %s, %s or %s, got %q", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION, props.KeyPolicyStyle)
+		return amipolicy.Destination{}, "", fmt.Errorf("KeyPolicyStyle: expected %s, %s, %s or %s, got %q", KeyPolicyStyle_SCOPED, KeyPolicyStyle_SEED_ARTICLE, KeyPolicyStyle_ORGANIZATION, KeyPolicyStyle_ACCOUNTS, props.KeyPolicyStyle)
 	}
 	keyArn := props.Key.KeyArn()
 	keyRegion := ""

@@ -103,3 +103,37 @@ func ExampleNewOrganizationKeyAccess() {
 	// AmiDestination-222222222222 1 Custom::KmsGrant
 	// AmiDestination-333333333333 1 Custom::KmsGrant
 }
+
+func ExampleNewAccountsKeyAccess() {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("AmiSource"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("us-east-1")},
+	})
+	key := awskms.NewKey(source, jsii.String("AmiKey"), nil)
+	accounts := []string{"222222222222", "333333333333"} // hundreds fit: about 30 bytes each
+	access := encryptedami.NewAccountsKeyAccess(source, jsii.String("DestinationAccounts"), &encryptedami.AccountsKeyAccessProps{
+		Key:      key,
+		Accounts: jsii.Strings(accounts...),
+	})
+	for _, account := range accounts {
+		destination := awscdk.NewStack(app, jsii.String("AmiDestination-"+account), &awscdk.StackProps{
+			Env: &awscdk.Environment{Account: jsii.String(account), Region: jsii.String("us-east-1")},
+		})
+		encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
+			Key:               key,
+			ImageId:           jsii.String("ami-0123456789abcdef0"),
+			AccountsKeyAccess: access, // a destination of an account not listed is a synth error
+		})
+	}
+	app.Synth(nil)
+
+	// Next to the key's default statement, two that list the accounts:
+	for _, statement := range *access.KeyPolicyStatements() {
+		fmt.Println(*statement.Sid())
+	}
+	fmt.Println(len(*assertions.Template_FromStack(source, nil).FindResources(jsii.String("AWS::KMS::Key"), nil)), "key,", len(*access.Accounts()), "accounts")
+	// Output:
+	// Allow use of the key by Auto Scaling service-linked roles of the accounts of DestinationAccounts
+	// Allow attachment of persistent resources by grant creators of the accounts of DestinationAccounts
+	// 1 key, 2 accounts
+}

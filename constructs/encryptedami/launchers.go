@@ -225,16 +225,23 @@ func hasKind(ls []launcher.Launcher, k launcher.Kind) bool {
 	return false
 }
 
-// coveredByOrganization checks that the OrganizationKeyAccess props link
-// lets in every launcher of this destination: its statements are the only
-// ones that name them.
-func coveredByOrganization(props *CrossAccountEncryptedAmiProps, ls []launcher.Launcher, dest amipolicy.Destination) error {
-	o, ok := props.OrganizationKeyAccess.(*organizationKeyAccess)
-	if !ok {
+// coveredByKeyAccess checks that the OrganizationKeyAccess or
+// AccountsKeyAccess props link lets in every launcher of this destination:
+// its statements are the only ones that name them.
+func coveredByKeyAccess(props *CrossAccountEncryptedAmiProps, ls []launcher.Launcher, dest amipolicy.Destination) error {
+	var prop, path string
+	var covers func(launcher.Launcher) bool
+	if o, ok := props.OrganizationKeyAccess.(*organizationKeyAccess); ok {
+		prop, path = "OrganizationKeyAccess", *o.Node().Path()
+		covers = func(l launcher.Launcher) bool { return o.org.Covers(l, dest.Partition, dest.Account) }
+	} else if a, ok := props.AccountsKeyAccess.(*accountsKeyAccess); ok {
+		prop, path = "AccountsKeyAccess", *a.Node().Path()
+		covers = func(l launcher.Launcher) bool { return a.policy.Covers(l, dest.Partition, dest.Account) }
+	} else {
 		return nil
 	}
 	for _, l := range ls {
-		if o.org.Covers(l, dest.Partition, dest.Account) {
+		if covers(l) {
 			continue
 		}
 		what, fix := string(l.Kind), "add it to its Launchers"
@@ -244,8 +251,8 @@ func coveredByOrganization(props *CrossAccountEncryptedAmiProps, ls []launcher.L
 		case l.SLRSuffix != "":
 			what, fix = fmt.Sprintf("%s with ServiceLinkedRoleSuffix %q", l.Kind, l.SLRSuffix), "add the suffix to its ServiceLinkedRoleSuffixes"
 		}
-		return fmt.Errorf("OrganizationKeyAccess: %s does not let %s (%s) use the key, so its grant would be denied: %s; got Launchers %s",
-			*o.Node().Path(), what, l.Grantee(dest.Partition, dest.Account), fix, launcherNames(ls))
+		return fmt.Errorf("%s: %s does not let %s (%s) use the key, so its grant would be denied: %s; got Launchers %s",
+			prop, path, what, l.Grantee(dest.Partition, dest.Account), fix, launcherNames(ls))
 	}
 	return nil
 }

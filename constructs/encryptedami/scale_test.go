@@ -54,13 +54,14 @@ func TestKeyPolicySizeLimit(t *testing.T) {
 			t.Fatalf("N=%d failed: %s", n, msg)
 		}
 	}
-	// THEN past it, the app's validation says how many fit and points to organization mode
+	// THEN past it, the app's validation says how many fit and points to the
+	// ACCOUNTS and ORGANIZATION styles
 	msg := destinationsOnOneKey(60)
 	if msg == "" {
 		t.Fatal("60 destinations fit into one key policy: the 32 KB check did not fire")
 	}
 	m := fitRe.FindStringSubmatch(msg)
-	if m == nil || !strings.Contains(msg, "32768") || !strings.Contains(msg, "KeyPolicyStyle_ORGANIZATION") || !strings.Contains(msg, "Source/Key/CrossAccountAmiKeyPolicyBudget") {
+	if m == nil || !strings.Contains(msg, "32768") || !strings.Contains(msg, "KeyPolicyStyle_ORGANIZATION") || !strings.Contains(msg, "KeyPolicyStyle_ACCOUNTS with NewAccountsKeyAccess") || !strings.Contains(msg, "Source/Key/CrossAccountAmiKeyPolicyBudget") {
 		t.Fatalf("error does not name the key, say how many fit, the limit and the way out: %s", msg)
 	}
 	fit, _ := strconv.Atoi(m[1])

@@ -10,7 +10,10 @@
 // destination accounts, default 1: destinationAccount, +1, +2, ...), region
 // (default us-east-1), imageId (default ami-0123456789abcdef0),
 // organizationId (default none: per-destination statements; set it to use
-// organization mode, whose key policy statements keep a constant size).
+// organization mode, whose key policy statements keep a constant size),
+// keyAccess (default none; "accounts" lists the destination accounts in two
+// key policy statements that grow by 30 bytes per account, without an
+// organization).
 //
 // It uses only the library's public API: copy this directory (main.go and
 // fleet.go) into a module of your own.
@@ -70,11 +73,26 @@ func build(app awscdk.App) {
 	// Organization mode: two statements of constant size cover every
 	// destination, instead of two statements per destination.
 	var access encryptedami.OrganizationKeyAccess
-	if orgID := context(app, "organizationId", ""); orgID != "" {
+	orgID := context(app, "organizationId", "")
+	if orgID != "" {
 		access = encryptedami.NewOrganizationKeyAccess(source, jsii.String("OrganizationAccess"), &encryptedami.OrganizationKeyAccessProps{
 			Key:    key,
 			Target: &encryptedami.OrganizationTarget{OrganizationId: jsii.String(orgID)},
 		})
+	}
+	// Accounts mode: the destination accounts listed in two statements, 30
+	// bytes more per account; no organization needed.
+	var accountsAccess encryptedami.AccountsKeyAccess
+	switch keyAccess := context(app, "keyAccess", ""); {
+	case keyAccess == "accounts" && orgID == "":
+		accountsAccess = encryptedami.NewAccountsKeyAccess(source, jsii.String("DestinationAccounts"), &encryptedami.AccountsKeyAccessProps{
+			Key:      key,
+			Accounts: jsii.Strings(accounts...),
+		})
+	case keyAccess == "accounts":
+		panic(fmt.Errorf("context keyAccess: %q with organizationId %q: choose one of them", keyAccess, orgID))
+	case keyAccess != "":
+		panic(fmt.Errorf("context keyAccess: expected \"accounts\" or no value, got %q", keyAccess))
 	}
 
 	for _, account := range accounts {
@@ -87,12 +105,14 @@ func build(app awscdk.App) {
 			Description: jsii.String("crossaccountami example: an Auto Scaling group that launches the shared, encrypted AMI"),
 		})
 		// The grant, its handler and the service-linked role; the key's
-		// policy gets this destination's statements (unless access covers
-		// it), and the destination stack deploys after the key's.
+		// policy gets this destination's statements (unless access or
+		// accountsAccess covers it), and the destination stack deploys after
+		// the key's.
 		ami := encryptedami.NewCrossAccountEncryptedAmi(destination, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
 			Key:                   key,
 			ImageId:               jsii.String(imageID),
 			OrganizationKeyAccess: access,
+			AccountsKeyAccess:     accountsAccess,
 		})
 		newFleet(destination, ami, region)
 	}

@@ -234,8 +234,14 @@ func (o Organization) Validate() error {
 			return fmt.Errorf("ServiceLinkedRoleSuffixes: %v", err)
 		}
 	}
+	return validateLaunchers(o.Launchers, o.SLRSuffixes, o.RoleNames)
+}
+
+// validateLaunchers checks the launchers of a style that names no
+// destination role (ORGANIZATION, ACCOUNTS), naming the prop and the value.
+func validateLaunchers(launchers []launcher.Kind, suffixes, roleNames []string) error {
 	seen := map[launcher.Kind]bool{}
-	for i, k := range o.Launchers {
+	for i, k := range launchers {
 		l := launcher.Launcher{Kind: k}
 		if k == launcher.Role {
 			return fmt.Errorf("Launchers[%d]: roles are named by LauncherRoleNames, got %q", i, k)
@@ -248,11 +254,11 @@ func (o Organization) Validate() error {
 		}
 		seen[k] = true
 	}
-	if len(o.SLRSuffixes) > 0 && o.Launchers != nil && !seen[launcher.AutoScaling] {
-		return fmt.Errorf("ServiceLinkedRoleSuffixes: only Auto Scaling groups use a custom-suffix role (an EKS managed node group uses the default AWSServiceRoleForAutoScaling), and Launchers %v has no %s; got %q", o.Launchers, launcher.AutoScaling, o.SLRSuffixes)
+	if len(suffixes) > 0 && launchers != nil && !seen[launcher.AutoScaling] {
+		return fmt.Errorf("ServiceLinkedRoleSuffixes: only Auto Scaling groups use a custom-suffix role (an EKS managed node group uses the default AWSServiceRoleForAutoScaling), and Launchers %v has no %s; got %q", launchers, launcher.AutoScaling, suffixes)
 	}
 	seenRole := map[string]bool{}
-	for i, n := range o.RoleNames {
+	for i, n := range roleNames {
 		if _, _, err := SplitRoleName(n); err != nil {
 			return fmt.Errorf("LauncherRoleNames[%d]: %v", i, err)
 		}
@@ -261,7 +267,7 @@ func (o Organization) Validate() error {
 		}
 		seenRole[n] = true
 	}
-	if o.Launchers != nil && len(o.Launchers) == 0 && len(o.RoleNames) == 0 {
+	if launchers != nil && len(launchers) == 0 && len(roleNames) == 0 {
 		return fmt.Errorf("Launchers: empty and no LauncherRoleNames: nothing could launch the AMI; leave Launchers nil for Auto Scaling groups")
 	}
 	return nil
@@ -302,11 +308,7 @@ func SplitRoleName(pathName string) (path, name string, err error) {
 // OrganizationStatements returns statements of constant size, however many
 // accounts of the organization launch the AMI: aws:PrincipalOrgID (or
 // aws:PrincipalOrgPaths) picks the accounts, ArnLike aws:PrincipalArn the
-// roles. A grant creator may create grants only for its own account's
-// service-linked role (the ${aws:PrincipalAccount} policy variable) and only
-// with itself as retiring principal (${aws:PrincipalArn}); it gets no
-// ListGrants, RevokeGrant or RetireGrant: it retires its own grants, which
-// KMS authorizes from the grant.
+// roles (patternStatements, shared with AccountsStatements).
 func OrganizationStatements(o Organization) []Statement {
 	// The accounts a StackSet targeting the same OUs reaches: the OUs and
 	// every OU below them (orgtarget.Target.PrincipalOrgPaths).
@@ -316,43 +318,83 @@ func OrganizationStatements(o Organization) []Statement {
 	} else {
 		inOrg["StringEquals"] = map[string]interface{}{"aws:PrincipalOrgID": o.Target.OrganizationID}
 	}
-	with := func(extra map[string]map[string]interface{}) map[string]map[string]interface{} {
-		out := map[string]map[string]interface{}{}
-		for op, kv := range inOrg {
-			out[op] = map[string]interface{}{}
-			for k, v := range kv {
-				out[op][k] = v
-			}
-		}
-		for op, kv := range extra {
-			if out[op] == nil {
-				out[op] = map[string]interface{}{}
-			}
-			for k, v := range kv {
-				out[op][k] = v
-			}
-		}
-		return out
-	}
-	slrPatterns := func(account string) []string { return o.granteePatterns(account) }
-	everyone := map[string]interface{}{"AWS": "*"}
 	useSid := "Allow use of the key by Auto Scaling service-linked roles of the organization"
 	if o.Launchers != nil || len(o.RoleNames) > 0 {
 		useSid = "Allow use of the key by launchers of the organization"
 	}
+	return patternStatements(o.rolePatterns(), patternScope{
+		principal: map[string]interface{}{"AWS": "*"},
+		condition: inOrg,
+		useSid:    useSid,
+		attachSid: "Allow attachment of persistent resources by grant creators of the organization",
+	})
+}
+
+// rolePatterns are the roles the styles without per-destination statements
+// (ORGANIZATION, ACCOUNTS) let in, by pattern: the Auto Scaling
+// service-linked roles (the default one and SLRSuffixes') and the grant
+// creators (GrantCreatorPattern, an ArnLike pattern with account "*" that
+// matches every grant handler role, e.g. arn:aws:iam::*:role/crossaccountami/*).
+type rolePatterns struct {
+	Partition           string
+	SLRSuffixes         []string
+	GrantCreatorPattern string
+	// Launchers and RoleNames as in Organization: nil Launchers is Auto
+	// Scaling only.
+	Launchers []launcher.Kind
+	RoleNames []string
+}
+
+func (o Organization) rolePatterns() rolePatterns {
+	return rolePatterns{Partition: o.Partition, SLRSuffixes: o.SLRSuffixes, GrantCreatorPattern: o.GrantCreatorPattern, Launchers: o.Launchers, RoleNames: o.RoleNames}
+}
+
+// patternScope is who a patternStatements pair lets in: its principal
+// (everyone, or listed accounts) and the condition that narrows it (the
+// organization's), added to both statements; and the two Sids.
+type patternScope struct {
+	principal         map[string]interface{}
+	condition         map[string]map[string]interface{}
+	useSid, attachSid string
+}
+
+// patternStatements are the two statements of the styles that name no
+// destination role, one definition for both so that a change of the
+// grantee patterns serves both: the service-linked roles of the scope's
+// accounts may use the key; a grant creator may create grants only for its
+// own account's service-linked roles (the ${aws:PrincipalAccount} policy
+// variable), only with the Auto Scaling operations and only with itself as
+// retiring principal (${aws:PrincipalArn}); it gets no ListGrants,
+// RevokeGrant or RetireGrant: it retires its own grants, which KMS
+// authorizes from the grant.
+func patternStatements(r rolePatterns, scope patternScope) []Statement {
+	with := func(extra map[string]map[string]interface{}) map[string]map[string]interface{} {
+		out := map[string]map[string]interface{}{}
+		for _, cond := range []map[string]map[string]interface{}{scope.condition, extra} {
+			for op, kv := range cond {
+				if out[op] == nil {
+					out[op] = map[string]interface{}{}
+				}
+				for k, v := range kv {
+					out[op][k] = v
+				}
+			}
+		}
+		return out
+	}
 	return []Statement{
 		{
-			Sid: useSid, Effect: "Allow",
-			Principal: everyone, Action: UseActions, Resource: "*",
-			Condition: with(map[string]map[string]interface{}{"ArnLike": {"aws:PrincipalArn": slrPatterns("*")}}),
+			Sid: scope.useSid, Effect: "Allow",
+			Principal: scope.principal, Action: UseActions, Resource: "*",
+			Condition: with(map[string]map[string]interface{}{"ArnLike": {"aws:PrincipalArn": r.grantees("*")}}),
 		},
 		{
-			Sid: "Allow attachment of persistent resources by grant creators of the organization", Effect: "Allow",
-			Principal: everyone, Action: []string{"kms:CreateGrant"}, Resource: "*",
+			Sid: scope.attachSid, Effect: "Allow",
+			Principal: scope.principal, Action: []string{"kms:CreateGrant"}, Resource: "*",
 			Condition: with(map[string]map[string]interface{}{
-				"ArnLike": {"aws:PrincipalArn": o.GrantCreatorPattern},
+				"ArnLike": {"aws:PrincipalArn": r.GrantCreatorPattern},
 				"StringEquals": {
-					"kms:GranteePrincipal":  slrPatterns("${aws:PrincipalAccount}"),
+					"kms:GranteePrincipal":  r.grantees("${aws:PrincipalAccount}"),
 					"kms:RetiringPrincipal": "${aws:PrincipalArn}",
 				},
 				"ForAllValues:StringEquals": {"kms:GrantOperations": grantspec.AutoScalingOperations},
@@ -361,11 +403,17 @@ func OrganizationStatements(o Organization) []Statement {
 	}
 }
 
-// granteePatterns are the principals of account (a literal, "*" or a
-// policy variable) that may use the key: each launcher's service-linked
-// role (Auto Scaling's default one always with Auto Scaling, and each
-// suffix), then each role name.
+// granteePatterns are the principals of account that the organization's
+// statements let use the key (rolePatterns.grantees).
 func (o Organization) granteePatterns(account string) []string {
+	return o.rolePatterns().grantees(account)
+}
+
+// grantees are the principals of account (a literal, "*" or a policy
+// variable) that may use the key and receive a grant: each launcher's
+// service-linked role (Auto Scaling's default one always with Auto
+// Scaling, and each suffix), then each role name.
+func (o rolePatterns) grantees(account string) []string {
 	kinds := o.Launchers
 	if kinds == nil {
 		kinds = []launcher.Kind{launcher.AutoScaling}

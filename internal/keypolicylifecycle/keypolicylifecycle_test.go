@@ -452,3 +452,44 @@ func TestCreateErrorsExplain(t *testing.T) {
 		})
 	}
 }
+
+// TestReadBackAsKMSMayRewriteIt: KMS may return a statement's lists in
+// another order and an account id principal as the account's ARN (IAM:
+// "the service might convert it to the principal ARN"); the statements of
+// an account list (KeyPolicyStyle_ACCOUNTS) are still this resource's, so
+// the write verifies at once and a retried Create writes nothing.
+func TestReadBackAsKMSMayRewriteIt(t *testing.T) {
+	// GIVEN a KMS that stores what it is given rewritten: each account id
+	// principal as its ARN, the lists reversed
+	f := newFake()
+	accounts := fmt.Sprintf(`{"Sid":%q,"Effect":"Allow","Principal":{"AWS":["222222222222","333333333333","444444444444"]},"Action":["kms:CreateGrant"],"Resource":"*","Condition":{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/crossaccountami/*"}}}`, "Accounts"+mark)
+	rewritten := fmt.Sprintf(`{"Sid":%q,"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::444444444444:root","arn:aws:iam::333333333333:root","arn:aws:iam::222222222222:root"]},"Action":"kms:CreateGrant","Resource":"*","Condition":{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/crossaccountami/*"}}}`, "Accounts"+mark)
+	f.afterPut = func(f *fakeKMS, _ int) {
+		f.policies[keyArn] = strings.Replace(f.policies[keyArn], accounts, rewritten, 1)
+	}
+
+	// WHEN the resource is created with the account list's statement
+	if _, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, accounts), nil)); err != nil {
+		t.Fatal(err)
+	}
+	// THEN the read-back holds it: one write
+	if !strings.Contains(f.policies[keyArn], rewritten) {
+		t.Fatalf("the fake did not rewrite the statement: %s", f.policies[keyArn])
+	}
+	if got := strings.Join(f.calls, ","); got != "GetKeyPolicy,PutKeyPolicy,GetKeyPolicy" {
+		t.Errorf("calls %s, want one write verified at once", got)
+	}
+	// AND a retried Create finds it there and writes nothing
+	f.calls = nil
+	if _, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, accounts), nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.calls, ","); got != "GetKeyPolicy" {
+		t.Errorf("a retried Create made calls %s, want only the read", got)
+	}
+	// AND another statement under the Sid (another account) is still other content
+	other := strings.Replace(accounts, "444444444444", "555555555555", 1)
+	if _, err := handler(f).Create(context.Background(), req(cfn.RequestCreate, "", props(keyArn, other), nil)); err == nil {
+		t.Error("a statement with another account under the same Sid was taken as the same")
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/crossaccountami/crossaccountami/internal/keypolicyspec"
@@ -138,14 +140,74 @@ func (d *document) holds(stmts []keypolicyspec.Statement) []int {
 	return out
 }
 
-// sameStatement compares two statements as JSON values: KMS may return a
-// statement with other whitespace or key order than it was written with.
+// sameStatement compares two statements as KMS means them: as JSON values
+// (KMS may return a statement with other whitespace or key order than it was
+// written with), each list of strings as the set it is in a policy, and an
+// account principal in either of its forms (canonical). KMS may return a
+// statement's principals and actions in another order than written (seen
+// by terraform-provider-aws users: hashicorp/terraform-provider-aws#39788,
+// #30232), and IAM says of a bare account id principal: "When you save a
+// resource-based policy that includes the shortened account ID, the service
+// might convert it to the principal ARN. This does not change the
+// functionality of the policy."
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-accounts).
+// Without this, the read-back check of a statement that lists accounts
+// (KeyPolicyStyle_ACCOUNTS) could never succeed.
 func sameStatement(a, b json.RawMessage) bool {
 	var x, y interface{}
 	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
 		return false
 	}
-	return reflect.DeepEqual(x, y)
+	return reflect.DeepEqual(canonical(x, ""), canonical(y, ""))
+}
+
+// accountRootARN is an account principal in its ARN form.
+var accountRootARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}):root$`)
+
+// canonical is a statement's JSON value (v, under key) with every list of
+// strings sorted, without repeats, and a list of one as its string (the
+// same set to IAM), and each account principal (under "AWS") as its bare id.
+func canonical(v interface{}, key string) interface{} {
+	str := func(s string) string {
+		if m := accountRootARN.FindStringSubmatch(s); key == "AWS" && m != nil {
+			return m[1]
+		}
+		return s
+	}
+	switch v := v.(type) {
+	case map[string]interface{}:
+		out := make(map[string]interface{}, len(v))
+		for k, x := range v {
+			out[k] = canonical(x, k)
+		}
+		return out
+	case []interface{}:
+		set := make([]string, 0, len(v))
+		for _, x := range v {
+			s, ok := x.(string)
+			if !ok { // not a list of strings: compared item by item
+				out := make([]interface{}, len(v))
+				for i, x := range v {
+					out[i] = canonical(x, key)
+				}
+				return out
+			}
+			set = append(set, str(s))
+		}
+		slices.Sort(set)
+		set = slices.Compact(set)
+		if len(set) == 1 {
+			return set[0]
+		}
+		out := make([]interface{}, len(set))
+		for i, s := range set {
+			out[i] = s
+		}
+		return out
+	case string:
+		return str(v)
+	}
+	return v
 }
 
 // change is what one event does to the key policy.

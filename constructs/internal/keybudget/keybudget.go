@@ -23,11 +23,11 @@ import (
 // MaxKeyPolicyBytes is KMS's limit on the size of a key policy.
 const MaxKeyPolicyBytes = 32768
 
-// reservedPolicyBytes is room kept for the statements this library does not
+// ReservedPolicyBytes is room kept for the statements this library does not
 // write: CDK's default "Enable IAM User Permissions" statement and the
 // document's frame take about 200 bytes; the rest is margin for a few
 // statements of the key's owner.
-const reservedPolicyBytes = 2048
+const ReservedPolicyBytes = 2048
 
 // budgetID is the construct id of a key's policy budget.
 const budgetID = "CrossAccountAmiKeyPolicyBudget"
@@ -45,6 +45,8 @@ type Budget struct {
 	constructs.Construct
 	bySid  map[string]string
 	claims []int // the bytes each claim added, in order: the total, and how many fit
+	// accountLists are the AccountsKeyAccess claims among them (AddAccountList).
+	accountLists []accountList
 }
 
 // ToString is the override jsii-runtime-go needs to make Budget a
@@ -104,7 +106,7 @@ func (b *Budget) Claim(statements []amipolicy.Statement) error {
 
 // Problem is the budget's validation error, or "".
 func (b *Budget) Problem() string {
-	total, fit := reservedPolicyBytes, 0
+	total, fit := ReservedPolicyBytes, 0
 	for _, n := range b.claims {
 		total += n
 		if total <= MaxKeyPolicyBytes {
@@ -114,9 +116,14 @@ func (b *Budget) Problem() string {
 	if total <= MaxKeyPolicyBytes {
 		return ""
 	}
+	if advice := b.accountsAdvice(total - MaxKeyPolicyBytes); advice != "" {
+		return fmt.Sprintf("the key policy would grow to about %d bytes (plus %d bytes kept for the key's own statements); KMS rejects key policies over %d bytes%s",
+			total-ReservedPolicyBytes, ReservedPolicyBytes, MaxKeyPolicyBytes, advice)
+	}
 	destinations := len(b.claims)
-	return fmt.Sprintf("the key policy would grow to about %d bytes with %d destinations (about %d bytes each, plus %d bytes kept for the key's own statements); KMS rejects key policies over %d bytes, so about %d destinations fit. Use KeyPolicyStyle_ORGANIZATION with NewOrganizationKeyAccess: its statements keep a constant size for every account of an organization or OU",
-		total, destinations, (total-reservedPolicyBytes)/destinations, reservedPolicyBytes, MaxKeyPolicyBytes, fit)
+	return fmt.Sprintf("the key policy would grow to about %d bytes with %d destinations (about %d bytes each, plus %d bytes kept for the key's own statements); KMS rejects key policies over %d bytes, so about %d destinations fit. "+
+		"Use KeyPolicyStyle_ACCOUNTS with NewAccountsKeyAccess (about 30 bytes per account: hundreds of accounts, no organization needed), or KeyPolicyStyle_ORGANIZATION with NewOrganizationKeyAccess (statements of constant size for every account of an organization or OU)",
+		total, destinations, (total-ReservedPolicyBytes)/destinations, ReservedPolicyBytes, MaxKeyPolicyBytes, fit)
 }
 
 // budgetCheck is the budget's validation (constructs.IValidation).
@@ -127,4 +134,35 @@ func (c *budgetCheck) Validate() *[]*string {
 		return &[]*string{jsii.String(p)}
 	}
 	return &[]*string{}
+}
+
+// AddAccountList records that the last claim was an account list (an
+// encryptedami.AccountsKeyAccess at path, of accounts accounts, perAccount
+// bytes each), so that the budget's error can say how many of them fit.
+func (b *Budget) AddAccountList(path string, accounts, perAccount int) {
+	b.accountLists = append(b.accountLists, accountList{path: path, accounts: accounts, perAccount: perAccount})
+}
+
+// accountList is an encryptedami.AccountsKeyAccess's claim on a key's budget, for the
+// budget's error.
+type accountList struct {
+	path       string
+	accounts   int
+	perAccount int
+}
+
+// accountsAdvice is the part of a key budget's error that speaks of its
+// account lists, when the policy is over bytes too big: how many accounts
+// the last list could keep next to the key's other statements.
+func (b *Budget) accountsAdvice(over int) string {
+	if len(b.accountLists) == 0 {
+		return ""
+	}
+	l := b.accountLists[len(b.accountLists)-1]
+	fit := l.accounts - (over+l.perAccount-1)/l.perAccount
+	if fit < 0 {
+		fit = 0
+	}
+	return fmt.Sprintf(". The AccountsKeyAccess %s lists %d accounts at %d bytes each: about %d of them fit next to the key's other statements; move the others to another key, or remove other statements",
+		l.path, l.accounts, l.perAccount, fit)
 }

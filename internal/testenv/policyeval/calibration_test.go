@@ -25,6 +25,7 @@ const (
 	docGrantOperations  = "https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-operations"
 	docOrgPaths         = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalorgpaths and https://aws.amazon.com/blogs/security/iam-share-aws-resources-groups-aws-accounts-aws-organizations/ (a path without * matches the OU's own accounts; …/ou-…/* matches the OU and every OU below it)"
 	docVariables        = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html (a policy variable is replaced by the request's value of its key)"
+	docAccountPrincipal = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-accounts (the account ARN and the shortened account ID behave the same way; several accounts in an array are a logical OR)"
 	docOperators        = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html (a key absent from the request makes a condition false, except ...IfExists, Null and negated operators; ArnLike wildcards)"
 )
 
@@ -106,6 +107,9 @@ func calibrationCases() []Case {
 		{Name: "cross-account: key policy allows the account + IAM allow", Request: decrypt(foreignRole), KeyPolicy: policy(allow(sourceRoot, "kms:*", nil), allow(foreignRoot, "kms:Decrypt", nil)), IdentityPolicies: identity("kms:Decrypt"), Want: Allowed, Why: docExternalAccounts},
 		{Name: "cross-account: key policy allows the account, no IAM allow", Request: decrypt(foreignRole), KeyPolicy: policy(allow(sourceRoot, "kms:*", nil), allow(foreignRoot, "kms:Decrypt", nil)), Want: ImplicitlyDenied, WantKeyPolicy: KeyPolicyAllows, Why: docExternalAccounts},
 		{Name: "cross-account: key policy names the role, no IAM allow", Request: decrypt(foreignRole), KeyPolicy: policy(allow(foreignRole, "kms:Decrypt", nil)), Want: ImplicitlyDenied, WantKeyPolicy: KeyPolicyAllows, Why: docExternalAccounts},
+		// The account as a bare 12-digit id, as KeyPolicyStyle_ACCOUNTS writes it.
+		{Name: "cross-account: key policy allows the account by its bare id + IAM allow", Request: decrypt(foreignRole), KeyPolicy: policy(allow(sourceRoot, "kms:*", nil), allow([]string{"333333333333", "222222222222"}, "kms:Decrypt", nil)), IdentityPolicies: identity("kms:Decrypt"), Want: Allowed, Why: docAccountPrincipal},
+		{Name: "cross-account: key policy allows other accounts by their bare ids", Request: decrypt(foreignRole), KeyPolicy: policy(allow(sourceRoot, "kms:*", nil), allow([]string{"333333333333", "444444444444"}, "kms:Decrypt", nil)), IdentityPolicies: identity("kms:Decrypt"), Want: ImplicitlyDenied, WantKeyPolicy: KeyPolicyDoesNotAllow, Why: docAccountPrincipal},
 		{Name: "cross-account: IAM allow, key policy silent", Request: decrypt(foreignRole), KeyPolicy: rootOnly, IdentityPolicies: identity("kms:Decrypt"), Want: ImplicitlyDenied, WantKeyPolicy: KeyPolicyDoesNotAllow, Why: docExternalAccounts},
 		{Name: "cross-account: key policy Principal * in the OU, no IAM allow", Request: Request{Principal: inOrg(ou), Action: "kms:Decrypt", Resource: keyArn}, KeyPolicy: orgPolicy(ou), Want: ImplicitlyDenied, WantKeyPolicy: KeyPolicyAllows, Why: docExternalAccounts},
 		// An explicit Deny wins, in either policy.
