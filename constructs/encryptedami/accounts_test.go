@@ -242,3 +242,51 @@ func TestAccountsKeyAccessOnAnImportedKey(t *testing.T) {
 	assertions.Annotations_FromStack(other).HasWarning(jsii.String("/Elsewhere/Access"), assertions.Match_StringLikeRegexp(jsii.String("is imported.*Place the AccountsKeyAccess in a stack of the key's account and region")))
 	assertions.Annotations_FromStack(dest).HasNoWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("is imported")))
 }
+
+// TestAccountsLaunchers: an AccountsKeyAccess lets in the launchers it
+// names, and a destination linked to it whose launchers it does not cover
+// fails at synth naming the prop and the role its grant would be denied
+// for (its statements are the only ones that name them).
+func TestAccountsLaunchers(t *testing.T) {
+	for name, tc := range map[string]struct {
+		access, dest []encryptedami.LauncherKind
+		want         string
+	}{
+		"covered":     {[]encryptedami.LauncherKind{encryptedami.LauncherKind_AUTO_SCALING, encryptedami.LauncherKind_EC2_FLEET}, []encryptedami.LauncherKind{encryptedami.LauncherKind_EC2_FLEET}, ""},
+		"not covered": {nil, []encryptedami.LauncherKind{encryptedami.LauncherKind_SPOT}, "AccountsKeyAccess: AmiSource/Destinations does not let SPOT (arn:aws:iam::222222222222:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot) use the key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			app := awscdk.NewApp(nil)
+			source := awscdk.NewStack(app, jsii.String("AmiSource"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+			key := awskms.NewKey(source, jsii.String("AmiKey"), nil)
+			var access encryptedami.AccountsKeyAccess
+			props := &encryptedami.AccountsKeyAccessProps{Key: key, Accounts: jsii.Strings("222222222222")}
+			if tc.access != nil {
+				props.Launchers = &tc.access
+			}
+			if msg := constructtest.Catch(func() { access = encryptedami.NewAccountsKeyAccess(source, jsii.String("Destinations"), props) }); msg != "" {
+				t.Fatal(msg)
+			}
+			stack := awscdk.NewStack(app, jsii.String("AmiDestination"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
+			msg := constructtest.Catch(func() {
+				encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String("SharedAmi"), &encryptedami.CrossAccountEncryptedAmiProps{
+					Key: key, ImageId: jsii.String("ami-0123456789abcdef0"), AccountsKeyAccess: access, Launchers: &tc.dest,
+				})
+			})
+			if tc.want == "" {
+				if msg != "" {
+					t.Fatal(msg)
+				}
+				stmts := access.KeyPolicyStatements()
+				body, _ := json.Marshal((*stmts)[1].ToJSON())
+				if !strings.Contains(string(body), "role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet") {
+					t.Errorf("the CreateGrant statement does not name the EC2 Fleet role: %s", body)
+				}
+				return
+			}
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q, want %q", msg, tc.want)
+			}
+		})
+	}
+}

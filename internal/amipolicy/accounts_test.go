@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
 	"github.com/crossaccountami/crossaccountami/internal/orgtarget"
 )
 
@@ -121,5 +122,46 @@ func TestAccountsValidate(t *testing.T) {
 	}
 	if err := examplesAccounts.Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestAccountsLaunchers: the ACCOUNTS statements take organization mode's
+// launcher patterns (one definition, rolePatterns.grantees): each
+// launcher's service-linked role and each role name, in the account of the
+// grant creator, and Covers says which launchers they let in.
+func TestAccountsLaunchers(t *testing.T) {
+	a := Accounts{Name: "D", Accounts: []string{"222222222222"}, Partition: "aws", GrantCreatorPattern: "arn:aws:iam::*:role/crossaccountami/*",
+		Launchers: []launcher.Kind{launcher.EKSManagedNodeGroup, launcher.SpotFleet}, RoleNames: []string{"karpenter/KarpenterController"}}
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	st := AccountsStatements(a)
+	got := st[1].Condition["StringEquals"]["kms:GranteePrincipal"]
+	want := []string{
+		"arn:aws:iam::${aws:PrincipalAccount}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+		"arn:aws:iam::${aws:PrincipalAccount}:role/aws-service-role/spotfleet.amazonaws.com/AWSServiceRoleForEC2SpotFleet",
+		"arn:aws:iam::${aws:PrincipalAccount}:role/karpenter/KarpenterController",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("grantees %v, want %v", got, want)
+	}
+	if st[0].Sid != "Allow use of the key by launchers of the accounts of D" {
+		t.Errorf("use Sid %q", st[0].Sid)
+	}
+	for l, want := range map[launcher.Launcher]bool{
+		{Kind: launcher.EKSManagedNodeGroup}: true,
+		{Kind: launcher.SpotFleet}:           true,
+		{Kind: launcher.Role, RoleARN: "arn:aws:iam::222222222222:role/karpenter/KarpenterController"}: true,
+		{Kind: launcher.Spot}: false,
+		{Kind: launcher.Role, RoleARN: "arn:aws:iam::222222222222:role/Other"}: false,
+	} {
+		if got := a.Covers(l, "aws", "222222222222"); got != want {
+			t.Errorf("Covers(%+v) = %v, want %v", l, got, want)
+		}
+	}
+	a.Launchers = []launcher.Kind{launcher.EKSManagedNodeGroup}
+	a.SLRSuffixes = []string{"fleet"}
+	if err := a.Validate(); err == nil || !strings.Contains(err.Error(), "ServiceLinkedRoleSuffixes: only Auto Scaling groups use a custom-suffix role") {
+		t.Errorf("suffix without AUTO_SCALING: got %v", err)
 	}
 }
