@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
-	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/launcher"
 )
@@ -184,22 +183,13 @@ func checkKeyPolicy(ctx context.Context, api KMSAPI, k keyInfo, p launchPrincipa
 // writes them for an Auto Scaling role; for another launcher's principal the
 // role's ARN and name are put in its place, conditions and Sid alike.
 func fixStatements(p launchPrincipal, creator string, who caller) []amipolicy.Statement {
-	if p.Kind == launcher.AutoScaling {
-		return amipolicy.Statements(amipolicy.Destination{Partition: who.Partition, Account: who.Account,
-			SLRSuffix: slrSuffixOf(p.ARN), GrantCreatorArn: creator}, amipolicy.Scoped)
+	l := launcher.Launcher{Kind: p.Kind}
+	switch p.Kind {
+	case launcher.AutoScaling:
+		l.SLRSuffix = slrSuffixOf(p.ARN)
+	case launcher.Role:
+		l.RoleARN = p.ARN
 	}
-	d := amipolicy.Destination{Partition: who.Partition, Account: who.Account, GrantCreatorArn: creator}
-	out := amipolicy.Statements(d, amipolicy.Scoped)
-	name := p.ARN[strings.LastIndex(p.ARN, "/")+1:]
-	for i := range out {
-		out[i].Sid = strings.Replace(out[i].Sid, awsid.AutoScalingSLRName(""), name, 1)
-		for _, kv := range out[i].Condition {
-			for key, v := range kv {
-				if v == d.SLRArn() {
-					kv[key] = p.ARN
-				}
-			}
-		}
-	}
-	return out
+	return amipolicy.Statements(amipolicy.Destination{Partition: who.Partition, Account: who.Account,
+		GrantCreatorArn: creator, Launchers: []launcher.Launcher{l}}, amipolicy.Scoped)
 }
