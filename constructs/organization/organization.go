@@ -5,7 +5,9 @@
 // service-managed permissions and automatic deployment, placed in the
 // management account or a delegated administrator account. An account that
 // joins an OU gets its grant with nobody running anything; one that leaves
-// has its stack deleted, which retires its grant.
+// has its stack deleted, which retires its grant. With Launchers and
+// LauncherRoleNames, each account's stack ensures every launcher's
+// service-linked role and grants each launching principal instead.
 //
 // The StackSet's template (the "inner" template) is synthesized from this
 // library's constructs (autoscalingrole, kmsgrant) in an app of its own,
