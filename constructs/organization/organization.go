@@ -51,17 +51,14 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
-	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/slrres"
 	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
-	"github.com/crossaccountami/crossaccountami/internal/launcher"
 	"github.com/crossaccountami/crossaccountami/internal/orgtarget"
-	"github.com/crossaccountami/crossaccountami/internal/slrspec"
 )
 
 // CallAs says whose StackSet this is.
@@ -468,7 +465,7 @@ func innerTemplate(spec innerSpec) (inner, error) {
 	for _, g := range innerGrantees(spec.launchers) {
 		var slr constructs.IDependable
 		if g.hasSLR {
-			slr = newServiceLinkedRole(stack, "ServiceLinkedRole"+g.id, g.slr, g.suffix)
+			slr = slrres.New(stack, "ServiceLinkedRole"+g.id, g.slr, g.suffix)
 		}
 		// The grantee in each stack instance's account and partition.
 		granteeArn := awscdk.Fn_Join(jsii.String(""), jsii.Strings(
@@ -503,27 +500,6 @@ func innerTemplate(spec innerSpec) (inner, error) {
 		return inner{}, fmt.Errorf("the StackSet's template refers to the CDK bootstrap (%s): target accounts are not bootstrapped", leftover)
 	}
 	return inner{body: string(body), keyParams: keyParams}, nil
-}
-
-// newServiceLinkedRole ensures slr exists in each stack instance's account
-// (with suffix, for Auto Scaling), under the construct id id, and returns
-// what a grant waits for: autoscalingrole's resource for Auto Scaling (the
-// template of the releases before launchers), a Custom::ServiceLinkedRole
-// for the other services (as encryptedami does), kept when it leaves the
-// stack, like the role itself. Either way the handler's
-// iam:CreateServiceLinkedRole names the service.
-func newServiceLinkedRole(stack awscdk.Stack, id string, slr launcher.ServiceLinkedRole, suffix string) constructs.IDependable {
-	if slr == launcher.AutoScalingSLR {
-		var props *autoscalingrole.ServiceLinkedRoleProps
-		if suffix != "" {
-			props = &autoscalingrole.ServiceLinkedRoleProps{CustomSuffix: jsii.String(suffix)}
-		}
-		return autoscalingrole.NewServiceLinkedRole(stack, jsii.String(id), props).Resource()
-	}
-	p := provider.Of(stack)
-	p.AllowServiceLinkedRole(slr.Service)
-	spec := slrspec.Properties{AWSServiceName: slr.Service}
-	return p.RetainedResource(registry.Child(stack, id), spec.ResourceType(), spec.CfnProperties())
 }
 
 // innerKeyArn is the key ARN of the stack's region in the inner template.
