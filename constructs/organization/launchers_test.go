@@ -16,6 +16,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
 	"github.com/crossaccountami/crossaccountami/constructs/organization"
+	"github.com/crossaccountami/crossaccountami/internal/launcher"
 )
 
 // granteeIn is the Fn::Join a grantee ARN of every target account is.
@@ -247,5 +248,45 @@ func TestDeploymentLaunchersNotInKeyAccess(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKeyAccessCoversLaunchers: what an OrganizationKeyAccess answers
+// NewDeployment, for each launcher its statements do and do not let in.
+func TestKeyAccessCoversLaunchers(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	keyStack := awscdk.NewStack(app, jsii.String("Keys"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+	access := encryptedami.NewOrganizationKeyAccess(keyStack, jsii.String("Access"), &encryptedami.OrganizationKeyAccessProps{
+		Key:                       awskms.Key_FromKeyArn(keyStack, jsii.String("Key"), jsii.String("arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab")),
+		Target:                    &encryptedami.OrganizationTarget{OrganizationId: jsii.String(orgID), OrganizationalUnitIds: jsii.Strings(ous...)},
+		Launchers:                 &[]encryptedami.LauncherKind{encryptedami.LauncherKind_AUTO_SCALING, encryptedami.LauncherKind_EC2_FLEET},
+		ServiceLinkedRoleSuffixes: jsii.Strings("fleet"),
+		LauncherRoleNames:         jsii.Strings("ci/Runner"),
+	})
+	asked, ok := access.(interface {
+		CoversLauncher(kind launcher.Kind, slrSuffix, roleName string) bool
+	})
+	if !ok {
+		t.Fatalf("%T has no CoversLauncher", access)
+	}
+	for _, tc := range []struct {
+		kind         launcher.Kind
+		suffix, role string
+		want         bool
+	}{
+		{launcher.AutoScaling, "", "", true},
+		{launcher.AutoScaling, "fleet", "", true},
+		{launcher.AutoScaling, "other", "", false},
+		{launcher.EKSManagedNodeGroup, "", "", true}, // the default Auto Scaling role
+		{launcher.EC2Fleet, "", "", true},
+		{launcher.SpotFleet, "", "", false},
+		{launcher.Spot, "", "", false},
+		{launcher.Role, "", "ci/Runner", true},
+		{launcher.Role, "", "Runner", false},
+		{launcher.Role, "", "karpenter/Runner", false},
+	} {
+		if got := asked.CoversLauncher(tc.kind, tc.suffix, tc.role); got != tc.want {
+			t.Errorf("CoversLauncher(%s, %q, %q) = %v, want %v", tc.kind, tc.suffix, tc.role, got, tc.want)
+		}
 	}
 }
