@@ -33,20 +33,19 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/grantres"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/keybudget"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/keystatements"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/slrres"
 	"github.com/crossaccountami/crossaccountami/constructs/keypolicy"
 	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/launcher"
-	"github.com/crossaccountami/crossaccountami/internal/slrspec"
 )
 
 // KeyPolicyStyle selects how the source key policy statements are scoped.
@@ -568,7 +567,7 @@ func (a *crossAccountEncryptedAmi) newGrants(env *provider.StackEnv, dest amipol
 		// resolveDestination and resolveLaunchers).
 		var deps []constructs.IDependable
 		if slr, ok := l.ServiceLinkedRole(); ok && createSLR {
-			deps = append(deps, newServiceLinkedRole(c, "ServiceLinkedRole"+id, p, slr, l.SLRSuffix))
+			deps = append(deps, slrres.New(c, "ServiceLinkedRole"+id, slr, l.SLRSuffix))
 		}
 		grant := grantres.New(c, "Grant"+id, grantspec.Properties{
 			KeyArn:           a.keyArn,
@@ -580,23 +579,6 @@ func (a *crossAccountEncryptedAmi) newGrants(env *provider.StackEnv, dest amipol
 		}
 		a.grants[grantee] = grant
 	}
-}
-
-// newServiceLinkedRole ensures slr exists (with suffix, for Auto Scaling),
-// under scope with the construct id id, and returns what a grant waits for:
-// autoscalingrole's resource for Auto Scaling (the templates of the releases
-// before launchers), a Custom::ServiceLinkedRole for the other services,
-// kept when it leaves the stack, like the role itself.
-func newServiceLinkedRole(scope constructs.Construct, id string, p *provider.Provider, slr launcher.ServiceLinkedRole, suffix string) constructs.IDependable {
-	if slr == launcher.AutoScalingSLR {
-		var custom *string
-		if suffix != "" {
-			custom = jsii.String(suffix)
-		}
-		return autoscalingrole.NewServiceLinkedRole(scope, jsii.String(id), &autoscalingrole.ServiceLinkedRoleProps{CustomSuffix: custom}).Resource()
-	}
-	spec := slrspec.Properties{AWSServiceName: slr.Service}
-	return p.RetainedResource(registry.Child(scope, id), spec.ResourceType(), spec.CfnProperties())
 }
 
 // primaryGrantee is the grantee Grant, ServiceLinkedRoleArn and

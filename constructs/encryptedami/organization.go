@@ -204,3 +204,23 @@ func keyAccount(key awskms.IKey, keyArn string) string {
 	}
 	return provider.EnvOf(key).Account
 }
+
+// CoversLauncher reports whether the statements let every account's
+// launcher of kind (with slrSuffix, for Auto Scaling; roleName, "path/name",
+// for launcher.Role) use the key and receive its grant. It is for
+// organization.NewDeployment, which checks its Launchers and
+// LauncherRoleNames against each KeyAccess item (its parameter types are
+// internal to this module).
+func (o *organizationKeyAccess) CoversLauncher(kind launcher.Kind, slrSuffix, roleName string) bool {
+	l := launcher.Launcher{Kind: kind, SLRSuffix: slrSuffix}
+	if kind == launcher.Role {
+		path, name, err := amipolicy.SplitRoleName(roleName)
+		if err != nil {
+			return false
+		}
+		// Any account stands for each: the patterns name every account's
+		// role alike.
+		l.RoleARN = awsid.RoleARN(o.org.Partition, "*", path, name)
+	}
+	return o.org.Covers(l, o.org.Partition, "*")
+}

@@ -5,7 +5,9 @@
 // service-managed permissions and automatic deployment, placed in the
 // management account or a delegated administrator account. An account that
 // joins an OU gets its grant with nobody running anything; one that leaves
-// has its stack deleted, which retires its grant.
+// has its stack deleted, which retires its grant. With Launchers and
+// LauncherRoleNames, each account's stack ensures every launcher's
+// service-linked role and grants each launching principal instead.
 //
 // The StackSet's template (the "inner" template) is synthesized from this
 // library's constructs (autoscalingrole, kmsgrant) in an app of its own,
@@ -49,10 +51,10 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/crossaccountami/crossaccountami/constructs/autoscalingrole"
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/slrres"
 	"github.com/crossaccountami/crossaccountami/constructs/kmsgrant"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
@@ -109,9 +111,28 @@ type DeploymentProps struct {
 	// Default: - KeyAccess or KeyArns.
 	MultiRegionKeyArn *string `field:"optional"`
 	// The suffix of a custom-suffix Auto Scaling service-linked role (list
-	// it in OrganizationKeyAccessProps.ServiceLinkedRoleSuffixes too).
+	// it in OrganizationKeyAccessProps.ServiceLinkedRoleSuffixes too). For
+	// LauncherKind_AUTO_SCALING only: with Launchers that lack it, an error.
 	// Default: - the default role, AWSServiceRoleForAutoScaling.
 	ServiceLinkedRoleSuffix *string `field:"optional"`
+	// The launch paths through a service-linked role that every target
+	// account uses, as CrossAccountEncryptedAmiProps.Launchers: each
+	// account's stack ensures the path's service-linked role (created when
+	// missing, never deleted) and creates a grant for it. With KeyAccess,
+	// list them in each OrganizationKeyAccessProps.Launchers too (an error
+	// names a KeyAccess that lacks one).
+	// Default: []encryptedami.LauncherKind{encryptedami.LauncherKind_AUTO_SCALING}
+	// (the StackSet of the releases before launchers, unchanged).
+	Launchers *[]encryptedami.LauncherKind `field:"optional"`
+	// Launching roles present under one path and name in every target
+	// account, "path/name" or "name" (such as
+	// "karpenter/KarpenterController"), as
+	// OrganizationKeyAccessProps.LauncherRoleNames (list them there too):
+	// each account's stack creates a grant for its role of that name; the
+	// role must exist before the stack, and its own policies are not
+	// changed.
+	// Default: - none.
+	LauncherRoleNames *[]*string `field:"optional"`
 	// The StackSet's name, unique in the deploying account and region.
 	// Default: - "crossaccountami-" followed by this construct's id.
 	StackSetName *string `field:"optional"`
@@ -215,6 +236,13 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 			fail(fmt.Errorf("ServiceLinkedRoleSuffix: %v", err))
 		}
 	}
+	launchers, err := resolveLaunchers(props.Launchers, jsiivalue.Strings(props.LauncherRoleNames), suffix)
+	if err != nil {
+		fail(err)
+	}
+	if err := checkCoverage(access, launchers); err != nil {
+		fail(err)
+	}
 	name := "crossaccountami-" + *id
 	if props.StackSetName != nil {
 		name = *props.StackSetName
@@ -243,7 +271,7 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 	dir, hash := provider.DestinationHandler()
 	objectKey := codeKeyPrefix + hash + ".zip"
 	template, err := innerTemplate(innerSpec{
-		name: name, keyArns: p.keyArns, slrSuffix: suffix,
+		name: name, keyArns: p.keyArns, launchers: launchers,
 		bucket: prefix + "-" + in.deployAccount + "-", objectKey: objectKey,
 		healSchedule: schedule, heal: heal,
 	})
@@ -270,9 +298,13 @@ func NewDeployment(scope constructs.Construct, id *string, props *DeploymentProp
 		stack.AddStackDependency(cs, jsii.String("the StackSet's instances read the handler code from this region's bucket"))
 	}
 
+	description := "crossaccountami: the Auto Scaling service-linked role, the KMS grant for it on the source key of the region, and the grant's scheduled check"
+	if !isDefault(launchers) {
+		description = "crossaccountami: the launchers' service-linked roles, a KMS grant for each launcher on the source key of the region, and the grants' scheduled check"
+	}
 	d.stackSet = awscloudformation.NewCfnStackSet(c, jsii.String("StackSet"), &awscloudformation.CfnStackSetProps{
 		StackSetName:    jsii.String(name),
-		Description:     jsii.String("crossaccountami: the Auto Scaling service-linked role, the KMS grant for it on the source key of the region, and the grant's scheduled check"),
+		Description:     jsii.String(description),
 		PermissionModel: jsii.String("SERVICE_MANAGED"),
 		CallAs:          jsii.String(p.callAs),
 		AutoDeployment: &awscloudformation.CfnStackSet_AutoDeploymentProperty{
@@ -329,7 +361,8 @@ func readKeyAccess(in *[]encryptedami.OrganizationKeyAccess) ([]accessKey, []aws
 		} else if r := *awscdk.Stack_Of(key).Region(); jsiivalue.IsUnresolved(&arn) && !jsiivalue.IsUnresolved(&r) {
 			region = r // a key of this app: its stack's
 		}
-		out = append(out, accessKey{path: *a.Node().Path(), keyArn: arn, region: region, target: targetOf(a.Target())})
+		coverage, _ := a.(launcherCoverage)
+		out = append(out, accessKey{path: *a.Node().Path(), keyArn: arn, region: region, target: targetOf(a.Target()), coverage: coverage})
 		// Its parent, not a itself: a Go type embedding a construct cannot
 		// be handed back to jsii (NOTES.md, "jsii and Go structs").
 		stacks = append(stacks, awscdk.Stack_Of(a.Node().Scope()))
@@ -341,7 +374,7 @@ func readKeyAccess(in *[]encryptedami.OrganizationKeyAccess) ([]accessKey, []aws
 type innerSpec struct {
 	name              string
 	keyArns           map[string]string
-	slrSuffix         string
+	launchers         []targetLauncher
 	bucket, objectKey string // bucket: the name up to the region
 	healSchedule      string
 	heal              bool
@@ -414,9 +447,13 @@ func innerTemplate(spec innerSpec) (inner, error) {
 			"aws:cdk:version-reporting":     false,
 		},
 	})
+	description := "crossaccountami destination (StackSet " + spec.name + "): the Auto Scaling service-linked role and the KMS grant for it on this region's source key"
+	if !isDefault(spec.launchers) {
+		description = "crossaccountami destination (StackSet " + spec.name + "): the launchers' service-linked roles and a KMS grant for each launcher on this region's source key"
+	}
 	stack := awscdk.NewStack(app, jsii.String(spec.name), &awscdk.StackProps{
 		Synthesizer: awscdk.NewBootstraplessSynthesizer(&awscdk.BootstraplessSynthesizerProps{}),
-		Description: jsii.String("crossaccountami destination (StackSet " + spec.name + "): the Auto Scaling service-linked role and the KMS grant for it on this region's source key"),
+		Description: jsii.String(description),
 	})
 	provider.UseCode(stack, provider.CodeLocation{
 		Bucket: awscdk.Fn_Join(jsii.String(""), jsii.Strings(spec.bucket, *awscdk.Aws_REGION())),
@@ -424,26 +461,31 @@ func innerTemplate(spec innerSpec) (inner, error) {
 	})
 	keyArn, keyParams := innerKeyArn(stack, spec.keyArns)
 
-	var slrProps *autoscalingrole.ServiceLinkedRoleProps
-	if spec.slrSuffix != "" {
-		slrProps = &autoscalingrole.ServiceLinkedRoleProps{CustomSuffix: jsii.String(spec.slrSuffix)}
+	key := awskms.Key_FromKeyArn(stack, jsii.String("SourceKey"), keyArn)
+	for _, g := range innerGrantees(spec.launchers) {
+		var slr constructs.IDependable
+		if g.hasSLR {
+			slr = slrres.New(stack, "ServiceLinkedRole"+g.id, g.slr, g.suffix)
+		}
+		// The grantee in each stack instance's account and partition.
+		granteeArn := awscdk.Fn_Join(jsii.String(""), jsii.Strings(
+			"arn:", *awscdk.Aws_PARTITION(), ":iam::", *awscdk.Aws_ACCOUNT_ID(), ":role"+g.path+g.name))
+		grantProps := &kmsgrant.GrantProps{
+			Key:        key,
+			Grantee:    awsiam.NewArnPrincipal(granteeArn),
+			Operations: jsii.Strings(grantspec.AutoScalingOperations...),
+			// The OrganizationKeyAccess on each region's key lets every
+			// target account's handler create this grant.
+			KeyPolicyCovered: jsii.Bool(true),
+		}
+		if spec.heal {
+			grantProps.HealSchedule = awsevents.Schedule_Expression(jsii.String(spec.healSchedule))
+		}
+		grant := kmsgrant.NewGrant(stack, jsii.String("Grant"+g.id), grantProps)
+		if slr != nil {
+			grant.Resource().Node().AddDependency(slr)
+		}
 	}
-	slr := autoscalingrole.NewServiceLinkedRole(stack, jsii.String("ServiceLinkedRole"), slrProps)
-	slrArn := awscdk.Fn_Join(jsii.String(""), jsii.Strings(
-		"arn:", *awscdk.Aws_PARTITION(), ":iam::", *awscdk.Aws_ACCOUNT_ID(), ":role/aws-service-role/"+awsid.AutoScalingService+"/"+awsid.AutoScalingSLRName(spec.slrSuffix)))
-	grantProps := &kmsgrant.GrantProps{
-		Key:        awskms.Key_FromKeyArn(stack, jsii.String("SourceKey"), keyArn),
-		Grantee:    awsiam.NewArnPrincipal(slrArn),
-		Operations: jsii.Strings(grantspec.AutoScalingOperations...),
-		// The OrganizationKeyAccess on each region's key lets every
-		// target account's handler create this grant.
-		KeyPolicyCovered: jsii.Bool(true),
-	}
-	if spec.heal {
-		grantProps.HealSchedule = awsevents.Schedule_Expression(jsii.String(spec.healSchedule))
-	}
-	grant := kmsgrant.NewGrant(stack, jsii.String("Grant"), grantProps)
-	grant.Resource().Node().AddDependency(slr.Resource())
 
 	asm := app.Synth(nil)
 	tmpl := asm.GetStackArtifact(jsii.String(spec.name)).Template()

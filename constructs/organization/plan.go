@@ -41,6 +41,9 @@ type accessKey struct {
 	keyArn string // a token for a key of this app
 	region string // the key's: from its ARN, or its stack's
 	target orgtarget.Target
+	// coverage answers which launchers the statements let in; nil for a
+	// KeyAccess item that is not encryptedami's.
+	coverage launcherCoverage
 }
 
 // Defaults a platform team would choose for a fan-out to hundreds of
