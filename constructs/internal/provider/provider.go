@@ -684,8 +684,22 @@ func slrNeed(env *StackEnv, services []string) policyNeed {
 		}
 	}
 	var resource, name interface{} = resources, services
+	// The reason cdk-nag's IAM5 finding (the one wildcard resource) is
+	// accepted; with Auto Scaling alone, the text of the releases before
+	// other services, so their templates stay the same.
+	const wildcard = "only on role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling*: the wildcard covers the custom-suffix " +
+		"roles (AWSServiceRoleForAutoScaling_<suffix>) of this account, which the handler may create and never deletes"
+	which := "iam:CreateServiceLinkedRole only, only for the services of this stack's launchers (condition iam:AWSServiceName = " + strings.Join(services, ", ") + "), each on its own role"
+	if slices.Contains(services, awsid.AutoScalingService) {
+		which += "; Auto Scaling's " + wildcard
+	} else {
+		which += ", no wildcard"
+	}
 	if len(services) == 1 {
 		resource, name = resources[0], services[0]
+		if services[0] == awsid.AutoScalingService {
+			which = "iam:CreateServiceLinkedRole only, only for the Auto Scaling service (condition iam:AWSServiceName = autoscaling.amazonaws.com), " + wildcard
+		}
 	}
 	return policyNeed{
 		statement: map[string]interface{}{
@@ -695,10 +709,7 @@ func slrNeed(env *StackEnv, services []string) policyNeed {
 				"StringEquals": map[string]interface{}{"iam:AWSServiceName": name},
 			},
 		},
-		suppression: nagsuppress.Rule("AwsSolutions-IAM5",
-			"iam:CreateServiceLinkedRole only, only for the Auto Scaling service (condition iam:AWSServiceName = autoscaling.amazonaws.com), "+
-				"only on role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling*: the wildcard covers the custom-suffix "+
-				"roles (AWSServiceRoleForAutoScaling_<suffix>) of this account, which the handler may create and never deletes",
+		suppression: nagsuppress.Rule("AwsSolutions-IAM5", which,
 			// The partition and account are literals, or pseudo parameters
 			// (<AWS::Partition>, <AWS::AccountId>) in a StackSet's template.
 			nagsuppress.Regex(`/^Resource::arn:(<AWS::Partition>|[^:<]+):iam::(<AWS::AccountId>|[^:<]+):role\/aws-service-role\/autoscaling\.amazonaws\.com\/AWSServiceRoleForAutoScaling\*$/`)),
