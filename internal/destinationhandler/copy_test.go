@@ -391,3 +391,45 @@ func TestCopyBootstrapUnderRIE(t *testing.T) {
 		t.Logf("emulator and function output:\n%s", e.Log())
 	}
 }
+
+// TestCopyBootstrapWithoutConfiguration runs the bootstrap without a
+// region (its configuration cannot load): a copy's Create and a hand-over
+// of one are still answered FAILED, once each, naming the cause (the
+// hand-over with the physical id its state carries), instead of leaving
+// CloudFormation waiting until ServiceTimeout.
+func TestCopyBootstrapWithoutConfiguration(t *testing.T) {
+	bootstrap := rie.HostBootstrap(t, handlerbuild.DestinationHandler)
+	env := copyEnv("http://127.0.0.1:9", "http://127.0.0.1:9")
+	env["AWS_REGION"], env["AWS_DEFAULT_REGION"] = "", ""
+	e := rie.Start(t, rie.Options{Bootstrap: bootstrap, Env: env, FunctionTimeout: rieFunctionTimeout})
+	srv := cfnresponse.Start(t)
+	h := &copyHarness{cfn: srv}
+	create := h.copyEvent(t, "Create", "00000000-0000-4000-8000-00000000c101", "", "ami-0123456789abcdef0")
+	var ev copylifecycle.Continuation
+	if err := json.Unmarshal(mustJSON(t, map[string]interface{}{"crossaccountami": copylifecycle.ContinuationKind, "event": create,
+		"state": map[string]interface{}{"token": "ca0123456789abcdef0123456789abcdef", "imageId": "ami-0fedcba9876543210", "deadline": time.Now().Add(time.Hour),
+			"continuations": 1, "failedPhysicalId": "pending-copy/ca0123456789abcdef0123456789abcdef"}}), &ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		wantID  string
+	}{
+		{"create", mustJSON(t, create), create.str("RequestId")},
+		{"hand-over", mustJSON(t, ev), "pending-copy/ca0123456789abcdef0123456789abcdef"},
+	} {
+		srv.Reset()
+		e.MustInvoke(t, tc.payload)
+		answers := srv.Answers()
+		if err := cfnresponse.Check(answers, cfnresponse.Request{StackId: create.str("StackId"), RequestId: create.str("RequestId"), LogicalResourceId: create.str("LogicalResourceId")}); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if a := answers[0]; a.Status != "FAILED" || a.PhysicalResourceId != tc.wantID || !strings.Contains(a.Reason, "could not load its AWS configuration") || !strings.Contains(a.Reason, "AWS_REGION is not set") {
+			t.Errorf("%s: %s, want FAILED with %s naming the configuration", tc.name, a.Body, tc.wantID)
+		}
+	}
+	if t.Failed() {
+		t.Logf("emulator and function output:\n%s", e.Log())
+	}
+}
