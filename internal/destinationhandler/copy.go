@@ -108,11 +108,18 @@ type LambdaInvoker interface {
 
 // SelfInvoke is the hand-over's copylifecycle.AsyncInvoke: an Invoke of
 // the function itself with InvocationType Event, which Lambda queues and
-// answers with HTTP 202 before the next invocation runs ("Invoke",
-// https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html). The
-// function is the one this invocation runs as: the Lambda context's
-// InvokedFunctionArn (the constructs invoke it unqualified, so the
-// hand-over runs the same version), else AWS_LAMBDA_FUNCTION_NAME.
+// answers with status 202 ("Invoke",
+// https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html; the 202 is
+// in InvokeOutput.StatusCode's documentation). The same page says a queued
+// event may be delivered more than once (the machine answers duplicates
+// alike) and may be lost when the function cannot keep up with its queue:
+// then nobody answers, CloudFormation stops waiting at ServiceTimeout, and
+// its rollback Delete removes the copy by its tags. The payload is about
+// 1.2 KB (the hand-overs of TestCopyInProcess); the page's limit for an
+// asynchronous invocation is 1 MB. The function invoked is the one this
+// invocation runs as: the Lambda context's InvokedFunctionArn (as it was
+// invoked, so the hand-over runs the same version), else
+// AWS_LAMBDA_FUNCTION_NAME.
 func SelfInvoke(client LambdaInvoker) copylifecycle.AsyncInvoke {
 	return func(ctx context.Context, payload []byte) error {
 		fn := ownFunction(ctx)
