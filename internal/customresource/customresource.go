@@ -119,6 +119,10 @@ func (k eventKind) String() string { return fmt.Sprintf("%q:%q", k.key, k.kind) 
 type Router struct {
 	handlers map[string]Handler
 	events   map[eventKind]EventHandler
+	// selfAnswering and selfAnsweringEvents are the handlers that send
+	// their answers themselves (HandleSelfAnswering), and their hand-overs.
+	selfAnswering       map[string]SelfAnsweringHandler
+	selfAnsweringEvents map[eventKind]SelfAnsweringHandler
 	// Logger receives one JSON line per event (and the handlers' warnings).
 	Logger *slog.Logger
 	// SafetyMargin overrides the package constant of the same name (tests
@@ -143,7 +147,8 @@ func NewRouter() *Router {
 
 // Handle registers h for resourceType. Adding a resource type is one call.
 func (r *Router) Handle(resourceType string, h Handler) {
-	if _, dup := r.handlers[resourceType]; dup {
+	_, self := r.selfAnswering[resourceType]
+	if _, dup := r.handlers[resourceType]; dup || self {
 		panic("customresource: a handler for " + resourceType + " is already registered")
 	}
 	r.handlers[resourceType] = h
@@ -153,7 +158,8 @@ func (r *Router) Handle(resourceType string, h Handler) {
 // whose member key is the string kind, such as {"crossaccountami":"heal-grant",...}.
 func (r *Router) HandleEvent(key, kind string, h EventHandler) {
 	k := eventKind{key, kind}
-	if _, dup := r.events[k]; dup {
+	_, self := r.selfAnsweringEvents[k]
+	if _, dup := r.events[k]; dup || self {
 		panic("customresource: a handler for the event " + k.String() + " is already registered")
 	}
 	if r.events == nil {
@@ -166,6 +172,9 @@ func (r *Router) HandleEvent(key, kind string, h EventHandler) {
 func (r *Router) ResourceTypes() []string {
 	var out []string
 	for t := range r.handlers {
+		out = append(out, t)
+	}
+	for t := range r.selfAnswering {
 		out = append(out, t)
 	}
 	slices.Sort(out)
@@ -182,9 +191,15 @@ func (r *Router) ResourceTypes() []string {
 func (r *Router) LambdaHandler() func(context.Context, json.RawMessage) (string, error) {
 	return func(ctx context.Context, raw json.RawMessage) (string, error) {
 		if !isCloudFormation(raw) {
+			if h := r.selfAnsweringEventOf(raw); h != nil {
+				return h(ctx, cfn.Event{}, raw)
+			}
 			return r.ServeEvent(ctx, raw)
 		}
 		ev, err := decodeEvent(raw)
+		if h, ok := r.selfAnswering[ev.ResourceType]; ok && err == nil {
+			return r.serveSelfAnswering(ctx, ev, raw, h)
+		}
 		w := windowOf(ev.ResponseURL, r.now())
 		if w.expired() {
 			return "", r.refuseExpired(ev, w)
@@ -306,6 +321,9 @@ func (r *Router) ServeEvent(ctx context.Context, raw json.RawMessage) (string, e
 func (r *Router) eventKinds() string {
 	var out []string
 	for k := range r.events {
+		out = append(out, k.String())
+	}
+	for k := range r.selfAnsweringEvents {
 		out = append(out, k.String())
 	}
 	if len(out) == 0 {
@@ -446,6 +464,9 @@ func (r *Router) run(ctx context.Context, req Request, log *slog.Logger, p *prog
 
 func (r *Router) call(ctx context.Context, req Request, log *slog.Logger, p *progress, w responseWindow) (Result, *outcome, error) {
 	h, ok := r.handlers[req.ResourceType]
+	if _, self := r.selfAnswering[req.ResourceType]; self {
+		return Result{}, nil, fmt.Errorf("internal error: %s answers its requests itself and is served by LambdaHandler only, not by Serve", req.ResourceType)
+	}
 	if !ok {
 		return Result{}, nil, fmt.Errorf("ResourceType: this handler serves %s, got %q", strings.Join(r.ResourceTypes(), " and "), req.ResourceType)
 	}

@@ -10,7 +10,7 @@ import (
 func TestLoadConfig(t *testing.T) {
 	base := map[string]string{
 		"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "", "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "tok",
-		"AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_KMS": "", "AWS_ENDPOINT_URL_IAM": "", "AWS_ENDPOINT_URL_CLOUDFORMATION": "", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "",
+		"AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_KMS": "", "AWS_ENDPOINT_URL_IAM": "", "AWS_ENDPOINT_URL_CLOUDFORMATION": "", "AWS_ENDPOINT_URL_EC2": "", "AWS_ENDPOINT_URL_LAMBDA": "", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "",
 	}
 	for _, tc := range []struct {
 		name          string
@@ -18,12 +18,14 @@ func TestLoadConfig(t *testing.T) {
 		wantKMS       string
 		wantIAM       string
 		wantCFN       string
+		wantEC2       string
+		wantLambda    string
 		wantRegion    string
 		wantErrSubstr string
 	}{
 		{name: "Lambda defaults", wantRegion: "eu-west-1"},
-		{name: "service endpoints", env: map[string]string{"AWS_ENDPOINT_URL_KMS": "http://k", "AWS_ENDPOINT_URL_IAM": "http://i", "AWS_ENDPOINT_URL_CLOUDFORMATION": "http://c"}, wantKMS: "http://k", wantIAM: "http://i", wantCFN: "http://c", wantRegion: "eu-west-1"},
-		{name: "global endpoint", env: map[string]string{"AWS_ENDPOINT_URL": "http://g", "AWS_ENDPOINT_URL_KMS": "http://k"}, wantKMS: "http://k", wantIAM: "http://g", wantCFN: "http://g", wantRegion: "eu-west-1"},
+		{name: "service endpoints", env: map[string]string{"AWS_ENDPOINT_URL_KMS": "http://k", "AWS_ENDPOINT_URL_IAM": "http://i", "AWS_ENDPOINT_URL_CLOUDFORMATION": "http://c", "AWS_ENDPOINT_URL_EC2": "http://e", "AWS_ENDPOINT_URL_LAMBDA": "http://l"}, wantKMS: "http://k", wantIAM: "http://i", wantCFN: "http://c", wantEC2: "http://e", wantLambda: "http://l", wantRegion: "eu-west-1"},
+		{name: "global endpoint", env: map[string]string{"AWS_ENDPOINT_URL": "http://g", "AWS_ENDPOINT_URL_KMS": "http://k"}, wantKMS: "http://k", wantIAM: "http://g", wantCFN: "http://g", wantEC2: "http://g", wantLambda: "http://g", wantRegion: "eu-west-1"},
 		{name: "endpoints ignored", env: map[string]string{"AWS_ENDPOINT_URL": "http://g", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}, wantRegion: "eu-west-1"},
 		{name: "default region", env: map[string]string{"AWS_REGION": "", "AWS_DEFAULT_REGION": "us-west-2"}, wantRegion: "us-west-2"},
 		{name: "no region", env: map[string]string{"AWS_REGION": ""}, wantErrSubstr: "AWS_REGION is not set"},
@@ -48,7 +50,7 @@ func TestLoadConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.AWS.Region != tc.wantRegion || cfg.KMSEndpoint != tc.wantKMS || cfg.IAMEndpoint != tc.wantIAM || cfg.CloudFormationEndpoint != tc.wantCFN || cfg.AWS.Retryer == nil {
+			if cfg.AWS.Region != tc.wantRegion || cfg.KMSEndpoint != tc.wantKMS || cfg.IAMEndpoint != tc.wantIAM || cfg.CloudFormationEndpoint != tc.wantCFN || cfg.EC2Endpoint != tc.wantEC2 || cfg.LambdaEndpoint != tc.wantLambda || cfg.AWS.Retryer == nil {
 				t.Errorf("config %+v", cfg)
 			}
 		})

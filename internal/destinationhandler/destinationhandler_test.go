@@ -558,7 +558,7 @@ func malformed(t *testing.T, h *harness) {
 	}
 	a, _ = h.send(t, loadEvent(t, "grant-create.json").with("ResourceType", "Custom::Unknown"))
 	expect(t, "unknown type", a, "FAILED", nil, nil)
-	if !strings.Contains(a.Reason, `ResourceType: this handler serves Custom::AutoScalingServiceLinkedRole and Custom::KmsGrant and Custom::ServiceLinkedRole, got "Custom::Unknown"`) {
+	if !strings.Contains(a.Reason, `ResourceType: this handler serves Custom::AutoScalingServiceLinkedRole and Custom::CrossAccountAmiCopy and Custom::KmsGrant and Custom::ServiceLinkedRole, got "Custom::Unknown"`) {
 		t.Errorf("unknown type: %q", a.Reason)
 	}
 }

@@ -28,8 +28,12 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/testenv/moto"
 )
 
-// maxZipBytes is the budget for the deployed function's zip.
-const maxZipBytes = 3_500_000
+// maxZipBytes is the budget for the deployed function's zip. It was
+// 3,500,000 before the function served Custom::CrossAccountAmiCopy, whose
+// EC2 and Lambda clients (aws-sdk-go-v2/service/ec2 and service/lambda,
+// the latter with its schemas package) added about 1.3 MB to the binary and
+// 0.35 MB to the zip: 3,742,219 bytes measured at that change.
+const maxZipBytes = 3_800_000
 
 // TestBootstrapZipSize builds the bootstrap as deployed (linux/arm64,
 // handlerbuild's flags) and zips it as a Lambda asset.
