@@ -109,6 +109,12 @@ type Copier struct {
 	// FunctionArn is the handler function: the role may invoke it, to hand
 	// a copy that outlasts one invocation over to the next.
 	FunctionArn string
+	// SourceKeyArn is the key of the source AMI's snapshots, in another
+	// account: KMS lets a principal of another account use a key only when
+	// both the key policy (CopySourceStatements) and the principal's own
+	// IAM policy allow it
+	// (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html).
+	SourceKeyArn string
 	// DestinationKeyArn is the key the copy is encrypted with; "" for the
 	// account's default EBS key (aws/ebs), whose AWS managed policy lets the
 	// account's principals use it through EBS already.
@@ -131,6 +137,9 @@ type Copier struct {
 //     an image of another stack (that both actions take aws:ResourceTag
 //     was not checked against the Service Authorization Reference).
 //   - lambda:InvokeFunction on the function itself (the hand-over).
+//   - on the source key, the IAM half of CopySourceStatements:
+//     CopySourceReadActions, and kms:CreateGrant only with
+//     kms:GrantIsForAWSResource.
 //   - on the destination key, when it is not aws/ebs,
 //     CopyDestinationKeyActions and kms:CreateGrant only with
 //     kms:GrantIsForAWSResource.
@@ -150,17 +159,25 @@ func CopierIdentityStatements(c Copier) []map[string]interface{} {
 			"Condition": map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/" + copyspec.TagStackId: c.StackId}}},
 		{"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": c.FunctionArn},
 	}
+	out = append(out, keyStatements(c.SourceKeyArn, CopySourceReadActions)...)
 	if c.DestinationKeyArn != "" {
-		actions := make([]interface{}, len(CopyDestinationKeyActions))
-		for i, a := range CopyDestinationKeyActions {
-			actions[i] = a
-		}
-		out = append(out,
-			map[string]interface{}{"Action": actions, "Effect": "Allow", "Resource": c.DestinationKeyArn},
-			map[string]interface{}{"Action": "kms:CreateGrant", "Effect": "Allow", "Resource": c.DestinationKeyArn,
-				"Condition": map[string]interface{}{"Bool": map[string]interface{}{"kms:GrantIsForAWSResource": "true"}}})
+		out = append(out, keyStatements(c.DestinationKeyArn, CopyDestinationKeyActions)...)
 	}
 	return out
+}
+
+// keyStatements allow actions on key, and kms:CreateGrant on it only for
+// an AWS resource (EBS's grant).
+func keyStatements(key string, actions []string) []map[string]interface{} {
+	list := make([]interface{}, len(actions))
+	for i, a := range actions {
+		list[i] = a
+	}
+	return []map[string]interface{}{
+		{"Action": list, "Effect": "Allow", "Resource": key},
+		{"Action": "kms:CreateGrant", "Effect": "Allow", "Resource": key,
+			"Condition": map[string]interface{}{"Bool": map[string]interface{}{"kms:GrantIsForAWSResource": "true"}}},
+	}
 }
 
 // CopierDescribeStatement lets the copier look copies up: EC2's Describe

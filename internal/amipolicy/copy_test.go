@@ -51,21 +51,24 @@ func TestCopySourceStatements(t *testing.T) {
 func TestCopierIdentityStatements(t *testing.T) {
 	c := Copier{Partition: "aws", Region: "us-east-1", StackId: "arn:aws:cloudformation:us-east-1:222222222222:stack/AmiCopy/uuid",
 		FunctionArn:       "arn:aws:lambda:us-east-1:222222222222:function:f",
+		SourceKeyArn:      "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-0000-0000-000000000000",
 		DestinationKeyArn: "arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
 	got, _ := json.Marshal(CopierIdentityStatements(c))
 	want := `[{"Action":"ec2:CopyImage","Effect":"Allow","Resource":["arn:aws:ec2:us-east-1::image/*","arn:aws:ec2:us-east-1::snapshot/*"]},` +
 		`{"Action":"ec2:CreateTags","Condition":{"StringEquals":{"ec2:CreateAction":"CopyImage"}},"Effect":"Allow","Resource":["arn:aws:ec2:us-east-1::image/*","arn:aws:ec2:us-east-1::snapshot/*"]},` +
 		`{"Action":["ec2:DeregisterImage","ec2:DeleteSnapshot"],"Condition":{"StringEquals":{"aws:ResourceTag/crossaccountami:stack-id":"arn:aws:cloudformation:us-east-1:222222222222:stack/AmiCopy/uuid"}},"Effect":"Allow","Resource":["arn:aws:ec2:us-east-1::image/*","arn:aws:ec2:us-east-1::snapshot/*"]},` +
 		`{"Action":"lambda:InvokeFunction","Effect":"Allow","Resource":"arn:aws:lambda:us-east-1:222222222222:function:f"},` +
+		`{"Action":["kms:DescribeKey","kms:Decrypt","kms:ReEncryptFrom"],"Effect":"Allow","Resource":"arn:aws:kms:us-east-1:111111111111:key/00000000-0000-0000-0000-000000000000"},` +
+		`{"Action":"kms:CreateGrant","Condition":{"Bool":{"kms:GrantIsForAWSResource":"true"}},"Effect":"Allow","Resource":"arn:aws:kms:us-east-1:111111111111:key/00000000-0000-0000-0000-000000000000"},` +
 		`{"Action":["kms:DescribeKey","kms:GenerateDataKeyWithoutPlaintext","kms:ReEncryptTo","kms:Decrypt"],"Effect":"Allow","Resource":"arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"},` +
 		`{"Action":"kms:CreateGrant","Condition":{"Bool":{"kms:GrantIsForAWSResource":"true"}},"Effect":"Allow","Resource":"arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"}]`
 	if string(got) != want {
 		t.Errorf("statements\n%s\nwant\n%s", got, want)
 	}
-	// The account's aws/ebs key: no KMS statement (its AWS managed policy
-	// lets the account's principals use it through EBS).
+	// The account's aws/ebs key: no KMS statement on it (its AWS managed
+	// policy lets the account's principals use it through EBS).
 	c.DestinationKeyArn = ""
-	if body, _ := json.Marshal(CopierIdentityStatements(c)); strings.Contains(string(body), "kms:") {
+	if body, _ := json.Marshal(CopierIdentityStatements(c)); strings.Contains(string(body), ":222222222222:key/") {
 		t.Errorf("KMS statements for the default key: %s", body)
 	}
 }
