@@ -9,7 +9,7 @@
 // to the same account as the Auto Scaling group"
 // (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ts-as-instancelaunchfailure.html).
 //
-// The copy is a Custom::CrossAccountAmiCopy (internal/copyspec) served by
+// The copy is a Custom::CrossAccountAmiCopy served by
 // the stack's destination handler, whose role (the copier) calls
 // ec2:CopyImage and waits, across invocations, until the copy is
 // available, up to ServiceTimeout (docs/copy-design.md). A new
@@ -19,7 +19,8 @@
 //
 // The source's side, before the destination deploys:
 //   - the source key's policy lets exactly the copier role read the
-//     snapshots during the copy (amipolicy.CopySourceStatements): placed
+//     snapshots during the copy (DescribeKey, Decrypt, ReEncryptFrom, and
+//     CreateGrant only with kms:GrantIsForAWSResource): placed
 //     on a key of this app, returned by SourceKeyPolicyStatements and
 //     printed in a synth warning for an imported key;
 //   - the AMI is shared with the destination account, and so are its
