@@ -31,6 +31,9 @@
 //     amipermission.NewLaunchPermission with Accounts and ShareSnapshots
 //     true, in the AMI's account, does both (examples/copy).
 //
+// The runnable ExampleNewCopiedAmi (go doc -all) copies an AMI shared by
+// another account into a key of the destination.
+//
 // The copy does not depend on the source after it exists: the source may
 // remove the key policy statements and the launch permission then, and a
 // copy cannot be revoked by the source.
