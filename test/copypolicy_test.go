@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/policyeval"
 )
 
@@ -76,6 +77,56 @@ func TestCopyPolicyEvaluation(t *testing.T) {
 		}
 		cases = append(cases, policyeval.Case{Name: label + ": CreateGrant for an AWS resource", Request: req(p, "kms:CreateGrant", forAWS("true")...), IdentityPolicies: anyKMS, KeyPolicy: kp,
 			Want: policyeval.Denied, WantKeyPolicy: policyeval.KeyPolicyDoesNotAllow, Why: "the statements pin the copier role"})
+	}
+	policyeval.Check(t, cases)
+}
+
+// TestCopyPatternPolicyEvaluation: the statements of a CopySourceKeyAccess
+// (amipolicy.CopySourcePatternStatements, as NewCopySourceKeyAccess places
+// them; TestSourceKeyAccess checks the placing), asked of the key policy
+// alone: the copier role of a listed account, or of an account of the
+// organization, may read and create EBS's grant; without
+// kms:GrantIsForAWSResource it may not; another role of that account, and
+// the copier role of an account outside, get nothing.
+func TestCopyPatternPolicyEvaluation(t *testing.T) {
+	t.Parallel()
+	pattern := "arn:aws:iam::*:role/crossaccountami/*"
+	copierOf := func(account string) string {
+		return "arn:aws:iam::" + account + ":role/crossaccountami/GrantHandler-AmiCopy-0123456789"
+	}
+	scopes := map[string]struct {
+		kp      map[string]interface{}
+		in, out member
+	}{
+		"accounts": {
+			kp: launcherKeyPolicy(amipolicy.CopySourcePatternStatements(amipolicy.CopierScope{Name: "Copiers", Partition: "aws", Accounts: []string{"222222222222", "333333333333"}, CopierPattern: pattern})),
+			in: member{account: "333333333333"}, out: member{account: strangerAccount},
+		},
+		"organization": {
+			kp: launcherKeyPolicy(amipolicy.CopySourcePatternStatements(amipolicy.CopierScope{Name: "Org", Partition: "aws", OrganizationID: exampleOrgID, CopierPattern: pattern})),
+			in: member{"333333333333", exampleOrgID, exampleOU1}, out: member{"888888888888", "o-zzzzzzzzzz", "o-zzzzzzzzzz/r-zz99/"},
+		},
+	}
+	var cases []policyeval.Case
+	for _, name := range keys(scopes) {
+		sc := scopes[name]
+		ask := func(label string, p policyeval.Principal, action string, ctx map[string]interface{}, want policyeval.KeyPolicyWant, why string) {
+			cases = append(cases, policyeval.Case{Name: name + ": " + label + ": " + action, Request: keyRequest(p, action, ctx), KeyPolicy: sc.kp, WantKeyPolicy: want, Why: why})
+		}
+		forAWS := map[string]interface{}{"kms:GrantIsForAWSResource": "true"}
+		notForAWS := map[string]interface{}{"kms:GrantIsForAWSResource": "false"}
+		copier := sc.in.principal(copierOf(sc.in.account))
+		for _, action := range []string{"kms:DescribeKey", "kms:Decrypt", "kms:ReEncryptFrom"} {
+			ask("a covered copier", copier, action, nil, policyeval.KeyPolicyAllows, "a copy's reads")
+			ask("another role of a covered account", sc.in.principal(adminOf(sc.in.account)), action, nil, policyeval.KeyPolicyDoesNotAllow, "copier roles only")
+			ask("the copier of an account not covered", sc.out.principal(copierOf(sc.out.account)), action, nil, policyeval.KeyPolicyDoesNotAllow, "not covered")
+		}
+		ask("a covered copier, for an AWS resource", copier, "kms:CreateGrant", forAWS, policyeval.KeyPolicyAllows, "EBS's grant for the copy")
+		ask("a covered copier, not for an AWS resource", copier, "kms:CreateGrant", notForAWS, policyeval.KeyPolicyDoesNotAllow, "kms:GrantIsForAWSResource")
+		ask("the copier of an account not covered", sc.out.principal(copierOf(sc.out.account)), "kms:CreateGrant", forAWS, policyeval.KeyPolicyDoesNotAllow, "not covered")
+		for _, action := range []string{"kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptTo"} {
+			ask("a covered copier", copier, action, nil, policyeval.KeyPolicyDoesNotAllow, "a copy only reads under the source key")
+		}
 	}
 	policyeval.Check(t, cases)
 }

@@ -97,11 +97,22 @@ type CopiedAmiProps struct {
 	// and the resource fails.
 	// Default: 3600 seconds.
 	ServiceTimeout awscdk.Duration `field:"optional"`
-	// How the source key policy statements are scoped. Only
-	// KeyPolicyStyle_SCOPED (the destination account as principal, the
-	// copier role pinned by aws:PrincipalArn) is implemented for copies.
-	// Default: encryptedami.KeyPolicyStyle_SCOPED.
+	// How the source key policy statements are scoped:
+	// KeyPolicyStyle_SCOPED (two statements for this destination: its
+	// account as principal, the copier role pinned by aws:PrincipalArn),
+	// KeyPolicyStyle_ACCOUNTS or KeyPolicyStyle_ORGANIZATION (no statement
+	// for this destination: a CopySourceKeyAccess on the key's side covers
+	// it; required as SourceKeyAccess for a key of this app).
+	// KeyPolicyStyle_SEED_ARTICLE is not implemented for copies.
+	// Default: - the style of SourceKeyAccess when it is set, else
+	// KeyPolicyStyle_SCOPED.
 	KeyPolicyStyle encryptedami.KeyPolicyStyle `field:"optional"`
+	// The CopySourceKeyAccess placed on SourceKey that covers this
+	// destination (its Accounts list this stack's account, or its
+	// organization holds it): the typed link KeyPolicyStyle_ACCOUNTS and
+	// KeyPolicyStyle_ORGANIZATION need for a key of this app.
+	// Default: - none.
+	SourceKeyAccess CopySourceKeyAccess `field:"optional"`
 	// The source key's policy already lets the copier role read the
 	// snapshots (its owner applied SourceKeyPolicyStatements, or a
 	// statement of wider scope covers it): no statement is placed and no
@@ -228,11 +239,6 @@ func planCopy(env *provider.StackEnv, props *CopiedAmiProps) (copyPlan, error) {
 	if !env.Concrete {
 		return plan, fmt.Errorf("the destination stack %s needs a concrete account and region (env), got %s: the source key policy names the copier role of this account", env.Name, env.Where())
 	}
-	switch props.KeyPolicyStyle {
-	case "", encryptedami.KeyPolicyStyle_SCOPED:
-	default:
-		return plan, fmt.Errorf("KeyPolicyStyle: only %s is implemented for copies (the copier role pinned by aws:PrincipalArn); for a key whose policy covers the copier otherwise, set KeyPolicyCovered to true; got %q", encryptedami.KeyPolicyStyle_SCOPED, props.KeyPolicyStyle)
-	}
 	for prop, key := range map[string]awskms.IKey{"SourceKey": props.SourceKey, "DestinationKey": props.DestinationKey} {
 		if key == nil {
 			continue
@@ -272,10 +278,56 @@ func planCopy(env *provider.StackEnv, props *CopiedAmiProps) (copyPlan, error) {
 		return plan, err
 	}
 	plan.copierArn = roleArn
-	if props.KeyPolicyCovered == nil || !*props.KeyPolicyCovered {
+	style, err := styleOf(env, props, plan.sourceKeyArn)
+	if err != nil {
+		return plan, err
+	}
+	if style == encryptedami.KeyPolicyStyle_SCOPED && (props.KeyPolicyCovered == nil || !*props.KeyPolicyCovered) {
 		plan.sourceStatements = amipolicy.CopySourceStatements(amipolicy.CopySource{Partition: env.Partition, Account: env.Account, CopierArn: roleArn})
 	}
 	return plan, nil
+}
+
+// styleOf is the key policy style props ask for, with the typed link to a
+// CopySourceKeyAccess checked: ACCOUNTS and ORGANIZATION add no statement
+// for this destination, so for a key of this app they must name the
+// construct that does.
+func styleOf(env *provider.StackEnv, props *CopiedAmiProps, sourceKeyArn string) (encryptedami.KeyPolicyStyle, error) {
+	style := props.KeyPolicyStyle
+	_, ownKey := props.SourceKey.(awskms.Key)
+	if props.SourceKeyAccess != nil {
+		access, ok := props.SourceKeyAccess.(*copySourceKeyAccess)
+		if !ok {
+			return "", fmt.Errorf("SourceKeyAccess: expected the value NewCopySourceKeyAccess returned, got %T", props.SourceKeyAccess)
+		}
+		own := encryptedami.KeyPolicyStyle_ACCOUNTS
+		if access.scope.OrganizationID != "" {
+			own = encryptedami.KeyPolicyStyle_ORGANIZATION
+		}
+		if style == "" {
+			style = own
+		}
+		if style != own {
+			return "", fmt.Errorf("SourceKeyAccess: %s covers this destination with the statements of KeyPolicyStyle_%s; got KeyPolicyStyle %s with it (unset KeyPolicyStyle, or SourceKeyAccess)", registry.Path(access), own, style)
+		}
+		if err := access.covers(sourceKeyArn, env.Account); err != nil {
+			return "", err
+		}
+		return style, nil
+	}
+	switch style {
+	case "":
+		return encryptedami.KeyPolicyStyle_SCOPED, nil
+	case encryptedami.KeyPolicyStyle_SCOPED:
+		return style, nil
+	case encryptedami.KeyPolicyStyle_ACCOUNTS, encryptedami.KeyPolicyStyle_ORGANIZATION:
+		if ownKey {
+			return "", fmt.Errorf("SourceKeyAccess: required with KeyPolicyStyle %s for a key of this app (%s): nothing else would put the copiers' statements on its policy; pass the CopySourceKeyAccess placed on that key, got nil", style, registry.Path(props.SourceKey))
+		}
+		// An imported key whose policy another app keeps.
+		return style, nil
+	}
+	return "", fmt.Errorf("KeyPolicyStyle: expected %s, %s or %s for a copy, got %q", encryptedami.KeyPolicyStyle_SCOPED, encryptedami.KeyPolicyStyle_ACCOUNTS, encryptedami.KeyPolicyStyle_ORGANIZATION, style)
 }
 
 // checkDestinationKey refuses a key the copy cannot be encrypted with: one

@@ -51,10 +51,25 @@ func TestBadProps(t *testing.T) {
 			p.ServiceTimeout = awscdk.Duration_Hours(jsii.Number(2))
 		},
 			[]string{"ServiceTimeout: expected 1 to 3600 whole seconds", "got 2 hours"}},
-		{"another key policy style", func(_ awscdk.Stack, p *amicopy.CopiedAmiProps) {
-			p.KeyPolicyStyle = encryptedami.KeyPolicyStyle_ORGANIZATION
+		{"the article's style", func(_ awscdk.Stack, p *amicopy.CopiedAmiProps) {
+			p.KeyPolicyStyle = encryptedami.KeyPolicyStyle_SEED_ARTICLE
 		},
-			[]string{"KeyPolicyStyle: only SCOPED is implemented for copies", `got "ORGANIZATION"`}},
+			[]string{"KeyPolicyStyle: expected SCOPED, ACCOUNTS or ORGANIZATION for a copy", `got "SEED_ARTICLE"`}},
+		{"ACCOUNTS on a key of this app without SourceKeyAccess", func(s awscdk.Stack, p *amicopy.CopiedAmiProps) {
+			p.SourceKey = awskms.NewKey(s, jsii.String("Own"), nil)
+			p.KeyPolicyStyle = encryptedami.KeyPolicyStyle_ACCOUNTS
+		}, []string{"SourceKeyAccess: required with KeyPolicyStyle ACCOUNTS for a key of this app (Dest/Own)", "got nil"}},
+		{"a SourceKeyAccess that does not list this account", func(s awscdk.Stack, p *amicopy.CopiedAmiProps) {
+			p.SourceKeyAccess = amicopy.NewCopySourceKeyAccess(s, jsii.String("Access"), &amicopy.CopySourceKeyAccessProps{Key: p.SourceKey, Accounts: jsii.Strings("333333333333")})
+		}, []string{"SourceKeyAccess: Dest/Access lists the accounts [333333333333], not this stack's account 222222222222"}},
+		{"a SourceKeyAccess on another key", func(s awscdk.Stack, p *amicopy.CopiedAmiProps) {
+			p.SourceKeyAccess = amicopy.NewCopySourceKeyAccess(s, jsii.String("Access"), &amicopy.CopySourceKeyAccessProps{
+				Key: imported(s, strings.Replace(sourceKeyArn, "1234abcd", "9999abcd", 1)), Accounts: jsii.Strings("222222222222")})
+		}, []string{"SourceKeyAccess: it is on the key arn:aws:kms:us-east-1:111111111111:key/9999abcd", "they must be the same key"}},
+		{"SCOPED next to a SourceKeyAccess", func(s awscdk.Stack, p *amicopy.CopiedAmiProps) {
+			p.SourceKeyAccess = amicopy.NewCopySourceKeyAccess(s, jsii.String("Access"), &amicopy.CopySourceKeyAccessProps{Key: p.SourceKey, OrganizationId: jsii.String("o-abcdefghij")})
+			p.KeyPolicyStyle = encryptedami.KeyPolicyStyle_SCOPED
+		}, []string{"SourceKeyAccess: Dest/Access covers this destination with the statements of KeyPolicyStyle_ORGANIZATION; got KeyPolicyStyle SCOPED"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,4 +125,39 @@ func TestImportedSourceKeyAndDefaultKey(t *testing.T) {
 func jsonOf(v interface{}) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestSourceKeyAccess: a CopySourceKeyAccess on a key of the app puts the
+// two pattern statements on its policy once; the copies it covers add none.
+func TestSourceKeyAccess(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+	key := awskms.NewKey(source, jsii.String("Key"), nil)
+	access := amicopy.NewCopySourceKeyAccess(source, jsii.String("Copiers"), &amicopy.CopySourceKeyAccessProps{Key: key, Accounts: jsii.Strings("333333333333", "222222222222")})
+	for _, account := range []string{"222222222222", "333333333333"} {
+		dest := awscdk.NewStack(app, jsii.String("Dest"+account), &awscdk.StackProps{Env: constructtest.Env(account, "us-east-1")})
+		ami := amicopy.NewCopiedAmi(dest, jsii.String("Copy"), &amicopy.CopiedAmiProps{
+			SourceImageId: jsii.String("ami-0123456789abcdef0"), SourceKey: key, SourceKeyAccess: access,
+		})
+		if n := len(*ami.SourceKeyPolicyStatements()); n != 0 || !ami.SourceKeyPolicyManaged() {
+			t.Errorf("%s: %d statements of its own, managed %v; want none (the access covers it)", account, n, ami.SourceKeyPolicyManaged())
+		}
+	}
+	if !access.KeyPolicyManaged() {
+		t.Error("the access's statements are not on the key of this app")
+	}
+	policy := jsonOf(assertions.Template_FromStack(source, nil).FindResources(jsii.String("AWS::KMS::Key"), nil))
+	for _, want := range []string{
+		`"Principal":{"AWS":["222222222222","333333333333"]}`,
+		`"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/crossaccountami/*"}`,
+		`"Sid":"Allow the copiers of Copiers to read the snapshots of the AMIs they copy"`,
+		`"Bool":{"kms:GrantIsForAWSResource":"true"}`,
+	} {
+		if !strings.Contains(policy, want) {
+			t.Errorf("the key policy lacks %s:\n%s", want, policy)
+		}
+	}
+	if strings.Count(policy, "to read the snapshots") != 1 {
+		t.Errorf("the read statement is placed %d times, want once:\n%s", strings.Count(policy, "to read the snapshots"), policy)
+	}
 }

@@ -2,6 +2,8 @@ package amipolicy
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/copyspec"
@@ -204,5 +206,78 @@ func LauncherKeyStatements(partition, account string, grantees []string) []State
 			Condition: map[string]map[string]interface{}{"StringEquals": pinned}},
 		{Sid: "Allow attachment of persistent resources by the launchers of " + account, Effect: "Allow", Principal: root, Action: []string{"kms:CreateGrant"}, Resource: "*",
 			Condition: map[string]map[string]interface{}{"StringEquals": pinned, "Bool": {"kms:GrantIsForAWSResource": "true"}}},
+	}
+}
+
+// CopierScope is who CopySourcePatternStatements let copy: the copier
+// roles (matched by CopierPattern) of listed Accounts, or of every account
+// of an organization (OrganizationID), the two styles that name no
+// destination role (ACCOUNTS, ORGANIZATION). Exactly one of Accounts and
+// OrganizationID is set.
+type CopierScope struct {
+	// Name tells the statements apart from other scopes on the same key
+	// (the construct's id): it is part of the Sids.
+	Name      string
+	Partition string
+	Accounts  []string
+	// OrganizationID is o-…: aws:PrincipalOrgID.
+	OrganizationID string
+	// CopierPattern is an ArnLike pattern (account "*") that matches every
+	// copier role: the destination handler roles, under their path.
+	CopierPattern string
+}
+
+// Validate checks the scope, naming the field and the value received.
+func (s CopierScope) Validate() error {
+	switch {
+	case len(s.Accounts) > 0 && s.OrganizationID != "":
+		return fmt.Errorf("Accounts and OrganizationId: give one, got both (%d accounts and %q)", len(s.Accounts), s.OrganizationID)
+	case len(s.Accounts) == 0 && s.OrganizationID == "":
+		return fmt.Errorf("Accounts or OrganizationId: one is required, got neither")
+	case s.OrganizationID != "" && !orgIDRe.MatchString(s.OrganizationID):
+		return fmt.Errorf("OrganizationId: expected o- and 10 to 32 lower-case letters or digits, got %q", s.OrganizationID)
+	}
+	seen := map[string]int{}
+	for i, a := range s.Accounts {
+		if err := awsid.ValidateAccount(a); err != nil {
+			return fmt.Errorf("Accounts[%d]: %v", i, err)
+		}
+		if j, dup := seen[a]; dup {
+			return fmt.Errorf("Accounts[%d]: %q is listed twice (Accounts[%d] too)", i, a, j)
+		}
+		seen[a] = i
+	}
+	return nil
+}
+
+var orgIDRe = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
+
+// CopySourcePatternStatements are CopySourceStatements for every copier
+// of the scope, with statements of one size however many destinations
+// copy: the principal is the listed accounts (bare ids, which IAM treats as
+// the accounts' ARNs) or everyone with aws:PrincipalOrgID, and ArnLike
+// aws:PrincipalArn picks the copier roles. The same actions: reads, and
+// kms:CreateGrant only with kms:GrantIsForAWSResource. An administrator of
+// a covered account can create a role under the copiers' path, as in the
+// ACCOUNTS and ORGANIZATION styles of the grant (SECURITY.md).
+func CopySourcePatternStatements(s CopierScope) []Statement {
+	principal := map[string]interface{}{"AWS": "*"}
+	cond := map[string]map[string]interface{}{"ArnLike": {"aws:PrincipalArn": s.CopierPattern}}
+	if s.OrganizationID != "" {
+		cond["StringEquals"] = map[string]interface{}{"aws:PrincipalOrgID": s.OrganizationID}
+	} else {
+		accounts := slices.Clone(s.Accounts)
+		slices.Sort(accounts)
+		principal = map[string]interface{}{"AWS": oneOrList(accounts)}
+	}
+	grantCond := map[string]map[string]interface{}{"Bool": {"kms:GrantIsForAWSResource": "true"}}
+	for k, v := range cond {
+		grantCond[k] = v
+	}
+	return []Statement{
+		{Sid: "Allow the copiers of " + s.Name + " to read the snapshots of the AMIs they copy", Effect: "Allow",
+			Principal: principal, Action: CopySourceReadActions, Resource: "*", Condition: cond},
+		{Sid: "Allow the copiers of " + s.Name + " to let EBS read the snapshots of the AMIs they copy", Effect: "Allow",
+			Principal: principal, Action: []string{"kms:CreateGrant"}, Resource: "*", Condition: grantCond},
 	}
 }

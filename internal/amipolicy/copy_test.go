@@ -82,3 +82,35 @@ func TestLauncherKeyStatements(t *testing.T) {
 		t.Errorf("statements\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestCopySourcePatternStatements(t *testing.T) {
+	pattern := "arn:aws:iam::*:role/crossaccountami/*"
+	accounts := CopierScope{Name: "Copiers", Partition: "aws", Accounts: []string{"333333333333", "222222222222"}, CopierPattern: pattern}
+	got, _ := json.Marshal(CopySourcePatternStatements(accounts))
+	want := `[{"Sid":"Allow the copiers of Copiers to read the snapshots of the AMIs they copy","Effect":"Allow","Principal":{"AWS":["222222222222","333333333333"]},"Action":["kms:DescribeKey","kms:Decrypt","kms:ReEncryptFrom"],"Resource":"*","Condition":{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/crossaccountami/*"}}},` +
+		`{"Sid":"Allow the copiers of Copiers to let EBS read the snapshots of the AMIs they copy","Effect":"Allow","Principal":{"AWS":["222222222222","333333333333"]},"Action":["kms:CreateGrant"],"Resource":"*","Condition":{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/crossaccountami/*"},"Bool":{"kms:GrantIsForAWSResource":"true"}}}]`
+	if string(got) != want {
+		t.Errorf("accounts statements\n%s\nwant\n%s", got, want)
+	}
+	org := CopierScope{Name: "Org", Partition: "aws", OrganizationID: "o-abcdefghij", CopierPattern: pattern}
+	got, _ = json.Marshal(CopySourcePatternStatements(org))
+	for _, w := range []string{`"Principal":{"AWS":"*"}`, `"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}`, `"Bool":{"kms:GrantIsForAWSResource":"true"}`} {
+		if !strings.Contains(string(got), w) {
+			t.Errorf("organization statements lack %s: %s", w, got)
+		}
+	}
+	for _, tc := range []struct {
+		s    CopierScope
+		want string
+	}{
+		{CopierScope{}, "Accounts or OrganizationId: one is required, got neither"},
+		{CopierScope{Accounts: []string{"1"}, OrganizationID: "o-abcdefghij"}, "give one, got both"},
+		{CopierScope{OrganizationID: "org"}, `OrganizationId: expected o- and 10 to 32 lower-case letters or digits, got "org"`},
+		{CopierScope{Accounts: []string{"222222222222", "2222"}}, `Accounts[1]: "2222"`},
+		{CopierScope{Accounts: []string{"222222222222", "222222222222"}}, `Accounts[1]: "222222222222" is listed twice (Accounts[0] too)`},
+	} {
+		if err := tc.s.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want %q", tc.s, err, tc.want)
+		}
+	}
+}
