@@ -22,7 +22,10 @@
 //     snapshots during the copy (DescribeKey, Decrypt, ReEncryptFrom, and
 //     CreateGrant only with kms:GrantIsForAWSResource): placed
 //     on a key of this app, returned by SourceKeyPolicyStatements and
-//     printed in a synth warning for an imported key;
+//     printed in a synth warning for an imported key (KeyPolicyStyle_SCOPED);
+//     or NewCopySourceKeyAccess, next to the key, covers the copiers of
+//     listed accounts or of an organization with two statements of one
+//     size (SourceKeyAccess links a copy to it);
 //   - the AMI is shared with the destination account, and so are its
 //     snapshots: "to copy an AMI that was shared with you from another
 //     account, the owner of the source AMI must grant you read permissions
