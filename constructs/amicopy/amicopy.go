@@ -64,7 +64,6 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/copyspec"
-	"github.com/crossaccountami/crossaccountami/internal/launcher"
 )
 
 // CopiedAmiProps configures the copy.
@@ -80,11 +79,24 @@ type CopiedAmiProps struct {
 	SourceKey awskms.IKey `field:"required"`
 	// The key the copy is encrypted with: a key of this app in this stack's
 	// account and region. Its policy gets statements that let the
-	// account's Auto Scaling service-linked role launch with it.
+	// account's launchers (DestinationKeyLaunchers, DestinationKeyLauncherRoles)
+	// launch with it.
 	// Default: - the account's default EBS key (aws/ebs, unless the account
 	// changed its default), which every principal of the account may use
 	// through EC2, and no other account.
 	DestinationKey awskms.IKey `field:"optional"`
+	// The launch paths of this account that launch the copy through a
+	// service-linked role: the destination key's policy lets their roles
+	// use it (an EKS managed node group launches with the default Auto
+	// Scaling role). Only with DestinationKey.
+	// Default: []encryptedami.LauncherKind{encryptedami.LauncherKind_AUTO_SCALING}.
+	DestinationKeyLaunchers *[]encryptedami.LauncherKind `field:"optional"`
+	// Roles of this account that launch the copy themselves (RunInstances,
+	// CreateFleet type instant: Karpenter's controller, a custom-suffix Auto
+	// Scaling role), by literal ARN: the destination key's policy lets them
+	// use it. Only with DestinationKey.
+	// Default: - none.
+	DestinationKeyLauncherRoles *[]awsiam.IRole `field:"optional"`
 	// The copy's name prefix; the handler appends - and 12 hex digits, so
 	// that a replacement's copy and the old one have distinct names.
 	// Changing it makes a new copy.
@@ -270,8 +282,13 @@ func planCopy(env *provider.StackEnv, props *CopiedAmiProps) (copyPlan, error) {
 		if err := checkDestinationKey(env, props.DestinationKey, plan.spec.KmsKeyId); err != nil {
 			return plan, err
 		}
-		slr := launcher.AutoScalingSLR.ARN(env.Partition, env.Account, "")
-		plan.destStatements = amipolicy.LauncherKeyStatements(env.Partition, env.Account, []string{slr})
+	}
+	grantees, err := destinationGrantees(env, props)
+	if err != nil {
+		return plan, err
+	}
+	if grantees != nil {
+		plan.destStatements = amipolicy.LauncherKeyStatements(env.Partition, env.Account, grantees)
 	}
 	if err := validateKnown(plan.spec); err != nil {
 		return plan, err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
 
@@ -51,6 +52,17 @@ func TestBadProps(t *testing.T) {
 			p.ServiceTimeout = awscdk.Duration_Hours(jsii.Number(2))
 		},
 			[]string{"ServiceTimeout: expected 1 to 3600 whole seconds", "got 2 hours"}},
+		{"launchers without a destination key", func(_ awscdk.Stack, p *amicopy.CopiedAmiProps) {
+			p.DestinationKeyLaunchers = &[]encryptedami.LauncherKind{encryptedami.LauncherKind_EC2_FLEET}
+		}, []string{"DestinationKeyLaunchers and DestinationKeyLauncherRoles: only with DestinationKey"}},
+		{"an unknown launcher", func(s awscdk.Stack, p *amicopy.CopiedAmiProps) {
+			p.DestinationKey = awskms.NewKey(s, jsii.String("CopyKey"), nil)
+			p.DestinationKeyLaunchers = &[]encryptedami.LauncherKind{"BATCH"}
+		}, []string{`DestinationKeyLaunchers[0]: expected one of`, `got "BATCH"`}},
+		{"a launcher role of another account", func(s awscdk.Stack, p *amicopy.CopiedAmiProps) {
+			p.DestinationKey = awskms.NewKey(s, jsii.String("CopyKey"), nil)
+			p.DestinationKeyLauncherRoles = &[]awsiam.IRole{awsiam.Role_FromRoleArn(s, jsii.String("R"), jsii.String("arn:aws:iam::333333333333:role/karpenter"), nil)}
+		}, []string{"DestinationKeyLauncherRoles[0]: the role arn:aws:iam::333333333333:role/karpenter is in account 333333333333"}},
 		{"the article's style", func(_ awscdk.Stack, p *amicopy.CopiedAmiProps) {
 			p.KeyPolicyStyle = encryptedami.KeyPolicyStyle_SEED_ARTICLE
 		},
@@ -159,5 +171,24 @@ func TestSourceKeyAccess(t *testing.T) {
 	}
 	if strings.Count(policy, "to read the snapshots") != 1 {
 		t.Errorf("the read statement is placed %d times, want once:\n%s", strings.Count(policy, "to read the snapshots"), policy)
+	}
+}
+
+// TestDestinationKeyLaunchers: the destination key's policy lets exactly
+// the listed launchers' principals use it, pinned with aws:PrincipalArn.
+func TestDestinationKeyLaunchers(t *testing.T) {
+	s := constructtest.NewStack()
+	karpenter := "arn:aws:iam::222222222222:role/karpenter/KarpenterController"
+	amicopy.NewCopiedAmi(s, jsii.String("Copy"), &amicopy.CopiedAmiProps{
+		SourceImageId: jsii.String("ami-0123456789abcdef0"), SourceKey: imported(s, sourceKeyArn),
+		DestinationKey:              awskms.NewKey(s, jsii.String("CopyKey"), nil),
+		DestinationKeyLaunchers:     &[]encryptedami.LauncherKind{encryptedami.LauncherKind_EKS_MANAGED_NODE_GROUP, encryptedami.LauncherKind_EC2_FLEET},
+		DestinationKeyLauncherRoles: &[]awsiam.IRole{awsiam.Role_FromRoleArn(s, jsii.String("Karpenter"), jsii.String(karpenter), nil)},
+		KeyPolicyCovered:            jsii.Bool(true),
+	})
+	policy := jsonOf(assertions.Template_FromStack(s, nil).FindResources(jsii.String("AWS::KMS::Key"), nil))
+	want := `"aws:PrincipalArn":["arn:aws:iam::222222222222:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling","arn:aws:iam::222222222222:role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet","` + karpenter + `"]`
+	if strings.Count(policy, want) != 2 {
+		t.Errorf("the destination key policy does not name exactly the launchers in both statements (%s):\n%s", want, policy)
 	}
 }
