@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -53,5 +54,32 @@ func TestCopyExample(t *testing.T) {
 		}
 	}
 	goldenAssembly(t, "copy", a)
+	cfnLint(t, a)
+}
+
+// TestCopyExampleDefaultKey: examples/copy with -c destinationKey=aws/ebs:
+// no key in the destination, the copy without KmsKeyId, the launch
+// template's root volume encrypted without a KmsKeyId (the account's
+// default EBS key), and no KMS permission on a key of the destination.
+func TestCopyExampleDefaultKey(t *testing.T) {
+	t.Parallel()
+	a := exampleAssembly(t, "copy", map[string]string{"destinationKey": "aws/ebs"})
+	dest := a.Templates["AmiCopy"]
+	if n := len(Resources(dest, "AWS::KMS::Key")); n != 0 {
+		t.Errorf("%d keys in the destination, want none", n)
+	}
+	_, cp := only(t, dest, copyspec.ResourceType)
+	if k, ok := cp["Properties"].(map[string]interface{})[copyspec.PropKmsKeyId]; ok {
+		t.Errorf("the copy names KmsKeyId %v, want none (aws/ebs)", k)
+	}
+	_, lt := only(t, dest, "AWS::EC2::LaunchTemplate")
+	body, _ := json.Marshal(lt)
+	if !strings.Contains(string(body), `"Ebs":{"Encrypted":true,"VolumeType":"gp3"}`) {
+		t.Errorf("launch template %s, want an encrypted root volume without KmsKeyId", body)
+	}
+	policies, _ := json.Marshal(Resources(dest, "AWS::IAM::Policy"))
+	if strings.Contains(string(policies), "ReEncryptTo") {
+		t.Errorf("the copier may use a destination key that does not exist: %s", policies)
+	}
 	cfnLint(t, a)
 }
