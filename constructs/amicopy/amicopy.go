@@ -224,7 +224,7 @@ func NewCopiedAmi(scope constructs.Construct, id *string, props *CopiedAmiProps)
 	}
 	if plan.destStatements != nil {
 		keystatements.AddToKeyPolicy(c, props.DestinationKey, plan.spec.KmsKeyId, plan.destStatements,
-			"Without them the account's Auto Scaling groups cannot launch the copy (Client.InternalError on launch)")
+			"Place a keypolicy.NewManagedStatements with these statements in this stack to have a custom resource keep them in the key policy (without them the launchers cannot launch the copy: Client.InternalError on launch)")
 		keystatements.DependOnKeyPolicy(env.Stack, awscdk.Stack_Of(props.DestinationKey), "the destination key policy must let the launchers use the copy's key")
 	}
 	return a
