@@ -24,8 +24,9 @@ var cfnLintAccepted = []cfnLintAllowance{
 	{
 		Rule: "W3010",
 		// examples/basic (and TestTenDestinations' AmiDestination-<account>),
-		// examples/importedkey, and each destination stage of examples/pipeline.
-		Template: `^(AmiDestination(-\d{12})?|assembly-Destination-\d{12}/Destination\d{12}AmiDestination[0-9A-F]{8})$`,
+		// examples/importedkey, each destination stage of examples/pipeline,
+		// and examples/copy's AmiCopy.
+		Template: `^(AmiDestination(-\d{12})?|AmiCopy|assembly-Destination-\d{12}/Destination\d{12}AmiDestination[0-9A-F]{8})$`,
 		Path:     `^Resources/VpcPublicSubnet\d+Subnet[0-9A-F]{8}/Properties/AvailabilityZone$`,
 		Reason: "the example VPC's subnets (newFleet in each example's fleet.go): the example names its availability zones " +
 			"so that synth needs no context lookup",

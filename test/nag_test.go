@@ -49,6 +49,9 @@ func TestNag(t *testing.T) {
 		// controller role.
 		{"eks", "eks", nil},
 		{"karpenter", "karpenter", nil},
+		// Issue 21's copy: the copy's own handler policy, the destination
+		// key, the source's launch permission.
+		{"copy", "copy", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -165,6 +165,12 @@ func (r *resolver) intrinsic(fn string, arg interface{}) (interface{}, error) {
 			if r.env.stackName != "" {
 				return r.env.stackName, nil
 			}
+		case "AWS::StackId":
+			// The stack's UUID is CloudFormation's choice: a fixed one
+			// stands for it (a copy's policy pins its stack's id).
+			if r.env.stackName != "" {
+				return fmt.Sprintf("arn:%s:cloudformation:%s:%s:stack/%s/00000000-0000-0000-0000-000000000000", r.env.partition, r.env.region, r.env.account, r.env.stackName), nil
+			}
 		}
 		return nil, fmt.Errorf("Ref %v: only pseudo parameters resolve here", arg)
 	case "Fn::Join":
@@ -237,6 +243,15 @@ func (r *resolver) intrinsic(fn string, arg interface{}) (interface{}, error) {
 			return fmt.Sprintf("arn:%s:iam::%s:role%s%s", r.env.partition, r.env.account, path, name), nil
 		case typ == "AWS::KMS::Key" && attr == "Arn":
 			return keyArnFor(r.env, r.stack, id), nil
+		case typ == "AWS::Lambda::Function" && attr == "Arn":
+			// A generated name: the logical id stands for it.
+			name := id
+			if n, ok := props["FunctionName"]; ok {
+				if name, err = r.resolveString(n); err != nil {
+					return nil, err
+				}
+			}
+			return fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", r.env.partition, r.env.region, r.env.account, name), nil
 		case typ == "AWS::Logs::LogGroup" && attr == "Arn":
 			name := id // a generated name: the logical id stands for it
 			if n, ok := props["LogGroupName"]; ok {

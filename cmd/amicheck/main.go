@@ -12,7 +12,9 @@
 //	    # or --launcher ROLE --launcher-role-arn arn:aws:iam::...:role/karpenter/KarpenterController
 //
 // It checks, in order: the AMI is visible; its snapshots are encrypted, and
-// with which key; the key is customer-managed, enabled and in the group's
+// with which key; whether it is this account's copy made by the library's
+// amicopy (its tags: the source AMI, the owning stack; a copy re-encrypted
+// with a key of this account needs no grant); the key is customer-managed, enabled and in the group's
 // region; the launcher's principal exists (the Auto Scaling service-linked
 // role by default; internal/launcher maps each launch path to its
 // principal); the key policy lets that principal use the key and the grant

@@ -1,6 +1,7 @@
 // Package provider holds the one Lambda function per stack that serves this
-// library's destination-side custom resources (Custom::KmsGrant and
-// Custom::AutoScalingServiceLinkedRole), and the role it runs as.
+// library's destination-side custom resources (Custom::KmsGrant,
+// Custom::AutoScalingServiceLinkedRole and Custom::CrossAccountAmiCopy),
+// and the role it runs as.
 //
 // The role has a fixed, deterministic name so that the source account's key
 // policy can name it before it exists (through aws:PrincipalArn), without a
@@ -109,6 +110,11 @@ const (
 	// handler's own stack, for the scheduled check to ask whether a grant's
 	// resource still exists before it re-creates the grant.
 	NeedDescribeOwnStack
+	// NeedCopyDescribe: ec2:DescribeImages and ec2:DescribeSnapshots, for
+	// the copy handler (Custom::CrossAccountAmiCopy) to look up its copies.
+	// The rest of what a copy needs is in the copy's own policy
+	// (CopyResource).
+	NeedCopyDescribe
 )
 
 // Of returns the handler of scope's stack, creating it on first use. Every
@@ -141,6 +147,8 @@ func (p *Provider) take(n Need) (policyNeed, bool) {
 		return p.addSLRService(awsid.AutoScalingService)
 	case NeedDescribeOwnStack:
 		return describeOwnStackNeed(), true
+	case NeedCopyDescribe:
+		return copyDescribeNeed(), true
 	}
 	return listRetirableNeed, true
 }

@@ -110,6 +110,9 @@ func Run(ctx context.Context, c Clients, in Input) []Result {
 
 	keyRefs, snapshots := checkSnapshots(ctx, c.EC2, c.SourceEC2, image, in, who)
 	out = append(out, snapshots)
+	if res, ok := checkCopy(image, keyRefs, who); ok {
+		out = append(out, res)
+	}
 
 	var keys []keyInfo
 	for _, ref := range keyRefs {

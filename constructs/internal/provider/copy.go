@@ -1,0 +1,63 @@
+package provider
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/crossaccountami/crossaccountami/constructs/nagsuppress"
+	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
+	"github.com/crossaccountami/crossaccountami/internal/copyspec"
+)
+
+// copyDescribeNeed lets the handler look copies up (NeedCopyDescribe).
+func copyDescribeNeed() policyNeed {
+	return policyNeed{
+		statement: amipolicy.CopierDescribeStatement(),
+		suppression: nagsuppress.Rule("AwsSolutions-IAM5",
+			"ec2:DescribeImages and ec2:DescribeSnapshots only: the copy handler looks up the copies and snapshots it made by their tags; "+
+				"EC2's Describe actions support no resource-level permissions, so IAM requires Resource *, and they reveal no data, only metadata",
+			"Resource::*"),
+	}
+}
+
+// CopyResource creates, under scope with the id "Resource", a
+// Custom::CrossAccountAmiCopy with props, which CloudFormation waits for up
+// to serviceTimeout seconds (copyspec.MaxServiceTimeout at most: a copy can
+// outlast one Lambda run, and the handler hands it over to itself), and
+// gives the handler's role what the copy needs, in a policy of the
+// resource's own (amipolicy.CopierIdentityStatements) that the resource
+// depends on: CloudFormation deletes the resource, and so the copy, before
+// the permissions that remove it. destinationKeyArn is "" for the
+// account's aws/ebs key; sourceKeyArn is the source AMI's key, which the
+// role's IAM policy must allow as well as the key's policy.
+//
+// The self-invoke permission names the function, which depends on the
+// role's own policy: in that policy it would make a cycle, in the
+// resource's it does not.
+func (p *Provider) CopyResource(scope constructs.Construct, props copyspec.Properties, serviceTimeout int, sourceKeyArn, destinationKeyArn string) awscdk.CustomResource {
+	p.allow(NeedCopyDescribe)
+	raw := props.CfnProperties()
+	cr := awscdk.NewCustomResource(scope, jsii.String("Resource"), &awscdk.CustomResourceProps{
+		ResourceType:   jsii.String(copyspec.ResourceType),
+		ServiceToken:   p.ServiceToken,
+		ServiceTimeout: awscdk.Duration_Seconds(jsii.Number(float64(serviceTimeout))),
+		Properties:     &raw,
+	})
+	cr.Node().AddDependency(p.invokeConfig)
+	statements := amipolicy.CopierIdentityStatements(amipolicy.Copier{
+		Partition: p.env.Partition, Region: p.env.Region, StackId: *awscdk.Aws_STACK_ID(),
+		FunctionArn: *p.ServiceToken, SourceKeyArn: sourceKeyArn, DestinationKeyArn: destinationKeyArn,
+	})
+	list := make([]interface{}, len(statements))
+	for i, s := range statements {
+		list[i] = s
+	}
+	policy := p.resourcePolicy(scope, cr, list)
+	nagsuppress.Set(policy, nagsuppress.Rule("AwsSolutions-IAM5",
+		"ec2:CopyImage, and ec2:CreateTags only while CopyImage creates the copy (ec2:CreateAction = CopyImage), on the images and snapshots of this region: "+
+			"the source AMI, its snapshots and the copy, whose ids EC2 chooses at deploy time; ec2:DeregisterImage and ec2:DeleteSnapshot only on those tagged with this stack's id "+
+			"(aws:ResourceTag/"+copyspec.TagStackId+" = AWS::StackId), which the handler writes on its copies as it makes them",
+		nagsuppress.Regex(`/^Resource::arn:[^:]+:ec2:[^:]+::(image|snapshot)\/\*$/`)))
+	return cr
+}
