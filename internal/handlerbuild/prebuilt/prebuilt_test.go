@@ -112,8 +112,8 @@ func TestForOffersOnlyWhatIsEmbedded(t *testing.T) {
 	}
 }
 
-// entries, besides the manifest, are exactly the manifest's files: a stale
-// binary would cost the module's download for nothing.
+// TestNoStrayFiles: the package's gzip files are exactly the manifest's; a
+// stale binary would cost every module download for nothing.
 func TestNoStrayFiles(t *testing.T) {
 	m, err := ReadManifest()
 	if err != nil {
