@@ -15,6 +15,7 @@
 #   BASELINES=/path/to/baselines NS="1 10" RUNS=9 scripts/bench-synth.sh
 #   APPS=baselinejob RUNS=1 WARMUP=0 NS=1 scripts/bench-synth.sh   # one table only
 #   APPS=organization RUNS=5 scripts/bench-synth.sh    # the StackSet vs one destination stack
+#   APPS=cold RUNS=3 scripts/bench-synth.sh            # a cold first synth (empty caches), N=1
 #
 # Each app is run directly (not through the CDK CLI), with CDK_OUTDIR set to
 # a fresh directory per run and CDK_CONTEXT_JSON from the baselines'
@@ -27,6 +28,12 @@
 #
 # ours/Go and ours/TS are medians of per-pair wall ratios (bench.py "A/B
 # wall"). Ours' wall time and memory come from the ours-vs-Go series.
+# APPS=cold times a user's first synth on a clean machine (a CI container):
+# `go run .` of examples/basic next to `go run .` of the Go baseline, each
+# run with an empty GOCACHE and an empty handler cache of its own (the module
+# cache stays: both download the same CDK modules), N=1, A/B in turn. It
+# skips the warm-up pair unless WARMUP is set, and needs no build step.
+#
 # MiB is bench.py's "peak MiB": ru_maxrss of the reaped process from wait4,
 # which covers its waited-for descendants but is the largest single process
 # of the tree, not their sum. For the Go apps that is the larger of the Go
@@ -48,6 +55,41 @@ trap 'rm -rf "$WORK"' EXIT
 cp -r "$BASELINES" "$WORK/baselines"
 B=$WORK/baselines
 
+median() { awk -v l="$1" 'index($0, l) == 1 { print $(NF - 1); exit }' "$2"; }
+
+if [[ $APPS == cold ]]; then
+  echo "== cold first synth: go run . with an empty GOCACHE and handler cache, N=1 ($(go version | cut -d' ' -f3), $(nproc) cores)"
+  export RUNROOT=$WORK/runs OURSDIR=$ROOT/examples/basic GODIR=$B/go-baseline DESTINATIONS=1
+  mkdir -p "$RUNROOT"
+  CDK_CONTEXT_JSON=$(python3 "$B/tools/context.py" 1)
+  export CDK_CONTEXT_JSON
+  [[ $GODIR != *[[:space:]]* ]] || { echo "the baselines' copy $GODIR has a space in its path" >&2; exit 1; }
+  # Each run gets a fresh directory for its GOCACHE, handler cache and cloud
+  # assembly; they are removed after the series, outside the timed runs.
+  cold='d=$(mktemp -d -p "$RUNROOT"); cd "$0" && GOCACHE=$d/gocache CROSSACCOUNTAMI_CACHE_DIR=$d/handlers CDK_OUTDIR=$d/out exec go run .'
+  echo "load before: $(uptime | sed 's/.*load average/load average/')"
+  python3 "$B/tools/bench.py" -n "$RUNS" --warmup "${WARMUP_COLD:-0}" --timeout 7200 \
+    --vs "sh -c '$cold' $GODIR" -- sh -c "$cold" "$OURSDIR" >"$WORK/cold.txt"
+  echo "load after:  $(uptime | sed 's/.*load average/load average/')"
+  if grep -E '^[AB] exit' "$WORK/cold.txt" | grep -vqE '^[AB] exit 0 \('; then echo "a run failed:"; cat "$WORK/cold.txt"; exit 1; fi
+  for f in "$RUNROOT"/*/out; do
+    [[ -e $f/manifest.json ]] || { echo "a run wrote no cloud assembly ($f)"; cat "$WORK/cold.txt"; exit 1; }
+  done
+  printf '%-36s %10s %10s %10s %10s\n' "" "min s" "median s" "max s" "peak MiB"
+  for side in A B; do
+    name="examples/basic (ours)"; [[ $side == B ]] && name="go-baseline (hand-written)"
+    printf '%-36s %10s %10s %10s %10s\n' "$name" \
+      "$(awk -v l="$side wall s" 'index($0, l) == 1 { print $(NF - 2); exit }' "$WORK/cold.txt")" \
+      "$(median "$side wall s" "$WORK/cold.txt")" \
+      "$(awk -v l="$side wall s" 'index($0, l) == 1 { print $NF; exit }' "$WORK/cold.txt")" \
+      "$(median "$side peak MiB" "$WORK/cold.txt")"
+  done
+  printf '%-36s %21s\n' "ours/Go (median of per-pair ratios)" "$(median 'A/B wall' "$WORK/cold.txt")"
+  echo "(RUNS=$RUNS pairs, A B A B ...; bench.py's rows:)"
+  cat "$WORK/cold.txt"
+  exit 0
+fi
+
 echo "== build (baselines, examples/basic, test/bench/baselinejob)"
 (cd "$B/ts-baseline" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null && node_modules/.bin/tsc)
 (cd "$B/go-baseline" && go build -o bin/go-baseline .)
@@ -59,7 +101,6 @@ CDK_OUTDIR=$WORK/warm-baselinejob "$WORK/baselinejob" >/dev/null
 
 export WORK RUNROOT=$WORK/runs GOBASE=$B/go-baseline/bin/go-baseline TSAPP=$B/ts-baseline/bin/app.js
 mkdir -p "$RUNROOT"
-median() { awk -v l="$1" 'index($0, l) == 1 { print $(NF - 1); exit }' "$2"; }
 
 # pair TAG N: times $OURS (A) against the Go baseline, then against the TS
 # baseline (B), into $WORK/TAG-go-N.txt and $WORK/TAG-ts-N.txt, and sets

@@ -3,7 +3,9 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +16,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
+	"github.com/crossaccountami/crossaccountami/internal/handlerbuild/prebuilt"
 )
 
 // TestConsumerModule builds and synthesizes test/consumer, a CDK app in a
@@ -62,24 +67,34 @@ func TestConsumerModule(t *testing.T) {
 	app := filepath.Join(tmp, "app")
 	runConsumer(t, consumer, env, "go", "build", "-o", app, ".")
 
-	// WHEN it synthesizes twice, each time with an empty handler cache
-	var hashes []string
-	for i, name := range []string{"first", "second"} {
+	// WHEN it synthesizes three times, each time with an empty handler
+	// cache: first as a user's first synth, then twice building the
+	// handler from source (handlerbuild.PrebuiltEnv=off)
+	var hashes, bins []string
+	for i, name := range []string{"prebuilt", "source1", "source2"} {
 		out := filepath.Join(tmp, "cdk.out."+name)
 		synthEnv := append(env[:len(env):len(env)],
 			"CDK_OUTDIR="+out,
 			"CROSSACCOUNTAMI_CACHE_DIR="+filepath.Join(tmp, "cache."+name),
 		)
+		if name != "prebuilt" {
+			synthEnv = append(synthEnv, handlerbuild.PrebuiltEnv+"=off")
+		}
 		runConsumer(t, consumer, synthEnv, app)
 
 		// THEN the assembly holds one asset with an executable linux/arm64 bootstrap
-		hash := bootstrapAsset(t, out)
-		hashes = append(hashes, hash)
-		t.Logf("synth %d: bootstrap asset %s", i+1, hash)
+		hash, bin := bootstrapAsset(t, out)
+		hashes, bins = append(hashes, hash), append(bins, bin)
+		t.Logf("synth %d (%s): bootstrap asset %s, bootstrap SHA-256 %s", i+1, name, hash, bin)
+	}
+	// AND the first synth installed the prebuilt binary: its source hash,
+	// computed in the consumer's module, is the one of this checkout
+	if want := prebuilt.For(handlerbuild.DestinationHandler, prebuilt.GOARCH).SHA256; bins[0] != want {
+		t.Errorf("the consumer's first synth shipped a bootstrap with SHA-256 %s, want the prebuilt one's %s", bins[0], want)
 	}
 	// AND rebuilding the handler from scratch gives the same asset hash
-	if hashes[0] != hashes[1] {
-		t.Errorf("asset hashes differ between two clean synths: %s vs %s", hashes[0], hashes[1])
+	if hashes[1] != hashes[2] {
+		t.Errorf("asset hashes differ between two clean synths that built from source: %s vs %s", hashes[1], hashes[2])
 	}
 }
 
@@ -162,9 +177,9 @@ func parseModGraph(out []byte) modGraph {
 }
 
 // bootstrapAsset checks the assembly's file assets and returns the hash of
-// the only one that holds a bootstrap, after checking that a Lambda function
-// of the template uses it.
-func bootstrapAsset(t *testing.T, out string) string {
+// the only one that holds a bootstrap, and the bootstrap's SHA-256, after
+// checking that a Lambda function of the template uses it.
+func bootstrapAsset(t *testing.T, out string) (hash, binSHA256 string) {
 	t.Helper()
 	var manifest struct {
 		Files map[string]struct {
@@ -179,6 +194,12 @@ func bootstrapAsset(t *testing.T, out string) string {
 			continue
 		}
 		found = append(found, hash)
+		content, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(content)
+		binSHA256 = hex.EncodeToString(sum[:])
 		if a.Source.Packaging != "zip" {
 			t.Errorf("asset %s has packaging %q, want zip", hash, a.Source.Packaging)
 		}
@@ -224,7 +245,7 @@ func bootstrapAsset(t *testing.T, out string) string {
 	if uses != 1 {
 		t.Errorf("%d Lambda functions use the bootstrap asset %s, want 1", uses, found[0])
 	}
-	return found[0]
+	return found[0], binSHA256
 }
 
 func readConsumerJSON(t *testing.T, path string, v any) {

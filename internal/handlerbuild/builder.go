@@ -41,10 +41,22 @@ type builder struct {
 
 	index   indexState // what the index knew when key ran
 	pending *manifest  // a computed key's manifest, for recordIndex
+
+	prebuilt   *Prebuilt // offered and not turned off by PrebuiltEnv
+	wantSource bool      // computeKey also computes the source hash
+	source     string    // the source hash, once computed
 }
 
 func newBuilder(ctx context.Context, opts Options) (*builder, error) {
-	b := &builder{pkg: opts.Package, goarch: opts.GOARCH, dir: opts.Dir, cacheRoot: opts.CacheDir, progress: opts.Progress}
+	b := &builder{pkg: opts.Package, goarch: opts.GOARCH, dir: opts.Dir, cacheRoot: opts.CacheDir, progress: opts.Progress,
+		prebuilt: opts.Prebuilt}
+	switch v := os.Getenv(PrebuiltEnv); v {
+	case "":
+	case "off":
+		b.prebuilt = nil
+	default:
+		return nil, fmt.Errorf("handlerbuild: %s must be empty or \"off\" (build every handler from source), got %q", PrebuiltEnv, v)
+	}
 	if b.pkg == "" {
 		return nil, fmt.Errorf("handlerbuild: Options.Package must name a main package, got %q", opts.Package)
 	}

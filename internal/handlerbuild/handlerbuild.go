@@ -68,6 +68,15 @@
 // in place; a synth whose inputs all still match reuses that key without
 // running `go list` (see index.go for what is verified and why it suffices).
 //
+// # Prebuilt binaries
+//
+// Options.Prebuilt offers a binary built ahead of time (package prebuilt
+// ships this module's handlers). A cache miss installs it instead of
+// building only when its source hash equals the source hash of what this
+// build would compile (see prebuilt.go); the key names the prebuilt
+// offered, so an entry holds either that binary or a local build, always
+// the same one for the same key. PrebuiltEnv=off builds from source.
+//
 // # Progress
 //
 // A cache miss builds the handler, which takes from seconds to a minute or
@@ -119,6 +128,11 @@ type Options struct {
 	// why. Nothing is written on a cache hit.
 	// Default: os.Stderr (standard output is left to the app).
 	Progress io.Writer
+	// Prebuilt, when set, is a binary of Package built ahead of time; a
+	// cache miss installs it instead of building when it was built from the
+	// same source (see "Prebuilt handlers" in prebuilt.go).
+	// Default: - always build from source.
+	Prebuilt *Prebuilt
 }
 
 // Result describes a finished Build.
@@ -129,6 +143,12 @@ type Result struct {
 	Key string
 	// Cached is true when Dir was already in the cache and nothing was built.
 	Cached bool
+	// Prebuilt is true when this call installed Options.Prebuilt's binary
+	// into the cache instead of building.
+	Prebuilt bool
+	// Toolchain is the GOVERSION of the go command this call ran (for a
+	// cache miss: the one that built the binary, unless Prebuilt).
+	Toolchain string
 }
 
 // Build returns a directory that contains exactly one file, bootstrap, the
@@ -167,19 +187,39 @@ func BuildResult(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	} else if ok {
 		b.recordIndexOrWarn()
-		return Result{Dir: final, Key: key, Cached: true}, nil
+		return Result{Dir: final, Key: key, Cached: true, Toolchain: b.goenv["GOVERSION"]}, nil
 	}
 	name := handlerName(b.pkg)
+	reason := b.missReason()
+	if b.prebuilt != nil {
+		fits, err := b.prebuiltFits(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		if fits {
+			if err := b.install(final, b.writePrebuilt); err != nil {
+				return Result{}, err
+			}
+			fmt.Fprintf(b.progress, "crossaccountami: installed %s prebuilt (linux/%s, built by %s from the same source; %s=off builds it here) in %s\n",
+				name, b.goarch, b.prebuilt.Toolchain, PrebuiltEnv, final)
+			b.recordIndexOrWarn()
+			return Result{Dir: final, Key: key, Prebuilt: true, Toolchain: b.goenv["GOVERSION"]}, nil
+		}
+		reason += "; its sources differ from the prebuilt one's"
+	}
 	fmt.Fprintf(b.progress, "crossaccountami: building %s (linux/%s, %s, %s)...\n",
-		name, b.goarch, b.goenv["GOVERSION"], b.missReason())
+		name, b.goarch, b.goenv["GOVERSION"], reason)
 	start := time.Now()
-	if err := b.buildInto(ctx, final); err != nil {
+	if err := b.install(final, func(out string) error {
+		_, err := b.run(ctx, b.buildArgs(out)...)
+		return err
+	}); err != nil {
 		return Result{}, err
 	}
 	fmt.Fprintf(b.progress, "crossaccountami: built %s in %.1fs (cached in %s)\n",
 		name, time.Since(start).Seconds(), final)
 	b.recordIndexOrWarn()
-	return Result{Dir: final, Key: key}, nil
+	return Result{Dir: final, Key: key, Toolchain: b.goenv["GOVERSION"]}, nil
 }
 
 // recordIndexOrWarn records the index once the entry exists. A failure
@@ -241,16 +281,17 @@ func complete(dir string) (bool, error) {
 	return true, nil
 }
 
-// buildInto builds the binary in a temporary directory outside the cache and
-// renames it into final through a staging directory inside the cache root.
-func (b *builder) buildInto(ctx context.Context, final string) error {
+// install has produce write the binary in a temporary directory outside the
+// cache and renames it into final through a staging directory inside the
+// cache root.
+func (b *builder) install(final string, produce func(out string) error) error {
 	tmp, err := os.MkdirTemp("", "handlerbuild-")
 	if err != nil {
 		return fmt.Errorf("handlerbuild: creating a build directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, BinaryName)
-	if _, err := b.run(ctx, b.buildArgs(out)...); err != nil {
+	if err := produce(out); err != nil {
 		return err
 	}
 

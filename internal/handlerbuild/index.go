@@ -103,6 +103,9 @@ func (b *builder) indexPath() (string, error) {
 		w.field("env", kv)
 	}
 	w.field("flags", strings.Join(buildFlags, "\x00"))
+	if p := b.prebuilt; p != nil {
+		w.field("prebuilt", p.SourceHash, p.Toolchain, p.SHA256)
+	}
 	return filepath.Join(b.cacheRoot, "index", hex.EncodeToString(w.h.Sum(nil))+".json"), nil
 }
 
@@ -128,6 +131,7 @@ func (b *builder) key(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	b.source = s.source
 	if !s.racy {
 		b.pending = &s.m
 	}

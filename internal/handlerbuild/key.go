@@ -23,7 +23,9 @@ import (
 //
 // v2: the cache root holds index/, which maps the state of a build's inputs
 // to its key (see index.go).
-const keyFormat = "crossaccountami/handlerbuild/v2"
+// v3: an entry may hold a prebuilt binary (see prebuilt.go); the key names
+// the prebuilt offered.
+const keyFormat = "crossaccountami/handlerbuild/v3"
 
 // listFields are the `go list -json` fields the key and the index read.
 var listFields = []string{
@@ -34,12 +36,13 @@ var listFields = []string{
 }
 
 type listModule struct {
-	Path    string
-	Version string
-	Main    bool
-	Dir     string
-	GoMod   string
-	Replace *listModule
+	Path      string
+	Version   string
+	Main      bool
+	Dir       string
+	GoMod     string
+	GoVersion string
+	Replace   *listModule
 }
 
 type listPackage struct {
@@ -102,6 +105,9 @@ type keyState struct {
 	seen   map[string]bool // paths already in the manifest
 	cutoff time.Time       // inputs modified after it make the manifest racy
 	racy   bool
+
+	src    *sourceWriter // the source hash's writer, when asked for
+	source string        // the source hash, once computed
 }
 
 func newKeyState(start time.Time) *keyState {
@@ -211,10 +217,19 @@ func hashDir(dir string) (string, []os.DirEntry, time.Time, error) {
 // with `go list`, and the manifest of the inputs it depends on.
 func (b *builder) computeKey(ctx context.Context) (string, *keyState, error) {
 	s := newKeyState(time.Now())
+	if b.wantSource || b.prebuilt != nil {
+		src := newSourceWriter(b)
+		s.src = &src
+	}
 	w := s.w
 	w.field("format", keyFormat)
 	w.field("goversion", b.goenv["GOVERSION"])
 	w.field("package", b.pkg)
+	if p := b.prebuilt; p != nil {
+		// The entry may hold this binary instead of a local build: which
+		// one is decided from the sources hashed below and these fields.
+		w.field("prebuilt", p.SourceHash, p.Toolchain, p.SHA256)
+	}
 	for _, kv := range b.forced {
 		// GOFLAGS holds only -mod and -modcacherw: they choose how go.mod is
 		// read, and what it resolves to is hashed below.
@@ -269,12 +284,20 @@ func (b *builder) computeKey(ctx context.Context) (string, *keyState, error) {
 		if err := b.hashPackage(s, &p, modcache, hashedGoMod); err != nil {
 			return "", nil, err
 		}
+		if s.src != nil {
+			if err := s.src.pkg(&p); err != nil {
+				return "", nil, err
+			}
+		}
 	}
 	if err := b.watchModuleGraph(ctx, s, gomod, gowork); err != nil {
 		return "", nil, err
 	}
 	key := hex.EncodeToString(w.h.Sum(nil))
 	s.m.Format, s.m.Key = keyFormat, key
+	if s.src != nil {
+		s.source = s.src.sum()
+	}
 	return key, s, nil
 }
 

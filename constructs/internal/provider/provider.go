@@ -37,6 +37,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/grantspec"
 	"github.com/crossaccountami/crossaccountami/internal/handlerbuild"
+	"github.com/crossaccountami/crossaccountami/internal/handlerbuild/prebuilt"
 	"github.com/crossaccountami/crossaccountami/internal/launcher"
 	"github.com/crossaccountami/crossaccountami/internal/names"
 )
@@ -496,7 +497,9 @@ func built(pkg string) builtAsset {
 	defer assetsMu.Unlock()
 	a, ok := assets[pkg]
 	if !ok {
-		a.dir = handlerbuild.MustBuild(handlerbuild.Options{Package: pkg})
+		// The prebuilt binary, when it was built from this source, spares
+		// a cold synth the compilation of the SDK for arm64.
+		a.dir = handlerbuild.MustBuild(handlerbuild.Options{Package: pkg, Prebuilt: prebuilt.For(pkg, prebuilt.GOARCH)})
 		a.hash = fileSHA256(filepath.Join(a.dir, handlerbuild.BinaryName))
 		assets[pkg] = a
 	}
