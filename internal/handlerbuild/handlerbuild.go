@@ -238,7 +238,7 @@ func (b *builder) recordIndexOrWarn() {
 func handlerName(pkg string) string {
 	switch pkg {
 	case DestinationHandler:
-		return "the destination handler (KMS grants, the service-linked role)"
+		return "the destination handler (KMS grants, service-linked roles, AMI copies)"
 	case SourceHandler:
 		return "the source handler"
 	}
