@@ -15,6 +15,7 @@
 #   BASELINES=/path/to/baselines NS="1 10" RUNS=9 scripts/bench-synth.sh
 #   APPS=baselinejob RUNS=1 WARMUP=0 NS=1 scripts/bench-synth.sh   # one table only
 #   APPS=organization RUNS=5 scripts/bench-synth.sh    # the StackSet vs one destination stack
+#   APPS=basic KEYACCESS=accounts NS=100 scripts/bench-synth.sh   # every N in KeyPolicyStyle_ACCOUNTS
 #   APPS=cold RUNS=3 scripts/bench-synth.sh            # a cold first synth (empty caches), N=1
 #
 # Each app is run directly (not through the CDK CLI), with CDK_OUTDIR set to
@@ -23,8 +24,10 @@
 # {"destinations": N}. One key policy holds about 23 destinations' scoped
 # statements (KMS's 32 KB limit; the library fails synth beyond), so from
 # N=20 on both our apps run in organization mode (constant-size statements):
-# examples/basic through -c organizationId, baselinejob on its own; the mode
-# column is read from the key policy our app synthesized.
+# examples/basic through -c organizationId (or, with KEYACCESS=accounts, at
+# every N through -c keyAccess=accounts: one NewAccountsKeyAccess listing the
+# destination accounts), baselinejob on its own; the mode column is read from
+# the key policy our app synthesized.
 #
 # ours/Go and ours/TS are medians of per-pair wall ratios (bench.py "A/B
 # wall"). Ours' wall time and memory come from the ours-vs-Go series.
@@ -116,6 +119,7 @@ pair() {
   [[ -n $f ]] || { echo "no output of $tag (N=$n):"; cat "$WORK/$tag-go-$n.txt"; exit 1; }
   mode=scoped
   if grep -q 'aws:PrincipalOrg' "$f"/*.template.json; then mode=org; fi
+  if grep -q 'grant creators of the accounts of' "$f"/*.template.json; then mode=accounts; fi
   rm -rf "${RUNROOT:?}"/*
   # shellcheck disable=SC2016
   python3 "$B/tools/bench.py" -n "$RUNS" --warmup "$WARMUP" \
@@ -145,7 +149,9 @@ for app in $APPS; do
     header
     for n in $NS; do
       ctx=$(python3 "$B/tools/context.py" "$n")
-      if (( n >= 20 )); then
+      if [[ ${KEYACCESS:-} == accounts ]]; then
+        ctx=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["keyAccess"]="accounts"; print(json.dumps(c))' "$ctx")
+      elif (( n >= 20 )); then
         ctx=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["organizationId"]="o-abcdefghij"; print(json.dumps(c))' "$ctx")
       fi
       CDK_CONTEXT_JSON=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["destinations"]=sys.argv[2]; print(json.dumps(c))' "$ctx" "$n")
