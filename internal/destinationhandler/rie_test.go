@@ -38,6 +38,9 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	// The check's metric lines are the bootstrap's stdout, as on Lambda.
 	t.Run("scheduled check", func(t *testing.T) { healSequence(t, h) })
 	t.Run("service-linked role", func(t *testing.T) { slrSequence(t, h) })
+	// Each launcher's principal (issue 19), through the real bootstrap too.
+	t.Run("other launchers' service-linked roles", func(t *testing.T) { otherSLRSequence(t, h) })
+	t.Run("three launchers' grants", func(t *testing.T) { launcherGrantSequence(t, h) })
 	t.Run("malformed", func(t *testing.T) { malformed(t, h) })
 	t.Run("late create", func(t *testing.T) { lateCreate(t, h, e) })
 	if t.Failed() {
