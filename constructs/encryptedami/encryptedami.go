@@ -244,6 +244,9 @@ type crossAccountEncryptedAmi struct {
 	grantees  []string
 	grants    map[string]kmsgrant.Grant
 	owners    map[string]constructs.Construct
+	// ownRoles are the LauncherRoles defined in this app, by ARN: their
+	// grants wait for them.
+	ownRoles map[string]awsiam.Role
 	// defaultASGRole is the default AWSServiceRoleForAutoScaling's ARN (what
 	// an EKS managed node group launches with).
 	defaultASGRole string
@@ -300,6 +303,7 @@ func NewCrossAccountEncryptedAmi(scope constructs.Construct, id *string, props *
 	c := registry.Child(scope, *id)
 	a := &crossAccountEncryptedAmi{Construct: c, props: props, keyArn: keyArn, region: env.Region, statements: statements,
 		launchers: launchers, grantees: grantees, grants: map[string]kmsgrant.Grant{}, owners: map[string]constructs.Construct{},
+		ownRoles:       ownLauncherRoles(props, dest.Partition),
 		defaultASGRole: launcher.AutoScalingSLR.ARN(dest.Partition, dest.Account, "")}
 	a.slrArn = primaryGrantee(launchers, dest)
 	var fresh []launcher.Launcher
@@ -568,6 +572,16 @@ func (a *crossAccountEncryptedAmi) newGrants(env *provider.StackEnv, dest amipol
 		var deps []constructs.IDependable
 		if slr, ok := l.ServiceLinkedRole(); ok && createSLR {
 			deps = append(deps, slrres.New(c, "ServiceLinkedRole"+id, slr, l.SLRSuffix))
+		}
+		if role := a.ownRoles[grantee]; role != nil {
+			// A role of this app: KMS refuses a grant for a role that does
+			// not exist yet (InvalidArnException, not retried), so the
+			// grant waits for it, within the stack or by stack order.
+			if roleStack := awscdk.Stack_Of(role); roleStack == env.Stack {
+				deps = append(deps, role)
+			} else {
+				dependOnKeyPolicy(env.Stack, roleStack, "the launcher role "+registry.Path(role)+" must exist before its grant")
+			}
 		}
 		grant := grantres.New(c, "Grant"+id, grantspec.Properties{
 			KeyArn:           a.keyArn,

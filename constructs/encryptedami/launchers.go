@@ -111,6 +111,28 @@ func resolveLaunchers(env *provider.StackEnv, partition string, props *CrossAcco
 	return out, nil
 }
 
+// ownLauncherRoles are the LauncherRoles this app defines (not imported),
+// by their ARN (props were checked by resolveLaunchers).
+func ownLauncherRoles(props *CrossAccountEncryptedAmiProps, partition string) map[string]awsiam.Role {
+	out := map[string]awsiam.Role{}
+	if props.LauncherRoles == nil {
+		return out
+	}
+	for _, role := range *props.LauncherRoles {
+		own, ok := role.(awsiam.Role)
+		if !ok {
+			continue
+		}
+		if _, cfn := own.Node().DefaultChild().(awsiam.CfnRole); !cfn {
+			continue
+		}
+		if arn, err := launcherRoleArn(role, partition); err == nil {
+			out[arn] = own
+		}
+	}
+	return out
+}
+
 // launcherRoleArn is a launching role's ARN as a literal: the key policy
 // names it. A role imported by ARN has it; a role of this app has it when
 // its RoleName (and Path) are literals.

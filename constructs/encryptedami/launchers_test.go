@@ -256,6 +256,18 @@ func TestManyLaunchers(t *testing.T) {
 				"iam:AWSServiceName": []interface{}{"autoscaling.amazonaws.com", "ec2fleet.amazonaws.com", "spot.amazonaws.com"}}},
 		}})},
 	}))
+	// The grant for a launcher role of this app waits for the role: KMS
+	// refuses a grant for a role that does not exist yet.
+	runnerID := *stack.GetLogicalId(runner.Node().DefaultChild().(awsiam.CfnRole))
+	for id, r := range *tpl.FindResources(jsii.String("Custom::KmsGrant"), nil) {
+		if (*r)["Properties"].(map[string]interface{})["GranteePrincipal"] != "arn:aws:iam::222222222222:role/Runner" {
+			continue
+		}
+		dependsOn, _ := json.Marshal((*r)["DependsOn"])
+		if !strings.Contains(string(dependsOn), `"`+runnerID+`"`) {
+			t.Errorf("the Runner role's grant %s depends on %s, not on the role %s", id, dependsOn, runnerID)
+		}
+	}
 	// The node group waits for the default role's grant and role resource.
 	deps, _ := json.Marshal(tpl.ToJSON())
 	var parsed struct {
