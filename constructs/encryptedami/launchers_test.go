@@ -2,6 +2,7 @@ package encryptedami_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -291,5 +292,34 @@ func TestManyLaunchers(t *testing.T) {
 		if strings.Count(string(policy), `"`+g+`"`) != 2 {
 			t.Errorf("key policy names %s %d times, want 2 (use, CreateGrant): %s", g, strings.Count(string(policy), g), policy)
 		}
+	}
+}
+
+// TestServiceLinkedRoleSuppressionFollowsTheStatement: the cdk-nag reason
+// that accepts the iam:CreateServiceLinkedRole statement's wildcard names
+// the services the statement lists, whichever order the constructs of the
+// stack ask for them in (the statement is widened in place).
+func TestServiceLinkedRoleSuppressionFollowsTheStatement(t *testing.T) {
+	for name, orders := range map[string][][]encryptedami.LauncherKind{
+		"one construct":             {{encryptedami.LauncherKind_AUTO_SCALING, encryptedami.LauncherKind_EC2_FLEET}},
+		"EC2 Fleet first, then ASG": {{encryptedami.LauncherKind_EC2_FLEET}, {encryptedami.LauncherKind_AUTO_SCALING}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			app := awscdk.NewApp(nil)
+			source := awscdk.NewStack(app, jsii.String("Source"), &awscdk.StackProps{Env: constructtest.Env("111111111111", "us-east-1")})
+			key := awskms.NewKey(source, jsii.String("Key"), nil)
+			stack := awscdk.NewStack(app, jsii.String("D"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "us-east-1")})
+			for i, ks := range orders {
+				ks := ks
+				encryptedami.NewCrossAccountEncryptedAmi(stack, jsii.String(fmt.Sprintf("Ami%d", i)), &encryptedami.CrossAccountEncryptedAmiProps{
+					Key: key, ImageId: jsii.String(fmt.Sprintf("ami-0123456789abcdef%d", i)), Launchers: &ks})
+			}
+			body, _ := json.Marshal(assertions.Template_FromStack(stack, nil).FindResources(jsii.String("AWS::IAM::Policy"), nil))
+			text := string(body)
+			want := "only for the services of this stack's launchers (condition iam:AWSServiceName = autoscaling.amazonaws.com, ec2fleet.amazonaws.com)"
+			if !strings.Contains(text, want) || strings.Contains(text, "only for the Auto Scaling service") || strings.Contains(text, "no wildcard") {
+				t.Errorf("the handler policy's cdk-nag reasons do not follow the statement (want %q): %s", want, text)
+			}
+		})
 	}
 }

@@ -92,6 +92,8 @@ type Provider struct {
 	// create (NeedSLR's statement), sorted; slrStatement is that statement.
 	slrServices  []string
 	slrStatement map[string]interface{}
+	// slrSuppression is the cdk-nag suppression of slrStatement.
+	slrSuppression map[string]interface{}
 }
 
 // Need is a permission of the role's own policy that a caller will need.
@@ -391,11 +393,15 @@ func (h *handler) addToRolePolicy(n policyNeed) {
 }
 
 // rewriteRolePolicy writes the role's own statements again, after one of
-// them changed.
+// them changed, and their cdk-nag suppressions (which may have changed
+// with it).
 func (h *handler) rewriteRolePolicy() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.policy.AddPropertyOverride(jsii.String("PolicyDocument.Statement"), h.statements)
+	if len(h.suppressions) > 0 {
+		nagsuppress.Set(h.policy, h.suppressions...)
+	}
 }
 
 // Resource creates, under scope with the id "Resource", a custom resource of
@@ -673,10 +679,12 @@ func (p *Provider) addSLRService(service string) (policyNeed, bool) {
 	sort.Strings(p.slrServices)
 	pn := slrNeed(p.env, p.slrServices)
 	if p.slrStatement == nil {
-		p.slrStatement = pn.statement
+		p.slrStatement, p.slrSuppression = pn.statement, pn.suppression
 		return pn, true
 	}
+	// In place: the role's policy and its cdk-nag metadata hold these maps.
 	maps.Copy(p.slrStatement, pn.statement)
+	maps.Copy(p.slrSuppression, pn.suppression)
 	p.rewriteRolePolicy()
 	return policyNeed{}, false
 }
