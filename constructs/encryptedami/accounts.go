@@ -127,12 +127,10 @@ func NewAccountsKeyAccess(scope constructs.Construct, id *string, props *Account
 			len(accounts), fixed+per*len(accounts), fixed, per, keybudget.ReservedPolicyBytes, MaxKeyPolicyBytes, fit))
 	}
 	statements := amipolicy.AccountsStatements(a)
-	budget := keybudget.Of(provider.EnvOf(scope), props.Key, keyArn)
-	if err := budget.Claim(statements); err != nil {
+	_, per := amipolicy.AccountsCost(a)
+	if err := keybudget.Of(provider.EnvOf(scope), props.Key, keyArn).ClaimAccountList(statements, path, len(accounts), per); err != nil {
 		fail(err)
 	}
-	_, per := amipolicy.AccountsCost(a)
-	budget.AddAccountList(path, len(accounts), per)
 	c := constructs.NewConstruct(scope, id)
 	sorted := slices.Clone(accounts)
 	slices.Sort(sorted)

@@ -45,7 +45,7 @@ type Budget struct {
 	constructs.Construct
 	bySid  map[string]string
 	claims []int // the bytes each claim added, in order: the total, and how many fit
-	// accountLists are the AccountsKeyAccess claims among them (AddAccountList).
+	// accountLists are the AccountsKeyAccess claims among them (ClaimAccountList).
 	accountLists []accountList
 }
 
@@ -88,7 +88,7 @@ func (b *Budget) Claim(statements []amipolicy.Statement) error {
 		bodies[i] = string(body)
 		if prev, ok := b.bySid[s.Sid]; ok {
 			if prev != bodies[i] {
-				return fmt.Errorf("Key: another CrossAccountEncryptedAmi already placed a different statement %q on this key: %s", s.Sid, prev)
+				return fmt.Errorf("Key: another construct of this library (a CrossAccountEncryptedAmi, a key access, a grant or a copy) already placed a different statement %q on this key: %s; got %s", s.Sid, prev, bodies[i])
 			}
 			continue
 		}
@@ -136,11 +136,20 @@ func (c *budgetCheck) Validate() *[]*string {
 	return &[]*string{}
 }
 
-// AddAccountList records that the last claim was an account list (an
+// ClaimAccountList is Claim for the statements of an account list (an
 // encryptedami.AccountsKeyAccess at path, of accounts accounts, perAccount
-// bytes each), so that the budget's error can say how many of them fit.
-func (b *Budget) AddAccountList(path string, accounts, perAccount int) {
-	b.accountLists = append(b.accountLists, accountList{path: path, accounts: accounts, perAccount: perAccount})
+// bytes each): when they add to the policy, the budget's error can then
+// say how many of those accounts fit. Identical statements already placed
+// add nothing, and are not recorded again.
+func (b *Budget) ClaimAccountList(statements []amipolicy.Statement, path string, accounts, perAccount int) error {
+	before := len(b.claims)
+	if err := b.Claim(statements); err != nil {
+		return err
+	}
+	if len(b.claims) > before {
+		b.accountLists = append(b.accountLists, accountList{path: path, accounts: accounts, perAccount: perAccount})
+	}
+	return nil
 }
 
 // accountList is an encryptedami.AccountsKeyAccess's claim on a key's budget, for the
