@@ -49,10 +49,12 @@ type AccountsKeyAccessProps struct {
 // AccountsKeyAccess lets a list of accounts launch the AMI, with two key
 // policy statements whose size grows by one account id per statement and
 // account: the accounts are the statements' principals, their roles are
-// matched by pattern (the Auto Scaling service-linked roles; the grant
-// handler roles by their path, /crossaccountami/), and a grant handler may
-// create a grant only for its own account's service-linked roles and only
-// with itself as retiring principal, as in organization mode. Place it next
+// matched by pattern (the launchers' principals: the Auto Scaling
+// service-linked roles by default, with Launchers and LauncherRoleNames the
+// other service-linked roles and roles; the grant handler roles by their
+// path, /crossaccountami/), and a grant handler may create a grant only for
+// its own account's launcher principals and only with itself as retiring
+// principal, as in organization mode. Place it next
 // to the key, as an OrganizationKeyAccess (for a key imported by ARN, in a
 // stack of the key's account and region: a keypolicy.ManagedStatements
 // there, construct id "KeyPolicy" under it, keeps the statements in the

@@ -176,8 +176,8 @@ type CrossAccountEncryptedAmi interface {
 	// The grantees' ARNs, sorted, in the order of Grants.
 	GranteeArns() *[]*string
 	// The ARN of the Auto Scaling service-linked role that receives the
-	// grant; without LauncherKind_AUTO_SCALING, the first service-linked
-	// role among the grantees, or nil when only roles launch.
+	// grant; without LauncherKind_AUTO_SCALING, the service-linked role of
+	// the first of Launchers, or nil when only roles launch.
 	ServiceLinkedRoleArn() *string
 	// Something to depend on so that a resource (an Auto Scaling group) is
 	// created only after the service-linked role and the grant exist.

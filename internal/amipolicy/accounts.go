@@ -12,7 +12,7 @@ import (
 // Accounts selects destination accounts by a list of account ids, without
 // an AWS Organization: the ACCOUNTS style. Its two statements are those of
 // organization mode (patternStatements: the roles matched by pattern, each
-// grant creator limited to its own account's service-linked roles and to
+// grant creator limited to its own account's launcher principals and to
 // itself as retiring principal), with the listed accounts as principals
 // instead of the organization's condition. So the policy grows by the bytes
 // of one account id per statement and account, not by two statements per
