@@ -44,44 +44,24 @@ const (
 	LauncherKind_SPOT LauncherKind = LauncherKind(launcher.Spot)
 )
 
-// launcherKinds are the kinds the Launchers prop accepts, in the order
-// messages list them.
-var launcherKinds = []LauncherKind{LauncherKind_AUTO_SCALING, LauncherKind_EKS_MANAGED_NODE_GROUP, LauncherKind_EC2_FLEET, LauncherKind_SPOT_FLEET, LauncherKind_SPOT}
-
 // resolveLaunchers reads Launchers, LauncherRoles and ServiceLinkedRoleSuffix
 // into the destination's launchers, naming the prop and the value of the
 // first that cannot work. No Launchers means an Auto Scaling group.
 func resolveLaunchers(env *provider.StackEnv, partition string, props *CrossAccountEncryptedAmiProps) ([]launcher.Launcher, error) {
-	kinds := []LauncherKind{LauncherKind_AUTO_SCALING}
+	var kinds []launcher.Kind
 	if props.Launchers != nil {
-		kinds = *props.Launchers
+		kinds = []launcher.Kind{}
+		for _, k := range *props.Launchers {
+			kinds = append(kinds, launcher.Kind(k))
+		}
 	}
-	suffix := jsiivalue.String(props.ServiceLinkedRoleSuffix)
-	var out []launcher.Launcher
-	seen := map[LauncherKind]bool{}
-	for i, k := range kinds {
-		known := false
-		for _, want := range launcherKinds {
-			known = known || k == want
-		}
-		switch {
-		case launcher.Kind(k) == launcher.Role:
-			return nil, fmt.Errorf("Launchers[%d]: a role that launches instances is given in LauncherRoles, got %q", i, k)
-		case !known:
-			return nil, fmt.Errorf("Launchers[%d]: expected one of %v, got %q", i, launcherKinds, k)
-		case seen[k]:
-			return nil, fmt.Errorf("Launchers[%d]: %s is listed twice in %v", i, k, kinds)
-		}
-		seen[k] = true
-		l := launcher.Launcher{Kind: launcher.Kind(k)}
-		if k == LauncherKind_AUTO_SCALING {
-			l.SLRSuffix = suffix
-		}
-		out = append(out, l)
+	roles := 0
+	if props.LauncherRoles != nil {
+		roles = len(*props.LauncherRoles)
 	}
-	if suffix != "" && !seen[LauncherKind_AUTO_SCALING] {
-		return nil, fmt.Errorf("ServiceLinkedRoleSuffix: a custom-suffix role serves Auto Scaling groups only, and Launchers %v has no %s; an EKS managed node group launches with the default AWSServiceRoleForAutoScaling (EKS creates its Auto Scaling group and sets no role of yours), and EC2 Fleet, Spot Fleet and Spot use service-linked roles that take no suffix. Unset ServiceLinkedRoleSuffix, or add %s to Launchers; got %q",
-			kinds, LauncherKind_AUTO_SCALING, LauncherKind_AUTO_SCALING, suffix)
+	out, err := launcher.ResolveKinds(kinds, jsiivalue.String(props.ServiceLinkedRoleSuffix), "LauncherRoles", roles)
+	if err != nil {
+		return nil, err
 	}
 	seenRole := map[string]int{}
 	if props.LauncherRoles != nil {
@@ -104,9 +84,6 @@ func resolveLaunchers(env *provider.StackEnv, partition string, props *CrossAcco
 			seenRole[arn] = i
 			out = append(out, l)
 		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("Launchers: empty and no LauncherRoles: nothing would launch the AMI; leave Launchers nil for Auto Scaling groups, got []")
 	}
 	return out, nil
 }

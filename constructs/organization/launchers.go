@@ -11,13 +11,6 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/launcher"
 )
 
-// launcherKinds are the kinds DeploymentProps.Launchers accepts, in the
-// order messages list them (encryptedami's).
-var launcherKinds = []encryptedami.LauncherKind{
-	encryptedami.LauncherKind_AUTO_SCALING, encryptedami.LauncherKind_EKS_MANAGED_NODE_GROUP,
-	encryptedami.LauncherKind_EC2_FLEET, encryptedami.LauncherKind_SPOT_FLEET, encryptedami.LauncherKind_SPOT,
-}
-
 // targetLauncher is one launch path of every target account: a kind with
 // its suffix (Auto Scaling), or a role of one path and name in every
 // account. Its grantee's account is known only in each stack instance.
@@ -55,35 +48,20 @@ func (l targetLauncher) String() string {
 // cannot work. No Launchers and no LauncherRoleNames means an Auto Scaling
 // group (the StackSets of the releases before launchers).
 func resolveLaunchers(kinds *[]encryptedami.LauncherKind, roleNames []string, suffix string) ([]targetLauncher, error) {
-	given := []encryptedami.LauncherKind{encryptedami.LauncherKind_AUTO_SCALING}
+	var given []launcher.Kind
 	if kinds != nil {
-		given = *kinds
+		given = []launcher.Kind{}
+		for _, k := range *kinds {
+			given = append(given, launcher.Kind(k))
+		}
+	}
+	ls, err := launcher.ResolveKinds(given, suffix, "LauncherRoleNames", len(roleNames))
+	if err != nil {
+		return nil, err
 	}
 	var out []targetLauncher
-	seen := map[encryptedami.LauncherKind]bool{}
-	for i, k := range given {
-		known := false
-		for _, want := range launcherKinds {
-			known = known || k == want
-		}
-		switch {
-		case launcher.Kind(k) == launcher.Role:
-			return nil, fmt.Errorf("Launchers[%d]: a role that launches instances is named in LauncherRoleNames, got %q", i, k)
-		case !known:
-			return nil, fmt.Errorf("Launchers[%d]: expected one of %v, got %q", i, launcherKinds, k)
-		case seen[k]:
-			return nil, fmt.Errorf("Launchers[%d]: %s is listed twice in %v", i, k, given)
-		}
-		seen[k] = true
-		l := targetLauncher{kind: launcher.Kind(k)}
-		if k == encryptedami.LauncherKind_AUTO_SCALING {
-			l.suffix = suffix
-		}
-		out = append(out, l)
-	}
-	if suffix != "" && !seen[encryptedami.LauncherKind_AUTO_SCALING] {
-		return nil, fmt.Errorf("ServiceLinkedRoleSuffix: a custom-suffix role serves Auto Scaling groups only, and Launchers %v has no %s; an EKS managed node group launches with the default AWSServiceRoleForAutoScaling (EKS creates its Auto Scaling group and sets no role of yours), and EC2 Fleet, Spot Fleet and Spot use service-linked roles that take no suffix. Unset ServiceLinkedRoleSuffix, or add %s to Launchers; got %q",
-			given, encryptedami.LauncherKind_AUTO_SCALING, encryptedami.LauncherKind_AUTO_SCALING, suffix)
+	for _, l := range ls {
+		out = append(out, targetLauncher{kind: l.Kind, suffix: l.SLRSuffix})
 	}
 	seenRole := map[string]int{}
 	for i, n := range roleNames {
@@ -98,9 +76,6 @@ func resolveLaunchers(kinds *[]encryptedami.LauncherKind, roleNames []string, su
 		}
 		seenRole[n] = i
 		out = append(out, targetLauncher{kind: launcher.Role, roleName: n})
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("Launchers: empty and no LauncherRoleNames: nothing would launch the AMI; leave Launchers nil for Auto Scaling groups, got []")
 	}
 	return out, nil
 }

@@ -172,7 +172,7 @@ func TestDeploymentLauncherErrors(t *testing.T) {
 		wants []string
 	}{
 		{"role as a kind", func(p *organization.DeploymentProps) { p.Launchers = &[]encryptedami.LauncherKind{"ROLE"} },
-			[]string{`Launchers[0]: a role that launches instances is named in LauncherRoleNames, got "ROLE"`}},
+			[]string{`Launchers[0]: a role that launches instances is given in LauncherRoleNames, got "ROLE"`}},
 		{"unknown kind", func(p *organization.DeploymentProps) { p.Launchers = &[]encryptedami.LauncherKind{"EC2FLEET"} },
 			[]string{"Launchers[0]: expected one of [AUTO_SCALING EKS_MANAGED_NODE_GROUP EC2_FLEET SPOT_FLEET SPOT]", `got "EC2FLEET"`}},
 		{"duplicate kind", func(p *organization.DeploymentProps) {

@@ -20,6 +20,7 @@ package launcher
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
@@ -232,4 +233,48 @@ type SLRRef struct {
 // with the given suffix (empty for the default role).
 func Default(suffix string) []Launcher {
 	return []Launcher{{Kind: AutoScaling, SLRSuffix: suffix}}
+}
+
+// ServiceKinds are the kinds that launch through a service-linked role:
+// what a Launchers prop lists (a launching role is given apart), in the
+// order messages list them.
+var ServiceKinds = []Kind{AutoScaling, EKSManagedNodeGroup, EC2Fleet, SpotFleet, Spot}
+
+// ResolveKinds reads a Launchers prop: kinds (nil for the default, an Auto
+// Scaling group) with the Auto Scaling group's suffix. rolesProp is the prop
+// that gives launching roles (LauncherRoles, LauncherRoleNames) and roles
+// how many it gives. The errors name the prop, the index and the value of
+// the first launcher that cannot work; the constructs that take launchers
+// share them, so they refuse the same things in the same words.
+func ResolveKinds(kinds []Kind, suffix, rolesProp string, roles int) ([]Launcher, error) {
+	given := kinds
+	if given == nil {
+		given = []Kind{AutoScaling}
+	}
+	var out []Launcher
+	seen := map[Kind]bool{}
+	for i, k := range given {
+		switch {
+		case k == Role:
+			return nil, fmt.Errorf("Launchers[%d]: a role that launches instances is given in %s, got %q", i, rolesProp, k)
+		case !slices.Contains(ServiceKinds, k):
+			return nil, fmt.Errorf("Launchers[%d]: expected one of %v, got %q", i, ServiceKinds, k)
+		case seen[k]:
+			return nil, fmt.Errorf("Launchers[%d]: %s is listed twice in %v", i, k, given)
+		}
+		seen[k] = true
+		l := Launcher{Kind: k}
+		if k == AutoScaling {
+			l.SLRSuffix = suffix
+		}
+		out = append(out, l)
+	}
+	if suffix != "" && !seen[AutoScaling] {
+		return nil, fmt.Errorf("ServiceLinkedRoleSuffix: a custom-suffix role serves Auto Scaling groups only, and Launchers %v has no %s; an EKS managed node group launches with the default AWSServiceRoleForAutoScaling (EKS creates its Auto Scaling group and sets no role of yours), and EC2 Fleet, Spot Fleet and Spot use service-linked roles that take no suffix. Unset ServiceLinkedRoleSuffix, or add %s to Launchers; got %q",
+			given, AutoScaling, AutoScaling, suffix)
+	}
+	if len(out) == 0 && roles == 0 {
+		return nil, fmt.Errorf("Launchers: empty and no %s: nothing would launch the AMI; leave Launchers nil for Auto Scaling groups, got []", rolesProp)
+	}
+	return out, nil
 }

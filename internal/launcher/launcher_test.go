@@ -62,3 +62,28 @@ func TestOnePrincipalOneGrant(t *testing.T) {
 		t.Errorf("service-linked roles %v, want %v", slrs, want)
 	}
 }
+
+func TestResolveKinds(t *testing.T) {
+	got, err := ResolveKinds(nil, "team", "LauncherRoles", 0)
+	if err != nil || !reflect.DeepEqual(got, []Launcher{{Kind: AutoScaling, SLRSuffix: "team"}}) {
+		t.Errorf("default: %v, %v", got, err)
+	}
+	if got, err := ResolveKinds([]Kind{}, "", "LauncherRoles", 1); err != nil || len(got) != 0 {
+		t.Errorf("roles only: %v, %v", got, err)
+	}
+	for _, tc := range []struct {
+		kinds  []Kind
+		suffix string
+		want   string
+	}{
+		{[]Kind{Role}, "", `Launchers[0]: a role that launches instances is given in LauncherRoles, got "ROLE"`},
+		{[]Kind{"ASG"}, "", `Launchers[0]: expected one of [AUTO_SCALING EKS_MANAGED_NODE_GROUP EC2_FLEET SPOT_FLEET SPOT], got "ASG"`},
+		{[]Kind{Spot, Spot}, "", "Launchers[1]: SPOT is listed twice in [SPOT SPOT]"},
+		{[]Kind{EKSManagedNodeGroup}, "team", `ServiceLinkedRoleSuffix: a custom-suffix role serves Auto Scaling groups only`},
+		{[]Kind{}, "", "Launchers: empty and no LauncherRoles: nothing would launch the AMI"},
+	} {
+		if _, err := ResolveKinds(tc.kinds, tc.suffix, "LauncherRoles", 0); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %q: got %v, want %q", tc.kinds, tc.suffix, err, tc.want)
+		}
+	}
+}
