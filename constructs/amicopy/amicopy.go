@@ -370,7 +370,11 @@ func checkDestinationKey(env *provider.StackEnv, key awskms.IKey, keyArn string)
 		return fmt.Errorf("DestinationKey: %s has an account and region known only at deploy time; use a key of a stack with env, or import it by its literal ARN", registry.Path(key))
 	}
 	if account != env.Account || region != env.Region {
-		return fmt.Errorf("DestinationKey: the key is in account %s and region %s, but the copy is made in the stack %s's account %s and region %s; the copy is encrypted with a key of its own account and region", account, region, env.Name, env.Account, env.Region)
+		which := keyArn
+		if jsiivalue.IsUnresolved(&which) {
+			which = registry.Path(key)
+		}
+		return fmt.Errorf("DestinationKey: the key %s is in account %s and region %s, but the copy is made in the stack %s's account %s and region %s; the copy is encrypted with a key of its own account and region", which, account, region, env.Name, env.Account, env.Region)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/amicopy"
@@ -48,7 +49,11 @@ func TestBadProps(t *testing.T) {
 		}, []string{`SourceKey: the key is in region "eu-west-1"`, `"us-east-1"`}},
 		{"destination key of another account", func(s awscdk.Stack, p *amicopy.CopiedAmiProps) {
 			p.DestinationKey = imported(s, "arn:aws:kms:us-east-1:333333333333:key/1234abcd-12ab-34cd-56ef-1234567890ab")
-		}, []string{"DestinationKey: the key is in account 333333333333 and region us-east-1", "account 222222222222"}},
+		}, []string{"DestinationKey: the key arn:aws:kms:us-east-1:333333333333:key/1234abcd-12ab-34cd-56ef-1234567890ab is in account 333333333333 and region us-east-1", "account 222222222222"}},
+		{"destination key of this app in another region", func(s awscdk.Stack, p *amicopy.CopiedAmiProps) {
+			other := awscdk.NewStack(s.Node().Scope().(constructs.Construct), jsii.String("Other"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "eu-west-1")})
+			p.DestinationKey = awskms.NewKey(other, jsii.String("Key"), nil)
+		}, []string{"DestinationKey: the key Other/Key is in account 222222222222 and region eu-west-1"}},
 		{"bad name", func(_ awscdk.Stack, p *amicopy.CopiedAmiProps) { p.Name = jsii.String("a") }, []string{`Name: "a" is not a valid AMI name prefix`}},
 		{"service timeout over an hour", func(_ awscdk.Stack, p *amicopy.CopiedAmiProps) {
 			p.ServiceTimeout = awscdk.Duration_Hours(jsii.Number(2))
