@@ -37,6 +37,12 @@
 // The runnable ExampleNewCopiedAmi (go doc -all) copies an AMI shared by
 // another account into a key of the destination.
 //
+// The source AMI must be in this stack's region: the copier may call
+// ec2:CopyImage only on the images and snapshots of its own region, and a
+// SourceKey known to be of another region is refused at synth
+// ("SourceKey: the key is in region ..."). Copying from another region is
+// not supported (the resource's SourceRegion property is reserved).
+//
 // The copy does not depend on the source after it exists: the source may
 // remove the key policy statements and the launch permission then, and a
 // copy cannot be revoked by the source.

@@ -33,8 +33,9 @@ func copyDescribeNeed() policyNeed {
 //   - The stack's copier policy (amipolicy.CopierSharedStatements), one for
 //     every copy of the stack: CopyImage, CreateTags while copying, the
 //     removals pinned to the stack's tag, the self-invoke. One per copy
-//     would repeat about 900 characters each, and IAM caps a role's inline
-//     policies at 10,240 in all (roleSizeCheck): 7 copies would not deploy.
+//     would repeat them for each copy, and IAM caps a role's inline
+//     policies at 10,240 characters in all (roleSizeCheck): about 5 copies
+//     with a destination key each would fit, against about 10 now.
 //   - A policy of the resource's own with its keys' statements
 //     (amipolicy.CopierKeyStatements): destinationKeyArn is "" for the
 //     account's aws/ebs key; sourceKeyArn is the source AMI's key, which
