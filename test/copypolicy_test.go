@@ -2,9 +2,11 @@ package test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
+	"github.com/crossaccountami/crossaccountami/internal/copyspec"
 	"github.com/crossaccountami/crossaccountami/internal/testenv/policyeval"
 )
 
@@ -78,7 +80,100 @@ func TestCopyPolicyEvaluation(t *testing.T) {
 		cases = append(cases, policyeval.Case{Name: label + ": CreateGrant for an AWS resource", Request: req(p, "kms:CreateGrant", forAWS("true")...), IdentityPolicies: anyKMS, KeyPolicy: kp,
 			Want: policyeval.Denied, WantKeyPolicy: policyeval.KeyPolicyDoesNotAllow, Why: "the statements pin the copier role"})
 	}
+	cases = append(cases, copierIdentityCases(t, d, a, destEnv, copier, identity)...)
 	policyeval.Check(t, cases)
+}
+
+// copierIdentityCases ask of the copier role's identity policies (the
+// shared copier policy, the copy's own and the role's own, as deployed)
+// what the copy's handler does in the destination account
+// (amipolicy.CopierSharedStatements, CopierKeyStatements):
+//   - ec2:DeregisterImage and ec2:DeleteSnapshot on a resource tagged with
+//     this stack's id, and on no other (untagged, another stack's id);
+//   - ec2:CreateTags while CopyImage creates the resource
+//     (ec2:CreateAction = CopyImage), never on an existing image;
+//   - ec2:CopyImage on the source image (and the new one's ARN);
+//   - lambda:InvokeFunction on its own function, no other;
+//   - on the destination key, the copy's writes and EBS's grant only.
+//
+// The engine drops a context key that does not apply to the action
+// (policyeval.Mismatch fails the case then), so the cases also check that
+// aws:ResourceTag applies to DeregisterImage and DeleteSnapshot, and
+// ec2:CreateAction to CreateTags, in the Service Authorization Reference
+// data the engine carries.
+func copierIdentityCases(t *testing.T, d *deployment, a *Assembly, destEnv deployEnv, copier policyeval.Principal, identity []policyeval.Policy) []policyeval.Case {
+	t.Helper()
+	dest := a.Templates["AmiCopy"]
+	stackID := fmt.Sprintf("arn:aws:cloudformation:%s:%s:stack/%s/00000000-0000-0000-0000-000000000000", destEnv.region, destEnv.account, destEnv.stackName)
+	otherStackID := fmt.Sprintf("arn:aws:cloudformation:%s:%s:stack/OtherStack/11111111-1111-1111-1111-111111111111", destEnv.region, destEnv.account)
+	image := fmt.Sprintf("arn:aws:ec2:%s::image/ami-0123456789abcdef0", destEnv.region)
+	copyImage := fmt.Sprintf("arn:aws:ec2:%s::image/ami-0aaaaaaaaaaaaaaaa", destEnv.region)
+	snapshot := fmt.Sprintf("arn:aws:ec2:%s::snapshot/snap-0123456789abcdef0", destEnv.region)
+	fnID, _ := only(t, dest, "AWS::Lambda::Function")
+	// The resolver names a function of generated name by its logical id.
+	function := fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", destEnv.region, destEnv.account, fnID)
+	other := fmt.Sprintf("arn:aws:lambda:%s:%s:function:SomeoneElse", destEnv.region, destEnv.account)
+	ask := func(name, action, resource string, want policyeval.Want, why string, ctx ...string) policyeval.Case {
+		c := map[string]interface{}{}
+		for i := 0; i+1 < len(ctx); i += 2 {
+			c[ctx[i]] = ctx[i+1]
+		}
+		// EC2 images and snapshots have no resource-based policy: IAM
+		// decides by the identity policies alone (EC2 checks a shared
+		// image's launch and create-volume permissions apart), so the
+		// resource counts as the caller's account, where the engine asks
+		// for no resource policy.
+		return policyeval.Case{Name: "the copier: " + name, Request: policyeval.Request{Principal: copier, Action: action, Resource: resource, ResourceAccount: destEnv.account, Context: c},
+			IdentityPolicies: identity, Want: want, Why: why}
+	}
+	tag := "aws:ResourceTag/" + copyspec.TagStackId
+	var cases []policyeval.Case
+	for _, r := range []struct{ action, resource string }{{"ec2:DeregisterImage", copyImage}, {"ec2:DeleteSnapshot", snapshot}} {
+		cases = append(cases,
+			ask(r.action+" of this stack's copy", r.action, r.resource, policyeval.Allowed, "removes only what it tagged with its stack id", tag, stackID),
+			ask(r.action+" of an untagged resource", r.action, r.resource, policyeval.Denied, "not even a bug removes another image"),
+			ask(r.action+" of another stack's copy", r.action, r.resource, policyeval.Denied, "pinned to this stack's id", tag, otherStackID),
+		)
+	}
+	for _, r := range []string{copyImage, snapshot} {
+		cases = append(cases,
+			ask("CreateTags while CopyImage creates "+r, "ec2:CreateTags", r, policyeval.Allowed, "CopyImage's TagSpecifications", "ec2:CreateAction", "CopyImage"),
+			ask("CreateTags on an existing "+r, "ec2:CreateTags", r, policyeval.Denied, "tags only on creation by CopyImage"),
+			ask("CreateTags while another action creates "+r, "ec2:CreateTags", r, policyeval.Denied, "tags only on creation by CopyImage", "ec2:CreateAction", "CreateImage"),
+		)
+	}
+	cases = append(cases,
+		ask("CopyImage of the source image", "ec2:CopyImage", image, policyeval.Allowed, "copy-ami-permissions.html: CopyImage on the source AMI"),
+		ask("CopyImage of the source's snapshot", "ec2:CopyImage", snapshot, policyeval.Allowed, "CopyImage copies the backing snapshots"),
+		ask("CopyImage of an image of another region", "ec2:CopyImage", strings.Replace(image, destEnv.region, "eu-west-3", 1), policyeval.Denied, "the copy is made from the stack's region"),
+		ask("InvokeFunction on itself", "lambda:InvokeFunction", function, policyeval.Allowed, "the hand-over to its next invocation"),
+		ask("InvokeFunction on another function", "lambda:InvokeFunction", other, policyeval.Denied, "only itself"),
+	)
+	keyID, _ := only(t, dest, "AWS::KMS::Key")
+	destKey := keyArnFor(destEnv, "AmiCopy", keyID)
+	kp, err := d.keyPolicyOf(destKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onKey := func(name, action string, want policyeval.Want, kpWant policyeval.KeyPolicyWant, why string, ctx ...interface{}) policyeval.Case {
+		c := map[string]interface{}{"kms:CallerAccount": destEnv.account}
+		for i := 0; i+1 < len(ctx); i += 2 {
+			c[ctx[i].(string)] = ctx[i+1]
+		}
+		return policyeval.Case{Name: "the copier on the destination key: " + name, Request: policyeval.Request{Principal: copier, Action: action, Resource: destKey, Context: c},
+			IdentityPolicies: identity, KeyPolicy: kp, Want: want, WantKeyPolicy: kpWant, Why: why}
+	}
+	for _, action := range amipolicy.CopyDestinationKeyActions {
+		cases = append(cases, onKey(action, action, policyeval.Allowed, policyeval.KeyPolicyAllows, "the copy is written under the destination key (amipolicy.CopyDestinationKeyActions)"))
+	}
+	cases = append(cases,
+		onKey("CreateGrant for an AWS resource", "kms:CreateGrant", policyeval.Allowed, policyeval.KeyPolicyAllows, "EBS's grant for the copy", "kms:GrantIsForAWSResource", "true"),
+		onKey("CreateGrant not for an AWS resource", "kms:CreateGrant", policyeval.Denied, "", "kms:GrantIsForAWSResource: no grant for itself", "kms:GrantIsForAWSResource", "false"),
+		onKey("Encrypt", "kms:Encrypt", policyeval.Denied, "", "not in the copy's list"),
+		onKey("ReEncryptFrom", "kms:ReEncryptFrom", policyeval.Denied, "", "the copy only arrives under the destination key"),
+		onKey("ScheduleKeyDeletion", "kms:ScheduleKeyDeletion", policyeval.Denied, "", "no key administration"),
+	)
+	return cases
 }
 
 // TestCopyPatternPolicyEvaluation: the statements of a CopySourceKeyAccess

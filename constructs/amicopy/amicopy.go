@@ -37,6 +37,12 @@
 // The runnable ExampleNewCopiedAmi (go doc -all) copies an AMI shared by
 // another account into a key of the destination.
 //
+// The source AMI must be in this stack's region: the copier may call
+// ec2:CopyImage only on the images and snapshots of its own region, and a
+// SourceKey known to be of another region is refused at synth
+// ("SourceKey: the key is in region ..."). Copying from another region is
+// not supported (the resource's SourceRegion property is reserved).
+//
 // The copy does not depend on the source after it exists: the source may
 // remove the key policy statements and the launch permission then, and a
 // copy cannot be revoked by the source.
@@ -370,7 +376,11 @@ func checkDestinationKey(env *provider.StackEnv, key awskms.IKey, keyArn string)
 		return fmt.Errorf("DestinationKey: %s has an account and region known only at deploy time; use a key of a stack with env, or import it by its literal ARN", registry.Path(key))
 	}
 	if account != env.Account || region != env.Region {
-		return fmt.Errorf("DestinationKey: the key is in account %s and region %s, but the copy is made in the stack %s's account %s and region %s; the copy is encrypted with a key of its own account and region", account, region, env.Name, env.Account, env.Region)
+		which := keyArn
+		if jsiivalue.IsUnresolved(&which) {
+			which = registry.Path(key)
+		}
+		return fmt.Errorf("DestinationKey: the key %s is in account %s and region %s, but the copy is made in the stack %s's account %s and region %s; the copy is encrypted with a key of its own account and region", which, account, region, env.Name, env.Account, env.Region)
 	}
 	return nil
 }

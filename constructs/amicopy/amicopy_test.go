@@ -2,6 +2,7 @@ package amicopy_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -9,11 +10,13 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/crossaccountami/crossaccountami/constructs/amicopy"
 	"github.com/crossaccountami/crossaccountami/constructs/encryptedami"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/constructtest"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 )
 
 const (
@@ -46,7 +49,11 @@ func TestBadProps(t *testing.T) {
 		}, []string{`SourceKey: the key is in region "eu-west-1"`, `"us-east-1"`}},
 		{"destination key of another account", func(s awscdk.Stack, p *amicopy.CopiedAmiProps) {
 			p.DestinationKey = imported(s, "arn:aws:kms:us-east-1:333333333333:key/1234abcd-12ab-34cd-56ef-1234567890ab")
-		}, []string{"DestinationKey: the key is in account 333333333333 and region us-east-1", "account 222222222222"}},
+		}, []string{"DestinationKey: the key arn:aws:kms:us-east-1:333333333333:key/1234abcd-12ab-34cd-56ef-1234567890ab is in account 333333333333 and region us-east-1", "account 222222222222"}},
+		{"destination key of this app in another region", func(s awscdk.Stack, p *amicopy.CopiedAmiProps) {
+			other := awscdk.NewStack(s.Node().Scope().(constructs.Construct), jsii.String("Other"), &awscdk.StackProps{Env: constructtest.Env("222222222222", "eu-west-1")})
+			p.DestinationKey = awskms.NewKey(other, jsii.String("Key"), nil)
+		}, []string{"DestinationKey: the key Other/Key is in account 222222222222 and region eu-west-1"}},
 		{"bad name", func(_ awscdk.Stack, p *amicopy.CopiedAmiProps) { p.Name = jsii.String("a") }, []string{`Name: "a" is not a valid AMI name prefix`}},
 		{"service timeout over an hour", func(_ awscdk.Stack, p *amicopy.CopiedAmiProps) {
 			p.ServiceTimeout = awscdk.Duration_Hours(jsii.Number(2))
@@ -190,5 +197,75 @@ func TestDestinationKeyLaunchers(t *testing.T) {
 	want := `"aws:PrincipalArn":["arn:aws:iam::222222222222:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling","arn:aws:iam::222222222222:role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet","` + karpenter + `"]`
 	if strings.Count(policy, want) != 2 {
 		t.Errorf("the destination key policy does not name exactly the launchers in both statements (%s):\n%s", want, policy)
+	}
+}
+
+// copies places n copies in s, each of its own source AMI, source key
+// and destination key of the app (the most statements a copy has).
+func copies(s awscdk.Stack, n int) {
+	for i := 0; i < n; i++ {
+		amicopy.NewCopiedAmi(s, jsii.String(fmt.Sprintf("Copy%d", i)), &amicopy.CopiedAmiProps{
+			SourceImageId:    jsii.String(fmt.Sprintf("ami-0123456789abcde%02d", i)),
+			SourceKey:        imported(s, strings.Replace(sourceKeyArn, "1234abcd", fmt.Sprintf("1234ab%02d", i), 1)),
+			DestinationKey:   awskms.NewKey(s, jsii.String(fmt.Sprintf("CopyKey%d", i)), nil),
+			KeyPolicyCovered: jsii.Bool(true),
+		})
+	}
+}
+
+// TestEightCopiesShareTheCopierPolicy: the statements every copy needs
+// alike are in one policy of the stack, which every copy depends on; each
+// copy's own policy holds only its keys' statements, and eight copies keep
+// the handler role's inline policies under IAM's 10,240 characters.
+func TestEightCopiesShareTheCopierPolicy(t *testing.T) {
+	s := constructtest.NewStack()
+	copies(s, 8)
+	tmpl := assertions.Template_FromStack(s, nil)
+	policies := *tmpl.FindResources(jsii.String("AWS::IAM::Policy"), nil)
+	var shared []string
+	own := 0
+	for id, r := range policies {
+		body := jsonOf(r)
+		switch {
+		case strings.Contains(body, "ec2:CopyImage"):
+			shared = append(shared, id)
+			for _, want := range []string{`"ec2:CreateAction":"CopyImage"`, `"ec2:DeregisterImage","ec2:DeleteSnapshot"`, `"lambda:InvokeFunction"`} {
+				if !strings.Contains(body, want) {
+					t.Errorf("the shared policy %s lacks %s", id, want)
+				}
+			}
+		case strings.Contains(body, "kms:ReEncryptFrom"):
+			own++
+			if strings.Contains(body, "ec2:") || strings.Contains(body, "lambda:") {
+				t.Errorf("a copy's own policy %s holds more than its keys' statements: %s", id, body)
+			}
+		}
+	}
+	if len(shared) != 1 || own != 8 {
+		t.Fatalf("%d shared copier policies %v and %d copies' own policies; want 1 and 8", len(shared), shared, own)
+	}
+	for id, r := range *tmpl.FindResources(jsii.String("Custom::CrossAccountAmiCopy"), nil) {
+		if deps := jsonOf((*r)["DependsOn"]); !strings.Contains(deps, `"`+shared[0]+`"`) {
+			t.Errorf("%s DependsOn %s, want the shared policy %s", id, deps, shared[0])
+		}
+	}
+	chars := provider.Of(s).RoleInlinePolicyChars()
+	t.Logf("8 copies: the handler role's inline policies count %d characters", chars)
+	if chars > 10240 {
+		t.Errorf("8 copies: %d characters, over IAM's 10,240", chars)
+	}
+}
+
+// TestTooManyCopiesFailSynth: copies whose policies would exceed the
+// role's quota fail at synth, naming the number of copies and what to do.
+func TestTooManyCopiesFailSynth(t *testing.T) {
+	s := constructtest.NewStack()
+	copies(s, 16)
+	msg := constructtest.Catch(func() { assertions.Template_FromStack(s, nil) })
+	t.Log(msg)
+	for _, want := range []string{"with 16 copies (amicopy.CopiedAmi) and 0 grants", "IAM allows a role 10240 characters", "copies fit next to the rest", "Put the other copies in another stack"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q\nlacks %q", msg, want)
+		}
 	}
 }

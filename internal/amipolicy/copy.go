@@ -14,7 +14,8 @@ import (
 // shared, and EBS re-encrypts the snapshots from the source key to a key of
 // the destination. This file writes what that needs: the source key's
 // policy statements for the copier (CopySourceStatements), the copier
-// role's own IAM statements (CopierIdentityStatements), and the destination
+// role's own IAM statements (CopierSharedStatements, once per stack, and
+// CopierKeyStatements, per copy), and the destination
 // key's policy statements for the destination's launchers
 // (LauncherKeyStatements).
 
@@ -101,8 +102,8 @@ func CopySourceStatements(c CopySource) []Statement {
 // key arrives from the source key) and kms:Decrypt.
 var CopyDestinationKeyActions = []string{"kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo", "kms:Decrypt"}
 
-// Copier is the copier role's side of one copy, in the destination
-// account: what its own IAM policy needs.
+// Copier is the copier role's side of every copy of one stack, in the
+// destination account: what its own IAM policy needs whatever the copy.
 type Copier struct {
 	Partition, Region string
 	// StackId is the stack's id (a literal or ${AWS::StackId}): the role
@@ -111,20 +112,11 @@ type Copier struct {
 	// FunctionArn is the handler function: the role may invoke it, to hand
 	// a copy that outlasts one invocation over to the next.
 	FunctionArn string
-	// SourceKeyArn is the key of the source AMI's snapshots, in another
-	// account: KMS lets a principal of another account use a key only when
-	// both the key policy (CopySourceStatements) and the principal's own
-	// IAM policy allow it
-	// (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html).
-	SourceKeyArn string
-	// DestinationKeyArn is the key the copy is encrypted with; "" for the
-	// account's default EBS key (aws/ebs), whose AWS managed policy lets the
-	// account's principals use it through EBS already.
-	DestinationKeyArn string
 }
 
-// CopierIdentityStatements are the copier role's own IAM statements for
-// the copies (docs/copy-design.md, "IAM permissions"):
+// CopierSharedStatements are the copier role's own IAM statements that
+// every copy of a stack needs alike (docs/copy-design.md, "IAM
+// permissions"), placed once per stack:
 //   - ec2:CopyImage on the images and snapshots of the region (the source
 //     AMI and its snapshots, since October 2024 named in Resource, and the
 //     new AMI), and ec2:CreateTags on them only while CopyImage creates
@@ -132,28 +124,25 @@ type Copier struct {
 //     which EC2 authorizes as ec2:CreateTags; the role cannot tag an
 //     existing image). "Grant permissions to copy Amazon EC2 AMIs",
 //     https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/copy-ami-permissions.html;
-//     "Grant permission to tag Amazon EC2 resources during creation",
-//     https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html.
+//     ec2:CreateAction is a condition key of ec2:CreateTags in the Service
+//     Authorization Reference
+//     (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
 //   - ec2:DeregisterImage and ec2:DeleteSnapshot only on resources tagged
 //     with this stack's id, so that not even a bug of the handler removes
-//     an image of another stack (that both actions take aws:ResourceTag
-//     was not checked against the Service Authorization Reference).
+//     an image of another stack: the Service Authorization Reference lists
+//     aws:ResourceTag/${TagKey} for both actions' resource types (image,
+//     snapshot; same page).
 //   - lambda:InvokeFunction on the function itself (the hand-over).
-//   - on the source key, the IAM half of CopySourceStatements:
-//     CopySourceReadActions, and kms:CreateGrant only with
-//     kms:GrantIsForAWSResource.
-//   - on the destination key, when it is not aws/ebs,
-//     CopyDestinationKeyActions and kms:CreateGrant only with
-//     kms:GrantIsForAWSResource.
 //
 // ec2:DescribeImages and ec2:DescribeSnapshots are CopierDescribeStatement:
-// they take no resource, so they sit in the role's own policy once.
-func CopierIdentityStatements(c Copier) []map[string]interface{} {
+// they take no resource, so they sit in the role's own policy once. What
+// differs per copy (its keys) is CopierKeyStatements.
+func CopierSharedStatements(c Copier) []map[string]interface{} {
 	resources := []interface{}{
 		fmt.Sprintf("arn:%s:ec2:%s::image/*", c.Partition, c.Region),
 		fmt.Sprintf("arn:%s:ec2:%s::snapshot/*", c.Partition, c.Region),
 	}
-	out := []map[string]interface{}{
+	return []map[string]interface{}{
 		{"Action": "ec2:CopyImage", "Effect": "Allow", "Resource": resources},
 		{"Action": "ec2:CreateTags", "Effect": "Allow", "Resource": resources,
 			"Condition": map[string]interface{}{"StringEquals": map[string]interface{}{"ec2:CreateAction": "CopyImage"}}},
@@ -161,9 +150,26 @@ func CopierIdentityStatements(c Copier) []map[string]interface{} {
 			"Condition": map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/" + copyspec.TagStackId: c.StackId}}},
 		{"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": c.FunctionArn},
 	}
-	out = append(out, keyStatements(c.SourceKeyArn, CopySourceReadActions)...)
-	if c.DestinationKeyArn != "" {
-		out = append(out, keyStatements(c.DestinationKeyArn, CopyDestinationKeyActions)...)
+}
+
+// CopierKeyStatements are the copier role's own IAM statements for one
+// copy, on its keys:
+//   - on the source key (sourceKeyArn, the key of the source AMI's
+//     snapshots, in another account), the IAM half of
+//     CopySourceStatements: CopySourceReadActions, and kms:CreateGrant only
+//     with kms:GrantIsForAWSResource. KMS lets a principal of another
+//     account use a key only when both the key policy and the principal's
+//     own IAM policy allow it
+//     (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html);
+//   - on the destination key (destinationKeyArn, the key the copy is
+//     encrypted with), CopyDestinationKeyActions and kms:CreateGrant only
+//     with kms:GrantIsForAWSResource; none when destinationKeyArn is "",
+//     the account's default EBS key (aws/ebs), whose AWS managed policy
+//     lets the account's principals use it through EBS already.
+func CopierKeyStatements(sourceKeyArn, destinationKeyArn string) []map[string]interface{} {
+	out := keyStatements(sourceKeyArn, CopySourceReadActions)
+	if destinationKeyArn != "" {
+		out = append(out, keyStatements(destinationKeyArn, CopyDestinationKeyActions)...)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package amipolicy
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -48,12 +49,11 @@ func TestCopySourceStatements(t *testing.T) {
 	}
 }
 
-func TestCopierIdentityStatements(t *testing.T) {
+func TestCopierStatements(t *testing.T) {
 	c := Copier{Partition: "aws", Region: "us-east-1", StackId: "arn:aws:cloudformation:us-east-1:222222222222:stack/AmiCopy/uuid",
-		FunctionArn:       "arn:aws:lambda:us-east-1:222222222222:function:f",
-		SourceKeyArn:      "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-0000-0000-000000000000",
-		DestinationKeyArn: "arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
-	got, _ := json.Marshal(CopierIdentityStatements(c))
+		FunctionArn: "arn:aws:lambda:us-east-1:222222222222:function:f"}
+	source, dest := "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-0000-0000-000000000000", "arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	got, _ := json.Marshal(append(CopierSharedStatements(c), CopierKeyStatements(source, dest)...))
 	want := `[{"Action":"ec2:CopyImage","Effect":"Allow","Resource":["arn:aws:ec2:us-east-1::image/*","arn:aws:ec2:us-east-1::snapshot/*"]},` +
 		`{"Action":"ec2:CreateTags","Condition":{"StringEquals":{"ec2:CreateAction":"CopyImage"}},"Effect":"Allow","Resource":["arn:aws:ec2:us-east-1::image/*","arn:aws:ec2:us-east-1::snapshot/*"]},` +
 		`{"Action":["ec2:DeregisterImage","ec2:DeleteSnapshot"],"Condition":{"StringEquals":{"aws:ResourceTag/crossaccountami:stack-id":"arn:aws:cloudformation:us-east-1:222222222222:stack/AmiCopy/uuid"}},"Effect":"Allow","Resource":["arn:aws:ec2:us-east-1::image/*","arn:aws:ec2:us-east-1::snapshot/*"]},` +
@@ -67,8 +67,7 @@ func TestCopierIdentityStatements(t *testing.T) {
 	}
 	// The account's aws/ebs key: no KMS statement on it (its AWS managed
 	// policy lets the account's principals use it through EBS).
-	c.DestinationKeyArn = ""
-	if body, _ := json.Marshal(CopierIdentityStatements(c)); strings.Contains(string(body), ":222222222222:key/") {
+	if body, _ := json.Marshal(CopierKeyStatements(source, "")); strings.Contains(string(body), ":222222222222:key/") {
 		t.Errorf("KMS statements for the default key: %s", body)
 	}
 }
@@ -112,5 +111,21 @@ func TestCopySourcePatternStatements(t *testing.T) {
 		if err := tc.s.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want %q", tc.s, err, tc.want)
 		}
+	}
+}
+
+// TestPolicyChars: the compact JSON's characters, white space inside
+// strings counted, "<" as one character, and each placeholder as its
+// allowance.
+func TestPolicyChars(t *testing.T) {
+	doc := map[string]interface{}{"Statement": []interface{}{map[string]interface{}{"Action": "a <b>", "Resource": "x${T1}y"}}, "Version": "2012-10-17"}
+	// {"Statement":[{"Action":"a <b>","Resource":"x${T1}y"}],"Version":"2012-10-17"}
+	const literal = 78 // echo -n '…' | wc -c
+	if got := PolicyChars(doc, nil, nil); got != literal {
+		t.Errorf("without placeholders: %d characters, want %d", got, literal)
+	}
+	re := regexp.MustCompile(`\$\{T[0-9]+\}`)
+	if got := PolicyChars(doc, re, func(string) int { return 100 }); got != literal-5+100 {
+		t.Errorf("with a placeholder of 100: %d characters, want %d", got, literal-5+100)
 	}
 }

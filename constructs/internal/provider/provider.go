@@ -94,6 +94,14 @@ type Provider struct {
 	slrStatement map[string]interface{}
 	// slrSuppression is the cdk-nag suppression of slrStatement.
 	slrSuppression map[string]interface{}
+	// copierPolicy holds the statements every copy of the stack shares
+	// (amipolicy.CopierSharedStatements), created with the first copy;
+	// copies and grants count the resources with a policy of their own,
+	// for the role's size check (roleSizeCheck).
+	copierPolicy   awsiam.CfnPolicy
+	copierPolicyAt int   // its index in inline
+	copyPolicyAt   []int // the copies' own policies' indices in inline
+	copies, grants int
 }
 
 // Need is a permission of the role's own policy that a caller will need.
@@ -149,7 +157,10 @@ func (p *Provider) take(n Need) (policyNeed, bool) {
 	case NeedSLR:
 		return p.addSLRService(awsid.AutoScalingService)
 	case NeedDescribeOwnStack:
-		return describeOwnStackNeed(), true
+		n := describeOwnStackNeed()
+		// arn:<partition>:cloudformation:<region>:<account>:stack/<name>/*
+		p.tokenChars[n.statement["Resource"].(string)] = len("arn::cloudformation:::stack//*") + maxPartitionChars + maxRegionChars + 12 + maxStackNameChars
+		return n, true
 	case NeedCopyDescribe:
 		return copyDescribeNeed(), true
 	}
@@ -177,6 +188,8 @@ func newProvider(stack awscdk.Stack, needs []Need) *Provider {
 			return map[string]interface{}{grantspec.HandlerRoleEnv: roleArn}
 		},
 	}, initial...)
+	p.noteTokens()
+	p.policy.Node().AddValidation(&roleSizeCheck{p})
 	return p
 }
 
@@ -224,7 +237,15 @@ type handler struct {
 	invokeConfig awslambda.CfnEventInvokeConfig
 	statements   []interface{}
 	suppressions []map[string]interface{}
-	mu           sync.Mutex
+	// scope is the handler's construct (its id under the stack).
+	scope constructs.Construct
+	// inline are the statements of the role's other inline policies (the
+	// resources' own, in the order they were made), and tokenChars the
+	// most characters each deploy-time value in them can resolve to: what
+	// the role's size check counts.
+	inline     [][]interface{}
+	tokenChars map[string]int
+	mu         sync.Mutex
 }
 
 // newHandler creates a handler's resources under a construct spec.id of the
@@ -248,7 +269,7 @@ func newHandler(env *StackEnv, spec handlerSpec, needs ...policyNeed) *handler {
 	})
 	logs := awslogs.NewCfnLogGroup(at(scope, "Logs"), jsii.String("Resource"), &awslogs.CfnLogGroupProps{RetentionInDays: jsii.Number(365)})
 	logs.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN, nil)
-	h := &handler{stackPath: env.Path, roleRef: *role.Ref()}
+	h := &handler{stackPath: env.Path, roleRef: *role.Ref(), scope: scope, tokenChars: map[string]int{}}
 	// The role is ours, so Lambda's basic execution policy is not attached:
 	// the function may write to its own log group and nowhere else.
 	h.statements = []interface{}{map[string]interface{}{
@@ -441,12 +462,22 @@ func (h *handler) resource(scope constructs.Construct, resourceType string, prop
 // would be denied.
 func (h *handler) resourcePolicy(scope constructs.Construct, resource awscdk.CustomResource, statements []interface{}, deps ...constructs.IDependable) awsiam.CfnPolicy {
 	policyScope := registry.Child(scope, "HandlerPolicy")
+	policy := h.inlinePolicy(policyScope, statements)
+	resource.Node().AddDependency(append([]constructs.IDependable{policy}, deps...)...)
+	return policy
+}
+
+// inlinePolicy creates, under policyScope, an AWS::IAM::Policy of the
+// role with statements, and records them for the role's size check.
+func (h *handler) inlinePolicy(policyScope constructs.Construct, statements []interface{}) awsiam.CfnPolicy {
 	policy := awsiam.NewCfnPolicy(policyScope, jsii.String("Resource"), &awsiam.CfnPolicyProps{
 		PolicyName:     h.policyName(policyScope),
 		Roles:          jsii.Strings(h.roleRef),
 		PolicyDocument: policyDocument(statements),
 	})
-	resource.Node().AddDependency(append([]constructs.IDependable{policy}, deps...)...)
+	h.mu.Lock()
+	h.inline = append(h.inline, statements)
+	h.mu.Unlock()
 	return policy
 }
 
@@ -621,6 +652,8 @@ func (p *Provider) AllowGrant(scope constructs.Construct, resource awscdk.Custom
 			"Action": []interface{}{"kms:ListGrants", "kms:RevokeGrant"}, "Effect": "Allow", "Resource": spec.KeyArn,
 		})
 	}
+	p.noteKeyArn(spec.KeyArn)
+	p.grants++
 	p.resourcePolicy(scope, resource, statements, deps...)
 }
 

@@ -81,6 +81,9 @@ type Request struct {
 	Principal Principal
 	Action    string // kms:CreateGrant
 	Resource  string // one ARN, never a wildcard
+	// ResourceAccount is the account that owns Resource, when its ARN has
+	// none (EC2's image and snapshot ARNs); "": the ARN's account.
+	ResourceAccount string
 	// Context holds the request's own keys (kms:GranteePrincipal, ...): a
 	// string, or a []string for a multivalued key. The principal's keys are
 	// added from Principal.
@@ -199,7 +202,7 @@ func Evaluate(cases []Case) ([]Result, error) {
 			"request": map[string]any{
 				"principal":        c.Request.Principal.SessionArn(),
 				"action":           c.Request.Action,
-				"resource":         map[string]any{"resource": c.Request.Resource, "accountId": arnAccount(c.Request.Resource)},
+				"resource":         map[string]any{"resource": c.Request.Resource, "accountId": resourceAccount(c.Request)},
 				"contextVariables": ctx,
 			},
 			"identityPolicies":        identity,
@@ -258,6 +261,14 @@ func Evaluate(cases []Case) ([]Result, error) {
 		results[i] = Result{Decision: a.Decision, Identity: a.Identity, KeyPolicy: a.Resource, Matched: a.Matched, IgnoredContextKeys: a.IgnoredContextKeys, Error: a.Error}
 	}
 	return results, nil
+}
+
+// resourceAccount is the account that owns the request's resource.
+func resourceAccount(r Request) string {
+	if r.ResourceAccount != "" {
+		return r.ResourceAccount
+	}
+	return arnAccount(r.Resource)
 }
 
 // arnAccount is the account field of an ARN ("" for an S3-style ARN).

@@ -21,6 +21,9 @@ func TestCheckCopy(t *testing.T) {
 		stackID  = "arn:aws:cloudformation:us-east-1:111111111111:stack/AmiCopy/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 		token    = "ca0123456789abcdef0123456789abcdef"
 		sourceID = "ami-0fedcba9876543210"
+		// ebsDefaultKey stands for the account's aws/ebs key (an AWS
+		// managed key: its id is AWS's, its account this one).
+		ebsDefaultKey = "arn:aws:kms:us-east-1:111111111111:key/5a5a5a5a-ebeb-4d4d-8e8e-0123456789ab"
 	)
 	copyTags := []ec2types.Tag{
 		{Key: aws.String("crossaccountami:copy-of"), Value: aws.String(sourceID)},
@@ -40,6 +43,11 @@ func TestCheckCopy(t *testing.T) {
 	}{
 		{name: "a copy re-encrypted with a key of this account", owner: destAccount, tags: copyTags, key: ownKey, want: Pass,
 			detail: []string{"this account's copy of " + sourceID, "SharedAmiCopyADD6BC0B", stackID, ownKey, "do not use the source key"}},
+		// CopiedAmiProps.DestinationKey nil: EBS encrypts with the
+		// account's default key, aws/ebs, an AWS managed key of this
+		// account whose ARN DescribeSnapshots gives like any other.
+		{name: "a copy under the account's default aws/ebs key", owner: destAccount, tags: copyTags, key: ebsDefaultKey, want: Pass,
+			detail: []string{"this account's copy of " + sourceID, ebsDefaultKey + " of this account", "do not use the source key"}},
 		{name: "a copy whose snapshots still use the source key", owner: destAccount, tags: copyTags, key: keyARN, want: Warn,
 			detail: []string{"encrypted with " + keyARN + ", not a key of this account"}, fix: []string{"DestinationKey"}},
 		{name: "a shared image carrying the tags", owner: srcAccount, tags: copyTags, key: keyARN},
