@@ -41,10 +41,13 @@ func (m *Machine) begin(ctx context.Context, inv Invocation) Outcome {
 			deadline.UTC().Format(time.RFC3339), deadline.Sub(now).Round(time.Second), m.reserve())))
 	}
 
-	failedID := copyspec.PendingID{Token: copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.RequestID, p)}.String()
+	token := copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.RequestID, p)
+	failedID := copyspec.PendingID{Token: token}.String()
 	if ev.RequestType == cfn.RequestUpdate {
-		m.removeAbandoned(ctx, ev, copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.RequestID, p))
-		if a, done := m.keepOrReturn(ctx, ev, p); done {
+		a, done := m.keepOrReturn(ctx, ev, p)
+		kept, _ := copyspec.ParsePhysicalID(a.PhysicalResourceID)
+		m.removeAbandoned(ctx, ev, p, token, kept.Token)
+		if done {
 			return m.answer(ctx, ev, a)
 		}
 		failedID = ev.PhysicalResourceID
@@ -120,20 +123,35 @@ func (m *Machine) keepOrReturn(ctx context.Context, ev cfn.Event, p copyspec.Pro
 	return success(copyspec.PhysicalID{ImageId: aws.ToString(found.ImageId), Token: token}, found), true
 }
 
-// removeAbandoned removes the copies of this resource that are still being
-// made for a request CloudFormation no longer waits for. CloudFormation
-// sends one request at a time for a resource, so when an Update arrives,
-// a copy that is not available and whose token is neither this request's
-// nor the current physical id's belongs to a request it gave up on (another
-// resource failed, or the update was cancelled, while the copy went on);
-// that request's continuation would answer a URL nobody reads, and the copy
-// would stay. Its continuation then finds it gone. Available copies are
-// left alone: an old copy whose Delete failed is CloudFormation's to
-// abandon, not this handler's to remove. A failure here is logged, not
-// answered: it does not change this request's answer, and the resource's
-// Delete removes what is left by its tags.
-func (m *Machine) removeAbandoned(ctx context.Context, ev cfn.Event, token string) {
+// removeAbandoned removes the copies of this resource that were made for a
+// request CloudFormation no longer waits for. CloudFormation sends one
+// request at a time for a resource, so when an Update arrives, a copy whose
+// token is neither this request's (token), nor the current physical id's,
+// nor the one this Update answers (kept) belongs to a request it gave up on
+// (another resource failed, the update was cancelled, or a hand-over was
+// lost, while the copy went on). That request's answer, if any, went to a
+// URL nobody reads, so its token never became a physical id, and no Delete
+// will remove its copy. Such a copy is removed:
+//
+//   - when it is not available: whichever request made it (its
+//     continuation then finds it gone);
+//   - when it is available, only if it was made from the old properties
+//     (the definition of OldResourceProperties, which differs from this
+//     Update's): the rollback of a replacing Update whose copy became
+//     available after CloudFormation stopped waiting for it. Any other
+//     available copy of this resource is an older physical id
+//     CloudFormation retained (UpdateReplacePolicy or DeletionPolicy
+//     Retain) or whose Delete it gave up on: CloudFormation's or a
+//     person's to remove, not this handler's.
+//
+// A failure here is logged, not answered: it does not change this
+// request's answer, and the copy stays tagged for removal by hand.
+func (m *Machine) removeAbandoned(ctx context.Context, ev cfn.Event, p copyspec.Properties, token, kept string) {
 	current, _ := copyspec.ParsePhysicalID(ev.PhysicalResourceID)
+	movedFrom := ""
+	if old, err := copyspec.Decode(ev.OldResourceProperties); err == nil && !copyspec.SameCopy(old, p) {
+		movedFrom = copyspec.DefinitionHash(old)
+	}
 	images, err := m.findImages(ctx, []types.Filter{tagFilter(copyspec.TagStackId, ev.StackID), tagFilter(copyspec.TagLogicalId, ev.LogicalResourceID)})
 	if err != nil {
 		m.log().Warn("looking for abandoned copies failed", "error", awserr.Text(err))
@@ -141,7 +159,10 @@ func (m *Machine) removeAbandoned(ctx context.Context, ev cfn.Event, token strin
 	}
 	for _, img := range images {
 		t := tag(img.Tags, copyspec.TagCopyToken)
-		if img.State == types.ImageStateAvailable || t == token || t == current.Token || !copyspec.IsCopyToken(t) || !owned(img.Tags, ev, t) {
+		if t == token || t == current.Token || t == kept || !copyspec.IsCopyToken(t) || !owned(img.Tags, ev, t) {
+			continue
+		}
+		if img.State == types.ImageStateAvailable && (movedFrom == "" || tag(img.Tags, copyspec.TagDefinition) != movedFrom) {
 			continue
 		}
 		removed, err := m.removeCopy(ctx, ev, t, aws.ToString(img.ImageId))
@@ -240,7 +261,10 @@ func (m *Machine) resume(ctx context.Context, inv Invocation) Outcome {
 	if !now.Before(st.Deadline) {
 		// The invocation running at the deadline answered; or the
 		// hand-over was delayed past it, and CloudFormation stops waiting
-		// on its own (its rollback Delete removes the copy by its tags).
+		// on its own. Its rollback removes the copy: for a Create, the
+		// Delete of the id CloudFormation makes up (by the copy's tags
+		// and definition); for an Update, the rollback Update, which
+		// removes it as abandoned (removeAbandoned).
 		return Outcome{Ignored: fmt.Sprintf("continuation of the %s request %s arrived at %s, after the request's deadline %s: nothing done, nothing answered",
 			inv.Event.RequestType, inv.Event.RequestID, now.UTC().Format(time.RFC3339), st.Deadline.UTC().Format(time.RFC3339))}
 	}

@@ -532,3 +532,46 @@ func TestForgedContinuationDoesNotRemoveALiveCopy(t *testing.T) {
 		t.Errorf("answered %+v", a)
 	}
 }
+
+// CloudFormation gives up on a replacing Update (or its hand-over is lost)
+// and the new copy becomes available before the rollback arrives: the
+// rollback answers the old copy and removes the new one, whose token never
+// reached CloudFormation as a physical id, so no Delete would remove it.
+func TestRollbackAfterTheAbandonedCopyBecameAvailableRemovesIt(t *testing.T) {
+	h := newHarness(t)
+	old := h.create(sourceA, requestA)
+	h.ec2.copyTakes = 20 * time.Minute
+	h.run(Invocation{Event: h.event(cfn.RequestUpdate, "update-1", old.PhysicalResourceID, props(sourceB), props(sourceA)), Ends: h.clock.Now().Add(h.functionTimeout)})
+	if len(h.queue) != 1 || len(h.ec2.imageIDs()) != 2 {
+		t.Fatalf("the Update did not hand over with a second copy: %+v, images %v", h.outcomes, h.ec2.imageIDs())
+	}
+	// The hand-over is lost; the copy goes on and becomes available.
+	h.queue = nil
+	h.clock.advance(30 * time.Minute)
+
+	h.deliver(h.event(cfn.RequestUpdate, "rollback-1", old.PhysicalResourceID, props(sourceA), props(sourceB)))
+
+	if back := h.only(cfn.StatusSuccess); back.PhysicalResourceID != old.PhysicalResourceID || h.ec2.count("CopyImage") != 2 {
+		t.Errorf("rollback answered %q, want the old copy %q; CopyImage %d", back.PhysicalResourceID, old.PhysicalResourceID, h.ec2.count("CopyImage"))
+	}
+	want := []string{old.Data[copyspec.AttrImageId].(string)}
+	if imgs := h.ec2.imageIDs(); !slices.Equal(imgs, want) || strings.Join(h.ec2.snapshotIDs(), ",") != old.Data[copyspec.AttrSnapshotIds] {
+		t.Errorf("after the rollback: images %v, snapshots %v; want only the old copy %v and its snapshots %v", imgs, h.ec2.snapshotIDs(), want, old.Data[copyspec.AttrSnapshotIds])
+	}
+}
+
+// An Update leaves alone an available copy of this resource made for
+// neither its old nor its new properties: one CloudFormation retained
+// (UpdateReplacePolicy Retain) or whose Delete it gave up on.
+func TestUpdateLeavesAnOlderAvailableCopy(t *testing.T) {
+	h := newHarness(t)
+	first := h.create(sourceA, requestA)
+	// The first copy is retained: CloudFormation sends no Delete for it.
+	h.deliver(h.event(cfn.RequestUpdate, "update-1", first.PhysicalResourceID, props(sourceB), props(sourceA)))
+	second := h.only(cfn.StatusSuccess)
+	h.deliver(h.event(cfn.RequestUpdate, "update-2", second.PhysicalResourceID, props(sourceB, copyspec.PropName, "third"), props(sourceB)))
+	third := h.only(cfn.StatusSuccess)
+	if third.PhysicalResourceID == second.PhysicalResourceID || len(h.ec2.imageIDs()) != 3 {
+		t.Errorf("answered %q, images %v; want a third copy next to the retained first and the current second", third.PhysicalResourceID, h.ec2.imageIDs())
+	}
+}
