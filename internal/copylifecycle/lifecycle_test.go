@@ -575,3 +575,54 @@ func TestUpdateLeavesAnOlderAvailableCopy(t *testing.T) {
 		t.Errorf("answered %q, images %v; want a third copy next to the retained first and the current second", third.PhysicalResourceID, h.ec2.imageIDs())
 	}
 }
+
+// retainedCopy puts an available copy of this resource (stack id and
+// logical id) that CloudFormation no longer knows: a copy retained by an
+// earlier resource with the same logical id, made from source.
+func (h *harness) retainedCopy(t *testing.T, id, source string) {
+	t.Helper()
+	h.ec2.addImage(id, map[string]string{
+		copyspec.TagStackId: stackID, copyspec.TagLogicalId: "Copy",
+		copyspec.TagCopyToken: "ca00000000000000000000000000000001", copyspec.TagDefinition: copyspec.DefinitionHash(mustDecode(t, props(source))),
+	})
+}
+
+// A Create that answered FAILED with its RequestId after its CopyImage (the
+// router's answer to a panic) is deleted by that id: the Delete removes the
+// copy of that request's token, and not another copy with the resource's
+// stack and logical id, even one of the same definition.
+func TestDeleteOfTheRequestIdRemovesOnlyThatRequestsCopy(t *testing.T) {
+	h := newHarness(t)
+	h.retainedCopy(t, "ami-0000000000000aaaa", sourceA)
+	h.ec2.copyTakes = 40 * time.Minute
+	h.run(Invocation{Event: h.event(cfn.RequestCreate, requestA, "", props(sourceA), nil), Ends: h.clock.Now().Add(h.functionTimeout)})
+	if len(h.queue) != 1 || len(h.ec2.imageIDs()) != 2 {
+		t.Fatalf("the Create did not hand over with its copy: %+v, images %v", h.outcomes, h.ec2.imageIDs())
+	}
+	h.queue = nil // the invocation that was to answer panicked: the router answered FAILED, requestA
+
+	h.deliver(h.event(cfn.RequestDelete, "delete-1", requestA, props(sourceA), nil))
+
+	h.only(cfn.StatusSuccess)
+	if imgs, snaps := h.ec2.imageIDs(), h.ec2.snapshotIDs(); !slices.Equal(imgs, []string{"ami-0000000000000aaaa"}) || !slices.Equal(snaps, []string{"snap-0000000000000aaaa"}) {
+		t.Errorf("images %v, snapshots %v; want only the retained copy and its snapshot", imgs, snaps)
+	}
+}
+
+// A Create that never answered is deleted by the id CloudFormation makes
+// up: the Delete removes the copies of the resource made from the Delete's
+// properties, and not a copy of the resource made from others.
+func TestDeleteOfAMadeUpIdRemovesOnlyCopiesOfItsProperties(t *testing.T) {
+	h := newHarness(t)
+	h.retainedCopy(t, "ami-0000000000000bbbb", sourceB)
+	h.ec2.copyTakes = 40 * time.Minute
+	h.run(Invocation{Event: h.event(cfn.RequestCreate, requestA, "", props(sourceA), nil), Ends: h.clock.Now().Add(h.functionTimeout)})
+	h.queue = nil // the hand-over is lost: nothing answers
+
+	h.deliver(h.event(cfn.RequestDelete, "delete-1", "app-Copy-1A2B3C4D5E6F", props(sourceA), nil))
+
+	h.only(cfn.StatusSuccess)
+	if imgs, snaps := h.ec2.imageIDs(), h.ec2.snapshotIDs(); !slices.Equal(imgs, []string{"ami-0000000000000bbbb"}) || !slices.Equal(snaps, []string{"snap-0000000000000bbbb"}) {
+		t.Errorf("images %v, snapshots %v; want only the retained copy of the other source and its snapshot", imgs, snaps)
+	}
+}

@@ -198,7 +198,7 @@ func (r *Router) LambdaHandler() func(context.Context, json.RawMessage) (string,
 		}
 		ev, err := decodeEvent(raw)
 		if h, ok := r.selfAnswering[ev.ResourceType]; ok && err == nil {
-			return r.serveSelfAnswering(ctx, ev, raw, h)
+			return r.serveSelfAnswering(ctx, ev, "", raw, h)
 		}
 		w := windowOf(ev.ResponseURL, r.now())
 		if w.expired() {

@@ -42,10 +42,12 @@ func RegisterCopy(router *customresource.Router, m *copylifecycle.Machine) {
 	router.HandleSelfAnsweringEvent(ContinuationKey, copylifecycle.ContinuationKind, continuationEvent, serve)
 }
 
-// continuationEvent is the CloudFormation event a hand-over carries.
-func continuationEvent(raw json.RawMessage) (cfn.Event, error) {
+// continuationEvent is the CloudFormation event a hand-over carries, and
+// the physical id of its FAILED answer: the state's (a Create's pending id,
+// which names the copy's token for the Delete that follows).
+func continuationEvent(raw json.RawMessage) (cfn.Event, string, error) {
 	c, err := copylifecycle.DecodeContinuation(raw)
-	return c.Event, err
+	return c.Event, c.State.FailedPhysicalID, err
 }
 
 // serveCopy runs one invocation of the machine: CloudFormation's delivery
