@@ -83,6 +83,9 @@ type fakeEC2 struct {
 	// stillInUse is how many DeleteSnapshot calls after the image's
 	// deregistration still answer InvalidSnapshot.InUse.
 	stillInUse int
+	// pendingShows, when set, is the state DescribeImages shows for a copy
+	// still being made, instead of pending (transient, or a state EC2 adds).
+	pendingShows types.ImageState
 	// hideByTag makes every DescribeImages with filters find nothing (a
 	// lookup by tag that misses, as while tags propagate), so that only
 	// the ClientToken keeps a duplicate from making a second copy.
@@ -119,6 +122,9 @@ func (f *fakeEC2) state(img *fakeImage) types.ImageState {
 	}
 	if !now.Before(img.started.Add(img.takes)) {
 		return types.ImageStateAvailable
+	}
+	if f.pendingShows != "" {
+		return f.pendingShows
 	}
 	return types.ImageStatePending
 }

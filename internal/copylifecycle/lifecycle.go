@@ -299,13 +299,17 @@ func (m *Machine) wait(ctx context.Context, ends time.Time, ev cfn.Event, st Sta
 				return m.fail(ctx, ev, st, fmt.Sprintf("the image %s does not carry this request's tags (%s=%s)", st.ImageId, copyspec.TagCopyToken, st.Token))
 			}
 			return m.answer(ctx, ev, success(copyspec.PhysicalID{ImageId: st.ImageId, Token: st.Token}, img))
-		case img.State == types.ImageStatePending:
-		default: // failed, invalid, error, or a state EC2 adds later
+		case slices.Contains(failedStates, img.State):
 			why := string(img.State)
 			if img.StateReason != nil {
 				why += ": " + aws.ToString(img.StateReason.Code) + " " + aws.ToString(img.StateReason.Message)
 			}
 			return m.fail(ctx, ev, st, fmt.Sprintf("the copy %s of %s failed (%s)", st.ImageId, tag(img.Tags, copyspec.TagCopyOf), strings.TrimSpace(why)))
+		case img.State != types.ImageStatePending:
+			// transient, disabled, or a state EC2 adds later: not a
+			// failure EC2 names, so the copy may still become available.
+			// The deadline bounds the wait.
+			m.log().Warn("the copy is in a state that is neither pending, available nor a failure; looking again", "imageId", st.ImageId, "state", string(img.State))
 		}
 
 		now := clock.Now()
@@ -328,6 +332,16 @@ func (m *Machine) wait(ctx context.Context, ends time.Time, ev cfn.Event, st Sta
 		}
 	}
 }
+
+// failedStates are the states of an image that EC2's names mark as a
+// failure (types.ImageState: pending, available, invalid, deregistered,
+// transient, failed, error, disabled, in aws-sdk-go-v2 service/ec2
+// v1.346.0). EC2's API reference says only that available means the image
+// "is successfully registered and can be used to launch an instance"
+// (Image, State); it does not say which others are final. So only these
+// three fail the copy (it is removed); any other state is waited through
+// until the deadline, which removes the copy if it never becomes available.
+var failedStates = []types.ImageState{types.ImageStateFailed, types.ImageStateInvalid, types.ImageStateError}
 
 func stateOf(img *types.Image) string {
 	if img == nil {

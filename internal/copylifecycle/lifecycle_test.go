@@ -626,3 +626,21 @@ func TestDeleteOfAMadeUpIdRemovesOnlyCopiesOfItsProperties(t *testing.T) {
 		t.Errorf("images %v, snapshots %v; want only the retained copy of the other source and its snapshot", imgs, snaps)
 	}
 }
+
+// A state that is not one of EC2's failures (transient, or one EC2 adds
+// later) is waited through, not taken for a failure: the copy becomes
+// available and is answered; the deadline bounds the wait.
+func TestUnknownImageStateIsWaitedThrough(t *testing.T) {
+	for _, state := range []types.ImageState{types.ImageStateTransient, "some-future-state"} {
+		t.Run(string(state), func(t *testing.T) {
+			h := newHarness(t)
+			h.ec2.copyTakes = 3 * time.Minute
+			h.ec2.pendingShows = state
+			h.deliver(h.event(cfn.RequestCreate, requestA, "", props(sourceA), nil))
+			h.only(cfn.StatusSuccess)
+			if n := h.ec2.count("DeregisterImage"); n != 0 || len(h.ec2.imageIDs()) != 1 {
+				t.Errorf("DeregisterImage %d, images %v; want the copy kept", n, h.ec2.imageIDs())
+			}
+		})
+	}
+}
