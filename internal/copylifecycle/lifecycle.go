@@ -2,6 +2,7 @@ package copylifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -165,7 +166,7 @@ func (m *Machine) removeAbandoned(ctx context.Context, ev cfn.Event, p copyspec.
 		if img.State == types.ImageStateAvailable && (movedFrom == "" || tag(img.Tags, copyspec.TagDefinition) != movedFrom) {
 			continue
 		}
-		removed, err := m.removeCopy(ctx, ev, t, aws.ToString(img.ImageId))
+		removed, err := m.removeCopy(ctx, ev, t, aws.ToString(img.ImageId), false)
 		if err != nil {
 			m.log().Warn("removing an abandoned copy failed", "imageId", aws.ToString(img.ImageId), "error", err.Error())
 			continue
@@ -372,20 +373,26 @@ func (m *Machine) handOver(ctx context.Context, ev cfn.Event, st State) Outcome 
 // available copy with the token is one that must not be removed: this also
 // keeps a forged continuation (a live copy's token with an image id that
 // names nothing) from removing a copy in use.
+//
+// The removal looks at each image again just before it deregisters it
+// (removeCopy's keepAvailable), so the window in which a copy can become
+// available and still be removed is one DescribeImages-to-DeregisterImage
+// round trip, not the whole cleanup. What remains: a copy that becomes
+// available within that round trip is deregistered and answered FAILED;
+// and an invocation that saw it pending at the deadline answers FAILED
+// while a duplicate that saw it available a moment earlier may have
+// answered SUCCESS (CloudFormation takes the first answer it reads).
 func (m *Machine) fail(ctx context.Context, ev cfn.Event, st State, reason string) Outcome {
 	// The cleanup runs even if the invocation's context is ending: the
 	// answer must not leave a copy behind.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.reserve())
 	defer cancel()
-	if images, err := m.findImages(cctx, []types.Filter{tagFilter(copyspec.TagCopyToken, st.Token)}); err == nil {
-		for i := range images {
-			if img := &images[i]; img.State == types.ImageStateAvailable && owned(img.Tags, ev, st.Token) {
-				m.log().Warn("the copy is available after all; answering SUCCESS instead of removing it", "imageId", aws.ToString(img.ImageId), "reason", reason)
-				return m.answer(ctx, ev, success(copyspec.PhysicalID{ImageId: aws.ToString(img.ImageId), Token: st.Token}, img))
-			}
-		}
+	removed, err := m.removeCopy(cctx, ev, st.Token, st.ImageId, true)
+	var live *availableError
+	if errors.As(err, &live) {
+		m.log().Warn("the copy is available after all; answering SUCCESS instead of removing it", "imageId", aws.ToString(live.image.ImageId), "reason", reason, "removedBefore", removed)
+		return m.answer(ctx, ev, success(copyspec.PhysicalID{ImageId: aws.ToString(live.image.ImageId), Token: st.Token}, &live.image))
 	}
-	removed, err := m.removeCopy(cctx, ev, st.Token, st.ImageId)
 	if err != nil {
 		reason = fmt.Sprintf("%s; removing the copy failed: %v", reason, err)
 	} else if len(removed) > 0 {

@@ -644,3 +644,22 @@ func TestUnknownImageStateIsWaitedThrough(t *testing.T) {
 		})
 	}
 }
+
+// A copy that becomes available while its request cleans up after a
+// failure (here a refused hand-over), after the cleanup's first look and
+// before its DeregisterImage, is looked at again just before the
+// DeregisterImage: it is kept and answered SUCCESS, not removed.
+func TestCopyAvailableDuringTheCleanupIsKept(t *testing.T) {
+	h := newHarness(t)
+	h.ec2.copyTakes = 30 * time.Minute
+	h.continueErr = errors.New("TooManyRequestsException: Rate exceeded")
+	// Pending at the cleanup's first DescribeImages, available from its second.
+	h.onContinue = func() { h.ec2.availableAfterLooks = 2 }
+
+	h.deliver(h.event(cfn.RequestCreate, requestA, "", props(sourceA), nil))
+
+	a := h.only(cfn.StatusSuccess)
+	if n := h.ec2.count("DeregisterImage"); n != 0 || len(h.ec2.imageIDs()) != 1 || !strings.HasPrefix(a.PhysicalResourceID, h.ec2.imageIDs()[0]+"/") {
+		t.Errorf("answered %q, DeregisterImage %d, images %v; want the copy kept and answered", a.PhysicalResourceID, n, h.ec2.imageIDs())
+	}
+}

@@ -32,11 +32,11 @@ var (
 // properties of the resource it deletes).
 func (m *Machine) delete(ctx context.Context, ev cfn.Event) error {
 	if id, ok := copyspec.ParsePhysicalID(ev.PhysicalResourceID); ok {
-		_, err := m.removeCopy(ctx, ev, id.Token, id.ImageId)
+		_, err := m.removeCopy(ctx, ev, id.Token, id.ImageId, false)
 		return err
 	}
 	if id, ok := copyspec.ParsePendingID(ev.PhysicalResourceID); ok {
-		_, err := m.removeCopy(ctx, ev, id.Token, "")
+		_, err := m.removeCopy(ctx, ev, id.Token, "", false)
 		return err
 	}
 	p, err := copyspec.Decode(ev.ResourceProperties)
@@ -52,7 +52,7 @@ func (m *Machine) delete(ctx context.Context, ev cfn.Event) error {
 		// one): its copy, if any, has that request's token. Other copies
 		// with the resource's stack and logical id are not its own (a
 		// copy retained by an earlier resource of the same logical id).
-		_, err := m.removeCopy(ctx, ev, copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.PhysicalResourceID, p), "")
+		_, err := m.removeCopy(ctx, ev, copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.PhysicalResourceID, p), "", false)
 		return err
 	}
 	// The id CloudFormation makes up (<stack>-<logical id>-<suffix>) when a
@@ -87,7 +87,7 @@ func (m *Machine) delete(ctx context.Context, ev cfn.Event) error {
 	}
 	var errs []error
 	for _, t := range sortedKeys(tokens) {
-		if _, err := m.removeCopy(ctx, ev, t, ""); err != nil {
+		if _, err := m.removeCopy(ctx, ev, t, "", false); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -106,7 +106,13 @@ var requestIDRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 // stack id, logical id and the token; an image named by imageID that does
 // not is an error, and nothing of it is touched. It returns what it
 // removed. Anything already gone is success: removeCopy is idempotent.
-func (m *Machine) removeCopy(ctx context.Context, ev cfn.Event, token, imageID string) ([]string, error) {
+//
+// With keepAvailable (a request's own cleanup before FAILED), an image
+// that is available, as listed or as described again just before its
+// DeregisterImage, is not removed: removeCopy stops and returns an
+// *availableError naming it. A Delete removes an available copy: that is
+// what it is for.
+func (m *Machine) removeCopy(ctx context.Context, ev cfn.Event, token, imageID string, keepAvailable bool) ([]string, error) {
 	var removed []string
 	images, err := m.findImages(ctx, []types.Filter{tagFilter(copyspec.TagCopyToken, token)})
 	if err != nil {
@@ -142,6 +148,11 @@ func (m *Machine) removeCopy(ctx context.Context, ev cfn.Event, token, imageID s
 		snapshotIDs = append(snapshotIDs, snapshotsOf(&img)...)
 		if img.State == types.ImageStateDeregistered {
 			continue
+		}
+		if keepAvailable {
+			if live := m.availableNow(ctx, ev, token, img); live != nil {
+				return removed, &availableError{image: *live}
+			}
 		}
 		_, err := m.EC2.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(id)})
 		if err != nil && !slices.Contains(imageGone, awserr.Code(err)) {
@@ -181,6 +192,28 @@ func (m *Machine) removeCopy(ctx context.Context, ev cfn.Event, token, imageID s
 		return removed, fmt.Errorf("%w. %s", err, removeByHand("", snapshotIDs))
 	}
 	return removed, nil
+}
+
+// availableError is removeCopy's answer (with keepAvailable) when an image
+// with the token is available: it is not removed.
+type availableError struct{ image types.Image }
+
+func (e *availableError) Error() string {
+	return fmt.Sprintf("the image %s is available: not removing it", aws.ToString(e.image.ImageId))
+}
+
+// availableNow returns img (a copy with token of the resource of ev), as
+// listed or as EC2 describes it now, if it is available; nil otherwise. A
+// DescribeImages that fails or finds nothing leaves the listed state.
+func (m *Machine) availableNow(ctx context.Context, ev cfn.Event, token string, img types.Image) *types.Image {
+	if img.State == types.ImageStateAvailable {
+		return &img
+	}
+	fresh, err := m.describeImage(ctx, aws.ToString(img.ImageId))
+	if err != nil || fresh == nil || fresh.State != types.ImageStateAvailable || !owned(fresh.Tags, ev, token) {
+		return nil
+	}
+	return fresh
 }
 
 // snapshotInUseRetries bounds how often DeleteSnapshot is retried, 5 s
