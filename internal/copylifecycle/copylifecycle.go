@@ -110,8 +110,10 @@ const (
 	// a ResponseURL without a signing time (X-Amz-Date): the functions'
 	// MaximumEventAgeInSeconds (constructs/internal/provider).
 	DefaultMaxEventAge = 240 * time.Second
-	// MaxContinuations bounds the hand-overs of one request. A 900 s
-	// function waits an hour in 5; the bound catches a function whose
+	// MaxContinuations bounds the hand-overs of one request. The function's
+	// 600 s timeout (constructs/internal/provider's FunctionTimeout) waits
+	// an hour in 7 invocations, 6 hand-overs
+	// (TestAnHourOf600SecondInvocations); the bound catches a function whose
 	// timeout is far too short, and stays below the chain of about 16
 	// invocations after which Lambda's recursive loop detection may stop
 	// the function (https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html).

@@ -663,3 +663,18 @@ func TestCopyAvailableDuringTheCleanupIsKept(t *testing.T) {
 		t.Errorf("answered %q, DeregisterImage %d, images %v; want the copy kept and answered", a.PhysicalResourceID, n, h.ec2.imageIDs())
 	}
 }
+
+// The function's timeout is 600 s (constructs/internal/provider's
+// FunctionTimeout): a copy that never finishes is waited for over seven
+// invocations (six hand-overs, well within MaxContinuations) until the
+// deadline of a 3600 s ServiceTimeout, then removed and answered FAILED.
+func TestAnHourOf600SecondInvocations(t *testing.T) {
+	h := newHarness(t)
+	h.functionTimeout = 600 * time.Second
+	h.ec2.copyTakes = 3 * time.Hour
+	outs := h.deliver(h.event(cfn.RequestCreate, requestA, "", props(sourceA, "ServiceTimeout", "3600"), nil))
+	a := h.only(cfn.StatusFailed)
+	if len(outs) != 7 || h.handed != 6 || !strings.Contains(a.Reason, "timed out") {
+		t.Errorf("%d invocations, %d hand-overs, reason %q; want 7, 6, a timeout", len(outs), h.handed, a.Reason)
+	}
+}
