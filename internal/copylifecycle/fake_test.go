@@ -372,7 +372,7 @@ func (h *harness) Continue(_ context.Context, c Continuation) error {
 // responseURL is a pre-signed URL as CloudFormation sends it, signed now.
 func (h *harness) responseURL() string {
 	return "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/x?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=" +
-		h.clock.Now().UTC().Format(sigV4DateLayout) + "&X-Amz-Expires=7200&X-Amz-Signature=abc"
+		h.clock.Now().UTC().Format("20060102T150405Z") + "&X-Amz-Expires=7200&X-Amz-Signature=abc"
 }
 
 func props(source string, extra ...string) map[string]interface{} {

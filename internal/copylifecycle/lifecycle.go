@@ -16,6 +16,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/copyspec"
+	"github.com/crossaccountami/crossaccountami/internal/customresource"
 )
 
 // begin serves CloudFormation's delivery of a Create or an Update.
@@ -24,7 +25,7 @@ func (m *Machine) begin(ctx context.Context, inv Invocation) Outcome {
 	now := m.clock().Now()
 	p, err := copyspec.Decode(ev.ResourceProperties)
 	if err != nil {
-		return m.answer(ctx, ev, failed(fallbackID(ev), err.Error()))
+		return m.answer(ctx, ev, failed(customresource.FallbackID(ev), err.Error()))
 	}
 	deadline := m.deadlineOf(ev.ResponseURL, p.Wait(), now)
 	if !now.Before(deadline) {
@@ -35,10 +36,10 @@ func (m *Machine) begin(ctx context.Context, inv Invocation) Outcome {
 			ev.RequestType, ev.RequestID, now.UTC().Format(time.RFC3339), deadline.UTC().Format(time.RFC3339), p.Wait(), m.ansMargin())}
 	}
 	if err := m.checkKey(ev, p); err != nil {
-		return m.answer(ctx, ev, failed(fallbackID(ev), err.Error()))
+		return m.answer(ctx, ev, failed(customresource.FallbackID(ev), err.Error()))
 	}
 	if deadline.Sub(now) < m.reserve()+m.poll() {
-		return m.answer(ctx, ev, failed(fallbackID(ev), fmt.Sprintf("the request's deadline %s is %s away, too close to copy and still clean up (%s) before it: nothing was done",
+		return m.answer(ctx, ev, failed(customresource.FallbackID(ev), fmt.Sprintf("the request's deadline %s is %s away, too close to copy and still clean up (%s) before it: nothing was done",
 			deadline.UTC().Format(time.RFC3339), deadline.Sub(now).Round(time.Second), m.reserve())))
 	}
 
@@ -60,8 +61,9 @@ func (m *Machine) begin(ctx context.Context, inv Invocation) Outcome {
 	if err != nil {
 		if awserr.Rejected(err) && st.ImageId == "" {
 			// EC2 refused the CopyImage: no copy exists. A Create answers
-			// the request id, whose Delete makes no call.
-			return m.answer(ctx, ev, failed(fallbackID(ev), err.Error()))
+			// the request id, whose Delete looks for that request's token
+			// and finds nothing to remove.
+			return m.answer(ctx, ev, failed(customresource.FallbackID(ev), err.Error()))
 		}
 		return m.fail(ctx, ev, st, err.Error())
 	}

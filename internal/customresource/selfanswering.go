@@ -111,7 +111,7 @@ func Settled(ctx context.Context) {
 }
 
 // serveSelfAnswering runs h for ev under the router's fences. failedID is
-// the physical id of the FAILED answer to a panic ("": fallbackID).
+// the physical id of the FAILED answer to a panic ("": FallbackID).
 func (r *Router) serveSelfAnswering(ctx context.Context, ev cfn.Event, failedID string, raw json.RawMessage, h SelfAnsweringHandler) (string, error) {
 	start := time.Now()
 	w := windowOf(ev.ResponseURL, r.now())
@@ -162,10 +162,10 @@ func (r *Router) serveSelfAnswering(ctx context.Context, ev cfn.Event, failedID 
 
 // answerPanic sends the FAILED answer of a self-answering handler that
 // panicked before it settled the request, with the physical id id (or,
-// when it is "", fallbackID).
+// when it is "", FallbackID).
 func (r *Router) answerPanic(ev cfn.Event, id string, v interface{}, log *slog.Logger) {
 	if id == "" {
-		id = fallbackID(ev)
+		id = FallbackID(ev)
 	}
 	resp := cfn.NewResponse(&ev)
 	resp.Status, resp.PhysicalResourceID = cfn.StatusFailed, id
