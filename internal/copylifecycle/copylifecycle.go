@@ -41,6 +41,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/crossaccountami/crossaccountami/internal/customresource"
 )
 
 // EC2 is the part of the EC2 API the lifecycle uses; *ec2.Client has it.
@@ -110,8 +112,10 @@ const (
 	// a ResponseURL without a signing time (X-Amz-Date): the functions'
 	// MaximumEventAgeInSeconds (constructs/internal/provider).
 	DefaultMaxEventAge = 240 * time.Second
-	// MaxContinuations bounds the hand-overs of one request. A 900 s
-	// function waits an hour in 5; the bound catches a function whose
+	// MaxContinuations bounds the hand-overs of one request. The function's
+	// 600 s timeout (constructs/internal/provider's FunctionTimeout) waits
+	// an hour in 7 invocations, 6 hand-overs
+	// (TestAnHourOf600SecondInvocations); the bound catches a function whose
 	// timeout is far too short, and stays below the chain of about 16
 	// invocations after which Lambda's recursive loop detection may stop
 	// the function (https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html).
@@ -282,14 +286,14 @@ func (m *Machine) Run(ctx context.Context, inv Invocation) Outcome {
 	case cfn.RequestCreate, cfn.RequestUpdate:
 		return m.begin(ctx, inv)
 	default:
-		return m.answer(ctx, inv.Event, failed(fallbackID(inv.Event), fmt.Sprintf("RequestType: expected Create, Update or Delete, got %q", inv.Event.RequestType)))
+		return m.answer(ctx, inv.Event, failed(customresource.FallbackID(inv.Event), fmt.Sprintf("RequestType: expected Create, Update or Delete, got %q", inv.Event.RequestType)))
 	}
 }
 
 // answer sends a and reports it.
 func (m *Machine) answer(ctx context.Context, ev cfn.Event, a Answer) Outcome {
 	if a.PhysicalResourceID == "" {
-		a.PhysicalResourceID = fallbackID(ev)
+		a.PhysicalResourceID = customresource.FallbackID(ev)
 	}
 	level := slog.LevelInfo
 	if a.Status != cfn.StatusSuccess {
@@ -306,15 +310,4 @@ func (m *Machine) answer(ctx context.Context, ev cfn.Event, a Answer) Outcome {
 
 func failed(physicalID, reason string) Answer {
 	return Answer{Status: cfn.StatusFailed, PhysicalResourceID: physicalID, Reason: reason}
-}
-
-// fallbackID is the physical id of a FAILED answer that names nothing of
-// its own, as customresource answers: the request id on Create (its Delete
-// is then recognisable), the current physical id otherwise (a failed Update
-// never looks like a replacement).
-func fallbackID(ev cfn.Event) string {
-	if ev.RequestType == cfn.RequestCreate {
-		return ev.RequestID
-	}
-	return ev.PhysicalResourceID
 }

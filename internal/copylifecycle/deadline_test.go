@@ -21,6 +21,7 @@ func TestDeadlineOf(t *testing.T) {
 		{"ServiceTimeout after the signing time, less the answer margin", url("7200"), time.Hour, signed.Add(5 * time.Minute), signed.Add(time.Hour - 30*time.Second)},
 		{"no later than the margin before the URL expires", url("1800"), time.Hour, signed.Add(time.Minute), signed.Add(30*time.Minute - 30*time.Second)},
 		{"no signing time: from the arrival, less the event age bound", "https://b.s3.amazonaws.com/k?Signature=s", time.Hour, signed, signed.Add(time.Hour - 240*time.Second - 30*time.Second)},
+		{"a Signature Version 2 expiry bounds it too", "https://b.s3.amazonaws.com/k?AWSAccessKeyId=AKIDEXAMPLE&Expires=1796214600&Signature=s", time.Hour, signed, signed.Add(30*time.Minute - 30*time.Second)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := m.deadlineOf(tc.url, tc.wait, tc.now); !got.Equal(tc.want) {

@@ -83,6 +83,14 @@ type fakeEC2 struct {
 	// stillInUse is how many DeleteSnapshot calls after the image's
 	// deregistration still answer InvalidSnapshot.InUse.
 	stillInUse int
+	// pendingShows, when set, is the state DescribeImages shows for a copy
+	// still being made, instead of pending (transient, or a state EC2 adds).
+	pendingShows types.ImageState
+	// availableAfterLooks, when above 0, counts down the DescribeImages
+	// calls after which every copy is available (a copy that finishes while
+	// the machine cleans up).
+	availableAfterLooks int
+	availableNow        bool
 	// hideByTag makes every DescribeImages with filters find nothing (a
 	// lookup by tag that misses, as while tags propagate), so that only
 	// the ClientToken keeps a duplicate from making a second copy.
@@ -117,8 +125,11 @@ func (f *fakeEC2) state(img *fakeImage) types.ImageState {
 	if img.failsAfter > 0 && !now.Before(img.started.Add(img.failsAfter)) {
 		return types.ImageStateFailed
 	}
-	if !now.Before(img.started.Add(img.takes)) {
+	if f.availableNow || !now.Before(img.started.Add(img.takes)) {
 		return types.ImageStateAvailable
+	}
+	if f.pendingShows != "" {
+		return f.pendingShows
 	}
 	return types.ImageStatePending
 }
@@ -188,6 +199,10 @@ func (f *fakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("DescribeImages")
+	if f.availableAfterLooks > 0 {
+		f.availableAfterLooks--
+		f.availableNow = f.availableAfterLooks == 0
+	}
 	var out []types.Image
 	hidden := func(img *fakeImage) bool { return f.clock.Now().Before(img.started.Add(img.hiddenFor)) }
 	for _, id := range in.ImageIds {
@@ -315,6 +330,8 @@ type harness struct {
 
 	// continueErr, when set, is what the Continuer answers.
 	continueErr error
+	// onContinue, when set, runs as the Continuer is called.
+	onContinue func()
 	// functionTimeout is each invocation's length.
 	functionTimeout time.Duration
 	// queueDelay is how long Lambda keeps a hand-over before it runs.
@@ -341,6 +358,9 @@ func (h *harness) Respond(_ context.Context, _ cfn.Event, a Answer) error {
 }
 
 func (h *harness) Continue(_ context.Context, c Continuation) error {
+	if h.onContinue != nil {
+		h.onContinue()
+	}
 	if h.continueErr != nil {
 		return h.continueErr
 	}
@@ -352,7 +372,7 @@ func (h *harness) Continue(_ context.Context, c Continuation) error {
 // responseURL is a pre-signed URL as CloudFormation sends it, signed now.
 func (h *harness) responseURL() string {
 	return "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/x?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=" +
-		h.clock.Now().UTC().Format(sigV4DateLayout) + "&X-Amz-Expires=7200&X-Amz-Signature=abc"
+		h.clock.Now().UTC().Format("20060102T150405Z") + "&X-Amz-Expires=7200&X-Amz-Signature=abc"
 }
 
 func props(source string, extra ...string) map[string]interface{} {

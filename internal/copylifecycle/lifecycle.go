@@ -2,6 +2,7 @@ package copylifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/awserr"
 	"github.com/crossaccountami/crossaccountami/internal/awsid"
 	"github.com/crossaccountami/crossaccountami/internal/copyspec"
+	"github.com/crossaccountami/crossaccountami/internal/customresource"
 )
 
 // begin serves CloudFormation's delivery of a Create or an Update.
@@ -23,7 +25,7 @@ func (m *Machine) begin(ctx context.Context, inv Invocation) Outcome {
 	now := m.clock().Now()
 	p, err := copyspec.Decode(ev.ResourceProperties)
 	if err != nil {
-		return m.answer(ctx, ev, failed(fallbackID(ev), err.Error()))
+		return m.answer(ctx, ev, failed(customresource.FallbackID(ev), err.Error()))
 	}
 	deadline := m.deadlineOf(ev.ResponseURL, p.Wait(), now)
 	if !now.Before(deadline) {
@@ -34,17 +36,20 @@ func (m *Machine) begin(ctx context.Context, inv Invocation) Outcome {
 			ev.RequestType, ev.RequestID, now.UTC().Format(time.RFC3339), deadline.UTC().Format(time.RFC3339), p.Wait(), m.ansMargin())}
 	}
 	if err := m.checkKey(ev, p); err != nil {
-		return m.answer(ctx, ev, failed(fallbackID(ev), err.Error()))
+		return m.answer(ctx, ev, failed(customresource.FallbackID(ev), err.Error()))
 	}
 	if deadline.Sub(now) < m.reserve()+m.poll() {
-		return m.answer(ctx, ev, failed(fallbackID(ev), fmt.Sprintf("the request's deadline %s is %s away, too close to copy and still clean up (%s) before it: nothing was done",
+		return m.answer(ctx, ev, failed(customresource.FallbackID(ev), fmt.Sprintf("the request's deadline %s is %s away, too close to copy and still clean up (%s) before it: nothing was done",
 			deadline.UTC().Format(time.RFC3339), deadline.Sub(now).Round(time.Second), m.reserve())))
 	}
 
-	failedID := copyspec.PendingID{Token: copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.RequestID, p)}.String()
+	token := copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.RequestID, p)
+	failedID := copyspec.PendingID{Token: token}.String()
 	if ev.RequestType == cfn.RequestUpdate {
-		m.removeAbandoned(ctx, ev, copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.RequestID, p))
-		if a, done := m.keepOrReturn(ctx, ev, p); done {
+		a, done := m.keepOrReturn(ctx, ev, p)
+		kept, _ := copyspec.ParsePhysicalID(a.PhysicalResourceID)
+		m.removeAbandoned(ctx, ev, p, token, kept.Token)
+		if done {
 			return m.answer(ctx, ev, a)
 		}
 		failedID = ev.PhysicalResourceID
@@ -56,8 +61,9 @@ func (m *Machine) begin(ctx context.Context, inv Invocation) Outcome {
 	if err != nil {
 		if awserr.Rejected(err) && st.ImageId == "" {
 			// EC2 refused the CopyImage: no copy exists. A Create answers
-			// the request id, whose Delete makes no call.
-			return m.answer(ctx, ev, failed(fallbackID(ev), err.Error()))
+			// the request id, whose Delete looks for that request's token
+			// and finds nothing to remove.
+			return m.answer(ctx, ev, failed(customresource.FallbackID(ev), err.Error()))
 		}
 		return m.fail(ctx, ev, st, err.Error())
 	}
@@ -120,20 +126,35 @@ func (m *Machine) keepOrReturn(ctx context.Context, ev cfn.Event, p copyspec.Pro
 	return success(copyspec.PhysicalID{ImageId: aws.ToString(found.ImageId), Token: token}, found), true
 }
 
-// removeAbandoned removes the copies of this resource that are still being
-// made for a request CloudFormation no longer waits for. CloudFormation
-// sends one request at a time for a resource, so when an Update arrives,
-// a copy that is not available and whose token is neither this request's
-// nor the current physical id's belongs to a request it gave up on (another
-// resource failed, or the update was cancelled, while the copy went on);
-// that request's continuation would answer a URL nobody reads, and the copy
-// would stay. Its continuation then finds it gone. Available copies are
-// left alone: an old copy whose Delete failed is CloudFormation's to
-// abandon, not this handler's to remove. A failure here is logged, not
-// answered: it does not change this request's answer, and the resource's
-// Delete removes what is left by its tags.
-func (m *Machine) removeAbandoned(ctx context.Context, ev cfn.Event, token string) {
+// removeAbandoned removes the copies of this resource that were made for a
+// request CloudFormation no longer waits for. CloudFormation sends one
+// request at a time for a resource, so when an Update arrives, a copy whose
+// token is neither this request's (token), nor the current physical id's,
+// nor the one this Update answers (kept) belongs to a request it gave up on
+// (another resource failed, the update was cancelled, or a hand-over was
+// lost, while the copy went on). That request's answer, if any, went to a
+// URL nobody reads, so its token never became a physical id, and no Delete
+// will remove its copy. Such a copy is removed:
+//
+//   - when it is not available: whichever request made it (its
+//     continuation then finds it gone);
+//   - when it is available, only if it was made from the old properties
+//     (the definition of OldResourceProperties, which differs from this
+//     Update's): the rollback of a replacing Update whose copy became
+//     available after CloudFormation stopped waiting for it. Any other
+//     available copy of this resource is an older physical id
+//     CloudFormation retained (UpdateReplacePolicy or DeletionPolicy
+//     Retain) or whose Delete it gave up on: CloudFormation's or a
+//     person's to remove, not this handler's.
+//
+// A failure here is logged, not answered: it does not change this
+// request's answer, and the copy stays tagged for removal by hand.
+func (m *Machine) removeAbandoned(ctx context.Context, ev cfn.Event, p copyspec.Properties, token, kept string) {
 	current, _ := copyspec.ParsePhysicalID(ev.PhysicalResourceID)
+	movedFrom := ""
+	if old, err := copyspec.Decode(ev.OldResourceProperties); err == nil && !copyspec.SameCopy(old, p) {
+		movedFrom = copyspec.DefinitionHash(old)
+	}
 	images, err := m.findImages(ctx, []types.Filter{tagFilter(copyspec.TagStackId, ev.StackID), tagFilter(copyspec.TagLogicalId, ev.LogicalResourceID)})
 	if err != nil {
 		m.log().Warn("looking for abandoned copies failed", "error", awserr.Text(err))
@@ -141,10 +162,13 @@ func (m *Machine) removeAbandoned(ctx context.Context, ev cfn.Event, token strin
 	}
 	for _, img := range images {
 		t := tag(img.Tags, copyspec.TagCopyToken)
-		if img.State == types.ImageStateAvailable || t == token || t == current.Token || !copyspec.IsCopyToken(t) || !owned(img.Tags, ev, t) {
+		if t == token || t == current.Token || t == kept || !copyspec.IsCopyToken(t) || !owned(img.Tags, ev, t) {
 			continue
 		}
-		removed, err := m.removeCopy(ctx, ev, t, aws.ToString(img.ImageId))
+		if img.State == types.ImageStateAvailable && (movedFrom == "" || tag(img.Tags, copyspec.TagDefinition) != movedFrom) {
+			continue
+		}
+		removed, err := m.removeCopy(ctx, ev, t, aws.ToString(img.ImageId), false)
 		if err != nil {
 			m.log().Warn("removing an abandoned copy failed", "imageId", aws.ToString(img.ImageId), "error", err.Error())
 			continue
@@ -240,7 +264,10 @@ func (m *Machine) resume(ctx context.Context, inv Invocation) Outcome {
 	if !now.Before(st.Deadline) {
 		// The invocation running at the deadline answered; or the
 		// hand-over was delayed past it, and CloudFormation stops waiting
-		// on its own (its rollback Delete removes the copy by its tags).
+		// on its own. Its rollback removes the copy: for a Create, the
+		// Delete of the id CloudFormation makes up (by the copy's tags
+		// and definition); for an Update, the rollback Update, which
+		// removes it as abandoned (removeAbandoned).
 		return Outcome{Ignored: fmt.Sprintf("continuation of the %s request %s arrived at %s, after the request's deadline %s: nothing done, nothing answered",
 			inv.Event.RequestType, inv.Event.RequestID, now.UTC().Format(time.RFC3339), st.Deadline.UTC().Format(time.RFC3339))}
 	}
@@ -275,13 +302,17 @@ func (m *Machine) wait(ctx context.Context, ends time.Time, ev cfn.Event, st Sta
 				return m.fail(ctx, ev, st, fmt.Sprintf("the image %s does not carry this request's tags (%s=%s)", st.ImageId, copyspec.TagCopyToken, st.Token))
 			}
 			return m.answer(ctx, ev, success(copyspec.PhysicalID{ImageId: st.ImageId, Token: st.Token}, img))
-		case img.State == types.ImageStatePending:
-		default: // failed, invalid, error, or a state EC2 adds later
+		case slices.Contains(failedStates, img.State):
 			why := string(img.State)
 			if img.StateReason != nil {
 				why += ": " + aws.ToString(img.StateReason.Code) + " " + aws.ToString(img.StateReason.Message)
 			}
 			return m.fail(ctx, ev, st, fmt.Sprintf("the copy %s of %s failed (%s)", st.ImageId, tag(img.Tags, copyspec.TagCopyOf), strings.TrimSpace(why)))
+		case img.State != types.ImageStatePending:
+			// transient, disabled, or a state EC2 adds later: not a
+			// failure EC2 names, so the copy may still become available.
+			// The deadline bounds the wait.
+			m.log().Warn("the copy is in a state that is neither pending, available nor a failure; looking again", "imageId", st.ImageId, "state", string(img.State))
 		}
 
 		now := clock.Now()
@@ -304,6 +335,16 @@ func (m *Machine) wait(ctx context.Context, ends time.Time, ev cfn.Event, st Sta
 		}
 	}
 }
+
+// failedStates are the states of an image that EC2's names mark as a
+// failure (types.ImageState: pending, available, invalid, deregistered,
+// transient, failed, error, disabled, in aws-sdk-go-v2 service/ec2
+// v1.346.0). EC2's API reference says only that available means the image
+// "is successfully registered and can be used to launch an instance"
+// (Image, State); it does not say which others are final. So only these
+// three fail the copy (it is removed); any other state is waited through
+// until the deadline, which removes the copy if it never becomes available.
+var failedStates = []types.ImageState{types.ImageStateFailed, types.ImageStateInvalid, types.ImageStateError}
 
 func stateOf(img *types.Image) string {
 	if img == nil {
@@ -334,20 +375,26 @@ func (m *Machine) handOver(ctx context.Context, ev cfn.Event, st State) Outcome 
 // available copy with the token is one that must not be removed: this also
 // keeps a forged continuation (a live copy's token with an image id that
 // names nothing) from removing a copy in use.
+//
+// The removal looks at each image again just before it deregisters it
+// (removeCopy's keepAvailable), so the window in which a copy can become
+// available and still be removed is one DescribeImages-to-DeregisterImage
+// round trip, not the whole cleanup. What remains: a copy that becomes
+// available within that round trip is deregistered and answered FAILED;
+// and an invocation that saw it pending at the deadline answers FAILED
+// while a duplicate that saw it available a moment earlier may have
+// answered SUCCESS (CloudFormation takes the first answer it reads).
 func (m *Machine) fail(ctx context.Context, ev cfn.Event, st State, reason string) Outcome {
 	// The cleanup runs even if the invocation's context is ending: the
 	// answer must not leave a copy behind.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.reserve())
 	defer cancel()
-	if images, err := m.findImages(cctx, []types.Filter{tagFilter(copyspec.TagCopyToken, st.Token)}); err == nil {
-		for i := range images {
-			if img := &images[i]; img.State == types.ImageStateAvailable && owned(img.Tags, ev, st.Token) {
-				m.log().Warn("the copy is available after all; answering SUCCESS instead of removing it", "imageId", aws.ToString(img.ImageId), "reason", reason)
-				return m.answer(ctx, ev, success(copyspec.PhysicalID{ImageId: aws.ToString(img.ImageId), Token: st.Token}, img))
-			}
-		}
+	removed, err := m.removeCopy(cctx, ev, st.Token, st.ImageId, true)
+	var live *availableError
+	if errors.As(err, &live) {
+		m.log().Warn("the copy is available after all; answering SUCCESS instead of removing it", "imageId", aws.ToString(live.image.ImageId), "reason", reason, "removedBefore", removed)
+		return m.answer(ctx, ev, success(copyspec.PhysicalID{ImageId: aws.ToString(live.image.ImageId), Token: st.Token}, &live.image))
 	}
-	removed, err := m.removeCopy(cctx, ev, st.Token, st.ImageId)
 	if err != nil {
 		reason = fmt.Sprintf("%s; removing the copy failed: %v", reason, err)
 	} else if len(removed) > 0 {

@@ -532,3 +532,149 @@ func TestForgedContinuationDoesNotRemoveALiveCopy(t *testing.T) {
 		t.Errorf("answered %+v", a)
 	}
 }
+
+// CloudFormation gives up on a replacing Update (or its hand-over is lost)
+// and the new copy becomes available before the rollback arrives: the
+// rollback answers the old copy and removes the new one, whose token never
+// reached CloudFormation as a physical id, so no Delete would remove it.
+func TestRollbackAfterTheAbandonedCopyBecameAvailableRemovesIt(t *testing.T) {
+	h := newHarness(t)
+	old := h.create(sourceA, requestA)
+	h.ec2.copyTakes = 20 * time.Minute
+	h.run(Invocation{Event: h.event(cfn.RequestUpdate, "update-1", old.PhysicalResourceID, props(sourceB), props(sourceA)), Ends: h.clock.Now().Add(h.functionTimeout)})
+	if len(h.queue) != 1 || len(h.ec2.imageIDs()) != 2 {
+		t.Fatalf("the Update did not hand over with a second copy: %+v, images %v", h.outcomes, h.ec2.imageIDs())
+	}
+	// The hand-over is lost; the copy goes on and becomes available.
+	h.queue = nil
+	h.clock.advance(30 * time.Minute)
+
+	h.deliver(h.event(cfn.RequestUpdate, "rollback-1", old.PhysicalResourceID, props(sourceA), props(sourceB)))
+
+	if back := h.only(cfn.StatusSuccess); back.PhysicalResourceID != old.PhysicalResourceID || h.ec2.count("CopyImage") != 2 {
+		t.Errorf("rollback answered %q, want the old copy %q; CopyImage %d", back.PhysicalResourceID, old.PhysicalResourceID, h.ec2.count("CopyImage"))
+	}
+	want := []string{old.Data[copyspec.AttrImageId].(string)}
+	if imgs := h.ec2.imageIDs(); !slices.Equal(imgs, want) || strings.Join(h.ec2.snapshotIDs(), ",") != old.Data[copyspec.AttrSnapshotIds] {
+		t.Errorf("after the rollback: images %v, snapshots %v; want only the old copy %v and its snapshots %v", imgs, h.ec2.snapshotIDs(), want, old.Data[copyspec.AttrSnapshotIds])
+	}
+}
+
+// An Update leaves alone an available copy of this resource made for
+// neither its old nor its new properties: one CloudFormation retained
+// (UpdateReplacePolicy Retain) or whose Delete it gave up on.
+func TestUpdateLeavesAnOlderAvailableCopy(t *testing.T) {
+	h := newHarness(t)
+	first := h.create(sourceA, requestA)
+	// The first copy is retained: CloudFormation sends no Delete for it.
+	h.deliver(h.event(cfn.RequestUpdate, "update-1", first.PhysicalResourceID, props(sourceB), props(sourceA)))
+	second := h.only(cfn.StatusSuccess)
+	h.deliver(h.event(cfn.RequestUpdate, "update-2", second.PhysicalResourceID, props(sourceB, copyspec.PropName, "third"), props(sourceB)))
+	third := h.only(cfn.StatusSuccess)
+	if third.PhysicalResourceID == second.PhysicalResourceID || len(h.ec2.imageIDs()) != 3 {
+		t.Errorf("answered %q, images %v; want a third copy next to the retained first and the current second", third.PhysicalResourceID, h.ec2.imageIDs())
+	}
+}
+
+// retainedCopy puts an available copy of this resource (stack id and
+// logical id) that CloudFormation no longer knows: a copy retained by an
+// earlier resource with the same logical id, made from source.
+func (h *harness) retainedCopy(t *testing.T, id, source string) {
+	t.Helper()
+	h.ec2.addImage(id, map[string]string{
+		copyspec.TagStackId: stackID, copyspec.TagLogicalId: "Copy",
+		copyspec.TagCopyToken: "ca00000000000000000000000000000001", copyspec.TagDefinition: copyspec.DefinitionHash(mustDecode(t, props(source))),
+	})
+}
+
+// A Create that answered FAILED with its RequestId after its CopyImage (the
+// router's answer to a panic) is deleted by that id: the Delete removes the
+// copy of that request's token, and not another copy with the resource's
+// stack and logical id, even one of the same definition.
+func TestDeleteOfTheRequestIdRemovesOnlyThatRequestsCopy(t *testing.T) {
+	h := newHarness(t)
+	h.retainedCopy(t, "ami-0000000000000aaaa", sourceA)
+	h.ec2.copyTakes = 40 * time.Minute
+	h.run(Invocation{Event: h.event(cfn.RequestCreate, requestA, "", props(sourceA), nil), Ends: h.clock.Now().Add(h.functionTimeout)})
+	if len(h.queue) != 1 || len(h.ec2.imageIDs()) != 2 {
+		t.Fatalf("the Create did not hand over with its copy: %+v, images %v", h.outcomes, h.ec2.imageIDs())
+	}
+	h.queue = nil // the invocation that was to answer panicked: the router answered FAILED, requestA
+
+	h.deliver(h.event(cfn.RequestDelete, "delete-1", requestA, props(sourceA), nil))
+
+	h.only(cfn.StatusSuccess)
+	if imgs, snaps := h.ec2.imageIDs(), h.ec2.snapshotIDs(); !slices.Equal(imgs, []string{"ami-0000000000000aaaa"}) || !slices.Equal(snaps, []string{"snap-0000000000000aaaa"}) {
+		t.Errorf("images %v, snapshots %v; want only the retained copy and its snapshot", imgs, snaps)
+	}
+}
+
+// A Create that never answered is deleted by the id CloudFormation makes
+// up: the Delete removes the copies of the resource made from the Delete's
+// properties, and not a copy of the resource made from others.
+func TestDeleteOfAMadeUpIdRemovesOnlyCopiesOfItsProperties(t *testing.T) {
+	h := newHarness(t)
+	h.retainedCopy(t, "ami-0000000000000bbbb", sourceB)
+	h.ec2.copyTakes = 40 * time.Minute
+	h.run(Invocation{Event: h.event(cfn.RequestCreate, requestA, "", props(sourceA), nil), Ends: h.clock.Now().Add(h.functionTimeout)})
+	h.queue = nil // the hand-over is lost: nothing answers
+
+	h.deliver(h.event(cfn.RequestDelete, "delete-1", "app-Copy-1A2B3C4D5E6F", props(sourceA), nil))
+
+	h.only(cfn.StatusSuccess)
+	if imgs, snaps := h.ec2.imageIDs(), h.ec2.snapshotIDs(); !slices.Equal(imgs, []string{"ami-0000000000000bbbb"}) || !slices.Equal(snaps, []string{"snap-0000000000000bbbb"}) {
+		t.Errorf("images %v, snapshots %v; want only the retained copy of the other source and its snapshot", imgs, snaps)
+	}
+}
+
+// A state that is not one of EC2's failures (transient, or one EC2 adds
+// later) is waited through, not taken for a failure: the copy becomes
+// available and is answered; the deadline bounds the wait.
+func TestUnknownImageStateIsWaitedThrough(t *testing.T) {
+	for _, state := range []types.ImageState{types.ImageStateTransient, "some-future-state"} {
+		t.Run(string(state), func(t *testing.T) {
+			h := newHarness(t)
+			h.ec2.copyTakes = 3 * time.Minute
+			h.ec2.pendingShows = state
+			h.deliver(h.event(cfn.RequestCreate, requestA, "", props(sourceA), nil))
+			h.only(cfn.StatusSuccess)
+			if n := h.ec2.count("DeregisterImage"); n != 0 || len(h.ec2.imageIDs()) != 1 {
+				t.Errorf("DeregisterImage %d, images %v; want the copy kept", n, h.ec2.imageIDs())
+			}
+		})
+	}
+}
+
+// A copy that becomes available while its request cleans up after a
+// failure (here a refused hand-over), after the cleanup's first look and
+// before its DeregisterImage, is looked at again just before the
+// DeregisterImage: it is kept and answered SUCCESS, not removed.
+func TestCopyAvailableDuringTheCleanupIsKept(t *testing.T) {
+	h := newHarness(t)
+	h.ec2.copyTakes = 30 * time.Minute
+	h.continueErr = errors.New("TooManyRequestsException: Rate exceeded")
+	// Pending at the cleanup's first DescribeImages, available from its second.
+	h.onContinue = func() { h.ec2.availableAfterLooks = 2 }
+
+	h.deliver(h.event(cfn.RequestCreate, requestA, "", props(sourceA), nil))
+
+	a := h.only(cfn.StatusSuccess)
+	if n := h.ec2.count("DeregisterImage"); n != 0 || len(h.ec2.imageIDs()) != 1 || !strings.HasPrefix(a.PhysicalResourceID, h.ec2.imageIDs()[0]+"/") {
+		t.Errorf("answered %q, DeregisterImage %d, images %v; want the copy kept and answered", a.PhysicalResourceID, n, h.ec2.imageIDs())
+	}
+}
+
+// The function's timeout is 600 s (constructs/internal/provider's
+// FunctionTimeout): a copy that never finishes is waited for over seven
+// invocations (six hand-overs, well within MaxContinuations) until the
+// deadline of a 3600 s ServiceTimeout, then removed and answered FAILED.
+func TestAnHourOf600SecondInvocations(t *testing.T) {
+	h := newHarness(t)
+	h.functionTimeout = 600 * time.Second
+	h.ec2.copyTakes = 3 * time.Hour
+	outs := h.deliver(h.event(cfn.RequestCreate, requestA, "", props(sourceA, "ServiceTimeout", "3600"), nil))
+	a := h.only(cfn.StatusFailed)
+	if len(outs) != 7 || h.handed != 6 || !strings.Contains(a.Reason, "timed out") {
+		t.Errorf("%d invocations, %d hand-overs, reason %q; want 7, 6, a timeout", len(outs), h.handed, a.Reason)
+	}
+}

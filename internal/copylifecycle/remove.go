@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -25,24 +26,47 @@ var (
 )
 
 // delete serves a Delete: it removes the images and snapshots of this
-// resource that the physical id names, and only those. It needs no
-// properties (a Delete with properties an older template wrote, or that do
-// not decode, still finds its copy by its tags).
+// resource that the physical id names, and only those. The two ids this
+// handler answers name their token; a Create that answered another id, or
+// none, is found from the Delete's properties (a Delete carries the
+// properties of the resource it deletes).
 func (m *Machine) delete(ctx context.Context, ev cfn.Event) error {
 	if id, ok := copyspec.ParsePhysicalID(ev.PhysicalResourceID); ok {
-		_, err := m.removeCopy(ctx, ev, id.Token, id.ImageId)
+		_, err := m.removeCopy(ctx, ev, id.Token, id.ImageId, false)
 		return err
 	}
 	if id, ok := copyspec.ParsePendingID(ev.PhysicalResourceID); ok {
-		_, err := m.removeCopy(ctx, ev, id.Token, "")
+		_, err := m.removeCopy(ctx, ev, id.Token, "", false)
 		return err
 	}
-	// The request id of a Create that failed, or the id CloudFormation
-	// makes up (<stack>-<logical id>-<suffix>) when a Create never
-	// answered. Such a resource never had a copy that CloudFormation
-	// knows, so every copy carrying its stack and logical id is a
-	// leftover of its Creates.
-	images, err := m.findImages(ctx, []types.Filter{tagFilter(copyspec.TagStackId, ev.StackID), tagFilter(copyspec.TagLogicalId, ev.LogicalResourceID)})
+	p, err := copyspec.Decode(ev.ResourceProperties)
+	if err != nil {
+		// Decoding the properties is the first thing a Create does: a
+		// Create whose properties do not decode made no copy.
+		m.log().Warn("the Delete's properties do not decode, so its Create made no copy: nothing to remove", "physicalResourceId", ev.PhysicalResourceID, "error", err.Error())
+		return nil
+	}
+	if requestIDRe.MatchString(ev.PhysicalResourceID) {
+		// The request id of a Create that failed (its FAILED answer before
+		// a CopyImage, or the router's answer to a panic, possibly after
+		// one): its copy, if any, has that request's token. Other copies
+		// with the resource's stack and logical id are not its own (a
+		// copy retained by an earlier resource of the same logical id).
+		_, err := m.removeCopy(ctx, ev, copyspec.CopyToken(ev.StackID, ev.LogicalResourceID, ev.PhysicalResourceID, p), "", false)
+		return err
+	}
+	// The id CloudFormation makes up (<stack>-<logical id>-<suffix>) when a
+	// Create never answered (a lost hand-over, a function that died): its
+	// request id is not in the event, so the copies it may have made are
+	// those with the resource's stack id, logical id and the definition of
+	// the Delete's properties. A copy of another definition (retained by an
+	// earlier resource of the same logical id) is left alone; one of the
+	// same definition cannot be told apart.
+	filters := []types.Filter{
+		tagFilter(copyspec.TagStackId, ev.StackID), tagFilter(copyspec.TagLogicalId, ev.LogicalResourceID),
+		tagFilter(copyspec.TagDefinition, copyspec.DefinitionHash(p)),
+	}
+	images, err := m.findImages(ctx, filters)
 	if err != nil {
 		return fmt.Errorf("looking for the copies of %s (DescribeImages by its tags) failed: %s", ev.LogicalResourceID, awserr.Text(err))
 	}
@@ -52,7 +76,7 @@ func (m *Machine) delete(ctx context.Context, ev cfn.Event) error {
 			tokens[t] = true
 		}
 	}
-	snaps, err := m.findSnapshots(ctx, []types.Filter{tagFilter(copyspec.TagStackId, ev.StackID), tagFilter(copyspec.TagLogicalId, ev.LogicalResourceID)})
+	snaps, err := m.findSnapshots(ctx, filters)
 	if err != nil {
 		return fmt.Errorf("looking for the snapshots of %s (DescribeSnapshots by its tags) failed: %s", ev.LogicalResourceID, awserr.Text(err))
 	}
@@ -63,12 +87,18 @@ func (m *Machine) delete(ctx context.Context, ev cfn.Event) error {
 	}
 	var errs []error
 	for _, t := range sortedKeys(tokens) {
-		if _, err := m.removeCopy(ctx, ev, t, ""); err != nil {
+		if _, err := m.removeCopy(ctx, ev, t, "", false); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// requestIDRe is the shape of CloudFormation's RequestId (a UUID, as in
+// every event the CloudFormation guide shows; the guide does not promise
+// the shape). A request id of another shape is served as a made-up id:
+// by the copies' tags and definition, which find its copy too.
+var requestIDRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // removeCopy deregisters the copy with token (imageID, if known, and any
 // image carrying the token) and deletes the snapshots carrying the token.
@@ -76,7 +106,13 @@ func (m *Machine) delete(ctx context.Context, ev cfn.Event) error {
 // stack id, logical id and the token; an image named by imageID that does
 // not is an error, and nothing of it is touched. It returns what it
 // removed. Anything already gone is success: removeCopy is idempotent.
-func (m *Machine) removeCopy(ctx context.Context, ev cfn.Event, token, imageID string) ([]string, error) {
+//
+// With keepAvailable (a request's own cleanup before FAILED), an image
+// that is available, as listed or as described again just before its
+// DeregisterImage, is not removed: removeCopy stops and returns an
+// *availableError naming it. A Delete removes an available copy: that is
+// what it is for.
+func (m *Machine) removeCopy(ctx context.Context, ev cfn.Event, token, imageID string, keepAvailable bool) ([]string, error) {
 	var removed []string
 	images, err := m.findImages(ctx, []types.Filter{tagFilter(copyspec.TagCopyToken, token)})
 	if err != nil {
@@ -112,6 +148,11 @@ func (m *Machine) removeCopy(ctx context.Context, ev cfn.Event, token, imageID s
 		snapshotIDs = append(snapshotIDs, snapshotsOf(&img)...)
 		if img.State == types.ImageStateDeregistered {
 			continue
+		}
+		if keepAvailable {
+			if live := m.availableNow(ctx, ev, token, img); live != nil {
+				return removed, &availableError{image: *live}
+			}
 		}
 		_, err := m.EC2.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(id)})
 		if err != nil && !slices.Contains(imageGone, awserr.Code(err)) {
@@ -151,6 +192,28 @@ func (m *Machine) removeCopy(ctx context.Context, ev cfn.Event, token, imageID s
 		return removed, fmt.Errorf("%w. %s", err, removeByHand("", snapshotIDs))
 	}
 	return removed, nil
+}
+
+// availableError is removeCopy's answer (with keepAvailable) when an image
+// with the token is available: it is not removed.
+type availableError struct{ image types.Image }
+
+func (e *availableError) Error() string {
+	return fmt.Sprintf("the image %s is available: not removing it", aws.ToString(e.image.ImageId))
+}
+
+// availableNow returns img (a copy with token of the resource of ev), as
+// listed or as EC2 describes it now, if it is available; nil otherwise. A
+// DescribeImages that fails or finds nothing leaves the listed state.
+func (m *Machine) availableNow(ctx context.Context, ev cfn.Event, token string, img types.Image) *types.Image {
+	if img.State == types.ImageStateAvailable {
+		return &img
+	}
+	fresh, err := m.describeImage(ctx, aws.ToString(img.ImageId))
+	if err != nil || fresh == nil || fresh.State != types.ImageStateAvailable || !owned(fresh.Tags, ev, token) {
+		return nil
+	}
+	return fresh
 }
 
 // snapshotInUseRetries bounds how often DeleteSnapshot is retried, 5 s

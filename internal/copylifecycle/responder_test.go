@@ -42,7 +42,7 @@ func TestCFNResponderPutsOneBodyBelowTheLimit(t *testing.T) {
 	if err := json.Unmarshal([]byte(bodies[0]), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != cfn.StatusFailed || got.PhysicalResourceID != "pending-copy/ca00" || got.RequestID != "r1" || !strings.HasSuffix(got.Reason, cutNote) {
+	if got.Status != cfn.StatusFailed || got.PhysicalResourceID != "pending-copy/ca00" || got.RequestID != "r1" || !strings.HasSuffix(got.Reason, " [cut to fit the response; the full text is in the log]") {
 		t.Errorf("response %+v", got)
 	}
 }

@@ -35,8 +35,11 @@ const (
 	// resource (AWS::CloudFormation::CustomResource ServiceTimeout, 1 to
 	// 3600 seconds, default 3600): how long CloudFormation waits for the
 	// answer. The handler reads it from the event to know how long it may
-	// wait for the copy; the construct sets it explicitly, so that the
-	// value CloudFormation uses and the one the handler reads are the same.
+	// wait for the copy (3600 when the event does not carry it: the
+	// request-object page of the CloudFormation guide does not say whether
+	// CloudFormation forwards it in ResourceProperties). The construct
+	// always sets it (1 to 3600, default 3600), so that the value
+	// CloudFormation uses and the one the handler reads are the same.
 	PropServiceTimeout = "ServiceTimeout"
 )
 

@@ -198,7 +198,7 @@ func (r *Router) LambdaHandler() func(context.Context, json.RawMessage) (string,
 		}
 		ev, err := decodeEvent(raw)
 		if h, ok := r.selfAnswering[ev.ResourceType]; ok && err == nil {
-			return r.serveSelfAnswering(ctx, ev, raw, h)
+			return r.serveSelfAnswering(ctx, ev, "", raw, h)
 		}
 		w := windowOf(ev.ResponseURL, r.now())
 		if w.expired() {
@@ -213,7 +213,7 @@ func (r *Router) LambdaHandler() func(context.Context, json.RawMessage) (string,
 		if err != nil {
 			serve = func(context.Context, cfn.Event) (string, map[string]interface{}, error) {
 				r.logger().Error("malformed event", "error", err.Error(), "requestId", ev.RequestID, "logicalResourceId", ev.LogicalResourceID)
-				return "", nil, errors.New(fitReason(ev, fallbackID(ev), err.Error()))
+				return "", nil, errors.New(fitReason(ev, FallbackID(ev), err.Error()))
 			}
 		}
 		reason, err := cfn.LambdaWrap(serve)(ctx, ev)
@@ -434,7 +434,7 @@ func (r *Router) serve(ctx context.Context, ev cfn.Event, w responseWindow) (phy
 		failedID := p.failedID(ev)
 		reason := fitReason(ev, failedID, err.Error())
 		log.Error("answer", "outcome", string(cfn.StatusFailed), "physicalResourceId", failedID, "reason", err.Error(), "durationMs", time.Since(start).Milliseconds())
-		if failedID == fallbackID(ev) {
+		if failedID == FallbackID(ev) {
 			failedID = "" // LambdaWrap fills in the same fallback
 		}
 		return failedID, nil, panicked, errors.New(reason)
@@ -575,7 +575,11 @@ func (r *Router) logger() *slog.Logger {
 	return r.Logger
 }
 
-func fallbackID(ev cfn.Event) string {
+// FallbackID is the physical id of a FAILED answer that names nothing of its
+// own: the request id on Create (so that the Delete CloudFormation sends
+// after a failed Create is recognisable), the current physical id
+// otherwise (a failed Update never looks like a replacement).
+func FallbackID(ev cfn.Event) string {
 	if ev.RequestType == cfn.RequestCreate {
 		return ev.RequestID
 	}
@@ -609,8 +613,42 @@ func fitReason(ev cfn.Event, physicalID, reason string) string {
 	resp := cfn.NewResponse(&ev)
 	resp.Status = cfn.StatusFailed
 	resp.PhysicalResourceID = physicalID
-	base, _ := json.Marshal(resp) // Reason is omitted while empty
+	resp.Reason = reason
+	_ = FitResponse(resp) // without Data, the rest always fits
+	return resp.Reason
+}
+
+// FitResponse cuts resp.Reason, marking the cut, so that resp's body stays
+// below MaxResponseBytes (CloudFormation's limit; the full reason belongs
+// in the log). It fails when the body is too long even without a reason
+// (a Data or physical id too long).
+func FitResponse(resp *cfn.Response) error {
+	reason := resp.Reason
+	resp.Reason = ""
+	base, err := json.Marshal(resp) // Reason is omitted while empty
+	if err != nil {
+		resp.Reason = reason
+		return fmt.Errorf("encoding the response: %v", err)
+	}
+	tooLong := fmt.Errorf("the response is %d bytes without a reason; CloudFormation accepts less than %d", len(base), MaxResponseBytes)
+	if reason == "" {
+		if len(base) >= MaxResponseBytes {
+			return tooLong
+		}
+		return nil
+	}
 	budget := MaxResponseBytes - 1 - len(base) - len(`,"Reason":""`)
+	if jsonLen(reason) > budget && budget < jsonLen(truncated) {
+		resp.Reason = reason
+		return tooLong
+	}
+	resp.Reason = cutReason(reason, budget)
+	return nil
+}
+
+// cutReason returns reason, or its start and the truncated note, within
+// budget bytes of JSON string content.
+func cutReason(reason string, budget int) string {
 	if jsonLen(reason) <= budget {
 		return reason
 	}
@@ -677,7 +715,7 @@ func (p *progress) failedID(ev cfn.Event) string {
 	if ev.RequestType == cfn.RequestCreate && p.onFailure != "" && len(p.onFailure) <= MaxPhysicalIDBytes {
 		return p.onFailure
 	}
-	return fallbackID(ev)
+	return FallbackID(ev)
 }
 
 type progressKey struct{}

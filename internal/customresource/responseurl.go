@@ -27,9 +27,9 @@ const (
 // errNoExpiry says that a URL carries neither form.
 var errNoExpiry = errors.New("no X-Amz-Date with X-Amz-Expires (Signature Version 4) and no Expires (Signature Version 2)")
 
-// responseURLExpiry returns the instant from which S3 refuses a PUT to the
-// pre-signed URL raw, or why it cannot tell.
-func responseURLExpiry(raw string) (time.Time, error) {
+// ResponseURLExpiry returns the instant from which S3 refuses a PUT to the
+// pre-signed URL raw (either form), or why it cannot tell.
+func ResponseURLExpiry(raw string) (time.Time, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("not a URL: %v", err)
@@ -60,6 +60,18 @@ func responseURLExpiry(raw string) (time.Time, error) {
 		return time.Unix(secs, 0).UTC(), nil
 	}
 	return time.Time{}, errNoExpiry
+}
+
+// ResponseURLSignedAt returns when the pre-signed URL raw was signed (its
+// Signature Version 4 X-Amz-Date), or ok false when it has none that
+// parses. Signature Version 2 URLs carry no signing time.
+func ResponseURLSignedAt(raw string) (signed time.Time, ok bool) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(sigV4DateLayout, u.Query().Get("X-Amz-Date"))
+	return t, err == nil
 }
 
 // ResponseURLExpiredError is the invocation's error when an event arrives
@@ -99,7 +111,7 @@ func (w responseWindow) left() time.Duration { return w.expiresAt.Sub(w.received
 // windowOf reads the response URL of an event received at receivedAt.
 func windowOf(responseURL string, receivedAt time.Time) responseWindow {
 	w := responseWindow{receivedAt: receivedAt, arrived: time.Now()}
-	w.expiresAt, w.unknownWhy = responseURLExpiry(responseURL)
+	w.expiresAt, w.unknownWhy = ResponseURLExpiry(responseURL)
 	return w
 }
 

@@ -25,7 +25,8 @@ import (
 // The router keeps its fences around it: a request whose response URL has
 // expired is refused before the handler is called, and a handler that
 // panics before Settled is answered FAILED (the request id on Create, the
-// physical id otherwise), then the panic goes on to the runtime. The
+// physical id otherwise; for a hand-over, the physical id its eventOf
+// names), then the panic goes on to the runtime. The
 // handler gets the Lambda deadline as its context's deadline, not the
 // router's internal one: it keeps its own margins (it hands over before
 // the end), and its cleanup must not be cut short by the router's.
@@ -50,10 +51,14 @@ func (r *Router) HandleSelfAnswering(resourceType string, h SelfAnsweringHandler
 // self-answering handler: events that are not CloudFormation's and whose
 // member key is the string kind (such as
 // {"crossaccountami":"copy-continuation",...}). eventOf reads the
-// CloudFormation event the hand-over carries; the router applies the same
-// fences to it as to CloudFormation's own delivery (its response URL's
-// expiry, the FAILED answer to a panic before Settled).
-func (r *Router) HandleSelfAnsweringEvent(key, kind string, eventOf func(raw json.RawMessage) (cfn.Event, error), h SelfAnsweringHandler) {
+// CloudFormation event the hand-over carries, and the physical id of a
+// FAILED answer for it (failedID; "" for the request id on Create, the
+// physical id otherwise). The router applies the same fences to the event
+// as to CloudFormation's own delivery (its response URL's expiry, the
+// FAILED answer to a panic before Settled, which names failedID: a
+// hand-over may carry a copy the request's own id would not lead its
+// Delete to).
+func (r *Router) HandleSelfAnsweringEvent(key, kind string, eventOf func(raw json.RawMessage) (ev cfn.Event, failedID string, err error), h SelfAnsweringHandler) {
 	k := eventKind{key, kind}
 	if _, dup := r.events[k]; dup {
 		panic("customresource: a handler for the event " + k.String() + " is already registered")
@@ -65,13 +70,13 @@ func (r *Router) HandleSelfAnsweringEvent(key, kind string, eventOf func(raw jso
 		r.selfAnsweringEvents = map[eventKind]SelfAnsweringHandler{}
 	}
 	r.selfAnsweringEvents[k] = func(ctx context.Context, _ cfn.Event, raw json.RawMessage) (string, error) {
-		ev, err := eventOf(raw)
+		ev, failedID, err := eventOf(raw)
 		if err != nil {
 			// Nothing can be answered: the event it would carry is unreadable.
 			r.logger().Error("malformed "+kind+" event", "error", err.Error())
 			return "", err
 		}
-		return r.serveSelfAnswering(ctx, ev, raw, h)
+		return r.serveSelfAnswering(ctx, ev, failedID, raw, h)
 	}
 }
 
@@ -105,8 +110,9 @@ func Settled(ctx context.Context) {
 	}
 }
 
-// serveSelfAnswering runs h for ev under the router's fences.
-func (r *Router) serveSelfAnswering(ctx context.Context, ev cfn.Event, raw json.RawMessage, h SelfAnsweringHandler) (string, error) {
+// serveSelfAnswering runs h for ev under the router's fences. failedID is
+// the physical id of the FAILED answer to a panic ("": FallbackID).
+func (r *Router) serveSelfAnswering(ctx context.Context, ev cfn.Event, failedID string, raw json.RawMessage, h SelfAnsweringHandler) (string, error) {
 	start := time.Now()
 	w := windowOf(ev.ResponseURL, r.now())
 	if w.expired() {
@@ -140,7 +146,7 @@ func (r *Router) serveSelfAnswering(ctx context.Context, ev cfn.Event, raw json.
 			stack := debug.Stack()
 			log.Error("handler panicked", "panic", fmt.Sprint(v), "stack", string(stack))
 			if !settled.Load() {
-				r.answerPanic(ev, v, log)
+				r.answerPanic(ev, failedID, v, log)
 			}
 			panic(v)
 		}()
@@ -155,9 +161,12 @@ func (r *Router) serveSelfAnswering(ctx context.Context, ev cfn.Event, raw json.
 }
 
 // answerPanic sends the FAILED answer of a self-answering handler that
-// panicked before it settled the request.
-func (r *Router) answerPanic(ev cfn.Event, v interface{}, log *slog.Logger) {
-	id := fallbackID(ev)
+// panicked before it settled the request, with the physical id id (or,
+// when it is "", FallbackID).
+func (r *Router) answerPanic(ev cfn.Event, id string, v interface{}, log *slog.Logger) {
+	if id == "" {
+		id = FallbackID(ev)
+	}
 	resp := cfn.NewResponse(&ev)
 	resp.Status, resp.PhysicalResourceID = cfn.StatusFailed, id
 	resp.Reason = fitReason(ev, id, fmt.Sprintf("the %s %s handler panicked: %v (the stack is in the function's log)", ev.ResourceType, ev.RequestType, v))

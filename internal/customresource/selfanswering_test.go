@@ -16,23 +16,30 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/testenv/cfnresponse"
 )
 
+// handOverFailedID is the physical id the tests' hand-overs name for a
+// FAILED answer (as a copy's continuation names its pending id).
+const handOverFailedID = "pending-copy/ca0123456789abcdef0123456789abcdef"
+
 // handOver is a hand-over payload of the tests: the CloudFormation event it
-// carries, under "event".
+// carries, under "event", and the physical id of its FAILED answer.
 func handOver(t *testing.T, ev json.RawMessage) json.RawMessage {
 	t.Helper()
-	b, err := json.Marshal(map[string]interface{}{"crossaccountami": "test-continuation", "event": ev})
+	b, err := json.Marshal(map[string]interface{}{"crossaccountami": "test-continuation", "event": ev, "failedId": handOverFailedID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-func handOverEvent(raw json.RawMessage) (cfn.Event, error) {
-	var p struct{ Event cfn.Event }
-	if err := json.Unmarshal(raw, &p); err != nil || p.Event.RequestType == "" {
-		return cfn.Event{}, errors.New("no event in the hand-over")
+func handOverEvent(raw json.RawMessage) (cfn.Event, string, error) {
+	var p struct {
+		Event    cfn.Event
+		FailedID string `json:"failedId"`
 	}
-	return p.Event, nil
+	if err := json.Unmarshal(raw, &p); err != nil || p.Event.RequestType == "" {
+		return cfn.Event{}, "", errors.New("no event in the hand-over")
+	}
+	return p.Event, p.FailedID, nil
 }
 
 // selfEnv is a router with Custom::Copy served by h, for CloudFormation's
@@ -89,7 +96,9 @@ func TestSelfAnsweringHandlerAnswersItself(t *testing.T) {
 }
 
 // A panic before the handler settled the request is answered FAILED once,
-// with the request id on Create, and goes on to the runtime; after Settled
+// with the request id on Create (for a hand-over, the physical id it
+// names: a copy's pending id, which leads the Delete to the copy), and
+// goes on to the runtime; after Settled
 // (the handler answered or handed over) nothing more is sent.
 func TestSelfAnsweringPanicIsAnsweredOnlyBeforeSettled(t *testing.T) {
 	for _, tc := range []struct {
@@ -133,7 +142,11 @@ func TestSelfAnsweringPanicIsAnsweredOnlyBeforeSettled(t *testing.T) {
 			if err := cfnresponse.Check(answers, cfnresponse.Request{StackId: stackID, RequestId: requestID, LogicalResourceId: "AmiGrant"}); err != nil {
 				t.Fatal(err)
 			}
-			if a := answers[0]; a.Status != "FAILED" || a.PhysicalResourceId != requestID || !strings.Contains(a.Reason, "the Custom::Copy Create handler panicked: bug") {
+			wantID := requestID
+			if tc.handOver {
+				wantID = handOverFailedID
+			}
+			if a := answers[0]; a.Status != "FAILED" || a.PhysicalResourceId != wantID || !strings.Contains(a.Reason, "the Custom::Copy Create handler panicked: bug") {
 				t.Errorf("answer %s", a.Body)
 			}
 		})

@@ -42,10 +42,12 @@ func RegisterCopy(router *customresource.Router, m *copylifecycle.Machine) {
 	router.HandleSelfAnsweringEvent(ContinuationKey, copylifecycle.ContinuationKind, continuationEvent, serve)
 }
 
-// continuationEvent is the CloudFormation event a hand-over carries.
-func continuationEvent(raw json.RawMessage) (cfn.Event, error) {
+// continuationEvent is the CloudFormation event a hand-over carries, and
+// the physical id of its FAILED answer: the state's (a Create's pending id,
+// which names the copy's token for the Delete that follows).
+func continuationEvent(raw json.RawMessage) (cfn.Event, string, error) {
 	c, err := copylifecycle.DecodeContinuation(raw)
-	return c.Event, err
+	return c.Event, c.State.FailedPhysicalID, err
 }
 
 // serveCopy runs one invocation of the machine: CloudFormation's delivery
@@ -113,8 +115,12 @@ type LambdaInvoker interface {
 // in InvokeOutput.StatusCode's documentation). The same page says a queued
 // event may be delivered more than once (the machine answers duplicates
 // alike) and may be lost when the function cannot keep up with its queue:
-// then nobody answers, CloudFormation stops waiting at ServiceTimeout, and
-// its rollback Delete removes the copy by its tags. The payload is about
+// then nobody answers and CloudFormation stops waiting at ServiceTimeout.
+// Its rollback removes the copy: a Create's rollback Delete (of the id
+// CloudFormation makes up) by the copy's tags and definition, an Update's
+// rollback Update as a copy of a request CloudFormation gave up on
+// (copylifecycle's removeAbandoned), even when it became available in
+// the meantime. The payload is about
 // 1.2 KB (the hand-overs of TestCopyInProcess); the page's limit for an
 // asynchronous invocation is 1 MB. The function invoked is the one this
 // invocation runs as: the Lambda context's InvokedFunctionArn (as it was
@@ -165,7 +171,9 @@ func newCopyMachine(ec2Client copylifecycle.EC2, invoker LambdaInvoker, region s
 // failingContinuation answers a hand-over FAILED when the function cannot
 // load its configuration (mainRouter): the copy cannot be looked at, and
 // CloudFormation would otherwise wait until ServiceTimeout. The copy stays
-// for the rollback's Delete, which finds it by its tags.
+// for the rollback: a Create's Delete of the pending id (the FAILED
+// answer's) removes it by its token, an Update's rollback Update as the
+// copy of a request CloudFormation gave up on.
 func failingContinuation(loadErr error) customresource.SelfAnsweringHandler {
 	return func(ctx context.Context, ev cfn.Event, raw json.RawMessage) (string, error) {
 		c, err := copylifecycle.DecodeContinuation(raw)
