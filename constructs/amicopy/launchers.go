@@ -13,12 +13,6 @@ import (
 	"github.com/crossaccountami/crossaccountami/internal/launcher"
 )
 
-// launcherKinds are the kinds DestinationKeyLaunchers accepts.
-var launcherKinds = []encryptedami.LauncherKind{
-	encryptedami.LauncherKind_AUTO_SCALING, encryptedami.LauncherKind_EKS_MANAGED_NODE_GROUP,
-	encryptedami.LauncherKind_EC2_FLEET, encryptedami.LauncherKind_SPOT_FLEET, encryptedami.LauncherKind_SPOT,
-}
-
 // destinationGrantees are the principals the destination key's policy lets
 // launch the copy: each launcher's service-linked role (the default ones:
 // a custom-suffix Auto Scaling role is a role of the account like any
@@ -36,8 +30,8 @@ func destinationGrantees(env *provider.StackEnv, props *CopiedAmiProps) ([]strin
 	}
 	var ls []launcher.Launcher
 	for i, k := range kinds {
-		if !slices.Contains(launcherKinds, k) {
-			return nil, fmt.Errorf("DestinationKeyLaunchers[%d]: expected one of %v, got %q", i, launcherKinds, k)
+		if !slices.Contains(launcher.ServiceKinds, launcher.Kind(k)) {
+			return nil, fmt.Errorf("DestinationKeyLaunchers[%d]: expected one of %v, got %q", i, launcher.ServiceKinds, k)
 		}
 		if slices.Index(kinds, k) != i {
 			return nil, fmt.Errorf("DestinationKeyLaunchers[%d]: %s is listed twice in %v", i, k, kinds)
