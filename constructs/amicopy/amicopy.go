@@ -65,6 +65,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/keybudget"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/keystatements"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/launchtemplate"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/internal/amipolicy"
@@ -448,41 +449,18 @@ func (a *copiedAmi) DestinationKeyArn() *string {
 }
 
 // DefaultRootDeviceName is the root device of Amazon Linux AMIs.
-const DefaultRootDeviceName = encryptedami.DefaultRootDeviceName
+const DefaultRootDeviceName = launchtemplate.DefaultRootDeviceName
 
 func (a *copiedAmi) NewLaunchTemplate(scope constructs.Construct, id *string, props *LaunchTemplateProps) awsec2.LaunchTemplate {
-	var p awsec2.LaunchTemplateProps
-	root := DefaultRootDeviceName
-	if props != nil {
-		if props.LaunchTemplate != nil {
-			p = *props.LaunchTemplate
-		}
-		if props.RootDeviceName != nil {
-			root = *props.RootDeviceName
-		}
+	spec := launchtemplate.Spec{Method: "CopiedAmi.NewLaunchTemplate", Image: a.MachineImage(), Describe: "the copy of " + registry.Path(a)}
+	if a.destKeyArn != "" {
+		spec.KmsKeyId = a.destKeyArn
 	}
-	if p.MachineImage != nil {
-		panic(fmt.Errorf("CopiedAmi.NewLaunchTemplate %s/%s: LaunchTemplate.MachineImage: must be unset, the launch template uses the copy of %s", *scope.Node().Path(), *id, registry.Path(a)))
-	}
-	if root == "" {
-		panic(fmt.Errorf(`CopiedAmi.NewLaunchTemplate %s/%s: RootDeviceName: expected a device name such as "/dev/xvda", got "" (leave it nil for the default)`, *scope.Node().Path(), *id))
-	}
-	p.MachineImage = a.MachineImage()
-	lt := awsec2.NewLaunchTemplate(scope, id, &p)
-	if p.BlockDevices == nil {
-		// Through the L1 resource, as encryptedami does: without VolumeSize
-		// EC2 uses the snapshot's size. Without KmsKeyId, an encrypted
-		// volume uses the account's default EBS key.
-		ebs := map[string]interface{}{"Encrypted": true, "VolumeType": "gp3"}
-		if a.destKeyArn != "" {
-			ebs["KmsKeyId"] = a.destKeyArn
-		}
-		lt.Node().DefaultChild().(awsec2.CfnLaunchTemplate).AddPropertyOverride(jsii.String("LaunchTemplateData.BlockDeviceMappings"), []interface{}{
-			map[string]interface{}{"DeviceName": root, "Ebs": ebs},
-		})
+	if props == nil {
+		props = &LaunchTemplateProps{}
 	}
 	// The template's ImageId (the copy's attribute) orders it after the copy.
-	return lt
+	return launchtemplate.New(scope, id, spec, props.LaunchTemplate, props.RootDeviceName)
 }
 
 func (a *copiedAmi) ConfigureAutoScalingGroup(asg awsautoscaling.AutoScalingGroup) {

@@ -113,12 +113,7 @@ func NewAccountsKeyAccess(scope constructs.Construct, id *string, props *Account
 		GrantCreatorPattern: awsid.RoleARN(partition, "*", names.GrantHandlerRolePath, "*"),
 		Partition:           partition,
 		RoleNames:           jsiivalue.Strings(props.LauncherRoleNames),
-	}
-	if props.Launchers != nil {
-		a.Launchers = []launcher.Kind{}
-		for _, k := range *props.Launchers {
-			a.Launchers = append(a.Launchers, launcher.Kind(k))
-		}
+		Launchers:           launcher.KindsOf(props.Launchers),
 	}
 	if err := a.Validate(); err != nil {
 		fail(err)

@@ -37,6 +37,7 @@ import (
 	"github.com/crossaccountami/crossaccountami/constructs/internal/jsiivalue"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/keybudget"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/keystatements"
+	"github.com/crossaccountami/crossaccountami/constructs/internal/launchtemplate"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/provider"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/registry"
 	"github.com/crossaccountami/crossaccountami/constructs/internal/slrres"
@@ -733,43 +734,16 @@ func (a *crossAccountEncryptedAmi) KeyPolicyStatements() *[]awsiam.PolicyStateme
 }
 
 // DefaultRootDeviceName is the root device of Amazon Linux AMIs.
-const DefaultRootDeviceName = "/dev/xvda"
+const DefaultRootDeviceName = launchtemplate.DefaultRootDeviceName
 
 func (a *crossAccountEncryptedAmi) NewLaunchTemplate(scope constructs.Construct, id *string, props *LaunchTemplateProps) awsec2.LaunchTemplate {
-	var p awsec2.LaunchTemplateProps
-	root := DefaultRootDeviceName
-	if props != nil {
-		if props.LaunchTemplate != nil {
-			p = *props.LaunchTemplate
-		}
-		if props.RootDeviceName != nil {
-			root = *props.RootDeviceName
-		}
+	if props == nil {
+		props = &LaunchTemplateProps{}
 	}
-	if p.MachineImage != nil {
-		panic(fmt.Errorf("CrossAccountEncryptedAmi.NewLaunchTemplate %s/%s: LaunchTemplate.MachineImage: must be unset, the launch template uses the shared AMI %s", *scope.Node().Path(), *id, jsiivalue.Show(*a.props.ImageId)))
-	}
-	if root == "" {
-		panic(fmt.Errorf(`CrossAccountEncryptedAmi.NewLaunchTemplate %s/%s: RootDeviceName: expected a device name such as "/dev/xvda", got "" (leave it nil for the default)`, *scope.Node().Path(), *id))
-	}
-	p.MachineImage = a.MachineImage()
-	lt := awsec2.NewLaunchTemplate(scope, id, &p)
-	if p.BlockDevices == nil {
-		// Through the L1 resource: the L2 BlockDevice needs a volume size,
-		// and the right size is the AMI's snapshot size, which only EC2
-		// knows. Without VolumeSize, EC2 uses the snapshot's size.
-		lt.Node().DefaultChild().(awsec2.CfnLaunchTemplate).AddPropertyOverride(jsii.String("LaunchTemplateData.BlockDeviceMappings"), []interface{}{
-			map[string]interface{}{
-				"DeviceName": root,
-				"Ebs": map[string]interface{}{
-					"Encrypted":  true,
-					"KmsKeyId":   a.props.Key.KeyArn(),
-					"VolumeType": "gp3",
-				},
-			},
-		})
-	}
-	return lt
+	return launchtemplate.New(scope, id, launchtemplate.Spec{
+		Method: "CrossAccountEncryptedAmi.NewLaunchTemplate", Image: a.MachineImage(),
+		Describe: "the shared AMI " + jsiivalue.Show(*a.props.ImageId), KmsKeyId: a.props.Key.KeyArn(),
+	}, props.LaunchTemplate, props.RootDeviceName)
 }
 
 func (a *crossAccountEncryptedAmi) ConfigureAutoScalingGroup(asg awsautoscaling.AutoScalingGroup) {

@@ -48,18 +48,11 @@ const (
 // into the destination's launchers, naming the prop and the value of the
 // first that cannot work. No Launchers means an Auto Scaling group.
 func resolveLaunchers(env *provider.StackEnv, partition string, props *CrossAccountEncryptedAmiProps) ([]launcher.Launcher, error) {
-	var kinds []launcher.Kind
-	if props.Launchers != nil {
-		kinds = []launcher.Kind{}
-		for _, k := range *props.Launchers {
-			kinds = append(kinds, launcher.Kind(k))
-		}
-	}
 	roles := 0
 	if props.LauncherRoles != nil {
 		roles = len(*props.LauncherRoles)
 	}
-	out, err := launcher.ResolveKinds(kinds, jsiivalue.String(props.ServiceLinkedRoleSuffix), "LauncherRoles", roles)
+	out, err := launcher.ResolveKinds(launcher.KindsOf(props.Launchers), jsiivalue.String(props.ServiceLinkedRoleSuffix), "LauncherRoles", roles)
 	if err != nil {
 		return nil, err
 	}

@@ -121,12 +121,7 @@ func NewOrganizationKeyAccess(scope constructs.Construct, id *string, props *Org
 		GrantCreatorPattern: awsid.RoleARN(partition, "*", names.GrantHandlerRolePath, "*"),
 		Partition:           partition,
 		RoleNames:           jsiivalue.Strings(props.LauncherRoleNames),
-	}
-	if props.Launchers != nil {
-		org.Launchers = []launcher.Kind{}
-		for _, k := range *props.Launchers {
-			org.Launchers = append(org.Launchers, launcher.Kind(k))
-		}
+		Launchers:           launcher.KindsOf(props.Launchers),
 	}
 	if err := org.Validate(); err != nil {
 		fail(err) // the suffixes: the target is checked above

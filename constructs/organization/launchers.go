@@ -48,14 +48,7 @@ func (l targetLauncher) String() string {
 // cannot work. No Launchers and no LauncherRoleNames means an Auto Scaling
 // group (the StackSets of the releases before launchers).
 func resolveLaunchers(kinds *[]encryptedami.LauncherKind, roleNames []string, suffix string) ([]targetLauncher, error) {
-	var given []launcher.Kind
-	if kinds != nil {
-		given = []launcher.Kind{}
-		for _, k := range *kinds {
-			given = append(given, launcher.Kind(k))
-		}
-	}
-	ls, err := launcher.ResolveKinds(given, suffix, "LauncherRoleNames", len(roleNames))
+	ls, err := launcher.ResolveKinds(launcher.KindsOf(kinds), suffix, "LauncherRoleNames", len(roleNames))
 	if err != nil {
 		return nil, err
 	}

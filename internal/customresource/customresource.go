@@ -401,25 +401,7 @@ func (r *Router) serve(ctx context.Context, ev cfn.Event, w responseWindow) (phy
 		Properties:         ev.ResourceProperties,
 		OldProperties:      ev.OldResourceProperties,
 	}
-	log := r.logger().With(
-		"requestType", string(ev.RequestType),
-		"resourceType", ev.ResourceType,
-		"logicalResourceId", ev.LogicalResourceID,
-		"requestId", ev.RequestID,
-		"stackId", ev.StackID,
-	)
-	log.Info("request", "physicalResourceId", ev.PhysicalResourceID, "properties", ev.ResourceProperties, "oldProperties", ev.OldResourceProperties)
-	if !w.known() {
-		// Lenient on purpose: the URL's form is CloudFormation's to change
-		// (the expiry parameters are S3's, not a documented part of the
-		// custom resource protocol). Refusing every URL of a new form would
-		// fail every deploy, update and delete, with no answer, until the
-		// handler is updated. Serving keeps the other bounds: the Lambda
-		// deadline, and the function's maximum event age, chosen so that
-		// no event is delivered after CloudFormation's ServiceTimeout.
-		log.Warn("the response URL has no expiry this handler recognises; serving the request without that bound",
-			"why", w.unknownWhy.Error(), "responseUrlHost", responseURLHost(ev.ResponseURL))
-	}
+	log := r.requestLog(ev, w)
 
 	p := &progress{}
 	res, panicked, err := r.run(ctx, req, log, p, w)
@@ -788,4 +770,30 @@ func Logger(ctx context.Context) *slog.Logger {
 		return l
 	}
 	return slog.Default()
+}
+
+// requestLog is the logger of one request, with the fields that name it,
+// after logging the request and, when its response URL has no expiry this
+// handler recognises, a warning.
+func (r *Router) requestLog(ev cfn.Event, w responseWindow) *slog.Logger {
+	log := r.logger().With(
+		"requestType", string(ev.RequestType),
+		"resourceType", ev.ResourceType,
+		"logicalResourceId", ev.LogicalResourceID,
+		"requestId", ev.RequestID,
+		"stackId", ev.StackID,
+	)
+	log.Info("request", "physicalResourceId", ev.PhysicalResourceID, "properties", ev.ResourceProperties, "oldProperties", ev.OldResourceProperties)
+	if !w.known() {
+		// Lenient on purpose: the URL's form is CloudFormation's to change
+		// (the expiry parameters are S3's, not a documented part of the
+		// custom resource protocol). Refusing every URL of a new form would
+		// fail every deploy, update and delete, with no answer, until the
+		// handler is updated. Serving keeps the other bounds: the Lambda
+		// deadline, and the function's maximum event age, chosen so that
+		// no event is delivered after CloudFormation's ServiceTimeout.
+		log.Warn("the response URL has no expiry this handler recognises; serving the request without that bound",
+			"why", w.unknownWhy.Error(), "responseUrlHost", responseURLHost(ev.ResponseURL))
+	}
+	return log
 }

@@ -118,18 +118,7 @@ func (r *Router) serveSelfAnswering(ctx context.Context, ev cfn.Event, failedID 
 	if w.expired() {
 		return "", r.refuseExpired(ev, w)
 	}
-	log := r.logger().With(
-		"requestType", string(ev.RequestType),
-		"resourceType", ev.ResourceType,
-		"logicalResourceId", ev.LogicalResourceID,
-		"requestId", ev.RequestID,
-		"stackId", ev.StackID,
-	)
-	log.Info("request", "physicalResourceId", ev.PhysicalResourceID, "properties", ev.ResourceProperties, "oldProperties", ev.OldResourceProperties)
-	if !w.known() {
-		log.Warn("the response URL has no expiry this handler recognises; serving the request without that bound",
-			"why", w.unknownWhy.Error(), "responseUrlHost", responseURLHost(ev.ResponseURL))
-	}
+	log := r.requestLog(ev, w)
 	settled := &atomic.Bool{}
 	ctx = context.WithValue(ctx, settledKey{}, settled)
 	ctx = context.WithValue(ctx, progressKey{}, &progress{})

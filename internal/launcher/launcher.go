@@ -278,3 +278,16 @@ func ResolveKinds(kinds []Kind, suffix, rolesProp string, roles int) ([]Launcher
 	}
 	return out, nil
 }
+
+// KindsOf reads a Launchers prop of a construct's own kind type: nil stays
+// nil (the default launcher), an empty list stays empty (no launcher).
+func KindsOf[T ~string](prop *[]T) []Kind {
+	if prop == nil {
+		return nil
+	}
+	out := make([]Kind, 0, len(*prop))
+	for _, k := range *prop {
+		out = append(out, Kind(k))
+	}
+	return out
+}
